@@ -1,0 +1,102 @@
+import { createWriteStream } from "node:fs";
+import { rm } from "node:fs/promises";
+import { createHash } from "node:crypto";
+import { KubebakeError, ExitCode } from "../errors";
+
+export interface DownloadOptions {
+  /** Abort an attempt when no byte arrives for this long. */
+  idleTimeoutMs: number;
+  /** Attempts in all, the first included. */
+  attempts: number;
+  /** First backoff; doubled after each failed attempt, with jitter. */
+  backoffMs: number;
+  onRetry?: (attempt: number, reason: string, delayMs: number) => void;
+}
+
+export const defaultDownloadOptions: DownloadOptions = { idleTimeoutMs: 30_000, attempts: 5, backoffMs: 1_000 };
+
+/** A failure worth another attempt: a 5xx, a reset, a timeout. A 4xx is final. */
+class RetryableError extends Error {}
+
+/**
+ * Downloads url into dest, following redirects, retrying transient failures with backoff,
+ * and returns the SHA-256 of what was written. Checking it against a pin is the caller's job.
+ */
+export async function download(url: string, dest: string, options: DownloadOptions): Promise<string> {
+  let lastReason = "";
+  for (let attempt = 1; attempt <= options.attempts; attempt++) {
+    try {
+      return await downloadOnce(url, dest, options.idleTimeoutMs);
+    } catch (error) {
+      await rm(dest, { force: true });
+      if (!(error instanceof RetryableError)) throw error;
+      lastReason = error.message;
+      if (attempt < options.attempts) {
+        const delay = Math.round(options.backoffMs * 2 ** (attempt - 1) * (0.5 + Math.random() / 2));
+        options.onRetry?.(attempt, lastReason, delay);
+        await new Promise((resolve) => setTimeout(resolve, delay));
+      }
+    }
+  }
+  throw new KubebakeError(
+    `download of ${url} failed after ${options.attempts} attempts: ${lastReason}`,
+    ExitCode.downloadFailed,
+  );
+}
+
+async function downloadOnce(url: string, dest: string, idleTimeoutMs: number): Promise<string> {
+  const abort = new AbortController();
+  let timer: NodeJS.Timeout | undefined;
+  const armIdleTimer = () => {
+    clearTimeout(timer);
+    timer = setTimeout(() => abort.abort(new RetryableError(`no data for ${idleTimeoutMs} ms`)), idleTimeoutMs);
+  };
+  armIdleTimer();
+  try {
+    let response: Response;
+    try {
+      response = await fetch(url, { redirect: "follow", signal: abort.signal });
+    } catch (error) {
+      throw asRetryable(error, abort);
+    }
+    if (response.status >= 500 || response.status === 429) {
+      throw new RetryableError(`HTTP ${response.status} ${response.statusText}`.trim());
+    }
+    if (!response.ok || !response.body) {
+      throw new KubebakeError(
+        `download of ${url} failed: HTTP ${response.status} ${response.statusText}`.trim(),
+        ExitCode.downloadFailed,
+      );
+    }
+    const expectedLength = Number(response.headers.get("content-length") ?? NaN);
+    const hash = createHash("sha256");
+    const out = createWriteStream(dest, { mode: 0o644 });
+    let received = 0;
+    try {
+      for await (const chunk of response.body as unknown as AsyncIterable<Uint8Array>) {
+        armIdleTimer();
+        hash.update(chunk);
+        received += chunk.length;
+        if (!out.write(chunk)) await new Promise((resolve) => out.once("drain", resolve));
+      }
+    } catch (error) {
+      throw asRetryable(error, abort);
+    } finally {
+      await new Promise<void>((resolve, reject) => out.end((err?: Error | null) => (err ? reject(err) : resolve())));
+    }
+    if (Number.isFinite(expectedLength) && received !== expectedLength) {
+      throw new RetryableError(`connection closed after ${received} of ${expectedLength} bytes`);
+    }
+    return hash.digest("hex");
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+function asRetryable(error: unknown, abort: AbortController): Error {
+  if (abort.signal.aborted && abort.signal.reason instanceof RetryableError) return abort.signal.reason;
+  if (error instanceof KubebakeError) return error;
+  const cause = (error as { cause?: { code?: string; message?: string } }).cause;
+  const reason = cause?.code ?? cause?.message ?? (error as Error).message;
+  return new RetryableError(`network error: ${reason}`);
+}

@@ -1,0 +1,25 @@
+#!/bin/bash
+# Provider "gce": the metadata server for identity and a token; Secret Manager for secrets
+# (SECRET_SOURCE=secretmanager:projects/P/secrets/PREFIX; each secret is PREFIX-<name with '.' as '-'>).
+# Sourced by node-config; defines provider_node_name, provider_node_ip, provider_fetch_secret.
+
+GCE_METADATA=${GCE_METADATA_HOST:-metadata.google.internal}
+
+gce_metadata() {
+  curl -sSf --max-time 5 -H 'Metadata-Flavor: Google' "http://$GCE_METADATA/computeMetadata/v1/$1"
+}
+
+provider_node_name() { gce_metadata instance/name; }
+provider_node_ip() { gce_metadata instance/network-interfaces/0/ip; }
+
+provider_fetch_secret() {
+  local name=$1 dest=$2 prefix token api
+  case "${SECRET_SOURCE:-}" in
+    secretmanager:projects/*/secrets/*) prefix=${SECRET_SOURCE#secretmanager:} ;;
+    *) die "SECRET_SOURCE '${SECRET_SOURCE:-}' is not secretmanager:projects/P/secrets/PREFIX, the source of provider gce" ;;
+  esac
+  token=$(gce_metadata instance/service-accounts/default/token | jq -r .access_token)
+  api=${GCE_SECRETMANAGER_ENDPOINT:-https://secretmanager.googleapis.com}
+  curl -sSf --max-time 15 -H "Authorization: Bearer $token" \
+    "$api/v1/$prefix-$(secret_id "$name")/versions/latest:access" | jq -r .payload.data | base64 -d >"$dest"
+}

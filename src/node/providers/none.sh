@@ -1,0 +1,20 @@
+#!/bin/bash
+# Provider "none" (local VMs, bare metal): the hostname and first global address; secrets are files
+# delivered with the user data (SECRET_SOURCE=files:/path, default /etc/kubebake/secrets).
+# Sourced by node-config; defines provider_node_name, provider_node_ip, provider_fetch_secret.
+
+provider_node_name() { hostname -s | tr '[:upper:]' '[:lower:]'; }
+
+provider_node_ip() {
+  ip -4 -o addr show scope global | awk '{ split($4, a, "/"); print a[1]; exit }'
+}
+
+provider_fetch_secret() {
+  local name=$1 dest=$2 dir
+  case "${SECRET_SOURCE:-files:/etc/kubebake/secrets}" in
+    files:/*) dir=${SECRET_SOURCE:-files:/etc/kubebake/secrets} && dir=${dir#files:} ;;
+    *) die "SECRET_SOURCE '$SECRET_SOURCE' is not files:/path, the only source of provider none" ;;
+  esac
+  [ -f "$dir/$name" ] || return 1
+  install -m 0600 "$dir/$name" "$dest"
+}

@@ -1,0 +1,88 @@
+import { readFileSync } from "node:fs";
+import { relative } from "node:path";
+import { isNode, LineCounter, parseDocument, type Document } from "yaml";
+import { z } from "zod";
+import { invalidInput } from "../errors";
+import { imageSpecSchema, type ImageSpec } from "./schema";
+
+export interface LoadedSpec {
+  path: string;
+  /** The file's exact bytes: the bake's inputs are the bytes, not our reading of them. */
+  raw: string;
+  spec: ImageSpec;
+}
+
+/** Reads, parses and validates an image spec; every failure is an invalid-input error naming file, line and field. */
+export function loadImageSpec(path: string): LoadedSpec {
+  return loadYamlWithSchema(path, imageSpecSchema, (spec) => spec);
+}
+
+export function loadYamlWithSchema<S extends z.ZodType, T>(
+  path: string,
+  schema: S,
+  build: (value: z.output<S>) => T,
+): { path: string; raw: string; spec: T } {
+  const shown = displayPath(path);
+  let raw: string;
+  try {
+    raw = readFileSync(path, "utf8");
+  } catch (error) {
+    throw invalidInput(`${shown}: cannot read the file (${(error as NodeJS.ErrnoException).code ?? String(error)})`);
+  }
+  const lineCounter = new LineCounter();
+  const doc = parseDocument(raw, { lineCounter, prettyErrors: false, uniqueKeys: true });
+  if (doc.errors.length > 0) {
+    const first = doc.errors[0]!;
+    const { line } = lineCounter.linePos(first.pos[0]);
+    throw invalidInput(`${shown}:${line}: not valid YAML: ${first.message.split("\n")[0]}`);
+  }
+  const result = schema.safeParse(doc.toJS(), { reportInput: true });
+  if (!result.success) {
+    const messages = result.error.issues.map((issue) => formatIssue(shown, doc, lineCounter, issue));
+    throw invalidInput(messages.join("\n"));
+  }
+  return { path, raw, spec: build(result.data) };
+}
+
+function formatIssue(file: string, doc: Document, lines: LineCounter, issue: z.core.$ZodIssue): string {
+  const path = issue.path.map((p) => (typeof p === "symbol" ? String(p) : p));
+  let message = issue.message;
+  if (issue.code === "unrecognized_keys") {
+    const keys = issue.keys;
+    const where = [...path];
+    return keys
+      .map((key) => `${file}:${lineOf(doc, lines, [...where, key])}: ${fieldPath([...where, key])}: unexpected field`)
+      .join("\n");
+  }
+  if (issue.code === "invalid_type" && issue.expected === "object") {
+    message = "expected a mapping";
+  } else if (issue.code === "invalid_type" && issue.expected === "array" && !message.startsWith("expected")) {
+    message = "expected a list";
+  } else if (!message.startsWith("expected")) {
+    message = `expected ${message}`;
+  }
+  const missing = issue.code === "invalid_type" && issue.input === undefined;
+  return `${file}:${lineOf(doc, lines, path)}: ${fieldPath(path)}: ${missing ? "missing; " : ""}${message}`;
+}
+
+/** The line of the deepest node that exists along the path (a missing field points at its parent). */
+function lineOf(doc: Document, lines: LineCounter, path: (string | number)[]): number {
+  for (let depth = path.length; depth >= 0; depth--) {
+    const node = depth === 0 ? doc.contents : doc.getIn(path.slice(0, depth), true);
+    if (isNode(node) && node.range) return lines.linePos(node.range[0]).line;
+    // A scalar's key exists but holds null: find the pair's key instead.
+  }
+  return 1;
+}
+
+export function fieldPath(path: (string | number)[]): string {
+  if (path.length === 0) return "(top level)";
+  return path
+    .map((p, i) => (typeof p === "number" ? `[${p}]` : i === 0 ? p : `.${p}`))
+    .join("");
+}
+
+function displayPath(path: string): string {
+  const rel = relative(process.cwd(), path);
+  return rel.startsWith("..") ? path : rel;
+}
