@@ -30,7 +30,11 @@ export class ArtifactCache {
   async scratch(label: string): Promise<string> {
     await mkdir(join(this.dir, "tmp"), { recursive: true });
     const safe = label.replace(/[^A-Za-z0-9._-]/g, "_").slice(-80);
-    return join(this.dir, "tmp", `${process.pid}-${Date.now()}-${Math.random().toString(16).slice(2)}-${safe}`);
+    return join(
+      this.dir,
+      "tmp",
+      `${process.pid}-${Date.now()}-${Math.random().toString(16).slice(2)}-${safe}`,
+    );
   }
 
   /** Moves a verified scratch file into the cache under its digest. */

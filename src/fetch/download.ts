@@ -13,7 +13,11 @@ export interface DownloadOptions {
   onRetry?: (attempt: number, reason: string, delayMs: number) => void;
 }
 
-export const defaultDownloadOptions: DownloadOptions = { idleTimeoutMs: 30_000, attempts: 5, backoffMs: 1_000 };
+export const defaultDownloadOptions: DownloadOptions = {
+  idleTimeoutMs: 30_000,
+  attempts: 5,
+  backoffMs: 1_000,
+};
 
 /** A failure worth another attempt: a 5xx, a reset, a timeout. A 4xx is final. */
 class RetryableError extends Error {}
@@ -49,7 +53,10 @@ async function downloadOnce(url: string, dest: string, idleTimeoutMs: number): P
   let timer: NodeJS.Timeout | undefined;
   const armIdleTimer = () => {
     clearTimeout(timer);
-    timer = setTimeout(() => abort.abort(new RetryableError(`no data for ${idleTimeoutMs} ms`)), idleTimeoutMs);
+    timer = setTimeout(
+      () => abort.abort(new RetryableError(`no data for ${idleTimeoutMs} ms`)),
+      idleTimeoutMs,
+    );
   };
   armIdleTimer();
   try {
@@ -77,12 +84,15 @@ async function downloadOnce(url: string, dest: string, idleTimeoutMs: number): P
         armIdleTimer();
         hash.update(chunk);
         received += chunk.length;
-        if (!out.write(chunk)) await new Promise((resolve) => out.once("drain", resolve));
+        if (!out.write(chunk)) await new Promise<void>((resolve) => out.once("drain", () => resolve()));
       }
     } catch (error) {
       throw asRetryable(error, abort);
     } finally {
-      await new Promise<void>((resolve, reject) => out.end((err?: Error | null) => (err ? reject(err) : resolve())));
+      await new Promise<void>((resolve, reject) => {
+        out.once("error", reject);
+        out.end(() => resolve());
+      });
     }
     if (Number.isFinite(expectedLength) && received !== expectedLength) {
       throw new RetryableError(`connection closed after ${received} of ${expectedLength} bytes`);

@@ -20,7 +20,12 @@ const normalize = (member: string) => posix.normalize(member.replace(/^\.\//, ""
  * Copies the named files out of a verified artifact, and nothing else: a tarball or .deb
  * carries more than the image needs. Symlinks inside the archive are followed within it.
  */
-export async function takeFiles(artifact: string, format: ArchiveFormat, takes: Take[], label: string): Promise<void> {
+export async function takeFiles(
+  artifact: string,
+  format: ArchiveFormat,
+  takes: Take[],
+  label: string,
+): Promise<void> {
   if (format === "binary") {
     for (const t of takes) await placeFile(artifact, t);
     return;
@@ -51,7 +56,10 @@ export async function takeFiles(artifact: string, format: ArchiveFormat, takes: 
       const source = join(work, member);
       const info = await lstat(source).catch(() => undefined);
       if (!info?.isFile()) {
-        throw new KubebakeError(`${label}: the archive has no file "${t.from}" (install.from)`, ExitCode.invalidInput);
+        throw new KubebakeError(
+          `${label}: the archive has no file "${t.from}" (install.from)`,
+          ExitCode.invalidInput,
+        );
       }
       await placeFile(source, t);
     }
@@ -65,12 +73,22 @@ async function placeFile(source: string, take: Take): Promise<void> {
   await copyFile(source, take.dest);
 }
 
-async function extract(artifact: string, format: ArchiveFormat, into: string, members: Set<string>): Promise<void> {
+async function extract(
+  artifact: string,
+  format: ArchiveFormat,
+  into: string,
+  members: Set<string>,
+): Promise<void> {
   const filter = (path: string) => members.has(normalize(path));
   if (format === "tar.gz") {
-    await tar.x({ file: artifact, cwd: into, filter, preservePaths: false, strict: true }).catch((error: Error) => {
-      throw new KubebakeError(`${artifact}: not a readable tar.gz (${error.message})`, ExitCode.invalidInput);
-    });
+    await tar
+      .x({ file: artifact, cwd: into, filter, preservePaths: false, strict: true })
+      .catch((error: Error) => {
+        throw new KubebakeError(
+          `${artifact}: not a readable tar.gz (${error.message})`,
+          ExitCode.invalidInput,
+        );
+      });
     return;
   }
   // dpkg-deb knows every compression a .deb may use; we only parse the uncompressed tar it writes.
@@ -92,7 +110,9 @@ async function extract(artifact: string, format: ArchiveFormat, into: string, me
       ),
     );
     child.on("close", (code) =>
-      code === 0 ? done() : reject(new KubebakeError(`dpkg-deb ${artifact}: ${stderr.trim()}`, ExitCode.invalidInput)),
+      code === 0
+        ? done()
+        : reject(new KubebakeError(`dpkg-deb ${artifact}: ${stderr.trim()}`, ExitCode.invalidInput)),
     );
   });
 }

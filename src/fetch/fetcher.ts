@@ -34,7 +34,9 @@ export class ArtifactFetcher {
   constructor(private readonly options: FetcherOptions) {}
 
   fetch(plan: ArtifactPlan): Promise<FetchedArtifact> {
-    return plan.source.kind === "upstream" ? this.fetchUpstream(plan.source) : this.fetchDebian(plan.source, plan.arch);
+    return plan.source.kind === "upstream"
+      ? this.fetchUpstream(plan.source)
+      : this.fetchDebian(plan.source, plan.arch);
   }
 
   private async fetchUpstream(source: UpstreamFetch): Promise<FetchedArtifact> {
@@ -49,7 +51,12 @@ export class ArtifactFetcher {
       await rm(scratch, { force: true });
       throw digestMismatch(location, source.sha256, actual.sha256);
     }
-    return { path: await cache.put(scratch, source.sha256), sha256: source.sha256, origin: source.url, fromCache: false };
+    return {
+      path: await cache.put(scratch, source.sha256),
+      sha256: source.sha256,
+      origin: source.url,
+      fromCache: false,
+    };
   }
 
   private async fetchDebian(source: DebianFetch, arch: string): Promise<FetchedArtifact> {
@@ -81,7 +88,11 @@ export class ArtifactFetcher {
   }
 
   /** Copies from a mirror folder or downloads into a cache scratch file; returns its digest. */
-  private async obtain(location: string, label: string, mirror?: Mirror): Promise<{ path: string; sha256: string }> {
+  private async obtain(
+    location: string,
+    label: string,
+    mirror?: Mirror,
+  ): Promise<{ path: string; sha256: string }> {
     const scratch = await this.options.cache.scratch(label);
     this.options.progress.info(`fetch ${location}`);
     if (mirror?.kind === "dir") {
@@ -113,7 +124,8 @@ export class ArtifactFetcher {
       this.options.progress.info(`apt-get download ${spec}`);
       await run("apt-get", ["download", "-q", spec], dir);
       const debs = (await readdir(dir)).filter((f) => f.endsWith(".deb"));
-      if (debs.length !== 1) throw new KubebakeError(`apt-get download ${spec} gave no .deb`, ExitCode.downloadFailed);
+      if (debs.length !== 1)
+        throw new KubebakeError(`apt-get download ${spec} gave no .deb`, ExitCode.downloadFailed);
       const scratch = await this.options.cache.scratch(debs[0]!);
       await copyFile(join(dir, debs[0]!), scratch);
       return { path: scratch, sha256: await sha256File(scratch) };
@@ -135,9 +147,15 @@ function run(command: string, args: string[], cwd: string): Promise<void> {
     execFile(command, args, { cwd, maxBuffer: 16 * 1024 * 1024 }, (error, _stdout, stderr) => {
       if (!error) return resolve();
       if ((error as NodeJS.ErrnoException).code === "ENOENT") {
-        return reject(new KubebakeError(`${command} is not installed; Debian components need apt`, ExitCode.missingTool));
+        return reject(
+          new KubebakeError(`${command} is not installed; Debian components need apt`, ExitCode.missingTool),
+        );
       }
-      const detail = stderr.split("\n").filter((l) => l.startsWith("E:")).join(" ") || error.message;
+      const detail =
+        stderr
+          .split("\n")
+          .filter((l) => l.startsWith("E:"))
+          .join(" ") || error.message;
       reject(new KubebakeError(`${command} ${args.join(" ")} failed: ${detail}`, ExitCode.downloadFailed));
     });
   });

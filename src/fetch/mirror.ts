@@ -17,7 +17,9 @@ export function parseMirror(value: string): Mirror {
 export function mirrorLocation(mirror: Mirror, upstreamUrl: string): string {
   const url = new URL(upstreamUrl);
   const relative = `${url.host}${decodeURIComponent(url.pathname)}`;
-  return mirror.kind === "dir" ? join(mirror.dir, ...relative.split("/")) : `${mirror.base}/${url.host}${url.pathname}`;
+  return mirror.kind === "dir"
+    ? join(mirror.dir, ...relative.split("/"))
+    : `${mirror.base}/${url.host}${url.pathname}`;
 }
 
 /** apt writes an epoch's ':' as %3a in downloaded file names. */
@@ -27,5 +29,7 @@ export function debFileName(pkg: string, version: string, arch: string): string 
 
 export function mirrorDebianLocation(mirror: Mirror, pkg: string, version: string, arch: string): string {
   const file = debFileName(pkg, version, arch);
-  return mirror.kind === "dir" ? join(mirror.dir, "debian", file) : `${mirror.base}/debian/${encodeURIComponent(file)}`;
+  return mirror.kind === "dir"
+    ? join(mirror.dir, "debian", file)
+    : `${mirror.base}/debian/${encodeURIComponent(file)}`;
 }

@@ -27,7 +27,9 @@ export function loadYamlWithSchema<S extends z.ZodType, T>(
   try {
     raw = readFileSync(path, "utf8");
   } catch (error) {
-    throw invalidInput(`${shown}: cannot read the file (${(error as NodeJS.ErrnoException).code ?? String(error)})`);
+    throw invalidInput(
+      `${shown}: cannot read the file (${(error as NodeJS.ErrnoException).code ?? String(error)})`,
+    );
   }
   const lineCounter = new LineCounter();
   const doc = parseDocument(raw, { lineCounter, prettyErrors: false, uniqueKeys: true });
@@ -51,7 +53,10 @@ function formatIssue(file: string, doc: Document, lines: LineCounter, issue: z.c
     const keys = issue.keys;
     const where = [...path];
     return keys
-      .map((key) => `${file}:${lineOf(doc, lines, [...where, key])}: ${fieldPath([...where, key])}: unexpected field`)
+      .map(
+        (key) =>
+          `${file}:${lineOf(doc, lines, [...where, key])}: ${fieldPath([...where, key])}: unexpected field`,
+      )
       .join("\n");
   }
   if (issue.code === "invalid_type" && issue.expected === "object") {
@@ -77,9 +82,7 @@ function lineOf(doc: Document, lines: LineCounter, path: (string | number)[]): n
 
 export function fieldPath(path: (string | number)[]): string {
   if (path.length === 0) return "(top level)";
-  return path
-    .map((p, i) => (typeof p === "number" ? `[${p}]` : i === 0 ? p : `.${p}`))
-    .join("");
+  return path.map((p, i) => (typeof p === "number" ? `[${p}]` : i === 0 ? p : `.${p}`)).join("");
 }
 
 function displayPath(path: string): string {

@@ -13,7 +13,8 @@ const sha256 = z
 const httpsUrl = z
   .string({ error: "expected a URL" })
   .refine((value) => /^https?:\/\/[^/\s]+\/\S+$/.test(value), {
-    error: "expected an http(s) URL with a path, like https://dl.k8s.io/release/v1.36.3/bin/linux/amd64/kubelet",
+    error:
+      "expected an http(s) URL with a path, like https://dl.k8s.io/release/v1.36.3/bin/linux/amd64/kubelet",
   });
 
 const absolutePath = z
@@ -45,8 +46,8 @@ const install = z.strictObject({
   from: memberPath,
   to: absolutePath,
   mode: z
-    .string({ error: "expected an octal mode like \"0755\"" })
-    .regex(/^0[0-7]{3}$/, { error: "expected an octal mode like \"0755\"" })
+    .string({ error: 'expected an octal mode like "0755"' })
+    .regex(/^0[0-7]{3}$/, { error: 'expected an octal mode like "0755"' })
     .default("0755"),
 });
 
@@ -56,7 +57,7 @@ const perArch = <T extends z.ZodType>(item: T) =>
     .refine((value) => Object.keys(value).length > 0, { error: "expected at least one architecture" });
 
 const upstreamSource = z.strictObject({
-  format: z.enum(["binary", "tar.gz"], { error: "expected \"binary\" or \"tar.gz\"" }),
+  format: z.enum(["binary", "tar.gz"], { error: 'expected "binary" or "tar.gz"' }),
   artifacts: perArch(artifact),
 });
 
@@ -71,9 +72,13 @@ const component = z
     name,
     version: z
       .string({ error: "expected a version string" })
-      .regex(/^[A-Za-z0-9.+~:-]+$/, { error: "expected a version like v1.36.3 or a Debian version like 3.4.23-4+b4" }),
+      .regex(/^[A-Za-z0-9.+~:-]+$/, {
+        error: "expected a version like v1.36.3 or a Debian version like 3.4.23-4+b4",
+      }),
     roles: z
-      .array(z.enum(ROLES, { error: `expected a role: ${ROLES.join(" or ")}` }), { error: "expected a list of roles" })
+      .array(z.enum(ROLES, { error: `expected a role: ${ROLES.join(" or ")}` }), {
+        error: "expected a list of roles",
+      })
       .min(1, { error: "expected at least one role" }),
     source: z
       .strictObject({ upstream: upstreamSource.optional(), debian: debianSource.optional() })
@@ -95,24 +100,40 @@ const component = z
 
 const cidr = z
   .string({ error: "expected an IPv4 CIDR like 10.32.0.0/16" })
-  .regex(/^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})\/(\d{1,2})$/, { error: "expected an IPv4 CIDR like 10.32.0.0/16" })
-  .refine((v) => v.split(/[./]/).slice(0, 4).every((o) => Number(o) <= 255) && Number(v.split("/")[1]) <= 32, {
+  .regex(/^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})\/(\d{1,2})$/, {
     error: "expected an IPv4 CIDR like 10.32.0.0/16",
-  });
+  })
+  .refine(
+    (v) =>
+      v
+        .split(/[./]/)
+        .slice(0, 4)
+        .every((o) => Number(o) <= 255) && Number(v.split("/")[1]) <= 32,
+    {
+      error: "expected an IPv4 CIDR like 10.32.0.0/16",
+    },
+  );
 
 const ipv4 = z
   .string({ error: "expected an IPv4 address" })
   .regex(/^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})$/, { error: "expected an IPv4 address" })
   .refine((v) => v.split(".").every((o) => Number(o) <= 255), { error: "expected an IPv4 address" });
 
+const image = z
+  .string({ error: "expected a container image reference like registry.k8s.io/pause:3.10.2" })
+  .regex(/^[a-z0-9.-]+(:[0-9]+)?\/[a-z0-9._\/-]+(:[A-Za-z0-9._-]+|@sha256:[0-9a-f]{64})$/, {
+    error:
+      "expected a container image reference with a registry and a tag or digest, like registry.k8s.io/pause:3.10.2",
+  });
+
 export const imageSpecSchema = z
   .strictObject({
-    apiVersion: z.literal("kubebake.io/v1alpha1", { error: "expected \"kubebake.io/v1alpha1\"" }),
-    kind: z.literal("ImageSpec", { error: "expected \"ImageSpec\"" }),
+    apiVersion: z.literal("kubebake.io/v1alpha1", { error: 'expected "kubebake.io/v1alpha1"' }),
+    kind: z.literal("ImageSpec", { error: 'expected "ImageSpec"' }),
     name,
     base: z.strictObject({
-      distribution: z.literal("debian", { error: "expected \"debian\"" }),
-      suite: z.literal("bookworm", { error: "expected \"bookworm\" (the one suite kubebake supports now)" }),
+      distribution: z.literal("debian", { error: 'expected "debian"' }),
+      suite: z.literal("bookworm", { error: 'expected "bookworm" (the one suite kubebake supports now)' }),
       packages: z.array(debianPackageName, { error: "expected a list of Debian package names" }),
       archPackages: z.partialRecord(z.enum(ARCHES), z.array(debianPackageName)).default({}),
     }),
@@ -133,10 +154,13 @@ export const imageSpecSchema = z
         })
         .default("k8s"),
     }),
-    addons: z
-      .strictObject({ flannel: z.string(), flannelCNIPlugin: z.string(), coredns: z.string(), pause: z.string() })
-      .partial()
-      .default({}),
+    /** Container images of the add-ons the masters apply and of the sandbox. */
+    addons: z.strictObject({
+      flannel: image,
+      flannelCNIPlugin: image,
+      coredns: image,
+      pause: image,
+    }),
     components: z.array(component, { error: "expected a list of components" }).min(1, {
       error: "expected at least one component",
     }),

@@ -1,0 +1,212 @@
+import { existsSync } from "node:fs";
+import { chmod, mkdir, readFile, readdir, rename, rm, writeFile } from "node:fs/promises";
+import { basename, dirname, join, resolve } from "node:path";
+import { invalidInput } from "../errors";
+import { ArtifactCache } from "../fetch/cache";
+import { defaultDownloadOptions, type DownloadOptions } from "../fetch/download";
+import { takeFiles } from "../fetch/extract";
+import { ArtifactFetcher } from "../fetch/fetcher";
+import { parseMirror } from "../fetch/mirror";
+import { loadImageSpec } from "../spec/load";
+import type { Arch } from "../spec/schema";
+import { sha256Hex } from "../util/hash";
+import { packageRoot } from "../util/package-root";
+import type { Progress } from "../util/progress";
+import { MANIFEST_KIND, type Manifest, type ManifestComponent } from "./manifest";
+import { planArtifacts, type ArtifactPlan } from "./plan";
+import { renderTree, type TreeEntry } from "./render";
+import { describeTree, imageIdOf, inTree, writeEntries } from "./tree";
+
+export interface BakeOptions {
+  specPath: string;
+  out: string;
+  arch: Arch;
+  cacheDir: string;
+  mirror?: string;
+  progress: Progress;
+  download?: DownloadOptions;
+  /** Parallel downloads. */
+  concurrency?: number;
+}
+
+export interface BakeResult {
+  manifest: Manifest;
+  reused: boolean;
+  /** Network requests and apt calls this bake made. */
+  requests: number;
+}
+
+/** Bakes the image tree into OUT/rootfs with OUT/manifest.json; replaces OUT only once all went well. */
+export async function bakeDir(options: BakeOptions): Promise<BakeResult> {
+  const { progress } = options;
+  const out = resolve(options.out);
+  const loaded = loadImageSpec(options.specPath);
+  const spec = loaded.spec;
+  const artifacts = planArtifacts(spec, displaySpecPath(options.specPath), options.arch);
+  const specJson = JSON.stringify(spec, null, 2) + "\n";
+  const rendered: TreeEntry[] = [
+    ...renderTree(spec, packageRoot()),
+    { path: "/etc/kubebake/image-spec.json", kind: "file", mode: 0o644, content: Buffer.from(specJson) },
+  ];
+  checkNoOverlap(artifacts, rendered);
+  const inputs = inputsDigest(options.arch, specJson, rendered, artifacts);
+
+  await guardOutput(out);
+  const previous = await reusable(out, inputs);
+  if (previous) {
+    progress.step(`nothing changed: ${previous.imageId} is reused`);
+    return { manifest: previous, reused: true, requests: 0 };
+  }
+
+  const staging = join(dirname(out), `.${basename(out)}.kubebake-${process.pid}-${Date.now()}`);
+  const fetcher = new ArtifactFetcher({
+    cache: new ArtifactCache(options.cacheDir),
+    mirror: options.mirror ? parseMirror(options.mirror) : undefined,
+    download: options.download ?? defaultDownloadOptions,
+    progress,
+  });
+  try {
+    const tree = join(staging, "rootfs");
+    await mkdir(tree, { recursive: true });
+    progress.step(`fetching ${artifacts.length} components for ${options.arch}`);
+    const components = await mapLimited(artifacts, options.concurrency ?? 4, async (plan) => {
+      const fetched = await fetcher.fetch(plan);
+      const label = `${displaySpecPath(options.specPath)}: component ${plan.component}`;
+      const takes = plan.install.map((i) => ({ from: i.from, dest: inTree(tree, i.to), mode: i.mode }));
+      await takeFiles(fetched.path, formatOf(plan), takes, label);
+      for (const t of takes) await chmod(t.dest, t.mode);
+      progress.info(`${plan.component} ${plan.version} ${fetched.fromCache ? "(cached)" : "(fetched)"}`);
+      const component: ManifestComponent = {
+        name: plan.component,
+        version: plan.version,
+        arch: plan.arch,
+        roles: spec.components.find((c) => c.name === plan.component)!.roles,
+        url: fetched.origin,
+        sha256: fetched.sha256,
+      };
+      return component;
+    });
+    progress.step(`rendering ${rendered.length} units, config files and node scripts`);
+    const componentsJson = JSON.stringify(components, null, 2) + "\n";
+    await writeEntries(tree, [
+      ...rendered,
+      {
+        path: "/etc/kubebake/components.json",
+        kind: "file",
+        mode: 0o644,
+        content: Buffer.from(componentsJson),
+      },
+    ]);
+    progress.step("hashing the tree");
+    const files = await describeTree(tree, true);
+    const manifest: Manifest = {
+      kind: MANIFEST_KIND,
+      manifestVersion: 1,
+      imageId: imageIdOf(files),
+      name: spec.name,
+      arch: options.arch,
+      targets: { dir: { path: "rootfs" } },
+      inputs,
+      spec: { path: displaySpecPath(options.specPath), sha256: sha256Hex(loaded.raw) },
+      components,
+      files,
+    };
+    await writeFile(join(staging, "manifest.json"), JSON.stringify(manifest, null, 2) + "\n");
+    await swapInto(staging, out);
+    progress.step(`baked ${manifest.imageId} into ${out}`);
+    return { manifest, reused: false, requests: fetcher.requests };
+  } catch (error) {
+    await rm(staging, { recursive: true, force: true });
+    throw error;
+  }
+}
+
+const formatOf = (plan: ArtifactPlan) => (plan.source.kind === "debian" ? "deb" : plan.source.format);
+
+function displaySpecPath(path: string): string {
+  const rel = resolve(path).slice(process.cwd().length + 1);
+  return resolve(path).startsWith(process.cwd() + "/") ? rel : path;
+}
+
+function inputsDigest(
+  arch: Arch,
+  specJson: string,
+  rendered: TreeEntry[],
+  artifacts: ArtifactPlan[],
+): string {
+  const renderedDigest = rendered.map((e) =>
+    e.kind === "symlink" ? [e.path, e.target] : [e.path, e.mode, sha256Hex(e.content)],
+  );
+  return sha256Hex(JSON.stringify({ arch, specJson, renderedDigest, artifacts }));
+}
+
+function checkNoOverlap(artifacts: ArtifactPlan[], rendered: TreeEntry[]): void {
+  const renderedPaths = new Set(rendered.map((e) => e.path));
+  for (const plan of artifacts) {
+    for (const entry of plan.install) {
+      if (renderedPaths.has(entry.to)) {
+        throw invalidInput(
+          `component ${plan.component}: install.to ${entry.to} is a file kubebake renders itself`,
+        );
+      }
+    }
+  }
+}
+
+/** Never replace a folder that is not a previous bake: OUT is removed and rewritten as a whole. */
+async function guardOutput(out: string): Promise<void> {
+  if (!existsSync(out)) return;
+  const names = await readdir(out).catch(() => {
+    throw invalidInput(`--out ${out}: exists and is not a folder`);
+  });
+  const ours = names.every((n) => n === "manifest.json" || n === "rootfs");
+  if (names.length > 0 && !(ours && names.includes("manifest.json"))) {
+    throw invalidInput(
+      `--out ${out}: exists and is not a kubebake image folder; choose an empty or new folder`,
+    );
+  }
+}
+
+async function reusable(out: string, inputs: string): Promise<Manifest | undefined> {
+  let manifest: Manifest;
+  try {
+    manifest = JSON.parse(await readFile(join(out, "manifest.json"), "utf8")) as Manifest;
+  } catch {
+    return undefined;
+  }
+  if (manifest.kind !== MANIFEST_KIND || manifest.inputs !== inputs) return undefined;
+  // The tree must still be what the manifest says: a hand-edited tree is baked again.
+  const files = await describeTree(join(out, "rootfs"), false).catch(() => undefined);
+  return files && JSON.stringify(files) === JSON.stringify(manifest.files) ? manifest : undefined;
+}
+
+async function swapInto(staging: string, out: string): Promise<void> {
+  await mkdir(dirname(out), { recursive: true });
+  if (existsSync(out)) {
+    const old = `${staging}.old`;
+    await rename(out, old);
+    await rename(staging, out);
+    await rm(old, { recursive: true, force: true });
+  } else {
+    await rename(staging, out);
+  }
+}
+
+async function mapLimited<T, R>(items: T[], limit: number, fn: (item: T) => Promise<R>): Promise<R[]> {
+  const results: R[] = new Array(items.length);
+  let next = 0;
+  let failure: unknown;
+  const worker = async () => {
+    while (next < items.length && failure === undefined) {
+      const index = next++;
+      try {
+        results[index] = await fn(items[index]!);
+      } catch (error) {
+        failure ??= error;
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
+  if (failure !== undefined) throw failure;
+  return results;
+}

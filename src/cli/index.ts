@@ -1,0 +1,1 @@
+export { main, kubebake, bakeImage } from "./main";

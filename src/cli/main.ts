@@ -1,0 +1,116 @@
+import { writeFileSync } from "node:fs";
+import { arch as hostArch, homedir } from "node:os";
+import { join } from "node:path";
+import yargs, { type Argv } from "yargs";
+import { z } from "zod";
+import { bakeDir } from "../bake/bake";
+import { ExitCode, KubebakeError } from "../errors";
+import { loadImageSpec } from "../spec/load";
+import { ARCHES, imageSpecSchema, type Arch } from "../spec/schema";
+import { packageRoot } from "../util/package-root";
+import { progressFor } from "../util/progress";
+
+const defaultSpec = () => join(packageRoot(), "image", "kubebake.yaml");
+const defaultArch = (): Arch => (hostArch() === "arm64" ? "arm64" : "amd64");
+const defaultCache = () =>
+  process.env.KUBEBAKE_CACHE ?? join(process.env.XDG_CACHE_HOME ?? join(homedir(), ".cache"), "kubebake");
+
+const bakeOptions = (y: Argv) =>
+  y
+    .option("target", { choices: ["dir"] as const, default: "dir" as const, describe: "what to produce" })
+    .option("out", {
+      type: "string",
+      demandOption: true,
+      describe: "output folder (rootfs/ and manifest.json)",
+    })
+    .option("spec", {
+      type: "string",
+      describe: "image spec (YAML)",
+      defaultDescription: "image/kubebake.yaml",
+    })
+    .option("arch", { choices: ARCHES, describe: "architecture to bake", defaultDescription: "the host's" })
+    .option("mirror", {
+      type: "string",
+      describe: "folder or URL holding <host>/<path> copies of upstream files",
+    })
+    .option("cache", { type: "string", describe: "artifact cache", defaultDescription: "~/.cache/kubebake" })
+    .option("json", { type: "boolean", default: false, describe: "print only the manifest, as JSON" });
+
+type BakeArgs = Awaited<ReturnType<typeof bakeOptions>["argv"]>;
+
+async function runBake(args: BakeArgs): Promise<void> {
+  const result = await bakeDir({
+    specPath: args.spec ?? defaultSpec(),
+    out: args.out,
+    arch: args.arch ?? defaultArch(),
+    cacheDir: args.cache ?? defaultCache(),
+    mirror: args.mirror,
+    progress: progressFor({ json: args.json }),
+  });
+  if (args.json) process.stdout.write(JSON.stringify(result.manifest, null, 2) + "\n");
+  else process.stdout.write(`${result.manifest.imageId}${result.reused ? " (reused)" : ""}\n`);
+}
+
+/** `kubebake …` */
+export function kubebake(argv: string[]): Argv {
+  return base(argv, "kubebake")
+    .command("bake", "bake the image (same as bake-image)", bakeOptions, runBake)
+    .command("spec", "image spec tools", (y) =>
+      y
+        .command(
+          "validate",
+          "check an image spec; exit 2 with every problem if invalid",
+          (y2) => y2.option("spec", { type: "string", defaultDescription: "image/kubebake.yaml" }),
+          (args) => {
+            const loaded = loadImageSpec(args.spec ?? defaultSpec());
+            process.stdout.write(`${loaded.path}: valid (${loaded.spec.components.length} components)\n`);
+          },
+        )
+        .command(
+          "schema",
+          "print the JSON Schema of image specs (for editors)",
+          (y2) => y2.option("out", { type: "string", describe: "write to this file instead of stdout" }),
+          (args) => {
+            const schema = JSON.stringify(z.toJSONSchema(imageSpecSchema, { io: "input" }), null, 2) + "\n";
+            if (args.out) writeFileSync(args.out, schema);
+            else process.stdout.write(schema);
+          },
+        )
+        .demandCommand(1, "name a spec command: validate or schema"),
+    )
+    .demandCommand(1, "name a command");
+}
+
+/** `bake-image …` is `kubebake bake …`. */
+export function bakeImage(argv: string[]): Argv {
+  return bakeOptions(base(argv, "bake-image")).command("$0", "bake the image", () => {}, runBake);
+}
+
+function base(argv: string[], name: string): Argv {
+  return yargs(argv)
+    .scriptName(name)
+    .strict()
+    .help()
+    .version(false)
+    .wrap(Math.min(110, process.stdout.columns ?? 110))
+    .fail((message, error) => {
+      if (error) throw error;
+      throw new KubebakeError(`${message}\nRun '${name} --help' for usage.`, ExitCode.invalidInput);
+    });
+}
+
+/** Runs a CLI to completion: documented exit codes, a message and never a stack trace for known failures. */
+export async function main(cli: (argv: string[]) => Argv, argv: string[]): Promise<number> {
+  try {
+    await cli(argv).parseAsync();
+    return ExitCode.ok;
+  } catch (error) {
+    if (error instanceof KubebakeError) {
+      process.stderr.write(`error: ${error.message}\n`);
+      return error.exitCode;
+    }
+    process.stderr.write(`internal error: ${(error as Error)?.message ?? String(error)}\n`);
+    if (process.env.KUBEBAKE_DEBUG) process.stderr.write(`${(error as Error)?.stack}\n`);
+    return ExitCode.internal;
+  }
+}
