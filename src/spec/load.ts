@@ -1,6 +1,6 @@
 import { readFileSync } from "node:fs";
 import { relative } from "node:path";
-import { isNode, LineCounter, parseDocument, type Document } from "yaml";
+import { isMap, isNode, isScalar, isSeq, LineCounter, parseDocument, type Document } from "yaml";
 import { z } from "zod";
 import { invalidInput } from "../errors";
 import { imageSpecSchema, type ImageSpec } from "./schema";
@@ -70,14 +70,24 @@ function formatIssue(file: string, doc: Document, lines: LineCounter, issue: z.c
   return `${file}:${lineOf(doc, lines, path)}: ${fieldPath(path)}: ${missing ? "missing; " : ""}${message}`;
 }
 
-/** The line of the deepest node that exists along the path (a missing field points at its parent). */
+/** The line of the deepest key or item that exists along the path (a missing field points at its parent's key). */
 function lineOf(doc: Document, lines: LineCounter, path: (string | number)[]): number {
-  for (let depth = path.length; depth >= 0; depth--) {
-    const node = depth === 0 ? doc.contents : doc.getIn(path.slice(0, depth), true);
-    if (isNode(node) && node.range) return lines.linePos(node.range[0]).line;
-    // A scalar's key exists but holds null: find the pair's key instead.
+  let node: unknown = doc.contents;
+  let line = isNode(node) && node.range ? lines.linePos(node.range[0]).line : 1;
+  for (const step of path) {
+    if (isMap(node)) {
+      const pair = node.items.find((p) => (isScalar(p.key) ? p.key.value : p.key) === step);
+      if (!pair) break;
+      if (isNode(pair.key) && pair.key.range) line = lines.linePos(pair.key.range[0]).line;
+      node = pair.value;
+    } else if (isSeq(node) && typeof step === "number" && node.items[step] !== undefined) {
+      node = node.items[step];
+      if (isNode(node) && node.range) line = lines.linePos(node.range[0]).line;
+    } else {
+      break;
+    }
   }
-  return 1;
+  return line;
 }
 
 export function fieldPath(path: (string | number)[]): string {

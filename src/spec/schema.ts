@@ -70,11 +70,9 @@ const debianSource = z.strictObject({
 const component = z
   .strictObject({
     name,
-    version: z
-      .string({ error: "expected a version string" })
-      .regex(/^[A-Za-z0-9.+~:-]+$/, {
-        error: "expected a version like v1.36.3 or a Debian version like 3.4.23-4+b4",
-      }),
+    version: z.string({ error: "expected a version string" }).regex(/^[A-Za-z0-9.+~:-]+$/, {
+      error: "expected a version like v1.36.3 or a Debian version like 3.4.23-4+b4",
+    }),
     roles: z
       .array(z.enum(ROLES, { error: `expected a role: ${ROLES.join(" or ")}` }), {
         error: "expected a list of roles",
@@ -102,6 +100,7 @@ const cidr = z
   .string({ error: "expected an IPv4 CIDR like 10.32.0.0/16" })
   .regex(/^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})\/(\d{1,2})$/, {
     error: "expected an IPv4 CIDR like 10.32.0.0/16",
+    abort: true,
   })
   .refine(
     (v) =>
@@ -116,12 +115,12 @@ const cidr = z
 
 const ipv4 = z
   .string({ error: "expected an IPv4 address" })
-  .regex(/^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})$/, { error: "expected an IPv4 address" })
+  .regex(/^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})$/, { error: "expected an IPv4 address", abort: true })
   .refine((v) => v.split(".").every((o) => Number(o) <= 255), { error: "expected an IPv4 address" });
 
 const image = z
   .string({ error: "expected a container image reference like registry.k8s.io/pause:3.10.2" })
-  .regex(/^[a-z0-9.-]+(:[0-9]+)?\/[a-z0-9._\/-]+(:[A-Za-z0-9._-]+|@sha256:[0-9a-f]{64})$/, {
+  .regex(/^[a-z0-9.-]+(:[0-9]+)?\/[a-z0-9._/-]+(:[A-Za-z0-9._-]+|@sha256:[0-9a-f]{64})$/, {
     error:
       "expected a container image reference with a registry and a tag or digest, like registry.k8s.io/pause:3.10.2",
   });
