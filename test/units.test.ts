@@ -1,0 +1,262 @@
+import { spawnSync } from "node:child_process";
+import { cpSync, existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from "node:fs";
+import { dirname, join } from "node:path";
+import { parse } from "yaml";
+import { bakeDir } from "../src/bake/bake";
+import { renderTree, roleFile, type TreeEntry } from "../src/bake/render";
+import { loadImageSpec } from "../src/spec/load";
+import { silentProgress } from "../src/util/progress";
+import { fixtureMirror, fixtureSpec, realSpec, referenceFlags, repoRoot, tempDir } from "./helpers";
+
+const rendered = renderTree(loadImageSpec(realSpec).spec, repoRoot);
+const files = rendered.filter((e): e is Extract<TreeEntry, { kind: "file" }> => e.kind === "file");
+const text = (path: string) => files.find((f) => f.path === path)!.content.toString();
+const units = files.filter((f) => f.path.startsWith("/etc/systemd/system/") && f.path.endsWith(".service"));
+const unitName = (path: string) => path.split("/").pop()!;
+
+/** ExecStart= of a unit as words, continuation lines joined. */
+function execStart(unit: string): string[] {
+  const joined = unit.replace(/\\\n\s*/g, " ");
+  const line = /^ExecStart=(.+)$/m.exec(joined);
+  if (!line) throw new Error("no ExecStart");
+  return line[1]!.trim().split(/\s+/);
+}
+
+/** The values node-config writes for the $VARS units pass as extra arguments. */
+function nodeEnvArgs(): Record<string, string> {
+  const script = readFileSync(join(repoRoot, "src", "node", "node-config"), "utf8");
+  const cloudArgs = /cloud_args="(--[^"]+)"/.exec(script)![1]!;
+  expect(script).toMatch(/KUBELET_CLOUD_ARGS=\$cloud_args/);
+  expect(script).toMatch(/CONTROLLER_MANAGER_CLOUD_ARGS=\$cloud_args/);
+  return { $KUBELET_CLOUD_ARGS: cloudArgs, $CONTROLLER_MANAGER_CLOUD_ARGS: cloudArgs };
+}
+
+function referenceList(file: string): Map<string, string> {
+  const lines = readFileSync(join(referenceFlags, file), "utf8").split("\n");
+  return new Map(
+    lines.filter((l) => l && !l.startsWith("#")).map((l) => [l.split("\t")[0]!, l.split("\t")[1] ?? ""]),
+  );
+}
+
+describe("rendered units and config files", () => {
+  test("match the golden files (UPDATE_GOLDEN=1 to accept a change)", () => {
+    const goldenDir = join(repoRoot, "test", "golden");
+    const renderedFiles = files.filter(
+      (f) => !f.path.startsWith("/usr/lib/kubebake/") || f.path.includes("/addons/"),
+    );
+    for (const file of renderedFiles) {
+      const golden = join(goldenDir, ...file.path.split("/").filter(Boolean));
+      if (process.env.UPDATE_GOLDEN) {
+        mkdirSync(dirname(golden), { recursive: true });
+        writeFileSync(golden, file.content);
+      }
+      expect(`${file.path}:\n${file.content}`).toBe(`${file.path}:\n${readFileSync(golden, "utf8")}`);
+    }
+    expect(renderedFiles.length).toBeGreaterThanOrEqual(18);
+  });
+
+  test("every flag a unit passes is a current, non-deprecated flag of that binary", () => {
+    const extra = nodeEnvArgs();
+    const checked = new Set<string>();
+    for (const unit of units) {
+      const [binary, ...args] = execStart(unit.content.toString());
+      const component = binary!.split("/").pop()!;
+      if (!existsSync(join(referenceFlags, `${component}.flags`))) continue;
+      const flags = referenceList(`${component}.flags`);
+      const expanded = args.flatMap((a) => (a.startsWith("$") ? [extra[a] ?? `unknown variable ${a}`] : [a]));
+      for (const arg of expanded) {
+        const flag = arg.split("=")[0]!;
+        expect(`${component} ${flag}: ${flags.has(flag) ? flags.get(flag) || "current" : "unknown"}`).toBe(
+          `${component} ${flag}: current`,
+        );
+      }
+      checked.add(component);
+    }
+    const flagFiles = readdirSync(referenceFlags).filter((f) => f.endsWith(".flags"));
+    expect([...checked].sort()).toEqual(flagFiles.map((f) => f.replace(/\.flags$/, "")).sort());
+  });
+
+  test("the 2016 guide's flags are gone: no insecure port, no --api-servers, no in-tree cloud provider", () => {
+    const all = units.map((u) => u.content.toString()).join("\n");
+    expect(all).not.toMatch(/--insecure-port|--api-servers|--cloud-provider=(aws|gce|azure)|:8080/);
+    expect(text("/etc/systemd/system/kube-apiserver.service")).toMatch(/--secure-port=6443/);
+  });
+
+  test.each([
+    ["/etc/kubernetes/kubelet-config.yaml", "kubelet-config.fields"],
+    ["/etc/kubernetes/kube-proxy-config.yaml", "kube-proxy-config.fields"],
+  ])("%s uses only fields of its config type (%s)", (path, fieldsFile) => {
+    const fields = referenceList(fieldsFile);
+    const config = parse(text(path)) as Record<string, unknown>;
+    for (const key of Object.keys(config)) expect(`${key}: ${fields.has(key)}`).toBe(`${key}: true`);
+  });
+
+  test("kubelet is secure by default", () => {
+    const config = parse(text("/etc/kubernetes/kubelet-config.yaml"));
+    expect(config.authentication.anonymous.enabled).toBe(false);
+    expect(config.authentication.webhook.enabled).toBe(true);
+    expect(config.authorization.mode).toBe("Webhook");
+    expect(config.readOnlyPort).toBe(0);
+    expect(config.cgroupDriver).toBe("systemd");
+    expect(execStart(text("/etc/systemd/system/kubelet.service"))).toContain(
+      "--bootstrap-kubeconfig=/etc/kubernetes/bootstrap-kubelet.kubeconfig",
+    );
+    const etcd = execStart(text("/etc/systemd/system/etcd.service"));
+    expect(etcd).toContain("--listen-client-urls=https://127.0.0.1:2379");
+    expect(etcd).toContain("--client-cert-auth=true");
+  });
+
+  const masters = ["etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubebake-addons"];
+  const minions = ["containerd", "kubelet", "kube-proxy"];
+  test("the role file alone decides what starts: each unit carries its role's condition", () => {
+    for (const name of masters) {
+      const unit = text(`/etc/systemd/system/${name}.service`);
+      expect(unit).toContain(`\nConditionPathExists=${roleFile("masters")}\n`);
+      expect(unit).not.toContain("kubernetes-minions");
+    }
+    for (const name of minions) {
+      const unit = text(`/etc/systemd/system/${name}.service`);
+      expect(unit).toContain(`\nConditionPathExists=${roleFile("minions")}\n`);
+      expect(unit).toContain(`\nConditionPathExists=!${roleFile("masters")}\n`);
+    }
+    const nodeConfig = text("/etc/systemd/system/kubebake-node-config.service");
+    expect(nodeConfig).toContain(`ConditionPathExists=|${roleFile("masters")}`);
+    expect(nodeConfig).toContain(`ConditionPathExists=|${roleFile("minions")}`);
+    expect(units.map((u) => unitName(u.path)).sort()).toEqual(
+      [...masters, ...minions, "kubebake-node-config"].map((n) => `${n}.service`).sort(),
+    );
+  });
+
+  test("every unit is enabled in the one image", () => {
+    for (const unit of units) {
+      const link = rendered.find(
+        (e) => e.path === `/etc/systemd/system/multi-user.target.wants/${unitName(unit.path)}`,
+      );
+      expect(link).toEqual(expect.objectContaining({ kind: "symlink", target: unit.path }));
+    }
+  });
+
+  test("the node scripts pass shellcheck", () => {
+    const nodeDir = join(repoRoot, "src", "node");
+    const scripts = [
+      "node-config",
+      "wait-for-masters",
+      "apply-addons",
+      "lib.sh",
+      "providers/aws.sh",
+      "providers/gce.sh",
+      "providers/azure.sh",
+      "providers/none.sh",
+    ];
+    const result = spawnSync("shellcheck", ["-x", "-P", "SCRIPTDIR", ...scripts], {
+      cwd: nodeDir,
+      encoding: "utf8",
+    });
+    expect(result.error).toBeUndefined();
+    expect(result.stdout + result.stderr).toBe("");
+    expect(result.status).toBe(0);
+  });
+});
+
+describe("the baked fixture tree", () => {
+  const work = tempDir("units");
+  const out = join(work, "image");
+  const tree = join(out, "rootfs");
+  beforeAll(async () => {
+    await bakeDir({
+      specPath: fixtureSpec,
+      out,
+      arch: "amd64",
+      cacheDir: join(work, "cache"),
+      mirror: fixtureMirror,
+      progress: silentProgress,
+    });
+  });
+
+  test("systemd-analyze verify passes on every rendered unit", () => {
+    // A root with the tree and the host's systemd units, so dependencies and executables resolve.
+    const root = join(work, "verify-root");
+    cpSync(tree, root, { recursive: true, verbatimSymlinks: true });
+    cpSync("/usr/lib/systemd/system", join(root, "usr/lib/systemd/system"), {
+      recursive: true,
+      verbatimSymlinks: true,
+    });
+    mkdirSync(join(root, "usr/sbin"), { recursive: true });
+    writeFileSync(join(root, "usr/sbin/modprobe"), "#!/bin/sh\n", { mode: 0o755 });
+    spawnSync("ln", ["-s", "usr/sbin", join(root, "sbin")]);
+    for (const unit of readdirSync(join(tree, "etc/systemd/system")).filter((u) => u.endsWith(".service"))) {
+      const result = spawnSync(
+        "systemd-analyze",
+        ["verify", `--root=${root}`, `/etc/systemd/system/${unit}`],
+        { encoding: "utf8" },
+      );
+      expect(`${unit}: ${result.status} ${result.stdout}${result.stderr}`).toBe(`${unit}: 0 `);
+    }
+  });
+
+  test("the stand-ins accept exactly the rendered command lines and record them", () => {
+    const record = join(work, "record");
+    const env = {
+      NODE_NAME: "node-1",
+      NODE_IP: "10.0.0.5",
+      CLUSTER_NAME: "demo",
+      ETCD_INITIAL_CLUSTER: "node-1=https://10.0.0.5:2380",
+    };
+    for (const name of [
+      "kube-apiserver",
+      "kube-controller-manager",
+      "kube-scheduler",
+      "kubelet",
+      "kube-proxy",
+    ]) {
+      const unit = readFileSync(join(tree, "etc/systemd/system", `${name}.service`), "utf8");
+      const [binary, ...args] = execStart(unit);
+      const expanded = args
+        .flatMap((a) => (a.startsWith("$") ? (nodeEnvArgs()[a] ?? "").split(" ").filter(Boolean) : [a]))
+        .map((a) => a.replace(/\$\{(\w+)\}/g, (_, v: keyof typeof env) => env[v]))
+        // config files are read from the tree, as the node would read them from /
+        .map((a) => a.replace(/^(--config=)(\/.*)$/, (_, f: string, p: string) => f + join(tree, p)));
+      const result = spawnSync(join(tree, binary!), expanded, {
+        encoding: "utf8",
+        env: { PATH: process.env.PATH, STANDIN_EXIT: "1", STANDIN_RECORD_DIR: record },
+      });
+      expect(
+        `${name}: ${result.status} ${result.stderr.split("\n").filter((l) => /Error|deprecated/.test(l))}`,
+      ).toBe(`${name}: 0 `);
+      expect(readFileSync(join(record, `${name}.args`), "utf8")).toBe(expanded.map((a) => `${a}\n`).join(""));
+    }
+  });
+
+  test.each([
+    ["kube-apiserver", "--insecure-port=8080", "unknown flag: --insecure-port"],
+    ["kubelet", "--api-servers=http://master:8080", "unknown flag: --api-servers"],
+    ["kube-proxy", "stray-argument", 'unknown command "stray-argument"'],
+  ])("the %s stand-in refuses %s like the real binary", (name, arg, message) => {
+    const result = spawnSync(join(tree, "usr/local/bin", name), [arg], {
+      encoding: "utf8",
+      env: { PATH: process.env.PATH, STANDIN_EXIT: "1", STANDIN_RECORD_DIR: join(work, "refused") },
+    });
+    expect(result.status).toBe(1);
+    expect(result.stderr).toContain(`Error: ${message}`);
+    expect(existsSync(join(work, "refused", `${name}.args`))).toBe(false);
+  });
+
+  test("the kubelet stand-in refuses an unknown config field", () => {
+    const config = join(work, "bad-kubelet-config.yaml");
+    writeFileSync(
+      config,
+      "apiVersion: kubelet.config.k8s.io/v1beta1\nkind: KubeletConfiguration\nreadOnlyPortt: 0\n",
+    );
+    const result = spawnSync(join(tree, "usr/local/bin/kubelet"), [`--config=${config}`], {
+      encoding: "utf8",
+      env: { PATH: process.env.PATH, STANDIN_EXIT: "1", STANDIN_RECORD_DIR: join(work, "refused") },
+    });
+    expect(result.status).toBe(1);
+    expect(result.stderr).toContain('unknown field "readOnlyPortt"');
+  });
+
+  test("the stand-ins say what they are", () => {
+    const result = spawnSync(join(tree, "usr/local/bin/kube-apiserver"), ["--version"], { encoding: "utf8" });
+    expect(result.stdout).toMatch(/kubebake test stand-in, not Kubernetes/);
+  });
+});
