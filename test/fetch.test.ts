@@ -1,0 +1,309 @@
+import { createHash } from "node:crypto";
+import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
+import type { AddressInfo } from "node:net";
+import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import * as tar from "tar";
+import type { ArtifactPlan } from "../src/bake/plan";
+import { ExitCode, KubebakeError } from "../src/errors";
+import { ArtifactCache } from "../src/fetch/cache";
+import { takeFiles } from "../src/fetch/extract";
+import { ArtifactFetcher } from "../src/fetch/fetcher";
+import { parseMirror } from "../src/fetch/mirror";
+import { loadImageSpec } from "../src/spec/load";
+import { silentProgress } from "../src/util/progress";
+import { fixtureMirror, fixtureSpec, tempDir } from "./helpers";
+
+const work = tempDir("fetch");
+const sha = (data: string | Buffer) => createHash("sha256").update(data).digest("hex");
+const body = Buffer.from("#!/bin/sh\necho a stand-in payload\n".repeat(500));
+const fast = { idleTimeoutMs: 300, attempts: 3, backoffMs: 10 };
+
+type Handler = (req: IncomingMessage, res: ServerResponse, count: number) => void;
+
+/** A server on 127.0.0.1 that records every request path. */
+async function serve(handler: Handler) {
+  const requests: string[] = [];
+  const server = createServer((req, res) => {
+    requests.push(req.url!);
+    handler(req, res, requests.length);
+  });
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  const base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  const close = () =>
+    new Promise<void>((resolve) => {
+      server.closeAllConnections();
+      server.close(() => resolve());
+    });
+  return { base, requests, close };
+}
+
+let caseNo = 0;
+function fetcherFor(options: { mirror?: string; attempts?: number; cacheDir?: string } = {}) {
+  const cacheDir = options.cacheDir ?? join(work, `cache-${++caseNo}`);
+  const fetcher = new ArtifactFetcher({
+    cache: new ArtifactCache(cacheDir),
+    mirror: options.mirror ? parseMirror(options.mirror) : undefined,
+    download: { ...fast, attempts: options.attempts ?? fast.attempts },
+    progress: silentProgress,
+  });
+  return { fetcher, cacheDir };
+}
+
+const upstream = (url: string, digest = sha(body)): ArtifactPlan => ({
+  component: "thing",
+  version: "v1",
+  arch: "amd64",
+  source: { kind: "upstream", format: "binary", url, sha256: digest },
+  install: [{ from: "thing", to: "/usr/local/bin/thing", mode: 0o755 }],
+});
+
+async function failure(promise: Promise<unknown>): Promise<KubebakeError> {
+  try {
+    await promise;
+  } catch (error) {
+    expect(error).toBeInstanceOf(KubebakeError);
+    return error as KubebakeError;
+  }
+  throw new Error("expected a failure");
+}
+
+/** Nothing but verified files in the cache, and no scratch files left. */
+function cacheFiles(cacheDir: string): string[] {
+  const dir = join(cacheDir, "sha256");
+  const leftovers = existsSync(join(cacheDir, "tmp")) ? readdirSync(join(cacheDir, "tmp")) : [];
+  expect(leftovers).toEqual([]);
+  return existsSync(dir) ? readdirSync(dir) : [];
+}
+
+describe("fetching upstream artifacts", () => {
+  test("downloads, verifies and caches; a cached artifact makes no request", async () => {
+    const srv = await serve((_req, res) => res.end(body));
+    const { fetcher, cacheDir } = fetcherFor();
+    const first = await fetcher.fetch(upstream(`${srv.base}/bin/thing`));
+    expect(readFileSync(first.path)).toEqual(body);
+    expect(first.fromCache).toBe(false);
+    const second = await fetcherFor({ cacheDir }).fetcher.fetch(upstream(`${srv.base}/bin/thing`));
+    expect(second.fromCache).toBe(true);
+    expect(srv.requests).toEqual(["/bin/thing"]);
+    expect(cacheFiles(cacheDir)).toEqual([sha(body)]);
+    await srv.close();
+  });
+
+  test("a digest mismatch is refused with exit 3, naming the URL and both digests; the file is discarded", async () => {
+    const srv = await serve((_req, res) => res.end("tampered"));
+    const { fetcher, cacheDir } = fetcherFor();
+    const error = await failure(fetcher.fetch(upstream(`${srv.base}/bin/thing`)));
+    expect(error.exitCode).toBe(ExitCode.digestMismatch);
+    expect(error.message).toBe(
+      `SHA-256 mismatch for ${srv.base}/bin/thing: expected ${sha(body)}, got ${sha("tampered")}; the file was discarded`,
+    );
+    expect(cacheFiles(cacheDir)).toEqual([]);
+    await srv.close();
+  });
+
+  test("redirects are followed", async () => {
+    const srv = await serve((req, res) => {
+      if (req.url === "/release/thing") res.writeHead(302, { location: "/cdn/1/thing" }).end();
+      else if (req.url === "/cdn/1/thing") res.writeHead(301, { location: "/cdn/2/thing" }).end();
+      else res.end(body);
+    });
+    const { fetcher } = fetcherFor();
+    await fetcher.fetch(upstream(`${srv.base}/release/thing`));
+    expect(srv.requests).toEqual(["/release/thing", "/cdn/1/thing", "/cdn/2/thing"]);
+    await srv.close();
+  });
+
+  test("5xx answers are retried with backoff", async () => {
+    const srv = await serve((_req, res, n) => (n < 3 ? res.writeHead(503).end("busy") : res.end(body)));
+    const { fetcher } = fetcherFor();
+    await fetcher.fetch(upstream(`${srv.base}/thing`));
+    expect(srv.requests).toHaveLength(3);
+    await srv.close();
+  });
+
+  test("connection resets and truncated bodies are retried", async () => {
+    const srv = await serve((req, res, n) => {
+      if (n === 1) req.socket.destroy();
+      else if (n === 2) {
+        res.writeHead(200, { "content-length": String(body.length) });
+        res.write(body.subarray(0, 100));
+        setTimeout(() => req.socket.destroy(), 20);
+      } else res.end(body);
+    });
+    const { fetcher } = fetcherFor();
+    const fetched = await fetcher.fetch(upstream(`${srv.base}/thing`));
+    expect(readFileSync(fetched.path)).toEqual(body);
+    expect(srv.requests).toHaveLength(3);
+    await srv.close();
+  });
+
+  test("a stalled download times out, is retried, and fails with exit 4", async () => {
+    const srv = await serve((_req, res) => {
+      res.writeHead(200, { "content-length": String(body.length) });
+      res.write(body.subarray(0, 10)); // then nothing
+    });
+    const { fetcher, cacheDir } = fetcherFor({ attempts: 2 });
+    const error = await failure(fetcher.fetch(upstream(`${srv.base}/thing`)));
+    expect(error.exitCode).toBe(ExitCode.downloadFailed);
+    expect(error.message).toBe(`download of ${srv.base}/thing failed after 2 attempts: no data for 300 ms`);
+    expect(srv.requests).toHaveLength(2);
+    expect(cacheFiles(cacheDir)).toEqual([]);
+    await srv.close();
+  });
+
+  test("a 404 is final: exit 4 after one request", async () => {
+    const srv = await serve((_req, res) => res.writeHead(404, "Not Found").end());
+    const { fetcher } = fetcherFor();
+    const error = await failure(fetcher.fetch(upstream(`${srv.base}/missing`)));
+    expect(error.exitCode).toBe(ExitCode.downloadFailed);
+    expect(error.message).toBe(`download of ${srv.base}/missing failed: HTTP 404 Not Found`);
+    expect(srv.requests).toHaveLength(1);
+    await srv.close();
+  });
+
+  test("a corrupted cache entry is dropped and fetched again", async () => {
+    const srv = await serve((_req, res) => res.end(body));
+    const { fetcher, cacheDir } = fetcherFor();
+    const first = await fetcher.fetch(upstream(`${srv.base}/thing`));
+    writeFileSync(first.path, "bit rot");
+    const again = await fetcherFor({ cacheDir }).fetcher.fetch(upstream(`${srv.base}/thing`));
+    expect(again.fromCache).toBe(false);
+    expect(readFileSync(again.path)).toEqual(body);
+    expect(srv.requests).toHaveLength(2);
+    await srv.close();
+  });
+
+  test("--mirror URL rewrites upstream URLs to <mirror>/<host>/<path>", async () => {
+    const srv = await serve((_req, res) => res.end(body));
+    const { fetcher } = fetcherFor({ mirror: `${srv.base}/mirror/` });
+    const fetched = await fetcher.fetch(upstream("https://dl.example.invalid/release/v1/bin/thing"));
+    expect(fetched.origin).toBe("https://dl.example.invalid/release/v1/bin/thing");
+    expect(srv.requests).toEqual(["/mirror/dl.example.invalid/release/v1/bin/thing"]);
+    await srv.close();
+  });
+
+  test("--mirror DIR works offline, for upstream files and Debian packages", async () => {
+    const spec = loadImageSpec(fixtureSpec).spec;
+    const { fetcher, cacheDir } = fetcherFor({ mirror: fixtureMirror });
+    const apiserver = spec.components.find((c) => c.name === "kube-apiserver")!;
+    const artifact = apiserver.source.upstream!.artifacts.amd64!;
+    const fetched = await fetcher.fetch(upstream(artifact.url, artifact.sha256));
+    expect(fetched.sha256).toBe(artifact.sha256);
+    const runc = spec.components.find((c) => c.name === "runc")!;
+    const deb = await fetcher.fetch({
+      component: "runc",
+      version: runc.version,
+      arch: "amd64",
+      source: {
+        kind: "debian",
+        package: "runc",
+        version: runc.version,
+        sha256: runc.source.debian!.sha256!.amd64,
+      },
+      install: [],
+    });
+    expect(deb.origin).toBe(`debian:runc=${runc.version}:amd64`);
+    expect(fetcher.requests).toBe(0);
+    expect(cacheFiles(cacheDir).sort()).toEqual([artifact.sha256, deb.sha256].sort());
+  });
+
+  test("a mirror folder without the file is a clear error", async () => {
+    const { fetcher } = fetcherFor({ mirror: join(work, "empty-mirror") });
+    const error = await failure(fetcher.fetch(upstream("https://dl.example.invalid/thing")));
+    expect(error.exitCode).toBe(ExitCode.downloadFailed);
+    expect(error.message).toMatch(
+      /^the mirror has no https:\/\/dl\.example\.invalid\/thing: cannot read .*empty-mirror\/dl\.example\.invalid\/thing \(ENOENT\)$/,
+    );
+  });
+});
+
+describe("Debian packages through apt", () => {
+  const runc = loadImageSpec(fixtureSpec).spec.components.find((c) => c.name === "runc")!;
+  const plan = (sha256?: string): ArtifactPlan => ({
+    component: "runc",
+    version: runc.version,
+    arch: "amd64",
+    source: { kind: "debian", package: "runc", version: runc.version, sha256 },
+    install: [],
+  });
+
+  test("apt-get download fetches the pinned version; the digest is checked; the next fetch is cached", async () => {
+    const { fetcher, cacheDir } = fetcherFor();
+    const fetched = await fetcher.fetch(plan(runc.source.debian!.sha256!.amd64));
+    expect(fetched.sha256).toBe(runc.source.debian!.sha256!.amd64);
+    expect(fetcher.requests).toBe(1);
+    const again = fetcherFor({ cacheDir }).fetcher;
+    expect((await again.fetch(plan())).fromCache).toBe(true);
+    expect(again.requests).toBe(0);
+  });
+
+  test("a wrong pin is refused with exit 3", async () => {
+    const { fetcher, cacheDir } = fetcherFor();
+    const error = await failure(fetcher.fetch(plan("0".repeat(64))));
+    expect(error.exitCode).toBe(ExitCode.digestMismatch);
+    expect(error.message).toMatch(
+      /^SHA-256 mismatch for apt-get download runc:amd64=.*: expected 0{64}, got [0-9a-f]{64}; the file was discarded$/,
+    );
+    expect(cacheFiles(cacheDir)).toEqual([]);
+  });
+
+  test("a version apt does not have is a clear error", async () => {
+    const { fetcher } = fetcherFor();
+    const error = await failure(
+      fetcher.fetch({ ...plan(), source: { kind: "debian", package: "runc", version: "0.0.1-nope" } }),
+    );
+    expect(error.exitCode).toBe(ExitCode.downloadFailed);
+    expect(error.message).toMatch(/apt-get download -q runc:amd64=0\.0\.1-nope failed: E: .*0\.0\.1-nope/);
+  });
+});
+
+describe("taking files out of archives", () => {
+  test("a tarball gives only the named files", async () => {
+    const src = join(work, "tar-src");
+    mkdirSync(join(src, "etcd-v9-linux-amd64", "Documentation"), { recursive: true });
+    writeFileSync(join(src, "etcd-v9-linux-amd64", "etcd"), "etcd binary");
+    writeFileSync(join(src, "etcd-v9-linux-amd64", "etcdctl"), "etcdctl binary");
+    writeFileSync(join(src, "etcd-v9-linux-amd64", "Documentation", "README.md"), "docs");
+    const archive = join(work, "etcd.tar.gz");
+    await tar.c({ gzip: true, file: archive, cwd: src }, ["etcd-v9-linux-amd64"]);
+    const dest = join(work, "tar-dest");
+    await takeFiles(
+      archive,
+      "tar.gz",
+      [{ from: "./etcd-v9-linux-amd64/etcd", dest: join(dest, "usr/local/bin/etcd"), mode: 0o755 }],
+      "etcd",
+    );
+    expect(readFileSync(join(dest, "usr/local/bin/etcd"), "utf8")).toBe("etcd binary");
+    expect(readdirSync(dest, { recursive: true }).sort()).toEqual([
+      "usr",
+      "usr/local",
+      "usr/local/bin",
+      "usr/local/bin/etcd",
+    ]);
+    const error = await failure(
+      takeFiles(
+        archive,
+        "tar.gz",
+        [{ from: "etcd-v9-linux-amd64/etcdutl", dest: join(dest, "x"), mode: 0o755 }],
+        "image.yaml: component etcd",
+      ),
+    );
+    expect(error.exitCode).toBe(ExitCode.invalidInput);
+    expect(error.message).toBe(
+      'image.yaml: component etcd: the archive has no file "etcd-v9-linux-amd64/etcdutl" (install.from)',
+    );
+  });
+
+  test("a .deb symlink is followed inside the package (runc: /usr/bin/runc -> ../sbin/runc)", async () => {
+    const debs = readdirSync(join(fixtureMirror, "debian")).filter((f) => f.startsWith("runc_"));
+    const dest = join(work, "deb-dest", "runc");
+    await takeFiles(
+      join(fixtureMirror, "debian", debs[0]!),
+      "deb",
+      [{ from: "usr/bin/runc", dest, mode: 0o755 }],
+      "runc",
+    );
+    expect(readFileSync(dest).subarray(0, 4).toString("latin1")).toBe("\x7fELF");
+  });
+});
