@@ -1,5 +1,5 @@
 import { existsSync } from "node:fs";
-import { chmod, mkdir, readFile, readdir, rename, rm, writeFile } from "node:fs/promises";
+import { chmod, mkdir, readFile, readdir, rename, rm, utimes, writeFile } from "node:fs/promises";
 import { basename, dirname, join, resolve } from "node:path";
 import { invalidInput } from "../errors";
 import { ArtifactCache } from "../fetch/cache";
@@ -15,7 +15,7 @@ import type { Progress } from "../util/progress";
 import { MANIFEST_KIND, type Manifest, type ManifestComponent } from "./manifest";
 import { planArtifacts, type ArtifactPlan } from "./plan";
 import { renderTree, type TreeEntry } from "./render";
-import { describeTree, imageIdOf, inTree, writeEntries } from "./tree";
+import { describeTree, imageIdOf, inTree, TREE_EPOCH, writeEntries } from "./tree";
 
 export interface BakeOptions {
   specPath: string;
@@ -112,6 +112,7 @@ export async function bakeDir(options: BakeOptions): Promise<BakeResult> {
       files,
     };
     await writeFile(join(staging, "manifest.json"), JSON.stringify(manifest, null, 2) + "\n");
+    for (const path of [tree, join(staging, "manifest.json")]) await utimes(path, TREE_EPOCH, TREE_EPOCH);
     await swapInto(staging, out);
     progress.step(`baked ${manifest.imageId} into ${out}`);
     return { manifest, reused: false, requests: fetcher.requests };

@@ -4,7 +4,7 @@ import { join } from "node:path";
 import yargs, { type Argv } from "yargs";
 import { z } from "zod";
 import { bakeDir } from "../bake/bake";
-import { ExitCode, KubebakeError } from "../errors";
+import { ExitCode, KubebakeError, invalidInput } from "../errors";
 import { loadImageSpec } from "../spec/load";
 import { ARCHES, imageSpecSchema, type Arch } from "../spec/schema";
 import { packageRoot } from "../util/package-root";
@@ -39,6 +39,7 @@ const bakeOptions = (y: Argv) =>
 type BakeArgs = Awaited<ReturnType<typeof bakeOptions>["argv"]>;
 
 async function runBake(args: BakeArgs): Promise<void> {
+  if (!args.out) throw invalidInput("--out: expected a folder\nRun 'bake-image --help' for usage.");
   const result = await bakeDir({
     specPath: args.spec ?? defaultSpec(),
     out: args.out,
@@ -94,8 +95,12 @@ function base(argv: string[], name: string): Argv {
     .version(false)
     .wrap(Math.min(110, process.stdout.columns ?? 110))
     .fail((message, error) => {
-      if (error) throw error;
-      throw new KubebakeError(`${message}\nRun '${name} --help' for usage.`, ExitCode.invalidInput);
+      // yargs reports its own usage problems as YError; anything else came from a command handler.
+      if (error && error.name !== "YError") throw error;
+      throw new KubebakeError(
+        `${message ?? error?.message}\nRun '${name} --help' for usage.`,
+        ExitCode.invalidInput,
+      );
     });
 }
 
