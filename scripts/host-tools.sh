@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# The Debian tools the tests use. Installs what is missing when run as root; otherwise says what to install.
+set -euo pipefail
+
+# command:package
+tools=(
+  shellcheck:shellcheck
+  systemd-analyze:systemd
+  dpkg-deb:dpkg
+  apt-get:apt
+  openssl:openssl
+  curl:curl
+  jq:jq
+  ip:iproute2
+  unshare:util-linux
+  getent:libc-bin
+)
+
+missing=()
+for entry in "${tools[@]}"; do
+  command -v "${entry%%:*}" >/dev/null 2>&1 || missing+=("${entry#*:}")
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+
+if [ "$(id -u)" -ne 0 ]; then
+  echo "kubebake tests need Debian packages that are not installed: ${missing[*]}" >&2
+  echo "install them with: sudo apt-get install -y --no-install-recommends ${missing[*]}" >&2
+  exit 5
+fi
+echo "installing test tools from Debian: ${missing[*]}" >&2
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null

@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# `npm test`: the Debian tools the tests use, then lint, format check, type-check and every jest test.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/host-tools.sh
+# apt must know the Debian packages the fixture spec pins (a fresh machine has empty lists).
+if [ -z "$(apt-cache policy etcd-server 2>/dev/null | grep -v 'Candidate: (none)' | grep Candidate)" ]; then
+  if [ "$(id -u)" -eq 0 ]; then apt-get update -qq; else echo "run 'sudo apt-get update' first" >&2 && exit 5; fi
+fi
+npx eslint .
+npx prettier --check . >/dev/null || { npx prettier --check .; exit 1; }
+npx tsc --noEmit
+npx jest "$@"
