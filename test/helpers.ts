@@ -7,7 +7,8 @@ export const repoRoot = join(__dirname, "..");
 export const fixtureSpec = join(repoRoot, "test", "fixtures", "image.yaml");
 export const fixtureMirror = join(repoRoot, "test", "fixtures", "mirror");
 export const realSpec = join(repoRoot, "image", "kubebake.yaml");
-export const referenceFlags = join(repoRoot, "..", "shared", "reference", "flags");
+export const referenceFlags =
+  process.env.KUBEBAKE_REFERENCE_FLAGS ?? join(repoRoot, "..", "shared", "reference", "flags");
 
 /** A temporary folder removed after the test file. */
 export function tempDir(label: string): string {
