@@ -10,4 +10,11 @@ fi
 npx eslint .
 npx prettier --check . >/dev/null || { npx prettier --check .; exit 1; }
 npx tsc --noEmit
-npx jest "$@"
+results=$(mktemp)
+trap 'rm -f "$results"' EXIT
+status=0
+npx jest --json --outputFile="$results" "$@" || status=$?
+# The plain closing line CI reads: "N passed, N failed[, N skipped]".
+node -e 'const r = JSON.parse(require("node:fs").readFileSync(process.argv[1], "utf8"));
+  console.log(`${r.numPassedTests} passed, ${r.numFailedTests} failed` + (r.numPendingTests ? `, ${r.numPendingTests} skipped` : ""));' "$results" || true
+exit "$status"
