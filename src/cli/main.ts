@@ -79,8 +79,53 @@ export function kubebake(argv: string[]): Argv {
         )
         .demandCommand(1, "name a spec command: validate or schema"),
     )
+    .command("pki", "cluster certificates and keys", (y) =>
+      y
+        .command(
+          "init",
+          "generate a cluster's PKI into a new folder (keys 0600)",
+          (y2) =>
+            y2
+              .option("cluster", {
+                type: "string",
+                demandOption: true,
+                requiresArg: true,
+                describe: "cluster name",
+              })
+              .option("out", {
+                type: "string",
+                demandOption: true,
+                requiresArg: true,
+                describe: "new or empty folder",
+              })
+              .option("spec", {
+                type: "string",
+                describe: "image spec (cluster domain, service CIDR)",
+                defaultDescription: "image/kubebake.yaml",
+              }),
+          async (args) => {
+            if (!CLUSTER_NAME.test(args.cluster)) {
+              throw invalidInput(
+                `--cluster ${JSON.stringify(args.cluster)}: expected 1 to 40 lowercase letters, digits and inner '-'`,
+              );
+            }
+            const { cluster } = loadImageSpec(args.spec ?? defaultSpec()).spec;
+            // Loaded here only: the X.509 library is not needed to bake.
+            const { generateClusterPki } = await import("../pki/pki");
+            const { writePki } = await import("../pki/write");
+            const files = await generateClusterPki({ cluster: args.cluster, ...cluster });
+            await writePki(args.out, files);
+            process.stdout.write(
+              `wrote the PKI of cluster ${args.cluster} into ${args.out} (${files.length} files)\n`,
+            );
+          },
+        )
+        .demandCommand(1, "name a pki command: init"),
+    )
     .demandCommand(1, "name a command");
 }
+
+const CLUSTER_NAME = /^(?=.{1,40}$)[a-z0-9]([a-z0-9-]*[a-z0-9])?$/;
 
 /** `bake-image …` is `kubebake bake …`. */
 export function bakeImage(argv: string[]): Argv {

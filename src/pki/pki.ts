@@ -1,0 +1,250 @@
+import "reflect-metadata"; // @peculiar/x509's dependency injection needs it loaded first
+import { randomBytes, webcrypto } from "node:crypto";
+import * as x509 from "@peculiar/x509";
+import { firstHost } from "../bake/render";
+
+type CryptoKey = webcrypto.CryptoKey;
+type CryptoKeyPair = webcrypto.CryptoKeyPair;
+
+x509.cryptoProvider.set(webcrypto as unknown as Parameters<typeof x509.cryptoProvider.set>[0]);
+
+/** What names the cluster's certificates carry. */
+export interface PkiParams {
+  cluster: string;
+  clusterDomain: string;
+  serviceCIDR: string;
+  discoveryDomain: string;
+  /** Certificates are valid from this moment (tests pin it). */
+  now?: Date;
+  /** Validity of the CAs and of the leaf certificates, in days. */
+  caDays?: number;
+  leafDays?: number;
+}
+
+/** One file of the cluster PKI, named as the nodes' secret sources name it (see src/node/node-config). */
+export interface PkiFile {
+  name: string;
+  content: string;
+  secret: boolean;
+}
+
+const EC = { name: "ECDSA", namedCurve: "P-256" } as const;
+const SIGNING = { name: "ECDSA", hash: "SHA-256" } as const;
+const DAY = 86_400_000;
+
+interface Issued {
+  cert: x509.X509Certificate;
+  keys: CryptoKeyPair;
+}
+
+const pem = (label: string, der: ArrayBuffer) => x509.PemConverter.encode(der, label);
+const keyPem = async (key: CryptoKey) => pem("PRIVATE KEY", await webcrypto.subtle.exportKey("pkcs8", key));
+const newKeys = () => webcrypto.subtle.generateKey(EC, true, ["sign", "verify"]) as Promise<CryptoKeyPair>;
+
+async function selfSignedCA(name: string, notBefore: Date, days: number): Promise<Issued> {
+  const keys = await newKeys();
+  const cert = await x509.X509CertificateGenerator.createSelfSigned({
+    name,
+    keys,
+    notBefore,
+    notAfter: new Date(notBefore.getTime() + days * DAY),
+    signingAlgorithm: SIGNING,
+    serialNumber: serial(),
+    extensions: [
+      new x509.BasicConstraintsExtension(true, 0, true),
+      new x509.KeyUsagesExtension(
+        x509.KeyUsageFlags.keyCertSign | x509.KeyUsageFlags.cRLSign | x509.KeyUsageFlags.digitalSignature,
+        true,
+      ),
+      await x509.SubjectKeyIdentifierExtension.create(keys.publicKey),
+    ],
+  });
+  return { cert, keys };
+}
+
+interface LeafSpec {
+  subject: string;
+  usages: ("server" | "client")[];
+  dns?: string[];
+  ips?: string[];
+}
+
+async function issue(ca: Issued, spec: LeafSpec, notBefore: Date, days: number): Promise<Issued> {
+  const keys = await newKeys();
+  const sans = [
+    ...(spec.dns ?? []).map((value) => ({ type: "dns" as const, value })),
+    ...(spec.ips ?? []).map((value) => ({ type: "ip" as const, value })),
+  ];
+  const eku = spec.usages.map((u) =>
+    u === "server" ? x509.ExtendedKeyUsage.serverAuth : x509.ExtendedKeyUsage.clientAuth,
+  );
+  const cert = await x509.X509CertificateGenerator.create({
+    subject: spec.subject,
+    issuer: ca.cert.subject,
+    publicKey: keys.publicKey,
+    signingKey: ca.keys.privateKey,
+    notBefore,
+    notAfter: new Date(notBefore.getTime() + days * DAY),
+    signingAlgorithm: SIGNING,
+    serialNumber: serial(),
+    extensions: [
+      new x509.BasicConstraintsExtension(false, undefined, true),
+      new x509.KeyUsagesExtension(
+        x509.KeyUsageFlags.digitalSignature | x509.KeyUsageFlags.keyEncipherment,
+        true,
+      ),
+      new x509.ExtendedKeyUsageExtension(eku),
+      ...(sans.length > 0 ? [new x509.SubjectAlternativeNameExtension(sans)] : []),
+      await x509.SubjectKeyIdentifierExtension.create(keys.publicKey),
+      await x509.AuthorityKeyIdentifierExtension.create(ca.cert),
+    ],
+  });
+  return { cert, keys };
+}
+
+/** A positive serial of 16 random bytes (RFC 5280 allows up to 20 octets). */
+function serial(): string {
+  const bytes = randomBytes(16);
+  bytes[0]! &= 0x7f;
+  return bytes.toString("hex");
+}
+
+/** A bootstrap token: [a-z0-9]{6}.[a-z0-9]{16}, drawn without bias. */
+export function bootstrapToken(): string {
+  const alphabet = "abcdefghijklmnopqrstuvwxyz0123456789";
+  const draw = (n: number) => {
+    let out = "";
+    while (out.length < n) {
+      for (const byte of randomBytes(n)) if (byte < 252 && out.length < n) out += alphabet[byte % 36];
+    }
+    return out;
+  };
+  return `${draw(6)}.${draw(16)}`;
+}
+
+/**
+ * The whole cluster PKI: the cluster CA, the API server's serving certificate, the front-proxy CA, the
+ * etcd CA with server and client certificates, the service-account key pair, the control plane's client
+ * certificates, an admin kubeconfig and a bootstrap token. Pure apart from randomness.
+ */
+export async function generateClusterPki(params: PkiParams): Promise<PkiFile[]> {
+  const now = params.now ?? new Date();
+  const notBefore = new Date(now.getTime() - 5 * 60_000); // tolerate small clock skew between nodes
+  const caDays = params.caDays ?? 3650;
+  const leafDays = params.leafDays ?? 365;
+  const mastersName = `masters.${params.cluster}.${params.discoveryDomain}`;
+
+  const ca = await selfSignedCA(`CN=kubebake-${params.cluster}-ca`, notBefore, caDays);
+  const frontProxyCA = await selfSignedCA(`CN=kubebake-${params.cluster}-front-proxy-ca`, notBefore, caDays);
+  const etcdCA = await selfSignedCA(`CN=kubebake-${params.cluster}-etcd-ca`, notBefore, caDays);
+  const leaf = (by: Issued, spec: LeafSpec) => issue(by, spec, notBefore, leafDays);
+
+  const issued: [string, Issued][] = [
+    [
+      "apiserver",
+      await leaf(ca, {
+        subject: "CN=kube-apiserver",
+        usages: ["server"],
+        dns: [
+          mastersName,
+          "kubernetes",
+          "kubernetes.default",
+          "kubernetes.default.svc",
+          `kubernetes.default.svc.${params.clusterDomain}`,
+        ],
+        ips: [firstHost(params.serviceCIDR), "127.0.0.1"],
+      }),
+    ],
+    [
+      "apiserver-kubelet-client",
+      await leaf(ca, { subject: "CN=kube-apiserver-kubelet-client", usages: ["client"] }),
+    ],
+    [
+      "controller-manager",
+      await leaf(ca, { subject: "CN=system:kube-controller-manager", usages: ["client"] }),
+    ],
+    ["scheduler", await leaf(ca, { subject: "CN=system:kube-scheduler", usages: ["client"] })],
+    ["admin", await leaf(ca, { subject: "CN=kubebake-admin, O=system:masters", usages: ["client"] })],
+    [
+      "front-proxy-client",
+      await leaf(frontProxyCA, { subject: "CN=front-proxy-client", usages: ["client"] }),
+    ],
+    [
+      "etcd-server",
+      await leaf(etcdCA, {
+        subject: "CN=etcd-server",
+        usages: ["server", "client"],
+        dns: ["localhost"],
+        ips: ["127.0.0.1"],
+      }),
+    ],
+    [
+      "apiserver-etcd-client",
+      await leaf(etcdCA, { subject: "CN=kube-apiserver-etcd-client", usages: ["client"] }),
+    ],
+  ];
+  const serviceAccount = await newKeys();
+
+  const files: PkiFile[] = [];
+  for (const [name, pair] of [
+    ["ca", ca],
+    ["front-proxy-ca", frontProxyCA],
+    ["etcd-ca", etcdCA],
+    ...issued,
+  ] as [string, Issued][]) {
+    files.push({ name: `${name}.crt`, content: pair.cert.toString("pem") + "\n", secret: false });
+    files.push({ name: `${name}.key`, content: (await keyPem(pair.keys.privateKey)) + "\n", secret: true });
+  }
+  files.push({ name: "sa.key", content: (await keyPem(serviceAccount.privateKey)) + "\n", secret: true });
+  files.push({
+    name: "sa.pub",
+    content: pem("PUBLIC KEY", await webcrypto.subtle.exportKey("spki", serviceAccount.publicKey)) + "\n",
+    secret: false,
+  });
+  files.push({ name: "bootstrap-token", content: bootstrapToken(), secret: true });
+
+  const admin = issued.find(([n]) => n === "admin")![1];
+  files.push({
+    name: "admin.kubeconfig",
+    secret: true,
+    content: adminKubeconfig(
+      params.cluster,
+      `https://${mastersName}:6443`,
+      ca.cert.toString("pem"),
+      admin.cert.toString("pem"),
+      await keyPem(admin.keys.privateKey),
+    ),
+  });
+  return files.sort((a, b) => a.name.localeCompare(b.name));
+}
+
+function adminKubeconfig(
+  cluster: string,
+  server: string,
+  caPem: string,
+  certPem: string,
+  keyPemText: string,
+): string {
+  const b64 = (text: string) => Buffer.from(text + "\n").toString("base64");
+  return [
+    "apiVersion: v1",
+    "kind: Config",
+    "clusters:",
+    `  - name: ${cluster}`,
+    "    cluster:",
+    `      server: ${server}`,
+    `      certificate-authority-data: ${b64(caPem)}`,
+    "users:",
+    "  - name: kubebake-admin",
+    "    user:",
+    `      client-certificate-data: ${b64(certPem)}`,
+    `      client-key-data: ${b64(keyPemText)}`,
+    "contexts:",
+    `  - name: kubebake-admin@${cluster}`,
+    "    context:",
+    `      cluster: ${cluster}`,
+    "      user: kubebake-admin",
+    `current-context: kubebake-admin@${cluster}`,
+    "",
+  ].join("\n");
+}

@@ -1,0 +1,34 @@
+import { chmod, mkdir, open, readdir, rm } from "node:fs/promises";
+import { join } from "node:path";
+import { invalidInput } from "../errors";
+import type { PkiFile } from "./pki";
+
+/**
+ * Writes the PKI into a new or empty folder (0700): secrets 0600 from the moment they exist, certificates
+ * 0644. A PKI is generated once; an existing one is never overwritten. On failure nothing is left.
+ */
+export async function writePki(dir: string, files: PkiFile[]): Promise<void> {
+  const existing = await readdir(dir).catch(() => undefined);
+  if (existing && existing.length > 0) {
+    throw invalidInput(
+      `--out ${dir}: already holds files (${existing.slice(0, 3).join(", ")}…); a cluster PKI is generated once and never overwritten`,
+    );
+  }
+  await mkdir(dir, { recursive: true, mode: 0o700 });
+  await chmod(dir, 0o700);
+  try {
+    for (const file of files) {
+      // Created with its final mode: a key is never world-readable, not even for a moment.
+      const handle = await open(join(dir, file.name), "wx", file.secret ? 0o600 : 0o644);
+      try {
+        await handle.writeFile(file.content);
+        await handle.chmod(file.secret ? 0o600 : 0o644);
+      } finally {
+        await handle.close();
+      }
+    }
+  } catch (error) {
+    for (const file of files) await rm(join(dir, file.name), { force: true });
+    throw error;
+  }
+}

@@ -1,0 +1,217 @@
+import "reflect-metadata";
+import { spawn, spawnSync } from "node:child_process";
+import { readdirSync, readFileSync, statSync } from "node:fs";
+import { createServer } from "node:net";
+import { join } from "node:path";
+import * as x509 from "@peculiar/x509";
+import { parse } from "yaml";
+import { takeFiles } from "../src/fetch/extract";
+import { bootstrapToken, generateClusterPki, type PkiFile } from "../src/pki/pki";
+import { writePki } from "../src/pki/write";
+import { ExitCode } from "../src/errors";
+import { fixtureMirror, runCli, tempDir } from "./helpers";
+
+const work = tempDir("pki");
+const now = new Date("2026-11-01T00:00:00Z");
+let files: PkiFile[];
+let dir: string;
+const file = (name: string) => files.find((f) => f.name === name)!.content;
+const cert = (name: string) => new x509.X509Certificate(file(`${name}.crt`));
+const openssl = (args: string[]) => spawnSync("openssl", args, { encoding: "utf8" });
+
+beforeAll(async () => {
+  files = await generateClusterPki({
+    cluster: "demo",
+    clusterDomain: "cluster.local",
+    serviceCIDR: "10.32.0.0/16",
+    discoveryDomain: "k8s",
+    now,
+  });
+  dir = join(work, "pki");
+  await writePki(dir, files);
+});
+
+describe("cluster PKI", () => {
+  const chains: [string, string][] = [
+    ["apiserver", "ca"],
+    ["apiserver-kubelet-client", "ca"],
+    ["controller-manager", "ca"],
+    ["scheduler", "ca"],
+    ["admin", "ca"],
+    ["front-proxy-client", "front-proxy-ca"],
+    ["etcd-server", "etcd-ca"],
+    ["apiserver-etcd-client", "etcd-ca"],
+  ];
+
+  test.each(chains)("%s is signed by %s, and only by it (library and openssl)", async (leaf, ca) => {
+    expect(await cert(leaf).verify({ publicKey: await cert(ca).publicKey.export(), date: now })).toBe(true);
+    expect(
+      openssl([
+        "verify",
+        "-attime",
+        String(now.getTime() / 1000),
+        "-CAfile",
+        join(dir, `${ca}.crt`),
+        join(dir, `${leaf}.crt`),
+      ]).stdout,
+    ).toBe(`${join(dir, `${leaf}.crt`)}: OK\n`);
+    const other = ca === "ca" ? "etcd-ca" : "ca";
+    expect(
+      openssl(["verify", "-CAfile", join(dir, `${other}.crt`), join(dir, `${leaf}.crt`)]).status,
+    ).not.toBe(0);
+  });
+
+  test.each(chains)("%s.key belongs to its certificate (issued by %s)", (leaf) => {
+    const fromKey = openssl(["pkey", "-in", join(dir, `${leaf}.key`), "-pubout"]).stdout;
+    const fromCert = openssl(["x509", "-in", join(dir, `${leaf}.crt`), "-noout", "-pubkey"]).stdout;
+    expect(fromKey).toBe(fromCert);
+    expect(fromKey).toMatch(/^-----BEGIN PUBLIC KEY-----/);
+  });
+
+  test("the API server certificate names every way it is reached", () => {
+    const text = openssl(["x509", "-in", join(dir, "apiserver.crt"), "-noout", "-text"]).stdout;
+    expect(text).toContain(
+      "DNS:masters.demo.k8s, DNS:kubernetes, DNS:kubernetes.default, DNS:kubernetes.default.svc, DNS:kubernetes.default.svc.cluster.local, IP Address:10.32.0.1, IP Address:127.0.0.1",
+    );
+    expect(text).toMatch(/Extended Key Usage: \n\s+TLS Web Server Authentication\n/);
+    expect(text).toMatch(/CA:FALSE/);
+  });
+
+  test("identities match what RBAC and the Node authorizer expect", () => {
+    expect(cert("admin").subject).toBe("CN=kubebake-admin, O=system:masters");
+    expect(cert("controller-manager").subject).toBe("CN=system:kube-controller-manager");
+    expect(cert("scheduler").subject).toBe("CN=system:kube-scheduler");
+    expect(cert("apiserver-kubelet-client").subject).toBe("CN=kube-apiserver-kubelet-client");
+    expect(cert("front-proxy-client").subject).toBe("CN=front-proxy-client");
+  });
+
+  test("CAs are CAs, valid from just before now for ten years; leaves for one", () => {
+    const ca = openssl(["x509", "-in", join(dir, "ca.crt"), "-noout", "-text"]).stdout;
+    expect(ca).toMatch(/CA:TRUE, pathlen:0/);
+    expect(ca).toMatch(/Certificate Sign, CRL Sign/);
+    expect(cert("ca").notBefore.getTime()).toBe(now.getTime() - 5 * 60_000);
+    expect(cert("ca").notAfter.getTime() - cert("ca").notBefore.getTime()).toBe(3650 * 86_400_000);
+    expect(cert("apiserver").notAfter.getTime() - cert("apiserver").notBefore.getTime()).toBe(
+      365 * 86_400_000,
+    );
+  });
+
+  test("keys and secrets are never world-readable; the folder is private", () => {
+    expect((statSync(dir).mode & 0o777).toString(8)).toBe("700");
+    for (const name of readdirSync(dir)) {
+      const mode = (statSync(join(dir, name)).mode & 0o777).toString(8);
+      const secret = name.endsWith(".key") || name === "bootstrap-token" || name === "admin.kubeconfig";
+      expect(`${name} ${mode}`).toBe(`${name} ${secret ? "600" : "644"}`);
+    }
+  });
+
+  test("the admin kubeconfig reaches the masters by name with the cluster CA", async () => {
+    const config = parse(file("admin.kubeconfig"));
+    expect(config.clusters[0].cluster.server).toBe("https://masters.demo.k8s:6443");
+    const caData = Buffer.from(config.clusters[0].cluster["certificate-authority-data"], "base64").toString();
+    expect(caData.trim()).toBe(file("ca.crt").trim());
+    const client = new x509.X509Certificate(
+      Buffer.from(config.users[0].user["client-certificate-data"], "base64").toString(),
+    );
+    expect(client.subject).toBe("CN=kubebake-admin, O=system:masters");
+  });
+
+  test("bootstrap tokens have the form Kubernetes requires and do not repeat", () => {
+    const tokens = new Set(Array.from({ length: 200 }, () => bootstrapToken()));
+    expect(tokens.size).toBe(200);
+    for (const token of tokens) expect(token).toMatch(/^[a-z0-9]{6}\.[a-z0-9]{16}$/);
+    expect(file("bootstrap-token")).toMatch(/^[a-z0-9]{6}\.[a-z0-9]{16}$/);
+  });
+
+  test("an existing PKI is never overwritten", async () => {
+    const before = readFileSync(join(dir, "ca.key"), "utf8");
+    await expect(writePki(dir, files)).rejects.toMatchObject({ exitCode: ExitCode.invalidInput });
+    expect(readFileSync(join(dir, "ca.key"), "utf8")).toBe(before);
+  });
+
+  test("kubebake pki init writes it; bad names exit 2", () => {
+    const out = join(work, "cli");
+    const ok = runCli("kubebake", ["pki", "init", "--cluster", "prod-1", "--out", out]);
+    expect(ok.code).toBe(0);
+    expect(readdirSync(out)).toHaveLength(files.length);
+    const bad = runCli("kubebake", ["pki", "init", "--cluster", "Prod_1", "--out", join(work, "bad")]);
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toBe(
+      `error: --cluster "Prod_1": expected 1 to 40 lowercase letters, digits and inner '-'\n`,
+    );
+  });
+});
+
+/** A free TCP port on 127.0.0.1. */
+const freePort = () =>
+  new Promise<number>((resolve) => {
+    const server = createServer().listen(0, "127.0.0.1", () => {
+      const { port } = server.address() as { port: number };
+      server.close(() => resolve(port));
+    });
+  });
+
+describe("the PKI with Debian's real etcd", () => {
+  test("etcd serves TLS with client-certificate auth; the API server's etcd client certificate is healthy", async () => {
+    const bin = join(work, "bin");
+    for (const [pkg, member] of [
+      ["etcd-server", "usr/bin/etcd"],
+      ["etcd-client", "usr/bin/etcdctl"],
+    ]) {
+      const deb = readdirSync(join(fixtureMirror, "debian")).find((f) => f.startsWith(`${pkg}_`))!;
+      await takeFiles(
+        join(fixtureMirror, "debian", deb),
+        "deb",
+        [{ from: member!, dest: join(bin, member!.split("/").pop()!), mode: 0o755 }],
+        pkg!,
+      );
+    }
+    spawnSync("chmod", ["+x", join(bin, "etcd"), join(bin, "etcdctl")]);
+    const [client, peer] = [await freePort(), await freePort()];
+    const etcd = spawn(
+      join(bin, "etcd"),
+      [
+        "--name=test",
+        `--data-dir=${join(work, "etcd-data")}`,
+        `--listen-client-urls=https://127.0.0.1:${client}`,
+        `--advertise-client-urls=https://127.0.0.1:${client}`,
+        `--listen-peer-urls=http://127.0.0.1:${peer}`,
+        `--initial-advertise-peer-urls=http://127.0.0.1:${peer}`,
+        `--initial-cluster=test=http://127.0.0.1:${peer}`,
+        "--client-cert-auth=true",
+        `--trusted-ca-file=${join(dir, "etcd-ca.crt")}`,
+        `--cert-file=${join(dir, "etcd-server.crt")}`,
+        `--key-file=${join(dir, "etcd-server.key")}`,
+      ],
+      { stdio: "ignore" },
+    );
+    const etcdctl = (cert: string, key: string, ca = "etcd-ca.crt") =>
+      spawnSync(
+        join(bin, "etcdctl"),
+        [
+          `--endpoints=https://127.0.0.1:${client}`,
+          `--cacert=${join(dir, ca)}`,
+          `--cert=${join(dir, cert)}`,
+          `--key=${join(dir, key)}`,
+          "--dial-timeout=2s",
+          "--command-timeout=3s",
+          "endpoint",
+          "health",
+        ],
+        { encoding: "utf8", env: { ETCDCTL_API: "3", PATH: process.env.PATH } },
+      );
+    try {
+      let health = etcdctl("apiserver-etcd-client.crt", "apiserver-etcd-client.key");
+      for (let i = 0; i < 20 && health.status !== 0; i++) {
+        await new Promise((r) => setTimeout(r, 250));
+        health = etcdctl("apiserver-etcd-client.crt", "apiserver-etcd-client.key");
+      }
+      expect(health.stdout + health.stderr).toMatch(/is healthy: successfully committed proposal/);
+      // A certificate of the cluster CA (not the etcd CA) is refused.
+      const refused = etcdctl("admin.crt", "admin.key");
+      expect(refused.status).not.toBe(0);
+    } finally {
+      etcd.kill();
+    }
+  });
+});
