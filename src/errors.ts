@@ -9,6 +9,7 @@ export const ExitCode = {
   digestMismatch: 3,
   downloadFailed: 4,
   missingTool: 5,
+  hygiene: 6,
 } as const;
 export type ExitCodeValue = (typeof ExitCode)[keyof typeof ExitCode];
 

@@ -11,7 +11,7 @@ import {
 } from "node:fs";
 import { join, relative } from "node:path";
 import { parse, stringify } from "yaml";
-import { bakeDir, type BakeOptions } from "../src/bake/bake";
+import { bake, type BakeOptions } from "../src/bake/bake";
 import { imageIdOf } from "../src/bake/tree";
 import { ExitCode, KubebakeError } from "../src/errors";
 import { silentProgress } from "../src/util/progress";
@@ -50,9 +50,9 @@ function specVariant(name: string, mutate: (spec: any) => void): string {
 }
 
 describe("bake-image --target dir", () => {
-  let first: Awaited<ReturnType<typeof bakeDir>>;
+  let first: Awaited<ReturnType<typeof bake>>;
   beforeAll(async () => {
-    first = await bakeDir(options("first"));
+    first = await bake(options("first"));
   });
 
   test("writes the tree and a manifest whose id is the tree's digest", () => {
@@ -83,14 +83,14 @@ describe("bake-image --target dir", () => {
   });
 
   test("two bakes of the same inputs give byte-identical trees and the same id", async () => {
-    const second = await bakeDir(options("second", { cacheDir: join(work, "cache-2") }));
+    const second = await bake(options("second", { cacheDir: join(work, "cache-2") }));
     expect(second.reused).toBe(false);
     expect(second.manifest.imageId).toBe(first.manifest.imageId);
     expect(snapshot(join(work, "second"))).toEqual(snapshot(join(work, "first")));
   });
 
   test("a rebake with nothing changed reuses the result and makes no request", async () => {
-    const again = await bakeDir(options("first"));
+    const again = await bake(options("first"));
     expect(again).toEqual({ manifest: first.manifest, reused: true, requests: 0 });
   });
 
@@ -98,7 +98,7 @@ describe("bake-image --target dir", () => {
     const out = join(work, "tampered");
     cpSync(join(work, "first"), out, { recursive: true, verbatimSymlinks: true });
     writeFileSync(join(out, "rootfs/etc/kubernetes/kubelet-config.yaml"), "edited\n");
-    const result = await bakeDir(options("tampered"));
+    const result = await bake(options("tampered"));
     expect(result.reused).toBe(false);
     expect(result.manifest.imageId).toBe(first.manifest.imageId);
   });
@@ -109,7 +109,7 @@ describe("bake-image --target dir", () => {
     ["a base package", (s: any) => s.base.packages.push("htop")],
   ])("changing %s changes the id", async (name, mutate) => {
     const spec = specVariant(name.replace(/\W+/g, "-"), mutate);
-    const result = await bakeDir(options(`variant-${name.replace(/\W+/g, "-")}`, { specPath: spec }));
+    const result = await bake(options(`variant-${name.replace(/\W+/g, "-")}`, { specPath: spec }));
     expect(result.manifest.imageId).not.toBe(first.manifest.imageId);
   });
 
@@ -119,7 +119,7 @@ describe("bake-image --target dir", () => {
       "bad-digest",
       (s) => (s.components[2].source.upstream.artifacts.amd64.sha256 = "1".repeat(64)),
     );
-    await expect(bakeDir(options("first", { specPath: spec }))).rejects.toMatchObject({
+    await expect(bake(options("first", { specPath: spec }))).rejects.toMatchObject({
       exitCode: ExitCode.digestMismatch,
     });
     expect(snapshot(join(work, "first"))).toEqual(before);
@@ -129,7 +129,7 @@ describe("bake-image --target dir", () => {
   test("refuses to replace a folder that is not a kubebake image", async () => {
     mkdirSync(join(work, "precious"));
     writeFileSync(join(work, "precious", "notes.txt"), "keep me");
-    const error = await bakeDir(options("precious")).catch((e: KubebakeError) => e);
+    const error = await bake(options("precious")).catch((e: KubebakeError) => e);
     expect(error).toBeInstanceOf(KubebakeError);
     expect((error as KubebakeError).exitCode).toBe(ExitCode.invalidInput);
     expect((error as KubebakeError).message).toMatch(/precious: exists and is not a kubebake image folder/);
@@ -138,7 +138,7 @@ describe("bake-image --target dir", () => {
 
   test("an architecture the spec lacks is an invalid-input error naming the field", async () => {
     const spec = specVariant("amd64-only", (s) => delete s.components[0].source.upstream.artifacts.arm64);
-    const error = (await bakeDir(options("arm", { specPath: spec, arch: "arm64" })).catch(
+    const error = (await bake(options("arm", { specPath: spec, arch: "arm64" })).catch(
       (e) => e,
     )) as KubebakeError;
     expect(error.exitCode).toBe(ExitCode.invalidInput);

@@ -2,7 +2,7 @@ import { spawnSync } from "node:child_process";
 import { cpSync, existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { parse } from "yaml";
-import { bakeDir } from "../src/bake/bake";
+import { bake } from "../src/bake/bake";
 import { renderTree, roleFile, type TreeEntry } from "../src/bake/render";
 import { loadImageSpec } from "../src/spec/load";
 import { silentProgress } from "../src/util/progress";
@@ -163,7 +163,7 @@ describe("the baked fixture tree", () => {
   const out = join(work, "image");
   const tree = join(out, "rootfs");
   beforeAll(async () => {
-    await bakeDir({
+    await bake({
       specPath: fixtureSpec,
       out,
       arch: "amd64",

@@ -9,15 +9,18 @@ import { ArtifactFetcher } from "../fetch/fetcher";
 import { parseMirror } from "../fetch/mirror";
 import { loadImageSpec } from "../spec/load";
 import type { Arch } from "../spec/schema";
-import { sha256Hex } from "../util/hash";
+import { buildDisk } from "../image/disk";
+import { sha256File, sha256Hex } from "../util/hash";
 import { packageRoot } from "../util/package-root";
 import type { Progress } from "../util/progress";
-import { MANIFEST_KIND, type Manifest, type ManifestComponent } from "./manifest";
+import { MANIFEST_KIND, type Manifest, type ManifestComponent, type Target } from "./manifest";
 import { planArtifacts, type ArtifactPlan } from "./plan";
 import { renderTree, type TreeEntry } from "./render";
 import { describeTree, imageIdOf, inTree, TREE_EPOCH, writeEntries } from "./tree";
 
 export interface BakeOptions {
+  /** dir: the image tree only; raw and qcow2: also a bootable disk (needs root and the disk host tools). */
+  target?: Target;
   specPath: string;
   out: string;
   arch: Arch;
@@ -36,8 +39,11 @@ export interface BakeResult {
   requests: number;
 }
 
-/** Bakes the image tree into OUT/rootfs with OUT/manifest.json; replaces OUT only once all went well. */
-export async function bakeDir(options: BakeOptions): Promise<BakeResult> {
+/**
+ * Bakes the image tree into OUT/rootfs (and for raw/qcow2 a bootable OUT/disk.*) with OUT/manifest.json;
+ * replaces OUT only once all went well.
+ */
+export async function bake(options: BakeOptions): Promise<BakeResult> {
   const { progress } = options;
   const out = resolve(options.out);
   const loaded = loadImageSpec(options.specPath);
@@ -49,7 +55,8 @@ export async function bakeDir(options: BakeOptions): Promise<BakeResult> {
     { path: "/etc/kubebake/image-spec.json", kind: "file", mode: 0o644, content: Buffer.from(specJson) },
   ];
   checkNoOverlap(artifacts, rendered);
-  const inputs = inputsDigest(options.arch, specJson, rendered, artifacts);
+  const target = options.target ?? "dir";
+  const inputs = inputsDigest(options.arch, target, specJson, rendered, artifacts);
 
   await guardOutput(out);
   const previous = await reusable(out, inputs);
@@ -99,17 +106,33 @@ export async function bakeDir(options: BakeOptions): Promise<BakeResult> {
     ]);
     progress.step("hashing the tree");
     const files = await describeTree(tree, true);
+    const imageId = imageIdOf(files);
+    const disk =
+      target === "dir"
+        ? undefined
+        : await buildDisk({
+            spec,
+            arch: options.arch,
+            tree,
+            imageId,
+            staging,
+            cacheDir: options.cacheDir,
+            format: target,
+            progress,
+          });
     const manifest: Manifest = {
       kind: MANIFEST_KIND,
       manifestVersion: 1,
-      imageId: imageIdOf(files),
+      imageId,
       name: spec.name,
       arch: options.arch,
-      targets: { dir: { path: "rootfs" } },
+      target,
+      rootfs: "rootfs",
       inputs,
       spec: { path: displaySpecPath(options.specPath), sha256: sha256Hex(loaded.raw) },
       components,
       files,
+      ...(disk ? { disk } : {}),
     };
     await writeFile(join(staging, "manifest.json"), JSON.stringify(manifest, null, 2) + "\n");
     for (const path of [tree, join(staging, "manifest.json")]) await utimes(path, TREE_EPOCH, TREE_EPOCH);
@@ -131,6 +154,7 @@ function displaySpecPath(path: string): string {
 
 function inputsDigest(
   arch: Arch,
+  target: Target,
   specJson: string,
   rendered: TreeEntry[],
   artifacts: ArtifactPlan[],
@@ -138,7 +162,7 @@ function inputsDigest(
   const renderedDigest = rendered.map((e) =>
     e.kind === "symlink" ? [e.path, e.target] : [e.path, e.mode, sha256Hex(e.content)],
   );
-  return sha256Hex(JSON.stringify({ arch, specJson, renderedDigest, artifacts }));
+  return sha256Hex(JSON.stringify({ arch, target, specJson, renderedDigest, artifacts }));
 }
 
 function checkNoOverlap(artifacts: ArtifactPlan[], rendered: TreeEntry[]): void {
@@ -160,7 +184,7 @@ async function guardOutput(out: string): Promise<void> {
   const names = await readdir(out).catch(() => {
     throw invalidInput(`--out ${out}: exists and is not a folder`);
   });
-  const ours = names.every((n) => n === "manifest.json" || n === "rootfs");
+  const ours = names.every((n) => ["manifest.json", "rootfs", "disk.raw", "disk.qcow2"].includes(n));
   if (names.length > 0 && !(ours && names.includes("manifest.json"))) {
     throw invalidInput(
       `--out ${out}: exists and is not a kubebake image folder; choose an empty or new folder`,
@@ -178,7 +202,12 @@ async function reusable(out: string, inputs: string): Promise<Manifest | undefin
   if (manifest.kind !== MANIFEST_KIND || manifest.inputs !== inputs) return undefined;
   // The tree must still be what the manifest says: a hand-edited tree is baked again.
   const files = await describeTree(join(out, "rootfs"), false).catch(() => undefined);
-  return files && JSON.stringify(files) === JSON.stringify(manifest.files) ? manifest : undefined;
+  if (!files || JSON.stringify(files) !== JSON.stringify(manifest.files)) return undefined;
+  if (manifest.disk) {
+    const digest = await sha256File(join(out, manifest.disk.file)).catch(() => undefined);
+    if (digest !== manifest.disk.sha256) return undefined;
+  }
+  return manifest;
 }
 
 async function swapInto(staging: string, out: string): Promise<void> {

@@ -1,5 +1,9 @@
+import type { DiskInfo } from "../image/disk";
 import type { Arch } from "../spec/schema";
 import type { ManifestFile } from "./tree";
+
+export const TARGETS = ["dir", "raw", "qcow2"] as const;
+export type Target = (typeof TARGETS)[number];
 
 export const MANIFEST_KIND = "kubebake.io/image-manifest";
 
@@ -19,10 +23,14 @@ export interface Manifest {
   imageId: string;
   name: string;
   arch: Arch;
-  targets: { dir: { path: "rootfs" } };
+  target: Target;
+  /** The image tree, relative to the manifest. */
+  rootfs: "rootfs";
   /** The inputs' digest: when a rebake's inputs match and the tree is intact, the bake is reused. */
   inputs: string;
   spec: { path: string; sha256: string };
   components: ManifestComponent[];
   files: ManifestFile[];
+  /** The bootable disk, for the raw and qcow2 targets. */
+  disk?: DiskInfo;
 }

@@ -3,7 +3,8 @@ import { arch as hostArch, homedir } from "node:os";
 import { join } from "node:path";
 import yargs, { type Argv } from "yargs";
 import { z } from "zod";
-import { bakeDir } from "../bake/bake";
+import { bake } from "../bake/bake";
+import { TARGETS } from "../bake/manifest";
 import { ExitCode, KubebakeError, invalidInput } from "../errors";
 import { loadImageSpec } from "../spec/load";
 import { ARCHES, imageSpecSchema, type Arch } from "../spec/schema";
@@ -17,7 +18,7 @@ const defaultCache = () =>
 
 const bakeOptions = (y: Argv) =>
   y
-    .option("target", { choices: ["dir"] as const, default: "dir" as const, describe: "what to produce" })
+    .option("target", { choices: TARGETS, default: "dir" as const, describe: "what to produce" })
     .option("out", {
       type: "string",
       demandOption: true,
@@ -40,7 +41,8 @@ type BakeArgs = Awaited<ReturnType<typeof bakeOptions>["argv"]>;
 
 async function runBake(args: BakeArgs): Promise<void> {
   if (!args.out) throw invalidInput("--out: expected a folder\nRun 'bake-image --help' for usage.");
-  const result = await bakeDir({
+  const result = await bake({
+    target: args.target,
     specPath: args.spec ?? defaultSpec(),
     out: args.out,
     arch: args.arch ?? defaultArch(),
