@@ -81,6 +81,35 @@ export function kubebake(argv: string[]): Argv {
         )
         .demandCommand(1, "name a spec command: validate or schema"),
     )
+    .command("image", "image tools", (y) =>
+      y
+        .command(
+          "check <image>",
+          "list hygiene violations (host keys, machine-id, instance state, caches, logs, histories, secrets); exit 6 if any",
+          (y2) =>
+            y2
+              .positional("image", {
+                type: "string",
+                demandOption: true,
+                describe: "bake output folder, rootfs folder, or raw/qcow2 disk",
+              })
+              .option("json", { type: "boolean", default: false, describe: "print the violations as JSON" }),
+          async (args) => {
+            const { checkImage } = await import("../image/check");
+            const violations = await checkImage(args.image);
+            if (args.json) process.stdout.write(JSON.stringify(violations, null, 2) + "\n");
+            else for (const v of violations) process.stdout.write(`${v.path}: ${v.rule}\n`);
+            if (violations.length > 0) {
+              throw new KubebakeError(
+                `${args.image}: ${violations.length} hygiene violation(s)`,
+                ExitCode.hygiene,
+              );
+            }
+            if (!args.json) process.stdout.write(`${args.image}: clean\n`);
+          },
+        )
+        .demandCommand(1, "name an image command: check"),
+    )
     .command("pki", "cluster certificates and keys", (y) =>
       y
         .command(

@@ -23,6 +23,8 @@ export interface DiskInfo {
 /** Packages every bootable image needs, whatever the spec adds. */
 const BOOT_PACKAGES = [
   "systemd-sysv",
+  "systemd-timesyncd",
+  "dbus",
   "cloud-init",
   "cloud-guest-utils",
   "ifupdown",
