@@ -14,11 +14,27 @@ tools=(
   ip:iproute2
   unshare:util-linux
   getent:libc-bin
+  # bootable disks and boot tests
+  mmdebstrap:mmdebstrap
+  qemu-img:qemu-utils
+  qemu-system-x86_64:qemu-system-x86
+  cloud-localds:cloud-image-utils
+  genisoimage:genisoimage
+  mkfs.vfat:dosfstools
+  mcopy:mtools
+  sfdisk:fdisk
+  mkfs.ext4:e2fsprogs
+  debugfs:e2fsprogs
+  dnsmasq:dnsmasq-base
+  /usr/lib/systemd/boot/efi/systemd-bootx64.efi:systemd-boot-efi
+  /usr/share/OVMF/OVMF_CODE_4M.fd:ovmf
 )
 
 missing=()
 for entry in "${tools[@]}"; do
-  command -v "${entry%%:*}" >/dev/null 2>&1 || missing+=("${entry#*:}")
+  tool=${entry%%:*}
+  if [ "${tool#/}" != "$tool" ]; then [ -e "$tool" ] && continue; else command -v "$tool" >/dev/null 2>&1 && continue; fi
+  missing+=("${entry#*:}")
 done
 [ ${#missing[@]} -eq 0 ] && exit 0
 

@@ -13,7 +13,8 @@ export const referenceFlags =
 /** A temporary folder removed after the test file. */
 export function tempDir(label: string): string {
   const dir = mkdtempSync(join(tmpdir(), `kubebake-test-${label}-`));
-  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+  // KUBEBAKE_KEEP_TEST_DIRS=1 keeps them (serial logs of boot tests, baked trees) for a look afterwards.
+  if (!process.env.KUBEBAKE_KEEP_TEST_DIRS) afterAll(() => rmSync(dir, { recursive: true, force: true }));
   return dir;
 }
 

@@ -169,7 +169,7 @@ describe("node-config", () => {
     expect(text).toMatch(/IP Address:10\.0\.0\.9/);
     expect(text).toMatch(/DNS:master-1/);
     expect(readFileSync(box.paths.nodeEnv, "utf8")).toContain(
-      "ETCD_INITIAL_CLUSTER=master-1=https://10.0.0.9:2380\n",
+      "KUBEBAKE_ETCD_CLUSTER=master-1=https://10.0.0.9:2380\n",
     );
     const cm = parse(readFileSync(join(box.paths.config, "controller-manager.kubeconfig"), "utf8"));
     expect(cm.clusters[0].cluster.server).toBe("https://127.0.0.1:6443");

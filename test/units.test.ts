@@ -200,7 +200,7 @@ describe("the baked fixture tree", () => {
       NODE_NAME: "node-1",
       NODE_IP: "10.0.0.5",
       CLUSTER_NAME: "demo",
-      ETCD_INITIAL_CLUSTER: "node-1=https://10.0.0.5:2380",
+      KUBEBAKE_ETCD_CLUSTER: "node-1=https://10.0.0.5:2380",
     };
     for (const name of [
       "kube-apiserver",
