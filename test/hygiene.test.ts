@@ -1,0 +1,101 @@
+import { mkdirSync, readFileSync, symlinkSync, writeFileSync } from "node:fs";
+import { dirname, join } from "node:path";
+import { spawnSync } from "node:child_process";
+import { checkHygiene, CLEANUP_SCRIPT } from "../src/image/hygiene";
+import { runCli, tempDir } from "./helpers";
+
+const work = tempDir("hygiene");
+
+function rootWith(name: string, files: Record<string, string>): string {
+  const root = join(work, name);
+  mkdirSync(join(root, "etc"), { recursive: true });
+  for (const [path, content] of Object.entries(files)) {
+    mkdirSync(dirname(join(root, path)), { recursive: true });
+    writeFileSync(join(root, path), content);
+  }
+  return root;
+}
+
+const dirty = {
+  "etc/ssh/ssh_host_ed25519_key": "key",
+  "etc/ssh/ssh_host_ed25519_key.pub": "pub",
+  "etc/ssh/sshd_config": "PermitRootLogin no\n",
+  "etc/machine-id": "0123456789abcdef0123456789abcdef\n",
+  "var/lib/dbus/machine-id": "0123456789abcdef0123456789abcdef\n",
+  "var/lib/cloud/instance/boot-finished": "done",
+  "var/lib/apt/lists/deb.example_dists_bookworm_InRelease": "x",
+  "var/lib/apt/lists/lock": "",
+  "var/cache/apt/pkgcache.bin": "x",
+  "var/cache/apt/archives/curl_8_amd64.deb": "x",
+  "var/log/syslog": "Nov 23 boot\n",
+  "var/log/empty.log": "",
+  "root/.bash_history": "ls\n",
+  "home/admin/.bash_history": "sudo -i\n",
+  "etc/kubernetes/pki/ca.key": "-----BEGIN PRIVATE KEY-----\nMIG...\n-----END PRIVATE KEY-----\n",
+  "etc/kubebake/secrets/bootstrap-token": "abcdef.0123456789abcdef\n",
+  "usr/share/doc/example/key.pem": "-----BEGIN PRIVATE KEY-----\n", // docs are not scanned
+};
+
+describe("image hygiene", () => {
+  test("lists every violation, with the path and the rule", async () => {
+    const violations = await checkHygiene(rootWith("dirty", dirty));
+    expect(violations.map((v) => `${v.path}: ${v.rule}`)).toEqual([
+      "/etc/kubebake/secrets/bootstrap-token: no secret material (private keys, tokens)",
+      "/etc/kubernetes/pki/ca.key: no secret material (private keys, tokens)",
+      "/etc/machine-id: machine-id must be empty",
+      "/etc/ssh/ssh_host_ed25519_key: SSH host keys must be made at first boot",
+      "/etc/ssh/ssh_host_ed25519_key.pub: SSH host keys must be made at first boot",
+      "/home/admin/.bash_history: no shell histories",
+      "/root/.bash_history: no shell histories",
+      "/var/cache/apt/archives/curl_8_amd64.deb: no apt caches",
+      "/var/cache/apt/pkgcache.bin: no apt caches",
+      "/var/lib/apt/lists/deb.example_dists_bookworm_InRelease: no apt lists",
+      "/var/lib/cloud/instance: no cloud-init instance state",
+      "/var/lib/dbus/machine-id: the D-Bus machine-id must be absent or a link to /etc/machine-id",
+      "/var/log/syslog: no logs",
+    ]);
+  });
+
+  test("the disk builder's cleanup leaves only what a clean image may have", async () => {
+    const root = rootWith("cleaned", { ...dirty });
+    for (const path of [
+      "etc/kubernetes/pki/ca.key",
+      "etc/kubebake/secrets/bootstrap-token",
+      "home/admin/.bash_history",
+    ]) {
+      writeFileSync(join(root, path), "");
+    }
+    const result = spawnSync("sh", ["-c", CLEANUP_SCRIPT], { cwd: root, encoding: "utf8" });
+    expect(result.status).toBe(0);
+    expect(await checkHygiene(root)).toEqual([
+      { path: "/home/admin/.bash_history", rule: "no shell histories" }, // only root's is removed: images have no users
+    ]);
+    expect(readFileSync(join(root, "etc/machine-id"), "utf8")).toBe("");
+    expect(readFileSync(join(root, "etc/ssh/sshd_config"), "utf8")).toBe("PermitRootLogin no\n");
+  });
+
+  test("a D-Bus machine-id linked to /etc/machine-id is fine; a clean tree passes", async () => {
+    const root = rootWith("clean", {
+      "etc/machine-id": "",
+      "etc/hostname": "localhost\n",
+      "var/log/.keep": "",
+    });
+    mkdirSync(join(root, "var/lib/dbus"), { recursive: true });
+    symlinkSync("/etc/machine-id", join(root, "var/lib/dbus/machine-id"));
+    expect(await checkHygiene(root)).toEqual([]);
+  });
+
+  test("kubebake image check: exit 6 with the list, 0 when clean, 2 for what is not an image", () => {
+    const bad = runCli("kubebake", ["image", "check", join(work, "dirty")]);
+    expect(bad.code).toBe(6);
+    expect(bad.stdout).toContain("/root/.bash_history: no shell histories\n");
+    expect(bad.stderr).toBe(`error: ${join(work, "dirty")}: 13 hygiene violation(s)\n`);
+    const json = runCli("kubebake", ["image", "check", "--json", join(work, "dirty")]);
+    expect(JSON.parse(json.stdout)).toHaveLength(13);
+    const good = runCli("kubebake", ["image", "check", join(work, "clean")]);
+    expect(good.code).toBe(0);
+    const none = runCli("kubebake", ["image", "check", join(work, "nothing-here")]);
+    expect(none.code).toBe(2);
+    expect(none.stderr).toMatch(/nothing-here: no such file or folder/);
+  });
+});
