@@ -129,7 +129,7 @@ asRoot("booting the one image", () => {
       }
       const rendered = (name: string) =>
         readFileSync(join(work, "image", "rootfs", "etc/systemd/system", `${name}.service`), "utf8").replace(
-          /\\\n\s*/g,
+          /\s*\\\n\s*/g,
           " ",
         );
       expect(m.get("args-kube-apiserver")).toContain(
