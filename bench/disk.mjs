@@ -9,6 +9,7 @@ import {
   existsSync,
   mkdirSync,
   mkdtempSync,
+  readdirSync,
   readFileSync,
   rmSync,
   writeFileSync,
@@ -66,9 +67,20 @@ figures["qcow2 size (MB)"] = changed.manifest.disk.size / 1e6;
 const seed = join(work, "seed");
 mkdirSync(seed);
 writeFileSync(join(seed, "meta-data"), "instance-id: bench\nlocal-hostname: bench\n");
+// The master needs its certificates (the `none` secret source): a fresh PKI, delivered with the user data.
+execFileSync("node", ["bin/kubebake.js", "pki", "init", "--cluster", "bench", "--out", join(work, "pki")], {
+  cwd: repo,
+});
+const secretFiles = readdirSync(join(work, "pki")).map(
+  (name) =>
+    `  - path: /etc/kubebake/secrets/${name}\n    permissions: '0600'\n    encoding: b64\n    content: ${readFileSync(join(work, "pki", name)).toString("base64")}\n`,
+);
+const roleFile = `  - path: /etc/sysconfig/kubernetes-masters\n    content: "CLUSTER_NAME=bench\\n"\n`;
+// Reports when kube-apiserver became active, in microseconds since the kernel started.
+const report = `runcmd:\n  - [sh, -c, 'until systemctl is-active -q kube-apiserver; do sleep 1; done; echo "KBBENCH $(systemctl show -p ActiveEnterTimestampMonotonic --value kube-apiserver)" > /dev/ttyS0']\n`;
 writeFileSync(
   join(seed, "user-data"),
-  '#cloud-config\nlocale: C.UTF-8\nwrite_files:\n  - path: /etc/sysconfig/kubernetes-masters\n    content: "CLUSTER_NAME=bench\\n"\n',
+  `#cloud-config\nlocale: C.UTF-8\nwrite_files:\n${roleFile}${secretFiles.join("")}${report}`,
 );
 execFileSync("cloud-localds", [join(work, "seed.iso"), join(seed, "user-data"), join(seed, "meta-data")]);
 execFileSync("qemu-img", [
@@ -120,16 +132,23 @@ const qemu = spawn(
   { stdio: "ignore" },
 );
 let booted;
+let guest;
 while (Date.now() - started < 300_000) {
-  if (existsSync(serial) && /Started.*kube-apiserver/.test(readFileSync(serial, "latin1"))) {
+  const match = existsSync(serial) && /KBBENCH (\d+)/.exec(readFileSync(serial, "latin1"));
+  if (match) {
     booted = (Date.now() - started) / 1000;
+    guest = Number(match[1]) / 1e6;
     break;
   }
   await new Promise((r) => setTimeout(r, 250));
 }
 qemu.kill("SIGKILL");
-figures["boot to kube-apiserver started, TCG (s) [target < 60]"] = booted ?? "not reached in 300 s";
-rmSync(work, { recursive: true, force: true });
+if (booted === undefined && existsSync(serial))
+  console.error(readFileSync(serial, "latin1").split("\n").slice(-40).join("\n"));
+figures["boot to kube-apiserver active, kernel clock (s) [target < 60]"] = guest ?? "not reached in 300 s";
+figures["qemu start to that report, with firmware (s)"] = booted ?? "not reached in 300 s";
+if (process.env.KUBEBAKE_BENCH_KEEP) console.error(`kept ${work}`);
+else rmSync(work, { recursive: true, force: true });
 
 if (json) console.log(JSON.stringify(figures, null, 2));
 else
