@@ -7,7 +7,7 @@ import { defaultDownloadOptions, type DownloadOptions } from "../fetch/download"
 import { takeFiles } from "../fetch/extract";
 import { ArtifactFetcher } from "../fetch/fetcher";
 import { parseMirror } from "../fetch/mirror";
-import { loadImageSpec } from "../spec/load";
+import { displayPath, loadImageSpec } from "../spec/load";
 import type { Arch } from "../spec/schema";
 import { buildDisk } from "../image/disk";
 import { sha256File, sha256Hex } from "../util/hash";
@@ -48,7 +48,7 @@ export async function bake(options: BakeOptions): Promise<BakeResult> {
   const out = resolve(options.out);
   const loaded = loadImageSpec(options.specPath);
   const spec = loaded.spec;
-  const artifacts = planArtifacts(spec, displaySpecPath(options.specPath), options.arch);
+  const artifacts = planArtifacts(spec, displayPath(options.specPath), options.arch);
   const specJson = JSON.stringify(spec, null, 2) + "\n";
   const rendered: TreeEntry[] = [
     ...renderTree(spec, packageRoot()),
@@ -78,7 +78,7 @@ export async function bake(options: BakeOptions): Promise<BakeResult> {
     progress.step(`fetching ${artifacts.length} components for ${options.arch}`);
     const components = await mapLimited(artifacts, options.concurrency ?? 4, async (plan) => {
       const fetched = await fetcher.fetch(plan);
-      const label = `${displaySpecPath(options.specPath)}: component ${plan.component}`;
+      const label = `${displayPath(options.specPath)}: component ${plan.component}`;
       const takes = plan.install.map((i) => ({ from: i.from, dest: inTree(tree, i.to), mode: i.mode }));
       await takeFiles(fetched.path, formatOf(plan), takes, label);
       for (const t of takes) await chmod(t.dest, t.mode);
@@ -129,7 +129,7 @@ export async function bake(options: BakeOptions): Promise<BakeResult> {
       target,
       rootfs: "rootfs",
       inputs,
-      spec: { path: displaySpecPath(options.specPath), sha256: sha256Hex(loaded.raw) },
+      spec: { path: displayPath(options.specPath), sha256: sha256Hex(loaded.raw) },
       components,
       files,
       ...(disk ? { disk } : {}),
@@ -146,11 +146,6 @@ export async function bake(options: BakeOptions): Promise<BakeResult> {
 }
 
 const formatOf = (plan: ArtifactPlan) => (plan.source.kind === "debian" ? "deb" : plan.source.format);
-
-function displaySpecPath(path: string): string {
-  const rel = resolve(path).slice(process.cwd().length + 1);
-  return resolve(path).startsWith(process.cwd() + "/") ? rel : path;
-}
 
 function inputsDigest(
   arch: Arch,

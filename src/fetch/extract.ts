@@ -33,7 +33,7 @@ export async function takeFiles(
   const work = await mkdtemp(join(tmpdir(), "kubebake-extract-"));
   try {
     let wanted = new Set(takes.map((t) => normalize(t.from)));
-    // Two rounds at most: the second follows symlinks named in the first (runc's /usr/bin/runc -> ../sbin/runc).
+    // Later rounds follow symlinks found in the earlier ones (runc's /usr/bin/runc -> ../sbin/runc), three at most.
     const resolved = new Map<string, string>();
     for (let round = 0; round < 3 && wanted.size > 0; round++) {
       await extract(artifact, format, work, wanted);

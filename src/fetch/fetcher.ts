@@ -1,10 +1,10 @@
 import { copyFile, mkdtemp, readdir, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { execFile } from "node:child_process";
 import { ExitCode, KubebakeError } from "../errors";
 import type { ArtifactPlan, DebianFetch, UpstreamFetch } from "../bake/plan";
 import { sha256File } from "../util/hash";
+import { run } from "../util/run";
 import type { Progress } from "../util/progress";
 import { ArtifactCache } from "./cache";
 import { download, type DownloadOptions } from "./download";
@@ -122,7 +122,16 @@ export class ArtifactFetcher {
     try {
       const spec = `${source.package}:${arch}=${source.version}`;
       this.options.progress.info(`apt-get download ${spec}`);
-      await run("apt-get", ["download", "-q", spec], dir);
+      await run("apt-get", ["download", "-q", spec], {
+        cwd: dir,
+        failCode: ExitCode.downloadFailed,
+        // apt's own errors are its "E:" lines; the rest is progress and warnings.
+        detail: (stderr) =>
+          stderr
+            .split("\n")
+            .filter((l) => l.startsWith("E:"))
+            .join(" "),
+      });
       const debs = (await readdir(dir)).filter((f) => f.endsWith(".deb"));
       if (debs.length !== 1)
         throw new KubebakeError(`apt-get download ${spec} gave no .deb`, ExitCode.downloadFailed);
@@ -140,23 +149,4 @@ function digestMismatch(location: string, expected: string, actual: string): Kub
     `SHA-256 mismatch for ${location}: expected ${expected}, got ${actual}; the file was discarded`,
     ExitCode.digestMismatch,
   );
-}
-
-function run(command: string, args: string[], cwd: string): Promise<void> {
-  return new Promise((resolve, reject) => {
-    execFile(command, args, { cwd, maxBuffer: 16 * 1024 * 1024 }, (error, _stdout, stderr) => {
-      if (!error) return resolve();
-      if ((error as NodeJS.ErrnoException).code === "ENOENT") {
-        return reject(
-          new KubebakeError(`${command} is not installed; Debian components need apt`, ExitCode.missingTool),
-        );
-      }
-      const detail =
-        stderr
-          .split("\n")
-          .filter((l) => l.startsWith("E:"))
-          .join(" ") || error.message;
-      reject(new KubebakeError(`${command} ${args.join(" ")} failed: ${detail}`, ExitCode.downloadFailed));
-    });
-  });
 }

@@ -14,14 +14,14 @@ export interface LoadedSpec {
 
 /** Reads, parses and validates an image spec; every failure is an invalid-input error naming file, line and field. */
 export function loadImageSpec(path: string): LoadedSpec {
-  return loadYamlWithSchema(path, imageSpecSchema, (spec) => spec);
+  return loadYamlWithSchema(path, imageSpecSchema);
 }
 
-export function loadYamlWithSchema<S extends z.ZodType, T>(
+/** Any kubebake YAML file (image spec now, cluster spec next) read and validated the same way. */
+export function loadYamlWithSchema<S extends z.ZodType>(
   path: string,
   schema: S,
-  build: (value: z.output<S>) => T,
-): { path: string; raw: string; spec: T } {
+): { path: string; raw: string; spec: z.output<S> } {
   const shown = displayPath(path);
   let raw: string;
   try {
@@ -43,7 +43,7 @@ export function loadYamlWithSchema<S extends z.ZodType, T>(
     const messages = result.error.issues.map((issue) => formatIssue(shown, doc, lineCounter, issue));
     throw invalidInput(messages.join("\n"));
   }
-  return { path, raw, spec: build(result.data) };
+  return { path, raw, spec: result.data };
 }
 
 function formatIssue(file: string, doc: Document, lines: LineCounter, issue: z.core.$ZodIssue): string {
@@ -95,7 +95,8 @@ export function fieldPath(path: (string | number)[]): string {
   return path.map((p, i) => (typeof p === "number" ? `[${p}]` : i === 0 ? p : `.${p}`)).join("");
 }
 
-function displayPath(path: string): string {
+/** A path as the user would name it: relative to the working folder when inside it. */
+export function displayPath(path: string): string {
   const rel = relative(process.cwd(), path);
   return rel.startsWith("..") ? path : rel;
 }

@@ -1,13 +1,19 @@
 import { spawn } from "node:child_process";
-import { ExitCode, KubebakeError } from "../errors";
+import { ExitCode, KubebakeError, type ExitCodeValue } from "../errors";
 
 export interface RunOptions {
   cwd?: string;
   env?: NodeJS.ProcessEnv;
   input?: string;
+  /** The exit code when the tool fails (default: internal). */
+  failCode?: ExitCodeValue;
+  /** What of the tool's output explains a failure (default: its last lines). */
+  detail?: (output: string) => string;
 }
 
-/** Runs a host tool; a missing tool is exit 5, a failing one an error with its last lines of output. */
+const lastLines = (output: string) => output.trim().split("\n").slice(-5).join("\n");
+
+/** Runs a host tool; a missing tool is exit 5, a failing one an error with what its output says. */
 export function run(command: string, args: string[], options: RunOptions = {}): Promise<string> {
   return new Promise((resolve, reject) => {
     const child = spawn(command, args, {
@@ -32,9 +38,12 @@ export function run(command: string, args: string[], options: RunOptions = {}): 
     );
     child.on("close", (code) => {
       if (code === 0) return resolve(stdout);
-      const tail = (stderr || stdout).trim().split("\n").slice(-5).join("\n");
+      const detail = (options.detail ?? lastLines)(stderr || stdout) || `exit ${code}`;
       reject(
-        new KubebakeError(`${command} ${args.join(" ")} failed (exit ${code}):\n${tail}`, ExitCode.internal),
+        new KubebakeError(
+          `${command} ${args.join(" ")} failed: ${detail}`,
+          options.failCode ?? ExitCode.internal,
+        ),
       );
     });
   });
