@@ -10,6 +10,10 @@ export const ExitCode = {
   downloadFailed: 4,
   missingTool: 5,
   hygiene: 6,
+  /** A cloud API call failed (credentials, permissions, quotas, the service): the message names the call. */
+  cloudFailed: 7,
+  /** The cloud holds a state kubebake will not change on its own (for example a partial PKI of a running cluster). */
+  unsafeState: 8,
 } as const;
 export type ExitCodeValue = (typeof ExitCode)[keyof typeof ExitCode];
 

@@ -84,6 +84,22 @@ const minionSecrets = (dir: string) => {
 };
 
 describe("node-config", () => {
+  test("--cloud-provider=external only when the role file opts in with CLOUD_CONTROLLER=external", () => {
+    for (const [extra, expected] of [
+      ["", "KUBELET_CLOUD_ARGS=\n"],
+      ["CLOUD_CONTROLLER=external\n", "KUBELET_CLOUD_ARGS=--cloud-provider=external\n"],
+    ]) {
+      const box = sandbox(
+        "minion",
+        "minions",
+        `CLUSTER_NAME=demo\nSECRET_SOURCE=files:@SECRETS@\nNODE_NAME=m\nNODE_IP=10.1.2.3\n${extra}`,
+      );
+      minionSecrets(box.paths.secrets);
+      expect(box.run("node-config").status).toBe(0);
+      expect(readFileSync(box.paths.nodeEnv, "utf8")).toContain(expected);
+    }
+  });
+
   test("a minion gets its node env and a bootstrap kubeconfig that finds masters by DNS", () => {
     const box = sandbox(
       "minion",

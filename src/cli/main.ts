@@ -4,10 +4,12 @@ import { join } from "node:path";
 import yargs, { type Argv } from "yargs";
 import { z } from "zod";
 import { bake } from "../bake/bake";
+import { clusterCommands } from "./cluster";
 import { TARGETS } from "../bake/manifest";
 import { ExitCode, KubebakeError, invalidInput } from "../errors";
 import { loadImageSpec } from "../spec/load";
 import { ARCHES, imageSpecSchema, type Arch } from "../spec/schema";
+import { CLUSTER_NAME } from "../discover/names";
 import { packageRoot } from "../util/package-root";
 import { progressFor } from "../util/progress";
 
@@ -56,7 +58,7 @@ async function runBake(args: BakeArgs): Promise<void> {
 
 /** `kubebake …` */
 export function kubebake(argv: string[]): Argv {
-  return base(argv, "kubebake")
+  return clusterCommands(base(argv, "kubebake"))
     .command("bake", "bake the image (same as bake-image)", bakeOptions, runBake)
     .command("spec", "image spec tools", (y) =>
       y
@@ -155,8 +157,6 @@ export function kubebake(argv: string[]): Argv {
     )
     .demandCommand(1, "name a command");
 }
-
-const CLUSTER_NAME = /^(?=.{1,40}$)[a-z0-9]([a-z0-9-]*[a-z0-9])?$/;
 
 /** `bake-image …` is `kubebake bake …`. */
 export function bakeImage(argv: string[]): Argv {

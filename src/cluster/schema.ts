@@ -1,0 +1,141 @@
+/**
+ * The cluster spec (`kubebake cluster plan|apply|destroy -f cluster.yaml`): where a cluster runs, from
+ * which image, and how big its two groups are. Everything else (names, tags, policies, rules) is derived.
+ */
+import { z } from "zod";
+import { CLUSTER_NAME } from "../discover/names";
+
+const cidr = z
+  .string()
+  .regex(
+    /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})\/(\d|[12]\d|3[0-2])$/,
+    "expected an IPv4 CIDR such as 10.0.0.0/16",
+  )
+  .refine(
+    (s) =>
+      s
+        .split("/")[0]!
+        .split(".")
+        .every((o) => Number(o) <= 255),
+    "expected octets of at most 255",
+  );
+
+const instanceType = z
+  .string()
+  .regex(/^[a-z][a-z0-9-]*\.[a-z0-9]+$/, "expected an instance type such as t3.medium");
+const reservedTag = /^(aws:|kubebake:)|^(KubernetesCluster|Role|Name)$/;
+
+export const clusterSpecSchema = z
+  .strictObject({
+    apiVersion: z.literal("kubebake.io/v1alpha1"),
+    kind: z.literal("Cluster"),
+    name: z
+      .string()
+      .regex(CLUSTER_NAME, "expected 1 to 40 lowercase letters, digits and inner '-' (it is a DNS label)"),
+    cloud: z.literal("aws"),
+    region: z.string().regex(/^[a-z]{2}(-[a-z]+)+-\d+$/, "expected an AWS region such as eu-west-1"),
+    network: z.strictObject({
+      /** An existing VPC and subnets; without them kubebake creates (and later deletes) its own. */
+      vpc: z
+        .string()
+        .regex(/^vpc-[0-9a-f]{8,17}$/, "expected a VPC id")
+        .optional(),
+      subnets: z
+        .array(z.string().regex(/^subnet-[0-9a-f]{8,17}$/, "expected a subnet id"))
+        .min(1)
+        .optional(),
+      /** For a created VPC: its CIDR, split into one /20 subnet per zone. */
+      cidr: cidr.default("10.0.0.0/16"),
+      zones: z
+        .array(z.string().regex(/^[a-z]{2}(-[a-z]+)+-\d+[a-z]$/, "expected an availability zone"))
+        .min(1)
+        .max(6)
+        .optional(),
+      /** Who may reach the API server on 6443 from outside the cluster; nobody by default. */
+      apiAccess: z.array(cidr).default([]),
+      /** Who may reach SSH on 22; nobody by default. */
+      sshAccess: z.array(cidr).default([]),
+    }),
+    image: z.strictObject({
+      ami: z
+        .string()
+        .regex(/^ami-[0-9a-f]{8,17}$/, "expected an AMI id")
+        .optional(),
+      /** A bake manifest: its imageId finds the AMI tagged kubebake:image-id in the region. */
+      manifest: z.string().min(1).optional(),
+      /** The image spec whose cluster settings (domains, CIDRs) the image was baked with. */
+      spec: z.string().min(1).optional(),
+    }),
+    groups: z.strictObject({
+      masters: z.strictObject({
+        count: z.union([z.literal(1), z.literal(3), z.literal(5), z.literal(7)], {
+          error: "expected 1, 3, 5 or 7 (etcd needs an odd number of members)",
+        }),
+        instanceType,
+      }),
+      minions: z.strictObject({
+        min: z.number().int().min(0).max(1000),
+        max: z.number().int().min(0).max(1000),
+        desired: z.number().int().min(0).max(1000),
+        instanceType,
+      }),
+    }),
+    sshKey: z.string().min(1).max(255).optional(),
+    tags: z
+      .record(
+        z
+          .string()
+          .min(1)
+          .max(127)
+          .refine((k) => !reservedTag.test(k), "this tag key is kubebake's own"),
+        z.string().max(255),
+      )
+      .default({}),
+    discovery: z
+      .strictObject({
+        ttl: z.number().int().min(0).max(86400).default(30),
+        emptyGroup: z.enum(["delete", "keep"]).default("delete"),
+      })
+      .default({ ttl: 30, emptyGroup: "delete" }),
+    rollout: z
+      .strictObject({
+        /** Share of a group's instances replaced at once when the image changes (masters: one at a time). */
+        batchPercent: z.number().int().min(1).max(100).default(25),
+        /** How long to wait for replacements to be InService and Healthy. */
+        timeoutSeconds: z.number().int().min(1).default(900),
+      })
+      .default({ batchPercent: 25, timeoutSeconds: 900 }),
+  })
+  .superRefine((spec, ctx) => {
+    const { minions } = spec.groups;
+    if (minions.min > minions.max) {
+      ctx.addIssue({ code: "custom", path: ["groups", "minions", "min"], message: "expected at most max" });
+    }
+    if (minions.desired < minions.min || minions.desired > minions.max) {
+      ctx.addIssue({
+        code: "custom",
+        path: ["groups", "minions", "desired"],
+        message: "expected between min and max",
+      });
+    }
+    const { vpc, subnets, zones } = spec.network;
+    if ((vpc === undefined) !== (subnets === undefined)) {
+      ctx.addIssue({
+        code: "custom",
+        path: ["network", vpc === undefined ? "subnets" : "vpc"],
+        message: "expected vpc and subnets together (an existing network), or neither (kubebake creates one)",
+      });
+    }
+    if (vpc !== undefined && zones !== undefined) {
+      ctx.addIssue({
+        code: "custom",
+        path: ["network", "zones"],
+        message: "expected no zones with an existing VPC",
+      });
+    }
+    if ((spec.image.ami === undefined) === (spec.image.manifest === undefined)) {
+      ctx.addIssue({ code: "custom", path: ["image"], message: "expected exactly one of ami and manifest" });
+    }
+  });
+
+export type ClusterSpec = z.output<typeof clusterSpecSchema>;

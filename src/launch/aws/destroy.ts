@@ -1,0 +1,394 @@
+/**
+ * `kubebake cluster destroy`: everything tagged with the cluster (or named and pathed for it), deleted in
+ * dependency order, each step found from truth so that an interrupted destroy resumes where it stopped.
+ */
+import {
+  DeleteAutoScalingGroupCommand,
+  DescribeAutoScalingGroupsCommand,
+} from "@aws-sdk/client-auto-scaling";
+import {
+  DeleteInternetGatewayCommand,
+  DeleteLaunchTemplateCommand,
+  DeleteRouteTableCommand,
+  DeleteSecurityGroupCommand,
+  DeleteSubnetCommand,
+  DeleteVpcCommand,
+  DescribeInstancesCommand,
+  DescribeInternetGatewaysCommand,
+  DescribeLaunchTemplatesCommand,
+  DescribeRouteTablesCommand,
+  DescribeSecurityGroupsCommand,
+  DescribeSubnetsCommand,
+  DescribeVpcsCommand,
+  DetachInternetGatewayCommand,
+  DisassociateRouteTableCommand,
+  RevokeSecurityGroupIngressCommand,
+} from "@aws-sdk/client-ec2";
+import {
+  DeleteRuleCommand,
+  DescribeRuleCommand,
+  ListTargetsByRuleCommand,
+  RemoveTargetsCommand,
+} from "@aws-sdk/client-eventbridge";
+import {
+  DeleteInstanceProfileCommand,
+  DeleteRoleCommand,
+  DeleteRolePolicyCommand,
+  DetachRolePolicyCommand,
+  ListAttachedRolePoliciesCommand,
+  ListInstanceProfilesCommand,
+  ListRolePoliciesCommand,
+  ListRolesCommand,
+  RemoveRoleFromInstanceProfileCommand,
+} from "@aws-sdk/client-iam";
+import { DeleteFunctionCommand, GetFunctionCommand } from "@aws-sdk/client-lambda";
+import {
+  ChangeResourceRecordSetsCommand,
+  DeleteHostedZoneCommand,
+  ListHostedZonesCommand,
+  ListResourceRecordSetsCommand,
+  ListTagsForResourceCommand,
+  type ResourceRecordSet,
+} from "@aws-sdk/client-route-53";
+import { DeleteParametersCommand } from "@aws-sdk/client-ssm";
+import { CLUSTER_TAG, discoveryFunctionName } from "./desired";
+import { awsErrorCode } from "./clients";
+import { tagFilters, waitFor, type Context } from "./context";
+import { eventsRuleName, scheduleRuleName } from "./discovery";
+import { iamPath } from "./iam";
+import { storedParameterNames } from "./secrets";
+import { bareZoneId } from "./zone";
+
+type DestroyContext = Omit<Context, "inputs"> & { cluster: string; timeoutMs: number };
+
+const nameTag = (tags: { Key?: string; Value?: string }[] | undefined) =>
+  tags?.find((t) => t.Key === "Name")?.Value ?? "";
+
+export async function destroyCluster(ctx: DestroyContext): Promise<void> {
+  const { cluster, rec, clients } = ctx;
+  const gone = async <T>(read: () => Promise<T>) => {
+    try {
+      return await read();
+    } catch (error) {
+      if (/NotFound|NoSuchEntity/.test(awsErrorCode(error))) return undefined;
+      throw error;
+    }
+  };
+
+  // Discovery first, so nothing rewrites records while the groups go.
+  for (const rule of [eventsRuleName(cluster), scheduleRuleName(cluster)]) {
+    if (!(await gone(() => clients.events.send(new DescribeRuleCommand({ Name: rule }))))) continue;
+    const targets = (await clients.events.send(new ListTargetsByRuleCommand({ Rule: rule }))).Targets ?? [];
+    await rec.make(
+      { action: "delete", kind: "eventbridge-rule", name: rule },
+      async () => {
+        if (targets.length > 0) {
+          await clients.events.send(new RemoveTargetsCommand({ Rule: rule, Ids: targets.map((t) => t.Id!) }));
+        }
+        await clients.events.send(new DeleteRuleCommand({ Name: rule }));
+      },
+      undefined,
+    );
+  }
+  const functionName = discoveryFunctionName(cluster);
+  if (await gone(() => clients.lambda.send(new GetFunctionCommand({ FunctionName: functionName })))) {
+    await rec.make(
+      { action: "delete", kind: "lambda-function", name: functionName },
+      () => clients.lambda.send(new DeleteFunctionCommand({ FunctionName: functionName })),
+      undefined,
+    );
+  }
+
+  const groups =
+    (
+      await clients.autoScaling.send(
+        new DescribeAutoScalingGroupsCommand({
+          Filters: [{ Name: `tag:${CLUSTER_TAG}`, Values: [cluster] }],
+        }),
+      )
+    ).AutoScalingGroups ?? [];
+  for (const group of groups) {
+    if (group.Status === "Delete in progress") continue;
+    await rec.make(
+      {
+        action: "delete",
+        kind: "auto-scaling-group",
+        name: group.AutoScalingGroupName!,
+        detail: `${group.Instances?.length ?? 0} instance(s)`,
+      },
+      () =>
+        clients.autoScaling.send(
+          new DeleteAutoScalingGroupCommand({
+            AutoScalingGroupName: group.AutoScalingGroupName,
+            ForceDelete: true,
+          }),
+        ),
+      undefined,
+    );
+  }
+  if (!rec.dryRun) {
+    await waitFor(ctx, `the instances of cluster ${cluster} to terminate`, ctx.timeoutMs, async () => {
+      const left = await clients.autoScaling.send(
+        new DescribeAutoScalingGroupsCommand({
+          Filters: [{ Name: `tag:${CLUSTER_TAG}`, Values: [cluster] }],
+        }),
+      );
+      const instances = await clients.ec2.send(
+        new DescribeInstancesCommand({
+          Filters: [
+            ...tagFilters(cluster),
+            {
+              Name: "instance-state-name",
+              Values: ["pending", "running", "stopping", "stopped", "shutting-down"],
+            },
+          ],
+        }),
+      );
+      return (
+        (left.AutoScalingGroups ?? []).length === 0 &&
+        (instances.Reservations ?? []).every((r) => !r.Instances?.length)
+      );
+    });
+  }
+
+  const templates =
+    (await clients.ec2.send(new DescribeLaunchTemplatesCommand({ Filters: tagFilters(cluster) })))
+      .LaunchTemplates ?? [];
+  for (const template of templates) {
+    await rec.make(
+      { action: "delete", kind: "launch-template", name: template.LaunchTemplateName! },
+      () =>
+        clients.ec2.send(new DeleteLaunchTemplateCommand({ LaunchTemplateId: template.LaunchTemplateId })),
+      undefined,
+    );
+  }
+
+  const PathPrefix = iamPath(cluster);
+  const profiles =
+    (await clients.iam.send(new ListInstanceProfilesCommand({ PathPrefix }))).InstanceProfiles ?? [];
+  for (const profile of profiles) {
+    await rec.make(
+      { action: "delete", kind: "instance-profile", name: profile.InstanceProfileName! },
+      async () => {
+        for (const role of profile.Roles ?? []) {
+          await clients.iam.send(
+            new RemoveRoleFromInstanceProfileCommand({
+              InstanceProfileName: profile.InstanceProfileName,
+              RoleName: role.RoleName,
+            }),
+          );
+        }
+        await clients.iam.send(
+          new DeleteInstanceProfileCommand({ InstanceProfileName: profile.InstanceProfileName }),
+        );
+      },
+      undefined,
+    );
+  }
+  const roles = (await clients.iam.send(new ListRolesCommand({ PathPrefix }))).Roles ?? [];
+  for (const role of roles) {
+    const RoleName = role.RoleName!;
+    await rec.make(
+      { action: "delete", kind: "iam-role", name: RoleName },
+      async () => {
+        for (const PolicyName of (await clients.iam.send(new ListRolePoliciesCommand({ RoleName })))
+          .PolicyNames ?? []) {
+          await clients.iam.send(new DeleteRolePolicyCommand({ RoleName, PolicyName }));
+        }
+        for (const attached of (await clients.iam.send(new ListAttachedRolePoliciesCommand({ RoleName })))
+          .AttachedPolicies ?? []) {
+          await clients.iam.send(new DetachRolePolicyCommand({ RoleName, PolicyArn: attached.PolicyArn }));
+        }
+        await clients.iam.send(new DeleteRoleCommand({ RoleName }));
+      },
+      undefined,
+    );
+  }
+
+  const parameters = [...(await storedParameterNames(ctx, cluster))].sort();
+  if (parameters.length > 0) {
+    await rec.make(
+      {
+        action: "delete",
+        kind: "pki",
+        name: `/kubebake/${cluster}`,
+        detail: `${parameters.length} parameters`,
+      },
+      async () => {
+        for (let i = 0; i < parameters.length; i += 10) {
+          await clients.ssm.send(new DeleteParametersCommand({ Names: parameters.slice(i, i + 10) }));
+        }
+      },
+      undefined,
+    );
+  }
+
+  for (const zone of await clusterZones(ctx)) {
+    await rec.make(
+      { action: "delete", kind: "hosted-zone", name: zone.name },
+      async () => {
+        const records = await allRecords(ctx, zone.id);
+        const apex = zone.name;
+        const own = records.filter((r) => !(r.Name === apex && (r.Type === "SOA" || r.Type === "NS")));
+        for (const record of own) {
+          await clients.route53.send(
+            new ChangeResourceRecordSetsCommand({
+              HostedZoneId: zone.id,
+              ChangeBatch: { Changes: [{ Action: "DELETE", ResourceRecordSet: record }] },
+            }),
+          );
+        }
+        await clients.route53.send(new DeleteHostedZoneCommand({ Id: zone.id }));
+      },
+      undefined,
+    );
+  }
+
+  const groupsLeft =
+    (await clients.ec2.send(new DescribeSecurityGroupsCommand({ Filters: tagFilters(cluster) })))
+      .SecurityGroups ?? [];
+  for (const group of groupsLeft) {
+    if ((group.IpPermissions ?? []).length === 0) continue;
+    // The two groups refer to each other: drop the rules first, then the groups.
+    await rec.make(
+      { action: "update", kind: "security-group", name: group.GroupName!, detail: "revoke all rules" },
+      () =>
+        clients.ec2.send(
+          new RevokeSecurityGroupIngressCommand({
+            GroupId: group.GroupId,
+            IpPermissions: group.IpPermissions,
+          }),
+        ),
+      undefined,
+    );
+  }
+  for (const group of groupsLeft) {
+    await rec.make(
+      { action: "delete", kind: "security-group", name: group.GroupName! },
+      // Network interfaces of terminated instances can hold a group for a while.
+      () =>
+        retryWhile(ctx, "DependencyViolation", () =>
+          clients.ec2.send(new DeleteSecurityGroupCommand({ GroupId: group.GroupId })),
+        ),
+      undefined,
+    );
+  }
+
+  const tables =
+    (await clients.ec2.send(new DescribeRouteTablesCommand({ Filters: tagFilters(cluster) }))).RouteTables ??
+    [];
+  for (const table of tables) {
+    await rec.make(
+      { action: "delete", kind: "route-table", name: nameTag(table.Tags) },
+      async () => {
+        for (const association of table.Associations ?? []) {
+          if (association.Main) continue;
+          await clients.ec2.send(
+            new DisassociateRouteTableCommand({ AssociationId: association.RouteTableAssociationId }),
+          );
+        }
+        await clients.ec2.send(new DeleteRouteTableCommand({ RouteTableId: table.RouteTableId }));
+      },
+      undefined,
+    );
+  }
+  const gateways =
+    (await clients.ec2.send(new DescribeInternetGatewaysCommand({ Filters: tagFilters(cluster) })))
+      .InternetGateways ?? [];
+  for (const gateway of gateways) {
+    await rec.make(
+      { action: "delete", kind: "internet-gateway", name: nameTag(gateway.Tags) },
+      async () => {
+        for (const attachment of gateway.Attachments ?? []) {
+          await clients.ec2.send(
+            new DetachInternetGatewayCommand({
+              InternetGatewayId: gateway.InternetGatewayId,
+              VpcId: attachment.VpcId,
+            }),
+          );
+        }
+        await clients.ec2.send(
+          new DeleteInternetGatewayCommand({ InternetGatewayId: gateway.InternetGatewayId }),
+        );
+      },
+      undefined,
+    );
+  }
+  const subnets =
+    (await clients.ec2.send(new DescribeSubnetsCommand({ Filters: tagFilters(cluster) }))).Subnets ?? [];
+  for (const subnet of subnets) {
+    await rec.make(
+      { action: "delete", kind: "subnet", name: nameTag(subnet.Tags) },
+      () =>
+        retryWhile(ctx, "DependencyViolation", () =>
+          clients.ec2.send(new DeleteSubnetCommand({ SubnetId: subnet.SubnetId })),
+        ),
+      undefined,
+    );
+  }
+  const vpcs = (await clients.ec2.send(new DescribeVpcsCommand({ Filters: tagFilters(cluster) }))).Vpcs ?? [];
+  for (const vpc of vpcs) {
+    await rec.make(
+      { action: "delete", kind: "vpc", name: nameTag(vpc.Tags) },
+      () =>
+        retryWhile(ctx, "DependencyViolation", () =>
+          clients.ec2.send(new DeleteVpcCommand({ VpcId: vpc.VpcId })),
+        ),
+      undefined,
+    );
+  }
+}
+
+/** The cluster's private zones: named `<cluster>.…` and tagged with the cluster. */
+export async function clusterZones(ctx: Pick<Context, "clients"> & { cluster: string }) {
+  const zones: { id: string; name: string }[] = [];
+  let Marker: string | undefined;
+  do {
+    const page = await ctx.clients.route53.send(new ListHostedZonesCommand({ Marker }));
+    for (const zone of page.HostedZones ?? []) {
+      if (!zone.Config?.PrivateZone || !zone.Name?.toLowerCase().startsWith(`${ctx.cluster}.`)) continue;
+      const id = bareZoneId(zone.Id!);
+      const tags = await ctx.clients.route53.send(
+        new ListTagsForResourceCommand({ ResourceType: "hostedzone", ResourceId: id }),
+      );
+      if (tags.ResourceTagSet?.Tags?.some((t) => t.Key === CLUSTER_TAG && t.Value === ctx.cluster)) {
+        zones.push({ id, name: zone.Name.toLowerCase() });
+      }
+    }
+    Marker = page.IsTruncated ? page.NextMarker : undefined;
+  } while (Marker);
+  return zones;
+}
+
+async function allRecords(ctx: Pick<Context, "clients">, zoneId: string): Promise<ResourceRecordSet[]> {
+  const records: ResourceRecordSet[] = [];
+  let start: {
+    StartRecordName?: string;
+    StartRecordType?: ResourceRecordSet["Type"];
+    StartRecordIdentifier?: string;
+  } = {};
+  for (;;) {
+    const page = await ctx.clients.route53.send(
+      new ListResourceRecordSetsCommand({ HostedZoneId: zoneId, ...start }),
+    );
+    records.push(...(page.ResourceRecordSets ?? []));
+    if (!page.IsTruncated) return records;
+    start = {
+      StartRecordName: page.NextRecordName,
+      StartRecordType: page.NextRecordType,
+      StartRecordIdentifier: page.NextRecordIdentifier,
+    };
+  }
+}
+
+async function retryWhile<T>(ctx: DestroyContext, code: string, call: () => Promise<T>): Promise<T> {
+  const deadline = Date.now() + ctx.timeoutMs;
+  for (;;) {
+    try {
+      return await call();
+    } catch (error) {
+      if (awsErrorCode(error) !== code || Date.now() > deadline) throw error;
+      await ctx.sleep(Math.max(ctx.pollMs, 1000));
+    }
+  }
+}

@@ -1,0 +1,231 @@
+/**
+ * `kubebake dns deploy`: the discovery function, its role, the EventBridge rules that invoke it (the
+ * cluster's Auto Scaling events and a one-minute schedule, since events are best-effort) and their
+ * permissions to invoke it.
+ */
+import {
+  DescribeRuleCommand,
+  ListTargetsByRuleCommand,
+  PutRuleCommand,
+  PutTargetsCommand,
+} from "@aws-sdk/client-eventbridge";
+import {
+  AddPermissionCommand,
+  CreateFunctionCommand,
+  GetFunctionCommand,
+  GetPolicyCommand,
+  UpdateFunctionCodeCommand,
+  UpdateFunctionConfigurationCommand,
+} from "@aws-sdk/client-lambda";
+import { createHash } from "node:crypto";
+import { readFileSync } from "node:fs";
+import { isDeepStrictEqual } from "node:util";
+import { join } from "node:path";
+import { discoveryEnvironment } from "../../discover/config";
+import { ROLES } from "../../discover/names";
+import { packageRoot } from "../../util/package-root";
+import { isPlanned } from "../changes";
+import { awsErrorCode } from "./clients";
+import type { Context } from "./context";
+import {
+  asTagList,
+  assumeRolePolicy,
+  discoveryFunctionName,
+  discoveryPolicy,
+  resourceName,
+  tagsFor,
+} from "./desired";
+import { ensureRole } from "./iam";
+
+export const discoveryBundle = () => join(packageRoot(), "dist", "lambdas", "dns-discovery.zip");
+export const eventsRuleName = (cluster: string) => resourceName(cluster, "asg-events");
+export const scheduleRuleName = (cluster: string) => resourceName(cluster, "dns-schedule");
+
+async function maybe<T>(read: () => Promise<T>): Promise<T | undefined> {
+  try {
+    return await read();
+  } catch (error) {
+    if (awsErrorCode(error) === "ResourceNotFoundException") return undefined;
+    throw error;
+  }
+}
+
+export async function ensureDiscovery(ctx: Context, zoneId: string): Promise<void> {
+  const { spec } = ctx.inputs;
+  const functionName = discoveryFunctionName(spec.name);
+  const roleArn = await ensureRole(
+    ctx,
+    functionName,
+    "dns-discovery",
+    assumeRolePolicy("lambda.amazonaws.com"),
+    discoveryPolicy(ctx.inputs, zoneId),
+  );
+  const zip = readFileSync(discoveryBundle());
+  const configuration = {
+    // Lambda deprecated nodejs20.x with Node 20's end of life (April 2026); the bundle targets Node 20 and runs on 22.
+    Runtime: "nodejs22.x" as const,
+    Handler: "index.handler",
+    Role: roleArn,
+    Timeout: 60,
+    MemorySize: 256,
+    Environment: {
+      Variables: discoveryEnvironment({
+        cluster: spec.name,
+        zoneId,
+        domain: ctx.inputs.discoveryDomain,
+        ttl: spec.discovery.ttl,
+        emptyGroup: spec.discovery.emptyGroup,
+      }),
+    },
+  };
+  const { lambda } = ctx.clients;
+  const found = (await maybe(() => lambda.send(new GetFunctionCommand({ FunctionName: functionName }))))
+    ?.Configuration;
+  let functionArn = found?.FunctionArn;
+  if (!found) {
+    functionArn = await ctx.rec.make(
+      { action: "create", kind: "lambda-function", name: functionName, detail: `${zip.length} bytes` },
+      () =>
+        createFunction(ctx, {
+          FunctionName: functionName,
+          Code: { ZipFile: zip },
+          Tags: tagsFor(spec, "dns-discovery"),
+          ...configuration,
+        }),
+      `arn:aws:lambda:${spec.region}:${ctx.inputs.account}:function:${functionName}`,
+    );
+  } else {
+    const sha = createHash("sha256").update(zip).digest("base64");
+    if (found.CodeSha256 !== sha) {
+      await ctx.rec.make(
+        { action: "update", kind: "lambda-function", name: functionName, detail: "code" },
+        () => lambda.send(new UpdateFunctionCodeCommand({ FunctionName: functionName, ZipFile: zip })),
+        undefined,
+      );
+    }
+    const current = {
+      Runtime: found.Runtime,
+      Handler: found.Handler,
+      Role: found.Role,
+      Timeout: found.Timeout,
+      MemorySize: found.MemorySize,
+      Environment: { Variables: found.Environment?.Variables ?? {} },
+    };
+    if (!isDeepStrictEqual(current, configuration)) {
+      await ctx.rec.make(
+        { action: "update", kind: "lambda-function", name: functionName, detail: "configuration" },
+        () =>
+          lambda.send(
+            new UpdateFunctionConfigurationCommand({ FunctionName: functionName, ...configuration }),
+          ),
+        undefined,
+      );
+    }
+  }
+
+  const groups = ROLES.map((role) => resourceName(spec.name, role));
+  const rules = [
+    {
+      name: eventsRuleName(spec.name),
+      EventPattern: JSON.stringify({ source: ["aws.autoscaling"], detail: { AutoScalingGroupName: groups } }),
+      description: "Auto Scaling events of the cluster's groups",
+    },
+    {
+      name: scheduleRuleName(spec.name),
+      ScheduleExpression: "rate(1 minute)",
+      description: "reconcile every minute",
+    },
+  ];
+  const policy =
+    functionArn && !isPlanned(functionArn) && found ? await currentPolicy(ctx, functionName) : [];
+  for (const rule of rules) {
+    const { events } = ctx.clients;
+    const existing = await maybe(() => events.send(new DescribeRuleCommand({ Name: rule.name })));
+    const same =
+      existing &&
+      existing.State === "ENABLED" &&
+      (rule.EventPattern
+        ? isDeepStrictEqual(JSON.parse(existing.EventPattern ?? "null"), JSON.parse(rule.EventPattern))
+        : existing.ScheduleExpression === rule.ScheduleExpression);
+    let ruleArn = existing?.Arn ?? `arn:aws:events:${spec.region}:${ctx.inputs.account}:rule/${rule.name}`;
+    if (!same) {
+      ruleArn = await ctx.rec.make(
+        {
+          action: existing ? "update" : "create",
+          kind: "eventbridge-rule",
+          name: rule.name,
+          detail: rule.description,
+        },
+        async () =>
+          (
+            await events.send(
+              new PutRuleCommand({
+                Name: rule.name,
+                State: "ENABLED",
+                Description: `kubebake ${spec.name}: ${rule.description}`,
+                ...(rule.EventPattern
+                  ? { EventPattern: rule.EventPattern }
+                  : { ScheduleExpression: rule.ScheduleExpression }),
+                ...(existing ? {} : { Tags: asTagList(tagsFor(spec, rule.name)) }),
+              }),
+            )
+          ).RuleArn!,
+        ruleArn,
+      );
+    }
+    const targets = existing
+      ? ((await events.send(new ListTargetsByRuleCommand({ Rule: rule.name }))).Targets ?? [])
+      : [];
+    if (!targets.some((t) => t.Id === "dns-discovery" && t.Arn === functionArn)) {
+      await ctx.rec.make(
+        { action: "update", kind: "eventbridge-rule", name: rule.name, detail: `target ${functionName}` },
+        () =>
+          events.send(
+            new PutTargetsCommand({ Rule: rule.name, Targets: [{ Id: "dns-discovery", Arn: functionArn }] }),
+          ),
+        undefined,
+      );
+    }
+    const sid = `invoke-from-${rule.name}`;
+    if (!policy.some((s) => s.Sid === sid)) {
+      await ctx.rec.make(
+        { action: "create", kind: "lambda-permission", name: `${functionName}/${sid}` },
+        () =>
+          lambda.send(
+            new AddPermissionCommand({
+              FunctionName: functionName,
+              StatementId: sid,
+              Action: "lambda:InvokeFunction",
+              Principal: "events.amazonaws.com",
+              SourceArn: ruleArn,
+            }),
+          ),
+        undefined,
+      );
+    }
+  }
+}
+
+async function currentPolicy(ctx: Context, functionName: string): Promise<{ Sid?: string }[]> {
+  const answer = await maybe(() =>
+    ctx.clients.lambda.send(new GetPolicyCommand({ FunctionName: functionName })),
+  );
+  return answer?.Policy ? (JSON.parse(answer.Policy).Statement ?? []) : [];
+}
+
+/** A role created seconds ago may not be assumable by Lambda yet (IAM is eventually consistent): retry. */
+async function createFunction(
+  ctx: Context,
+  input: ConstructorParameters<typeof CreateFunctionCommand>[0],
+): Promise<string> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return (await ctx.clients.lambda.send(new CreateFunctionCommand(input))).FunctionArn!;
+    } catch (error) {
+      const retryable =
+        awsErrorCode(error) === "InvalidParameterValueException" && /assume/i.test((error as Error).message);
+      if (!retryable || attempt >= 10) throw error;
+      await ctx.sleep(Math.max(ctx.pollMs, 1) * 3);
+    }
+  }
+}

@@ -1,0 +1,295 @@
+/** Per role: a launch template (a new version when its data changes), an Auto Scaling group, and rollouts. */
+import {
+  CreateAutoScalingGroupCommand,
+  CreateOrUpdateTagsCommand,
+  DescribeAutoScalingGroupsCommand,
+  TerminateInstanceInAutoScalingGroupCommand,
+  UpdateAutoScalingGroupCommand,
+  type AutoScalingGroup,
+} from "@aws-sdk/client-auto-scaling";
+import {
+  CreateLaunchTemplateCommand,
+  CreateLaunchTemplateVersionCommand,
+  DescribeInstancesCommand,
+  DescribeLaunchTemplatesCommand,
+  DescribeLaunchTemplateVersionsCommand,
+  ModifyLaunchTemplateCommand,
+  type ResponseLaunchTemplateData,
+} from "@aws-sdk/client-ec2";
+import { isDeepStrictEqual } from "node:util";
+import type { Role } from "../../discover/names";
+import { isPlanned, plannedId } from "../changes";
+import { waitFor, type Context } from "./context";
+import {
+  CLUSTER_TAG,
+  asTagList,
+  groupSize,
+  launchTemplateData,
+  resourceName,
+  rolloutBatch,
+  ROLE_TAG,
+  tagsFor,
+  type LaunchTemplateData,
+} from "./desired";
+
+export interface TemplateRef {
+  id: string;
+  version: number;
+}
+
+/** The fields kubebake sets, read back from a launch template version in the same shape. */
+export function comparableTemplateData(
+  data: ResponseLaunchTemplateData | undefined,
+): Partial<LaunchTemplateData> {
+  if (!data) return {};
+  const m = data.MetadataOptions;
+  return {
+    ImageId: data.ImageId,
+    InstanceType: data.InstanceType,
+    ...(data.KeyName ? { KeyName: data.KeyName } : {}),
+    UserData: data.UserData,
+    IamInstanceProfile: { Name: data.IamInstanceProfile?.Name ?? "" },
+    SecurityGroupIds: [...(data.SecurityGroupIds ?? [])].sort(),
+    MetadataOptions: {
+      HttpTokens: m?.HttpTokens as "required",
+      HttpPutResponseHopLimit: m?.HttpPutResponseHopLimit ?? 1,
+      HttpEndpoint: m?.HttpEndpoint as "enabled",
+    },
+  };
+}
+
+export async function ensureLaunchTemplate(
+  ctx: Context,
+  role: Role,
+  securityGroupId: string,
+): Promise<TemplateRef> {
+  const { ec2 } = ctx.clients;
+  const { spec } = ctx.inputs;
+  const name = resourceName(spec.name, role);
+  const data = launchTemplateData(ctx.inputs, role, securityGroupId);
+  const found = (
+    await ec2.send(
+      new DescribeLaunchTemplatesCommand({ Filters: [{ Name: "launch-template-name", Values: [name] }] }),
+    )
+  ).LaunchTemplates?.[0];
+  if (!found) {
+    const id = await ctx.rec.make(
+      { action: "create", kind: "launch-template", name, detail: `${data.ImageId}, ${data.InstanceType}` },
+      async () =>
+        (
+          await ec2.send(
+            new CreateLaunchTemplateCommand({
+              LaunchTemplateName: name,
+              LaunchTemplateData: data,
+              TagSpecifications: [
+                { ResourceType: "launch-template", Tags: asTagList(tagsFor(spec, `lt-${role}`)) },
+              ],
+            }),
+          )
+        ).LaunchTemplate!.LaunchTemplateId!,
+      plannedId(name),
+    );
+    return { id, version: 1 };
+  }
+  const id = found.LaunchTemplateId!;
+  const latest = (
+    await ec2.send(new DescribeLaunchTemplateVersionsCommand({ LaunchTemplateId: id, Versions: ["$Latest"] }))
+  ).LaunchTemplateVersions?.[0];
+  let version = latest?.VersionNumber ?? found.LatestVersionNumber ?? 1;
+  const current = comparableTemplateData(latest?.LaunchTemplateData);
+  const desired = { ...data, SecurityGroupIds: [...data.SecurityGroupIds].sort() };
+  if (!isDeepStrictEqual(current, desired)) {
+    const changed = Object.keys(desired).filter(
+      (k) =>
+        !isDeepStrictEqual(current[k as keyof LaunchTemplateData], desired[k as keyof LaunchTemplateData]),
+    );
+    version = await ctx.rec.make(
+      { action: "update", kind: "launch-template", name, detail: `new version: ${changed.join(", ")}` },
+      async () =>
+        (
+          await ec2.send(
+            new CreateLaunchTemplateVersionCommand({ LaunchTemplateId: id, LaunchTemplateData: data }),
+          )
+        ).LaunchTemplateVersion!.VersionNumber!,
+      version + 1,
+    );
+  }
+  if (found.DefaultVersionNumber !== version) {
+    await ctx.rec.make(
+      { action: "update", kind: "launch-template", name, detail: `default version ${version}` },
+      () =>
+        ec2.send(new ModifyLaunchTemplateCommand({ LaunchTemplateId: id, DefaultVersion: String(version) })),
+      undefined,
+    );
+  }
+  return { id, version };
+}
+
+export const groupTags = (ctx: Context, role: Role) => ({
+  ...tagsFor(ctx.inputs.spec, `asg-${role}`),
+  [CLUSTER_TAG]: ctx.inputs.spec.name,
+  [ROLE_TAG]: role,
+});
+
+export async function describeGroup(
+  ctx: Pick<Context, "clients">,
+  name: string,
+): Promise<AutoScalingGroup | undefined> {
+  const answer = await ctx.clients.autoScaling.send(
+    new DescribeAutoScalingGroupsCommand({ AutoScalingGroupNames: [name] }),
+  );
+  return answer.AutoScalingGroups?.find(
+    (g) => g.AutoScalingGroupName === name && g.Status !== "Delete in progress",
+  );
+}
+
+/** Ensures the group; returns whether it existed before (only then can its instances be outdated). */
+export async function ensureGroup(ctx: Context, role: Role, template: TemplateRef, subnetIds: string[]) {
+  const { autoScaling } = ctx.clients;
+  const name = resourceName(ctx.inputs.spec.name, role);
+  const size = groupSize(ctx.inputs.spec, role);
+  const tags = groupTags(ctx, role);
+  const tagList = asTagList(tags).map((t) => ({
+    ...t,
+    ResourceId: name,
+    ResourceType: "auto-scaling-group",
+    PropagateAtLaunch: true,
+  }));
+  const found = await describeGroup(ctx, name);
+  const LaunchTemplate = { LaunchTemplateId: template.id, Version: String(template.version) };
+  if (!found) {
+    await ctx.rec.make(
+      {
+        action: "create",
+        kind: "auto-scaling-group",
+        name,
+        detail: `${size.desired} × ${ctx.inputs.spec.groups[role].instanceType}`,
+      },
+      () =>
+        autoScaling.send(
+          new CreateAutoScalingGroupCommand({
+            AutoScalingGroupName: name,
+            MinSize: size.min,
+            MaxSize: size.max,
+            DesiredCapacity: size.desired,
+            LaunchTemplate,
+            VPCZoneIdentifier: subnetIds.join(","),
+            HealthCheckType: "EC2",
+            Tags: tagList,
+          }),
+        ),
+      undefined,
+    );
+    return false;
+  }
+  const differences: string[] = [];
+  if (found.MinSize !== size.min) differences.push(`min ${found.MinSize} → ${size.min}`);
+  if (found.MaxSize !== size.max) differences.push(`max ${found.MaxSize} → ${size.max}`);
+  if (found.DesiredCapacity !== size.desired)
+    differences.push(`desired ${found.DesiredCapacity} → ${size.desired}`);
+  if (
+    found.LaunchTemplate?.LaunchTemplateId !== template.id ||
+    found.LaunchTemplate?.Version !== String(template.version)
+  ) {
+    differences.push(`launch template version ${found.LaunchTemplate?.Version} → ${template.version}`);
+  }
+  const subnets = (found.VPCZoneIdentifier ?? "").split(",").filter(Boolean).sort();
+  if (!isDeepStrictEqual(subnets, [...subnetIds].sort())) differences.push("subnets");
+  if (differences.length > 0) {
+    await ctx.rec.make(
+      { action: "update", kind: "auto-scaling-group", name, detail: differences.join(", ") },
+      () =>
+        autoScaling.send(
+          new UpdateAutoScalingGroupCommand({
+            AutoScalingGroupName: name,
+            MinSize: size.min,
+            MaxSize: size.max,
+            DesiredCapacity: size.desired,
+            LaunchTemplate,
+            VPCZoneIdentifier: subnetIds.join(","),
+          }),
+        ),
+      undefined,
+    );
+  }
+  const observedTags = new Map((found.Tags ?? []).map((t) => [t.Key, `${t.Value}|${t.PropagateAtLaunch}`]));
+  const staleTags = tagList.filter((t) => observedTags.get(t.Key) !== `${t.Value}|true`);
+  if (staleTags.length > 0) {
+    await ctx.rec.make(
+      {
+        action: "update",
+        kind: "auto-scaling-group",
+        name,
+        detail: `tags ${staleTags.map((t) => t.Key).join(", ")}`,
+      },
+      () => autoScaling.send(new CreateOrUpdateTagsCommand({ Tags: staleTags })),
+      undefined,
+    );
+  }
+  return true;
+}
+
+/** In-service members whose image or instance type is not the template's, read from EC2 (the truth). */
+async function outdatedMembers(
+  ctx: Context,
+  role: Role,
+): Promise<{ ids: string[]; size: number; healthy: number }> {
+  const group = await describeGroup(ctx, resourceName(ctx.inputs.spec.name, role));
+  const members = (group?.Instances ?? []).filter((i) => i.LifecycleState === "InService");
+  const healthy = members.filter((i) => i.HealthStatus === "Healthy").length;
+  if (members.length === 0) return { ids: [], size: group?.DesiredCapacity ?? 0, healthy };
+  const instances = (
+    await ctx.clients.ec2.send(
+      new DescribeInstancesCommand({ InstanceIds: members.map((m) => m.InstanceId!) }),
+    )
+  ).Reservations?.flatMap((r) => r.Instances ?? []);
+  const type = ctx.inputs.spec.groups[role].instanceType;
+  const ids = (instances ?? [])
+    .filter((i) => i.ImageId !== ctx.inputs.ami || i.InstanceType !== type)
+    .map((i) => i.InstanceId!)
+    .sort();
+  return { ids, size: group?.DesiredCapacity ?? 0, healthy };
+}
+
+/**
+ * Replaces outdated instances in batches: terminate a batch without lowering the desired capacity, wait
+ * until the group is back to full strength and healthy, repeat. Read from truth each round, so a rollout
+ * interrupted at any point resumes on the next apply.
+ */
+export async function rollOut(ctx: Context, role: Role, groupExisted: boolean): Promise<void> {
+  if (!groupExisted || isPlanned(ctx.inputs.ami)) return;
+  const name = resourceName(ctx.inputs.spec.name, role);
+  const timeoutMs = ctx.inputs.spec.rollout.timeoutSeconds * 1000;
+  for (;;) {
+    const { ids, size } = await outdatedMembers(ctx, role);
+    if (ids.length === 0) return;
+    const batch = ids.slice(0, rolloutBatch(ctx.inputs.spec, role, size));
+    const detail = `${ids.length} outdated instance(s), ${batch.length} now: ${batch.join(", ")}`;
+    await ctx.rec.make(
+      { action: "replace", kind: "instances", name, detail },
+      async () => {
+        for (const InstanceId of batch) {
+          await ctx.clients.autoScaling.send(
+            new TerminateInstanceInAutoScalingGroupCommand({
+              InstanceId,
+              ShouldDecrementDesiredCapacity: false,
+            }),
+          );
+        }
+        await waitFor(ctx, `${name} to replace ${batch.join(", ")}`, timeoutMs, async () => {
+          const group = await describeGroup(ctx, name);
+          const members = group?.Instances ?? [];
+          const ready = members.filter(
+            (i) => i.LifecycleState === "InService" && i.HealthStatus === "Healthy",
+          );
+          return (
+            ready.length >= (group?.DesiredCapacity ?? 0) &&
+            !members.some((m) => batch.includes(m.InstanceId!))
+          );
+        });
+      },
+      undefined,
+    );
+    if (ctx.rec.dryRun) return; // a plan lists the first batch; the rest follow the same way
+  }
+}

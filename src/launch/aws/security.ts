@@ -1,0 +1,116 @@
+/** One security group per role; inbound rules converge to securityGroupRules (missing added, extra revoked). */
+import {
+  AuthorizeSecurityGroupIngressCommand,
+  CreateSecurityGroupCommand,
+  DescribeSecurityGroupsCommand,
+  RevokeSecurityGroupIngressCommand,
+  type IpPermission,
+} from "@aws-sdk/client-ec2";
+import { ROLES, type Role } from "../../discover/names";
+import { isPlanned, plannedId } from "../changes";
+import { tagFilters, type Context } from "./context";
+import { asTagList, resourceName, ruleKey, securityGroupRules, tagsFor, type Rule } from "./desired";
+
+/** Observed permissions, one key per (protocol, ports, source) like ruleKey. */
+export function permissionKeys(permissions: IpPermission[]): Map<string, IpPermission> {
+  const keys = new Map<string, IpPermission>();
+  for (const p of permissions) {
+    const base = { IpProtocol: p.IpProtocol, FromPort: p.FromPort, ToPort: p.ToPort };
+    const head = `${p.IpProtocol}:${p.FromPort}-${p.ToPort}:`;
+    for (const range of p.IpRanges ?? [])
+      keys.set(head + range.CidrIp, { ...base, IpRanges: [{ CidrIp: range.CidrIp }] });
+    for (const pair of p.UserIdGroupPairs ?? []) {
+      keys.set(head + pair.GroupId, { ...base, UserIdGroupPairs: [{ GroupId: pair.GroupId }] });
+    }
+  }
+  return keys;
+}
+
+const permission = (rule: Rule, ids: Record<Role, string>): IpPermission => ({
+  IpProtocol: rule.protocol,
+  FromPort: rule.from,
+  ToPort: rule.to,
+  ...("cidr" in rule.source
+    ? { IpRanges: [{ CidrIp: rule.source.cidr, Description: rule.description }] }
+    : { UserIdGroupPairs: [{ GroupId: ids[rule.source.group], Description: rule.description }] }),
+});
+
+export async function ensureSecurityGroups(ctx: Context, vpcId: string): Promise<Record<Role, string>> {
+  const { ec2 } = ctx.clients;
+  const { spec } = ctx.inputs;
+  const found = isPlanned(vpcId)
+    ? []
+    : ((
+        await ec2.send(
+          new DescribeSecurityGroupsCommand({
+            Filters: [...tagFilters(spec.name), { Name: "vpc-id", Values: [vpcId] }],
+          }),
+        )
+      ).SecurityGroups ?? []);
+  const ids = {} as Record<Role, string>;
+  for (const role of ROLES) {
+    const group = found.find((g) =>
+      g.Tags?.some((t) => t.Key === "kubebake:name" && t.Value === `sg-${role}`),
+    );
+    const name = resourceName(spec.name, role);
+    ids[role] =
+      group?.GroupId ??
+      (await ctx.rec.make(
+        { action: "create", kind: "security-group", name },
+        async () =>
+          (
+            await ec2.send(
+              new CreateSecurityGroupCommand({
+                GroupName: name,
+                Description: `kubebake ${spec.name} ${role}`,
+                VpcId: vpcId,
+                TagSpecifications: [
+                  { ResourceType: "security-group", Tags: asTagList(tagsFor(spec, `sg-${role}`)) },
+                ],
+              }),
+            )
+          ).GroupId!,
+        plannedId(`sg-${role}`),
+      ));
+  }
+  const rules = securityGroupRules(spec);
+  for (const role of ROLES) {
+    const group = found.find((g) => g.GroupId === ids[role]);
+    const observed = permissionKeys(group?.IpPermissions ?? []);
+    const desired = new Map(rules[role].map((rule) => [ruleKey(rule, ids), rule]));
+    const missing = [...desired].filter(([key]) => !observed.has(key)).map(([, rule]) => rule);
+    const extra = [...observed].filter(([key]) => !desired.has(key)).map(([, p]) => p);
+    const name = resourceName(spec.name, role);
+    if (missing.length > 0) {
+      await ctx.rec.make(
+        {
+          action: "update",
+          kind: "security-group",
+          name,
+          detail: `allow ${missing.map((r) => r.description).join("; ")}`,
+        },
+        () =>
+          ec2.send(
+            new AuthorizeSecurityGroupIngressCommand({
+              GroupId: ids[role],
+              IpPermissions: missing.map((rule) => permission(rule, ids)),
+            }),
+          ),
+        undefined,
+      );
+    }
+    if (extra.length > 0) {
+      await ctx.rec.make(
+        {
+          action: "update",
+          kind: "security-group",
+          name,
+          detail: `revoke ${extra.length} rule(s) not in the spec`,
+        },
+        () => ec2.send(new RevokeSecurityGroupIngressCommand({ GroupId: ids[role], IpPermissions: extra })),
+        undefined,
+      );
+    }
+  }
+  return ids;
+}

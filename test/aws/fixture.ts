@@ -1,0 +1,76 @@
+import { RegisterImageCommand } from "@aws-sdk/client-ec2";
+import { writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { stringify } from "yaml";
+import { loadClusterSpec } from "../../src/cluster/load";
+import { ChangeRecorder } from "../../src/launch/changes";
+import { awsClients, isMutating, type AwsClients } from "../../src/launch/aws/clients";
+import { applyCluster } from "../../src/launch/aws/cluster";
+import { destroyCluster } from "../../src/launch/aws/destroy";
+import { resolveInputs } from "../../src/launch/aws/inputs";
+import { silentProgress } from "../../src/util/progress";
+
+process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED = "true";
+
+export const REGION = "eu-west-1";
+export const credentials = { accessKeyId: "testing", secretAccessKey: "testing" };
+
+export function clusterYaml(overrides: Record<string, unknown> = {}): Record<string, unknown> {
+  return {
+    apiVersion: "kubebake.io/v1alpha1",
+    kind: "Cluster",
+    name: "demo",
+    cloud: "aws",
+    region: REGION,
+    network: { zones: ["eu-west-1a", "eu-west-1b"], apiAccess: ["203.0.113.0/24"] },
+    image: { ami: "ami-00000000" },
+    groups: {
+      masters: { count: 3, instanceType: "t3.medium" },
+      minions: { min: 1, max: 10, desired: 5, instanceType: "t3.large" },
+    },
+    tags: { team: "platform" },
+    ...overrides,
+  };
+}
+
+export function writeSpec(dir: string, spec: Record<string, unknown>, name = "cluster.yaml"): string {
+  const path = join(dir, name);
+  writeFileSync(path, stringify(spec));
+  return path;
+}
+
+export function clientsFor(endpoint: string, beforeCall?: (call: string) => void): AwsClients {
+  return awsClients({ region: REGION, endpoint, credentials, beforeCall });
+}
+
+export async function registerAmi(clients: AwsClients, name: string, tags: Record<string, string> = {}) {
+  const answer = await clients.ec2.send(
+    new RegisterImageCommand({
+      Name: name,
+      Architecture: "x86_64",
+      RootDeviceName: "/dev/xvda",
+      VirtualizationType: "hvm",
+      TagSpecifications: Object.keys(tags).length
+        ? [{ ResourceType: "image", Tags: Object.entries(tags).map(([Key, Value]) => ({ Key, Value })) }]
+        : undefined,
+    }),
+  );
+  return answer.ImageId!;
+}
+
+export async function apply(clients: AwsClients, specPath: string, dryRun = false) {
+  const { spec } = loadClusterSpec(specPath);
+  const inputs = await resolveInputs(clients, spec, specPath);
+  const rec = new ChangeRecorder(dryRun, silentProgress);
+  const before = clients.calls.length;
+  const result = await applyCluster({ clients, inputs, rec, pollMs: 10, sleep: async () => {} });
+  const calls = clients.calls.slice(before);
+  return { ...result, changes: rec.changes, calls, mutating: calls.filter(isMutating) };
+}
+
+export async function destroy(clients: AwsClients, cluster = "demo", dryRun = false) {
+  const rec = new ChangeRecorder(dryRun, silentProgress);
+  const before = clients.calls.length;
+  await destroyCluster({ clients, rec, cluster, pollMs: 10, sleep: async () => {}, timeoutMs: 30_000 });
+  return { changes: rec.changes, mutating: clients.calls.slice(before).filter(isMutating) };
+}
