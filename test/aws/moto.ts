@@ -4,7 +4,9 @@
  * semantics are also tested against test/discover/model.ts.
  */
 import { spawn, type ChildProcess } from "node:child_process";
+import { createWriteStream } from "node:fs";
 import { createServer } from "node:net";
+import { join } from "node:path";
 
 export interface Moto {
   endpoint: string;
@@ -25,12 +27,19 @@ const freePort = () =>
 export async function startMoto(): Promise<Moto> {
   const port = await freePort();
   const endpoint = `http://127.0.0.1:${port}`;
-  const child: ChildProcess = spawn("moto_server", ["-H", "127.0.0.1", "-p", String(port)], {
-    stdio: ["ignore", "ignore", "pipe"],
-    env: { ...process.env, MOTO_EC2_LOAD_DEFAULT_AMIS: "false" },
-  });
+  // The Python that runs moto_server, with the launch-template repair of moto_server.py.
+  const child: ChildProcess = spawn(
+    "python3",
+    [join(__dirname, "moto_server.py"), "-H", "127.0.0.1", "-p", String(port)],
+    {
+      stdio: ["ignore", "ignore", "pipe"],
+      env: { ...process.env, MOTO_EC2_LOAD_DEFAULT_AMIS: "false" },
+    },
+  );
   let stderr = "";
   child.stderr?.on("data", (chunk) => (stderr = (stderr + chunk).slice(-4000)));
+  // KUBEBAKE_MOTO_LOG=FILE keeps moto's log (its tracebacks explain HTTP 500s).
+  if (process.env.KUBEBAKE_MOTO_LOG) child.stderr?.pipe(createWriteStream(process.env.KUBEBAKE_MOTO_LOG));
   const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
   const deadline = Date.now() + 30_000;
   for (;;) {

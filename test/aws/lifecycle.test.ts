@@ -1,0 +1,508 @@
+/**
+ * The whole AWS lifecycle against moto: plan, apply, a no-op second apply, the discovery handler driven
+ * by real-shaped events, scaling, an image rollout, and a destroy that leaves nothing tagged.
+ */
+import {
+  SetDesiredCapacityCommand,
+  DescribeAutoScalingGroupsCommand,
+  TerminateInstanceInAutoScalingGroupCommand,
+} from "@aws-sdk/client-auto-scaling";
+import {
+  DescribeInstanceAttributeCommand,
+  DescribeInstancesCommand,
+  DescribeInternetGatewaysCommand,
+  DescribeLaunchTemplatesCommand,
+  DescribeLaunchTemplateVersionsCommand,
+  DescribeRouteTablesCommand,
+  DescribeSecurityGroupsCommand,
+  DescribeSubnetsCommand,
+  DescribeVpcsCommand,
+  type Instance,
+} from "@aws-sdk/client-ec2";
+import { DescribeRuleCommand, ListTargetsByRuleCommand } from "@aws-sdk/client-eventbridge";
+import { GetRolePolicyCommand, ListInstanceProfilesCommand, ListRolesCommand } from "@aws-sdk/client-iam";
+import { GetFunctionCommand, GetPolicyCommand } from "@aws-sdk/client-lambda";
+import {
+  GetResourcesCommand,
+  ResourceGroupsTaggingAPIClient,
+} from "@aws-sdk/client-resource-groups-tagging-api";
+import {
+  GetHostedZoneCommand,
+  ListHostedZonesByNameCommand,
+  ListResourceRecordSetsCommand,
+} from "@aws-sdk/client-route-53";
+import { DescribeParametersCommand, GetParameterCommand } from "@aws-sdk/client-ssm";
+import { X509Certificate } from "node:crypto";
+import { parse } from "yaml";
+import { createHandler } from "../../lambdas/dns-discovery";
+import { compareIPv4 } from "../../src/discover/reconcile";
+import { isMutating, type AwsClients } from "../../src/launch/aws/clients";
+import { PKI_FILE_NAMES, storedParameterNames } from "../../src/launch/aws/secrets";
+import { tempDir } from "../helpers";
+import {
+  apply,
+  clientsFor,
+  clusterYaml,
+  credentials,
+  destroy,
+  REGION,
+  registerAmi,
+  writeSpec,
+} from "./fixture";
+import { startMoto, type Moto } from "./moto";
+
+let moto: Moto;
+let clients: AwsClients;
+const dir = tempDir("aws-lifecycle");
+let ami: string;
+let specPath: string;
+let spec: Record<string, any>;
+
+beforeAll(async () => {
+  moto = await startMoto();
+  clients = clientsFor(moto.endpoint);
+  ami = await registerAmi(clients, "kubebake-1");
+  spec = clusterYaml({ image: { ami } });
+  specPath = writeSpec(dir, spec);
+}, 60_000);
+afterAll(() => moto?.stop());
+
+const running = async (): Promise<Instance[]> =>
+  (
+    await clients.ec2.send(
+      new DescribeInstancesCommand({
+        Filters: [
+          { Name: "tag:KubernetesCluster", Values: ["demo"] },
+          { Name: "instance-state-name", Values: ["running"] },
+        ],
+      }),
+    )
+  ).Reservations!.flatMap((r) => r.Instances ?? []);
+const tag = (i: Instance, key: string) => i.Tags?.find((t) => t.Key === key)?.Value;
+const ipsOf = (instances: Instance[], role: string) =>
+  instances
+    .filter((i) => tag(i, "Role") === role)
+    .map((i) => i.PrivateIpAddress!)
+    .sort(compareIPv4);
+
+async function records(): Promise<Record<string, string[]>> {
+  const zones = await clients.route53.send(new ListHostedZonesByNameCommand({ DNSName: "demo.k8s." }));
+  const zone = zones.HostedZones!.find((z) => z.Name === "demo.k8s.")!;
+  const sets = await clients.route53.send(new ListResourceRecordSetsCommand({ HostedZoneId: zone.Id }));
+  return Object.fromEntries(
+    sets
+      .ResourceRecordSets!.filter((s) => s.Type === "A")
+      .map((s) => [s.Name!, s.ResourceRecords!.map((r) => r.Value!)]),
+  );
+}
+
+/** The deployed function's environment drives the handler, as Lambda would. */
+async function handler() {
+  const fn = await clients.lambda.send(
+    new GetFunctionCommand({ FunctionName: "kubebake-demo-dns-discovery" }),
+  );
+  const handlerClients = clientsFor(moto.endpoint);
+  const invoke = createHandler(() => handlerClients, { ...fn.Configuration!.Environment!.Variables });
+  return { invoke, calls: handlerClients.calls };
+}
+
+function autoScalingEvent(detailType: string, group: string, instance: string) {
+  return {
+    version: "0",
+    id: "7bf73129-1428-4cd3-a780-95db273d1602",
+    "detail-type": detailType,
+    source: "aws.autoscaling",
+    account: "123456789012",
+    time: "2026-11-23T12:00:00Z",
+    region: REGION,
+    resources: [
+      `arn:aws:autoscaling:${REGION}:123456789012:autoScalingGroup:1a2b:autoScalingGroupName/${group}`,
+      `arn:aws:ec2:${REGION}:123456789012:instance/${instance}`,
+    ],
+    detail: {
+      StatusCode: "InProgress",
+      AutoScalingGroupName: group,
+      ActivityId: "eaa2a0c1-0a9f-4c35-9d2f-3c5fd3e7a2a7",
+      Details: { "Availability Zone": `${REGION}a`, "Subnet ID": "subnet-0000" },
+      RequestId: "eaa2a0c1-0a9f-4c35-9d2f-3c5fd3e7a2a7",
+      EndTime: "2026-11-23T12:00:00Z",
+      EC2InstanceId: instance,
+      StartTime: "2026-11-23T11:59:30Z",
+      Cause: "test",
+    },
+  };
+}
+const scheduledEvent = {
+  version: "0",
+  id: "53dc4d37-cffa-4f76-80c9-8b7d4a4d2eaa",
+  "detail-type": "Scheduled Event",
+  source: "aws.events",
+  account: "123456789012",
+  time: "2026-11-23T12:01:00Z",
+  region: REGION,
+  resources: [`arn:aws:events:${REGION}:123456789012:rule/kubebake-demo-dns-schedule`],
+  detail: {},
+};
+
+describe("AWS cluster lifecycle (moto)", () => {
+  test("plan on an empty account lists every resource and makes no mutating call", async () => {
+    const plan = await apply(clients, specPath, true);
+    expect(plan.mutating).toEqual([]);
+    const created = plan.changes.filter((c) => c.action === "create").map((c) => `${c.kind} ${c.name}`);
+    for (const expected of [
+      "vpc kubebake-demo-vpc",
+      "security-group kubebake-demo-masters",
+      "iam-role kubebake-demo-minions",
+      "instance-profile kubebake-demo-masters",
+      "pki /kubebake/demo",
+      "hosted-zone demo.k8s.",
+      "lambda-function kubebake-demo-dns-discovery",
+      "eventbridge-rule kubebake-demo-dns-schedule",
+      "launch-template kubebake-demo-minions",
+      "auto-scaling-group kubebake-demo-masters",
+    ]) {
+      expect(created).toContain(expected);
+    }
+    expect((await clients.ec2.send(new DescribeVpcsCommand({}))).Vpcs!.filter((v) => v.Tags?.length)).toEqual(
+      [],
+    );
+  });
+
+  test("apply: 3 masters and 5 minions, tagged, role files in user data, secrets only in SSM", async () => {
+    const result = await apply(clients, specPath);
+    expect(result.mutating.length).toBeGreaterThan(30);
+    const instances = await running();
+    expect(instances.filter((i) => tag(i, "Role") === "masters")).toHaveLength(3);
+    expect(instances.filter((i) => tag(i, "Role") === "minions")).toHaveLength(5);
+    for (const instance of instances) {
+      expect(tag(instance, "KubernetesCluster")).toBe("demo");
+      expect(tag(instance, "team")).toBe("platform");
+      expect(instance.ImageId).toBe(ami);
+    }
+    const groups = (
+      await clients.autoScaling.send(
+        new DescribeAutoScalingGroupsCommand({
+          Filters: [{ Name: "tag:KubernetesCluster", Values: ["demo"] }],
+        }),
+      )
+    ).AutoScalingGroups!;
+    expect(groups.map((g) => g.AutoScalingGroupName).sort()).toEqual([
+      "kubebake-demo-masters",
+      "kubebake-demo-minions",
+    ]);
+    for (const group of groups) {
+      const tags = Object.fromEntries(group.Tags!.map((t) => [t.Key, [t.Value, t.PropagateAtLaunch]]));
+      expect(tags.KubernetesCluster).toEqual(["demo", true]);
+      expect(tags.Role).toEqual([group.AutoScalingGroupName!.replace("kubebake-demo-", ""), true]);
+    }
+
+    const token = (
+      await clients.ssm.send(
+        new GetParameterCommand({ Name: "/kubebake/demo/bootstrap-token", WithDecryption: true }),
+      )
+    ).Parameter!.Value!;
+    for (const instance of instances) {
+      const role = tag(instance, "Role");
+      const attribute = await clients.ec2.send(
+        new DescribeInstanceAttributeCommand({ InstanceId: instance.InstanceId, Attribute: "userData" }),
+      );
+      const userData = Buffer.from(attribute.UserData!.Value!, "base64").toString();
+      expect(userData.startsWith("#cloud-config\n")).toBe(true);
+      const file = parse(userData).write_files[0];
+      expect(file.path).toBe(`/etc/sysconfig/kubernetes-${role}`);
+      expect(file.content).toBe("CLUSTER_NAME=demo\nCLOUD_PROVIDER=aws\nSECRET_SOURCE=ssm:/kubebake/demo\n");
+      expect(userData).not.toContain(token);
+      expect(userData).not.toMatch(/PRIVATE KEY|BEGIN CERTIFICATE/);
+    }
+
+    const names = [...(await storedParameterNames({ clients }, "demo"))].sort();
+    expect(names).toEqual(PKI_FILE_NAMES.map((n) => `/kubebake/demo/${n}`));
+    for (let i = 0; i < names.length; i += 10) {
+      const page = await clients.ssm.send(
+        new DescribeParametersCommand({
+          ParameterFilters: [{ Key: "Name", Values: names.slice(i, i + 10) }],
+        }),
+      );
+      expect(new Set(page.Parameters!.map((p) => p.Type))).toEqual(new Set(["SecureString"]));
+    }
+    const ca = await clients.ssm.send(
+      new GetParameterCommand({ Name: "/kubebake/demo/ca.crt", WithDecryption: true }),
+    );
+    expect(new X509Certificate(ca.Parameter!.Value!).subject).toBe("CN=kubebake-demo-ca");
+    expect(token).toMatch(/^[a-z0-9]{6}\.[a-z0-9]{16}$/);
+
+    const template = (
+      await clients.ec2.send(
+        new DescribeLaunchTemplateVersionsCommand({
+          LaunchTemplateName: "kubebake-demo-masters",
+          Versions: ["$Latest"],
+        }),
+      )
+    ).LaunchTemplateVersions![0]!.LaunchTemplateData!;
+    expect(template.MetadataOptions?.HttpTokens).toBe("required");
+    expect(template.IamInstanceProfile?.Name).toBe("kubebake-demo-masters");
+  });
+
+  test("least privilege: no wildcard action; minions read only the CA and the bootstrap token", async () => {
+    const policies: Record<string, any> = {};
+    for (const role of ["masters", "minions", "dns-discovery"]) {
+      const answer = await clients.iam.send(
+        new GetRolePolicyCommand({ RoleName: `kubebake-demo-${role}`, PolicyName: "kubebake" }),
+      );
+      policies[role] = JSON.parse(decodeURIComponent(answer.PolicyDocument!));
+    }
+    for (const policy of Object.values(policies)) {
+      for (const statement of policy.Statement) {
+        for (const action of [statement.Action].flat()) expect(action).not.toMatch(/\*/);
+      }
+    }
+    const account = "123456789012";
+    expect(policies.minions.Statement).toEqual([
+      {
+        Sid: "ReadClusterSecrets",
+        Effect: "Allow",
+        Action: ["ssm:GetParameter"],
+        Resource: [
+          `arn:aws:ssm:${REGION}:${account}:parameter/kubebake/demo/ca.crt`,
+          `arn:aws:ssm:${REGION}:${account}:parameter/kubebake/demo/bootstrap-token`,
+        ],
+      },
+    ]);
+    expect(policies.masters.Statement[0].Resource).toEqual([
+      `arn:aws:ssm:${REGION}:${account}:parameter/kubebake/demo/*`,
+    ]);
+    const write = policies["dns-discovery"].Statement.find((s: any) => s.Sid === "WriteOwnRecords");
+    expect(
+      write.Condition["ForAllValues:StringEquals"]["route53:ChangeResourceRecordSetsNormalizedRecordNames"],
+    ).toEqual(["masters.demo.k8s", "minions.demo.k8s"]);
+    expect(write.Resource).toMatch(/^arn:aws:route53:::hostedzone\/[A-Z0-9]+$/);
+  });
+
+  test("security groups: nothing open to the world; the API to the operator's CIDR only", async () => {
+    const groups = (
+      await clients.ec2.send(
+        new DescribeSecurityGroupsCommand({ Filters: [{ Name: "tag:KubernetesCluster", Values: ["demo"] }] }),
+      )
+    ).SecurityGroups!;
+    expect(groups).toHaveLength(2);
+    const ranges = groups.flatMap((g) =>
+      g.IpPermissions!.flatMap((p) =>
+        (p.IpRanges ?? []).map((r) => `${g.GroupName}:${p.FromPort}:${r.CidrIp}`),
+      ),
+    );
+    expect(ranges).toEqual(["kubebake-demo-masters:6443:203.0.113.0/24"]);
+    const zone = (await clients.route53.send(new ListHostedZonesByNameCommand({ DNSName: "demo.k8s." })))
+      .HostedZones![0]!;
+    expect(zone.Config?.PrivateZone).toBe(true);
+    const vpcs = (await clients.route53.send(new GetHostedZoneCommand({ Id: zone.Id }))).VPCs!;
+    const vpc = (
+      await clients.ec2.send(
+        new DescribeVpcsCommand({ Filters: [{ Name: "tag:KubernetesCluster", Values: ["demo"] }] }),
+      )
+    ).Vpcs![0]!;
+    expect(vpcs.map((v) => v.VPCId)).toEqual([vpc.VpcId]);
+  });
+
+  test("the discovery function is wired: two rules target it and may invoke it", async () => {
+    const policy = JSON.parse(
+      (await clients.lambda.send(new GetPolicyCommand({ FunctionName: "kubebake-demo-dns-discovery" })))
+        .Policy!,
+    );
+    for (const rule of ["kubebake-demo-asg-events", "kubebake-demo-dns-schedule"]) {
+      const described = await clients.events.send(new DescribeRuleCommand({ Name: rule }));
+      const targets = (await clients.events.send(new ListTargetsByRuleCommand({ Rule: rule }))).Targets!;
+      expect(targets.map((t) => t.Arn)).toEqual([
+        expect.stringMatching(/function:kubebake-demo-dns-discovery$/),
+      ]);
+      expect(policy.Statement.some((s: any) => JSON.stringify(s).includes(described.Arn!))).toBe(true);
+    }
+    const pattern = JSON.parse(
+      (await clients.events.send(new DescribeRuleCommand({ Name: "kubebake-demo-asg-events" })))
+        .EventPattern!,
+    );
+    expect(pattern).toEqual({
+      source: ["aws.autoscaling"],
+      detail: { AutoScalingGroupName: ["kubebake-demo-masters", "kubebake-demo-minions"] },
+    });
+  });
+
+  test("a second apply makes no mutating call and plans no change", async () => {
+    const again = await apply(clients, specPath);
+    expect(again.changes).toEqual([]);
+    expect(again.mutating).toEqual([]);
+    expect((await apply(clients, specPath, true)).changes).toEqual([]);
+  });
+
+  test("the handler, driven by launch, terminate and scheduled events, keeps records equal to the members' IPs", async () => {
+    const { invoke, calls } = await handler();
+    const instances = await running();
+    const minion = instances.find((i) => tag(i, "Role") === "minions")!;
+    await invoke(
+      autoScalingEvent("EC2 Instance Launch Successful", "kubebake-demo-minions", minion.InstanceId!),
+    );
+    expect(await records()).toEqual({
+      "masters.demo.k8s.": ipsOf(instances, "masters"),
+      "minions.demo.k8s.": ipsOf(instances, "minions"),
+    });
+
+    await clients.autoScaling.send(
+      new TerminateInstanceInAutoScalingGroupCommand({
+        InstanceId: minion.InstanceId,
+        ShouldDecrementDesiredCapacity: true,
+      }),
+    );
+    await invoke(
+      autoScalingEvent("EC2 Instance Terminate Successful", "kubebake-demo-minions", minion.InstanceId!),
+    );
+    const after = await running();
+    expect(ipsOf(after, "minions")).toHaveLength(4);
+    expect((await records())["minions.demo.k8s."]).toEqual(ipsOf(after, "minions"));
+    expect((await records())["minions.demo.k8s."]).not.toContain(minion.PrivateIpAddress);
+
+    const before = calls.length;
+    const summary = await invoke(scheduledEvent);
+    expect(summary.writes).toBe(0);
+    expect(calls.slice(before)).toEqual([
+      "route53:ListResourceRecordSets",
+      "autoScaling:DescribeAutoScalingGroups",
+      "ec2:DescribeInstances",
+    ]);
+    // Put the group back to the spec's size for the next tests.
+    await clients.autoScaling.send(
+      new SetDesiredCapacityCommand({ AutoScalingGroupName: "kubebake-demo-minions", DesiredCapacity: 5 }),
+    );
+  });
+
+  test("scaling minions to 2 through the spec: apply changes the group, records follow", async () => {
+    spec.groups.minions = { ...spec.groups.minions, desired: 2 };
+    writeSpec(dir, spec);
+    const plan = await apply(clients, specPath, true);
+    expect(plan.changes).toEqual([
+      expect.objectContaining({
+        action: "update",
+        kind: "auto-scaling-group",
+        name: "kubebake-demo-minions",
+        detail: "desired 5 → 2",
+      }),
+    ]);
+    const result = await apply(clients, specPath);
+    expect(result.mutating).toEqual(["autoScaling:UpdateAutoScalingGroup"]);
+    const instances = await running();
+    expect(ipsOf(instances, "minions")).toHaveLength(2);
+    const { invoke } = await handler();
+    await invoke(scheduledEvent);
+    expect(await records()).toEqual({
+      "masters.demo.k8s.": ipsOf(instances, "masters"),
+      "minions.demo.k8s.": ipsOf(instances, "minions"),
+    });
+  });
+
+  test("a new image rolls out: a new template version, every instance replaced in batches, records follow", async () => {
+    const newAmi = await registerAmi(clients, "kubebake-2");
+    spec.image = { ami: newAmi };
+    writeSpec(dir, spec);
+    const plan = await apply(clients, specPath, true);
+    expect(plan.changes.map((c) => `${c.action} ${c.kind} ${c.name}`)).toEqual([
+      "update launch-template kubebake-demo-masters",
+      "update launch-template kubebake-demo-masters",
+      "update auto-scaling-group kubebake-demo-masters",
+      "replace instances kubebake-demo-masters",
+      "update launch-template kubebake-demo-minions",
+      "update launch-template kubebake-demo-minions",
+      "update auto-scaling-group kubebake-demo-minions",
+      "replace instances kubebake-demo-minions",
+    ]);
+    const old = await running();
+    const result = await apply(clients, specPath);
+    const terminations = result.mutating.filter(
+      (c) => c === "autoScaling:TerminateInstanceInAutoScalingGroup",
+    );
+    expect(terminations).toHaveLength(5);
+    // masters one at a time: three rounds of 1; minions 25 % of 2 rounds up to 1 at a time: two rounds
+    expect(result.changes.filter((c) => c.action === "replace").map((c) => c.name)).toEqual([
+      "kubebake-demo-masters",
+      "kubebake-demo-masters",
+      "kubebake-demo-masters",
+      "kubebake-demo-minions",
+      "kubebake-demo-minions",
+    ]);
+    const fresh = await running();
+    expect(fresh).toHaveLength(5);
+    expect(new Set(fresh.map((i) => i.ImageId))).toEqual(new Set([newAmi]));
+    expect(fresh.filter((i) => old.some((o) => o.InstanceId === i.InstanceId))).toEqual([]);
+    const template = (
+      await clients.ec2.send(
+        new DescribeLaunchTemplatesCommand({ LaunchTemplateNames: ["kubebake-demo-minions"] }),
+      )
+    ).LaunchTemplates![0]!;
+    expect(template.DefaultVersionNumber).toBe(2);
+    const { invoke } = await handler();
+    await invoke(scheduledEvent);
+    expect(await records()).toEqual({
+      "masters.demo.k8s.": ipsOf(fresh, "masters"),
+      "minions.demo.k8s.": ipsOf(fresh, "minions"),
+    });
+    expect((await apply(clients, specPath)).mutating).toEqual([]);
+  });
+
+  test("destroy removes everything in dependency order; nothing tagged remains; a second destroy finds nothing", async () => {
+    const planned = await destroy(clients, "demo", true);
+    expect(planned.mutating).toEqual([]);
+    const done = await destroy(clients);
+    expect(done.changes.map((c) => `${c.action} ${c.kind}`)).toEqual(
+      planned.changes.map((c) => `${c.action} ${c.kind}`),
+    );
+    const cluster = [{ Name: "tag:KubernetesCluster", Values: ["demo"] }];
+    expect(await running()).toEqual([]);
+    expect((await clients.ec2.send(new DescribeVpcsCommand({ Filters: cluster }))).Vpcs).toEqual([]);
+    expect((await clients.ec2.send(new DescribeSubnetsCommand({ Filters: cluster }))).Subnets).toEqual([]);
+    expect(
+      (await clients.ec2.send(new DescribeSecurityGroupsCommand({ Filters: cluster }))).SecurityGroups,
+    ).toEqual([]);
+    expect(
+      (await clients.ec2.send(new DescribeInternetGatewaysCommand({ Filters: cluster }))).InternetGateways,
+    ).toEqual([]);
+    expect(
+      (await clients.ec2.send(new DescribeRouteTablesCommand({ Filters: cluster }))).RouteTables,
+    ).toEqual([]);
+    expect(
+      (await clients.ec2.send(new DescribeLaunchTemplatesCommand({ Filters: cluster }))).LaunchTemplates,
+    ).toEqual([]);
+    expect(
+      (await clients.autoScaling.send(new DescribeAutoScalingGroupsCommand({ Filters: cluster })))
+        .AutoScalingGroups,
+    ).toEqual([]);
+    expect((await clients.iam.send(new ListRolesCommand({ PathPrefix: "/kubebake/demo/" }))).Roles).toEqual(
+      [],
+    );
+    expect(
+      (await clients.iam.send(new ListInstanceProfilesCommand({ PathPrefix: "/kubebake/demo/" })))
+        .InstanceProfiles,
+    ).toEqual([]);
+    expect((await clients.ssm.send(new DescribeParametersCommand({}))).Parameters).toEqual([]);
+    const zones = (await clients.route53.send(new ListHostedZonesByNameCommand({}))).HostedZones!;
+    expect(zones.filter((z) => z.Name === "demo.k8s.")).toEqual([]);
+    await expect(
+      clients.lambda.send(new GetFunctionCommand({ FunctionName: "kubebake-demo-dns-discovery" })),
+    ).rejects.toThrow();
+    await expect(
+      clients.events.send(new DescribeRuleCommand({ Name: "kubebake-demo-dns-schedule" })),
+    ).rejects.toThrow();
+    const tagging = new ResourceGroupsTaggingAPIClient({
+      region: REGION,
+      endpoint: moto.endpoint,
+      credentials,
+    });
+    const tagged = await tagging.send(
+      new GetResourcesCommand({ TagFilters: [{ Key: "KubernetesCluster", Values: ["demo"] }] }),
+    );
+    // Terminated instances stay listed (AWS keeps them about an hour); nothing else may.
+    const left = (tagged.ResourceTagMappingList ?? [])
+      .map((r) => r.ResourceARN!)
+      .filter((arn) => !arn.includes(":instance/"));
+    expect(left).toEqual([]);
+    const again = await destroy(clients);
+    expect(again.changes).toEqual([]);
+    expect(again.mutating.filter(isMutating)).toEqual([]);
+  });
+});
