@@ -39,8 +39,12 @@ export function writeSpec(dir: string, spec: Record<string, unknown>, name = "cl
   return path;
 }
 
-export function clientsFor(endpoint: string, beforeCall?: (call: string) => void): AwsClients {
-  return awsClients({ region: REGION, endpoint, credentials, beforeCall });
+export function clientsFor(
+  endpoint: string,
+  beforeCall?: (call: string) => void,
+  afterCall?: (call: string) => void,
+): AwsClients {
+  return awsClients({ region: REGION, endpoint, credentials, beforeCall, afterCall });
 }
 
 export async function registerAmi(clients: AwsClients, name: string, tags: Record<string, string> = {}) {

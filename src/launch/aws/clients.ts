@@ -34,6 +34,8 @@ export interface ClientOptions {
   credentials?: { accessKeyId: string; secretAccessKey: string };
   /** Called before each request with its `Service:Operation`; may throw to simulate a failure. */
   beforeCall?: (call: string) => void;
+  /** Called after each successful request; may throw to simulate a lost response. */
+  afterCall?: (call: string) => void;
 }
 
 const READ = /:(Describe|List|Get)/;
@@ -64,7 +66,9 @@ export function awsClients(options: ClientOptions): AwsClients {
           const call = `${service}:${String(context.commandName).replace(/Command$/, "")}`;
           calls.push(call);
           options.beforeCall?.(call);
-          return next(args);
+          const output = await next(args);
+          options.afterCall?.(call);
+          return output;
         },
       { step: "initialize", name: "kubebakeCallLog" },
     );
