@@ -81,16 +81,7 @@ export const clusterSpecSchema = z
       }),
     }),
     sshKey: z.string().min(1).max(255).optional(),
-    tags: z
-      .record(
-        z
-          .string()
-          .min(1)
-          .max(127)
-          .refine((k) => !reservedTag.test(k), "this tag key is kubebake's own"),
-        z.string().max(255),
-      )
-      .default({}),
+    tags: z.record(z.string().min(1).max(127), z.string().max(255)).default({}),
     discovery: z
       .strictObject({
         ttl: z.number().int().min(0).max(86400).default(30),
@@ -107,6 +98,13 @@ export const clusterSpecSchema = z
       .default({ batchPercent: 25, timeoutSeconds: 900 }),
   })
   .superRefine((spec, ctx) => {
+    for (const key of Object.keys(spec.tags).filter((k) => reservedTag.test(k))) {
+      ctx.addIssue({
+        code: "custom",
+        path: ["tags", key],
+        message: "expected a key of your own (aws:*, kubebake:*, KubernetesCluster, Role and Name are taken)",
+      });
+    }
     const { minions } = spec.groups;
     if (minions.min > minions.max) {
       ctx.addIssue({ code: "custom", path: ["groups", "minions", "min"], message: "expected at most max" });
@@ -122,7 +120,7 @@ export const clusterSpecSchema = z
     if ((vpc === undefined) !== (subnets === undefined)) {
       ctx.addIssue({
         code: "custom",
-        path: ["network", vpc === undefined ? "subnets" : "vpc"],
+        path: ["network", vpc === undefined ? "vpc" : "subnets"],
         message: "expected vpc and subnets together (an existing network), or neither (kubebake creates one)",
       });
     }

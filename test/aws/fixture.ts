@@ -1,4 +1,4 @@
-import { RegisterImageCommand } from "@aws-sdk/client-ec2";
+import { CreateTagsCommand, RegisterImageCommand } from "@aws-sdk/client-ec2";
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { stringify } from "yaml";
@@ -54,11 +54,13 @@ export async function registerAmi(clients: AwsClients, name: string, tags: Recor
       Architecture: "x86_64",
       RootDeviceName: "/dev/xvda",
       VirtualizationType: "hvm",
-      TagSpecifications: Object.keys(tags).length
-        ? [{ ResourceType: "image", Tags: Object.entries(tags).map(([Key, Value]) => ({ Key, Value })) }]
-        : undefined,
     }),
   );
+  // moto ignores RegisterImage's TagSpecifications, so the tags are added afterwards.
+  if (Object.keys(tags).length > 0) {
+    const Tags = Object.entries(tags).map(([Key, Value]) => ({ Key, Value }));
+    await clients.ec2.send(new CreateTagsCommand({ Resources: [answer.ImageId!], Tags }));
+  }
   return answer.ImageId!;
 }
 

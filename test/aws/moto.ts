@@ -4,7 +4,8 @@
  * semantics are also tested against test/discover/model.ts.
  */
 import { spawn, type ChildProcess } from "node:child_process";
-import { createWriteStream } from "node:fs";
+import { closeSync, mkdtempSync, openSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { createServer } from "node:net";
 import { join } from "node:path";
 
@@ -27,23 +28,23 @@ const freePort = () =>
 export async function startMoto(): Promise<Moto> {
   const port = await freePort();
   const endpoint = `http://127.0.0.1:${port}`;
+  // moto logs every request. Its log goes to a file, never a pipe: a test blocked in spawnSync (the CLI
+  // tests) would stop draining a pipe, and moto would hang writing to it.
+  const logDir = process.env.KUBEBAKE_MOTO_LOG ? undefined : mkdtempSync(join(tmpdir(), "kubebake-moto-"));
+  const logPath = process.env.KUBEBAKE_MOTO_LOG ?? join(logDir!, "moto.log");
+  const log = openSync(logPath, "w");
   // The Python that runs moto_server, with the launch-template repair of moto_server.py.
   const child: ChildProcess = spawn(
     "python3",
     [join(__dirname, "moto_server.py"), "-H", "127.0.0.1", "-p", String(port)],
-    {
-      stdio: ["ignore", "ignore", "pipe"],
-      env: { ...process.env, MOTO_EC2_LOAD_DEFAULT_AMIS: "false" },
-    },
+    { stdio: ["ignore", log, log], env: { ...process.env, MOTO_EC2_LOAD_DEFAULT_AMIS: "false" } },
   );
-  let stderr = "";
-  child.stderr?.on("data", (chunk) => (stderr = (stderr + chunk).slice(-4000)));
-  // KUBEBAKE_MOTO_LOG=FILE keeps moto's log (its tracebacks explain HTTP 500s).
-  if (process.env.KUBEBAKE_MOTO_LOG) child.stderr?.pipe(createWriteStream(process.env.KUBEBAKE_MOTO_LOG));
+  closeSync(log);
+  const tail = () => readFileSync(logPath, "utf8").slice(-4000);
   const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
   const deadline = Date.now() + 30_000;
   for (;;) {
-    if (child.exitCode !== null) throw new Error(`moto_server exited: ${stderr}`);
+    if (child.exitCode !== null) throw new Error(`moto_server exited: ${tail()}`);
     try {
       if ((await fetch(`${endpoint}/moto-api/`)).status < 500) break;
     } catch {
@@ -51,7 +52,7 @@ export async function startMoto(): Promise<Moto> {
     }
     if (Date.now() > deadline) {
       child.kill();
-      throw new Error(`moto_server did not start on ${endpoint}: ${stderr}`);
+      throw new Error(`moto_server did not start on ${endpoint}: ${tail()}`);
     }
     await new Promise((r) => setTimeout(r, 100));
   }
@@ -64,6 +65,7 @@ export async function startMoto(): Promise<Moto> {
     async stop() {
       child.kill("SIGTERM");
       await exited;
+      if (logDir) rmSync(logDir, { recursive: true, force: true });
     },
   };
 }

@@ -1,0 +1,96 @@
+/** The `kubebake cluster` and `kubebake dns` commands as a user runs them, against moto. */
+import { DeleteParameterCommand } from "@aws-sdk/client-ssm";
+import { writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { runCli, tempDir } from "../helpers";
+import { clientsFor, clusterYaml, registerAmi, writeSpec } from "./fixture";
+import { startMoto, type Moto } from "./moto";
+
+let moto: Moto;
+beforeAll(async () => (moto = await startMoto()), 60_000);
+afterAll(() => moto?.stop());
+const dir = tempDir("aws-cli");
+
+const env = () => ({
+  AWS_ENDPOINT_URL: moto.endpoint,
+  AWS_ACCESS_KEY_ID: "testing",
+  AWS_SECRET_ACCESS_KEY: "testing",
+  KUBEBAKE_POLL_MS: "10",
+});
+const kubebake = (...args: string[]) => runCli("kubebake", args, env());
+
+test("plan, apply --json, a no-op apply, dns sync, destroy without and with --yes", async () => {
+  await moto.reset();
+  const clients = clientsFor(moto.endpoint);
+  // The AMI is found from a bake manifest's image id, as a release pipeline would hand it over.
+  const ami = await registerAmi(clients, "kubebake-1", { "kubebake:image-id": "sha256-abc" });
+  writeFileSync(join(dir, "manifest.json"), JSON.stringify({ imageId: "sha256-abc" }));
+  const spec = writeSpec(dir, clusterYaml({ image: { manifest: "manifest.json" } }));
+
+  const plan = kubebake("cluster", "plan", "-f", spec);
+  expect(plan.stderr).toBe("");
+  expect(plan.code).toBe(0);
+  expect(plan.stdout).toMatch(/^\+ create vpc kubebake-demo-vpc \(10\.0\.0\.0\/16\)$/m);
+  expect(plan.stdout).toContain(`+ create launch-template kubebake-demo-masters (${ami}, t3.medium)`);
+  expect(plan.stdout).toMatch(/\d+ change\(s\) planned\n$/);
+
+  const applied = kubebake("cluster", "apply", "-f", spec, "--json");
+  expect(applied.code).toBe(0);
+  expect(applied.stderr).toBe("");
+  const output = JSON.parse(applied.stdout);
+  expect(output.vpcId).toMatch(/^vpc-/);
+  expect(output.changes.length).toBeGreaterThan(30);
+
+  const again = kubebake("cluster", "apply", "-f", spec);
+  expect(again.stdout).toBe("no changes\n");
+
+  const sync = kubebake("dns", "sync", "-f", spec, "--json");
+  expect(sync.code).toBe(0);
+  const result = JSON.parse(sync.stdout);
+  expect(result.desired.masters).toHaveLength(3);
+  expect(result.writes.map((w: { name: string }) => w.name)).toEqual([
+    "masters.demo.k8s.",
+    "minions.demo.k8s.",
+  ]);
+  expect(JSON.parse(kubebake("dns", "sync", "-f", spec, "--json").stdout).writes).toEqual([]);
+  expect(kubebake("dns", "deploy", "-f", spec).stdout).toBe("no changes\n");
+
+  const refused = kubebake("cluster", "destroy", "-f", spec);
+  expect(refused.code).toBe(2);
+  expect(refused.stdout).toContain("- delete vpc kubebake-demo-vpc");
+  expect(refused.stderr).toContain("add --yes to delete the above");
+  const destroyed = kubebake("cluster", "destroy", "-f", spec, "--yes");
+  expect(destroyed.code).toBe(0);
+  expect(kubebake("cluster", "destroy", "-f", spec).stdout).toBe("no changes\n");
+}, 120_000);
+
+test("a partial PKI under running groups is refused with exit 8, and nothing is regenerated", async () => {
+  await moto.reset();
+  const clients = clientsFor(moto.endpoint);
+  const ami = await registerAmi(clients, "kubebake-1");
+  const spec = writeSpec(dir, clusterYaml({ image: { ami } }), "partial.yaml");
+  expect(kubebake("cluster", "apply", "-f", spec).code).toBe(0);
+  await clients.ssm.send(new DeleteParameterCommand({ Name: "/kubebake/demo/ca.key" }));
+  const result = kubebake("cluster", "apply", "-f", spec);
+  expect(result.code).toBe(8);
+  expect(result.stderr).toMatch(/\/kubebake\/demo: 1 of the cluster's secrets are missing \(ca\.key…\)/);
+}, 120_000);
+
+test("cloud failures exit 7 naming the call; a manifest without its AMI exits 2", async () => {
+  await moto.reset();
+  writeFileSync(join(dir, "manifest.json"), JSON.stringify({ imageId: "sha256-none" }));
+  const spec = writeSpec(dir, clusterYaml({ image: { manifest: "manifest.json" } }), "noami.yaml");
+  const missing = kubebake("cluster", "plan", "-f", spec);
+  expect(missing.code).toBe(2);
+  expect(missing.stderr).toContain(
+    "image.manifest: expected one AMI tagged kubebake:image-id=sha256-none in eu-west-1, found 0",
+  );
+
+  const unreachable = runCli("kubebake", ["cluster", "plan", "-f", spec], {
+    ...env(),
+    AWS_ENDPOINT_URL: "http://127.0.0.1:9",
+  });
+  expect(unreachable.code).toBe(7);
+  expect(unreachable.stderr).toMatch(/^error: sts:GetCallerIdentity failed: .*ECONNREFUSED/);
+  expect(unreachable.stderr).not.toMatch(/\n\s+at /);
+}, 120_000);

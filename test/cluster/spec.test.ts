@@ -1,0 +1,97 @@
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
+import { loadClusterSpec } from "../../src/cluster/load";
+import { ExitCode, KubebakeError } from "../../src/errors";
+import { repoRoot, runCli, tempDir } from "../helpers";
+import { clusterYaml, writeSpec } from "../aws/fixture";
+
+const dir = tempDir("cluster-spec");
+const example = join(repoRoot, "docs", "examples", "cluster.yaml");
+
+function problems(spec: Record<string, unknown>): string {
+  const path = writeSpec(dir, spec, "bad.yaml");
+  try {
+    loadClusterSpec(path);
+  } catch (error) {
+    expect(error).toBeInstanceOf(KubebakeError);
+    expect((error as KubebakeError).exitCode).toBe(ExitCode.invalidInput);
+    return (error as Error).message;
+  }
+  throw new Error("expected the spec to be refused");
+}
+
+describe("cluster spec", () => {
+  test("the documented example is valid and gets the documented defaults", () => {
+    const { spec } = loadClusterSpec(example);
+    expect(spec.name).toBe("demo");
+    expect(spec.groups.masters.count).toBe(3);
+    const { spec: minimal } = loadClusterSpec(writeSpec(dir, clusterYaml({ network: {}, tags: undefined })));
+    expect(minimal.network).toEqual({ cidr: "10.0.0.0/16", apiAccess: [], sshAccess: [] });
+    expect(minimal.discovery).toEqual({ ttl: 30, emptyGroup: "delete" });
+    expect(minimal.rollout).toEqual({ batchPercent: 25, timeoutSeconds: 900 });
+  });
+
+  test("each bad field is named with its line and what was expected", () => {
+    const cases: [Record<string, unknown>, RegExp][] = [
+      [clusterYaml({ name: "Demo_1" }), /bad\.yaml:\d+: name: expected 1 to 40 lowercase/],
+      [clusterYaml({ cloud: "gcp" }), /cloud: expected "aws"|cloud: .*aws/],
+      [clusterYaml({ region: "europe" }), /region: expected an AWS region/],
+      [
+        clusterYaml({ network: { vpc: "vpc-0123456789abcdef0" } }),
+        /network\.subnets: expected vpc and subnets together/,
+      ],
+      [
+        clusterYaml({ network: { apiAccess: ["0.0.0.0/33"] } }),
+        /network\.apiAccess\[0\]: expected an IPv4 CIDR/,
+      ],
+      [clusterYaml({ image: {} }), /image: expected exactly one of ami and manifest/],
+      [clusterYaml({ image: { ami: "ami-1", manifest: "m.json" } }), /image\.ami: expected an AMI id/],
+      [
+        clusterYaml({
+          groups: {
+            masters: { count: 2, instanceType: "t3.medium" },
+            minions: { min: 1, max: 3, desired: 2, instanceType: "t3.large" },
+          },
+        }),
+        /groups\.masters\.count: expected 1, 3, 5 or 7/,
+      ],
+      [
+        clusterYaml({
+          groups: {
+            masters: { count: 1, instanceType: "t3.medium" },
+            minions: { min: 1, max: 3, desired: 5, instanceType: "t3.large" },
+          },
+        }),
+        /groups\.minions\.desired: expected between min and max/,
+      ],
+      [
+        clusterYaml({ tags: { KubernetesCluster: "x" } }),
+        /tags\.KubernetesCluster: expected a key of your own/,
+      ],
+      [clusterYaml({ extra: 1 }), /extra: unexpected field/],
+    ];
+    for (const [spec, expected] of cases) expect(problems(spec)).toMatch(expected);
+  });
+
+  test("the CLI: exit 2 with the problem and no stack trace; nothing is contacted", () => {
+    const bad = writeSpec(dir, clusterYaml({ region: "nowhere" }), "cli-bad.yaml");
+    // An endpoint nobody listens on: had the CLI tried AWS, the exit code would be 7, not 2.
+    for (const command of ["validate", "plan", "apply", "destroy"]) {
+      const result = runCli("kubebake", ["cluster", command, "-f", bad], {
+        AWS_ENDPOINT_URL: "http://127.0.0.1:9",
+      });
+      expect({ command, code: result.code }).toEqual({ command, code: 2 });
+      expect(result.stderr).toMatch(/cli-bad\.yaml:\d+: region: expected an AWS region/);
+      expect(result.stderr).not.toMatch(/\n\s+at /);
+    }
+    const missing = runCli("kubebake", ["cluster", "plan", "-f", join(dir, "absent.yaml")]);
+    expect(missing.code).toBe(2);
+    expect(missing.stderr).toMatch(/absent\.yaml: cannot read the file \(ENOENT\)/);
+  });
+
+  test("the JSON Schema in docs/ is current", () => {
+    const result = runCli("kubebake", ["cluster", "schema"]);
+    expect(result.code).toBe(0);
+    expect(result.stdout).toBe(readFileSync(join(repoRoot, "docs", "cluster.schema.json"), "utf8"));
+  });
+});
