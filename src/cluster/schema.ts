@@ -124,6 +124,20 @@ export const clusterSpecSchema = z
         message: "expected vpc and subnets together (an existing network), or neither (kubebake creates one)",
       });
     }
+    const bits = Number(spec.network.cidr.split("/")[1]);
+    if (vpc === undefined && bits > 20) {
+      ctx.addIssue({
+        code: "custom",
+        path: ["network", "cidr"],
+        message: "expected a /20 or larger (one /20 subnet per zone)",
+      });
+    } else if (vpc === undefined && (zones?.length ?? 3) > 2 ** (20 - bits)) {
+      ctx.addIssue({
+        code: "custom",
+        path: ["network", "zones"],
+        message: `expected at most ${2 ** (20 - bits)} zones in a /${bits}`,
+      });
+    }
     if (vpc !== undefined && zones !== undefined) {
       ctx.addIssue({
         code: "custom",

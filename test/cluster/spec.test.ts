@@ -69,6 +69,11 @@ describe("cluster spec", () => {
         /tags\.KubernetesCluster: expected a key of your own/,
       ],
       [clusterYaml({ extra: 1 }), /extra: unexpected field/],
+      [clusterYaml({ network: { cidr: "10.0.0.0/24" } }), /network\.cidr: expected a \/20 or larger/],
+      [
+        clusterYaml({ network: { cidr: "10.0.0.0/19", zones: ["eu-west-1a", "eu-west-1b", "eu-west-1c"] } }),
+        /network\.zones: expected at most 2 zones in a \/19/,
+      ],
     ];
     for (const [spec, expected] of cases) expect(problems(spec)).toMatch(expected);
   });

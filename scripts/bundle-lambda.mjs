@@ -1,0 +1,22 @@
+// The DNS-discovery Lambda as zip bytes: deterministic, so the same code gives the same CodeSha256 and a
+// second `kubebake dns deploy` changes nothing.
+import { build } from "esbuild";
+import { zipSync } from "fflate";
+
+export async function bundleDiscovery() {
+  const lambda = await build({
+    entryPoints: ["lambdas/dns-discovery/index.ts"],
+    bundle: true,
+    platform: "node",
+    target: "node20",
+    format: "cjs",
+    minify: true,
+    // Lambda's Node.js runtimes ship AWS SDK v3; bundling its EC2 client alone would pass 1 MB.
+    external: ["@aws-sdk/*"],
+    write: false,
+    logLevel: "warning",
+  });
+  const code = lambda.outputFiles[0].contents;
+  // Local midnight: DOS dates in a zip have no time zone, so this gives the same bytes everywhere.
+  return zipSync({ "index.js": [code, { mtime: new Date(1980, 0, 1) }] }, { level: 9 });
+}
