@@ -1,0 +1,62 @@
+/** A cluster in a VPC it does not own: checked, used, and left in place by destroy. */
+import { DescribeAutoScalingGroupsCommand } from "@aws-sdk/client-auto-scaling";
+import {
+  CreateSubnetCommand,
+  CreateVpcCommand,
+  DescribeSubnetsCommand,
+  DescribeVpcsCommand,
+  ModifyVpcAttributeCommand,
+} from "@aws-sdk/client-ec2";
+import { tempDir } from "../helpers";
+import { apply, clientsFor, clusterYaml, destroy, registerAmi, writeSpec } from "./fixture";
+import { startMoto, type Moto } from "./moto";
+import { KubebakeError } from "../../src/errors";
+
+let moto: Moto;
+beforeAll(async () => (moto = await startMoto()), 60_000);
+afterAll(() => moto?.stop());
+const dir = tempDir("aws-existing");
+
+test("an existing VPC and subnets are used as they are and survive destroy", async () => {
+  const clients = clientsFor(moto.endpoint);
+  const ami = await registerAmi(clients, "kubebake-1");
+  const vpc = (await clients.ec2.send(new CreateVpcCommand({ CidrBlock: "10.9.0.0/16" }))).Vpc!.VpcId!;
+  const subnet = (
+    await clients.ec2.send(
+      new CreateSubnetCommand({ VpcId: vpc, CidrBlock: "10.9.0.0/20", AvailabilityZone: "eu-west-1a" }),
+    )
+  ).Subnet!.SubnetId!;
+  const spec = writeSpec(dir, clusterYaml({ image: { ami }, network: { vpc, subnets: [subnet] } }));
+
+  // A VPC without DNS hostnames cannot serve the private zone: refused before anything is created.
+  const refused = await apply(clients, spec).catch((error) => error);
+  expect(refused).toBeInstanceOf(KubebakeError);
+  expect(refused.message).toMatch(new RegExp(`network.vpc: ${vpc} needs enableDnsHostnames`));
+  expect(refused.exitCode).toBe(2);
+
+  await clients.ec2.send(new ModifyVpcAttributeCommand({ VpcId: vpc, EnableDnsHostnames: { Value: true } }));
+  const result = await apply(clients, spec);
+  expect(result.vpcId).toBe(vpc);
+  expect(result.changes.map((c) => c.kind)).not.toContain("vpc");
+  expect(result.changes.map((c) => c.kind)).not.toContain("subnet");
+  const groups = (await clients.autoScaling.send(new DescribeAutoScalingGroupsCommand({})))
+    .AutoScalingGroups!;
+  expect(groups.map((g) => g.VPCZoneIdentifier)).toEqual([subnet, subnet]);
+  expect((await apply(clients, spec)).mutating).toEqual([]);
+
+  const gone = await destroy(clients);
+  expect(gone.changes.map((c) => c.kind)).not.toContain("vpc");
+  expect((await clients.ec2.send(new DescribeVpcsCommand({ VpcIds: [vpc] }))).Vpcs).toHaveLength(1);
+  expect((await clients.ec2.send(new DescribeSubnetsCommand({ SubnetIds: [subnet] }))).Subnets).toHaveLength(
+    1,
+  );
+
+  const missing = writeSpec(
+    dir,
+    clusterYaml({ image: { ami }, network: { vpc, subnets: ["subnet-0123456789abcdef0"] } }),
+    "missing.yaml",
+  );
+  await expect(apply(clients, missing)).rejects.toThrow(
+    /network\.subnets: subnet-0123456789abcdef0 does not exist in eu-west-1/,
+  );
+}, 120_000);
