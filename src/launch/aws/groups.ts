@@ -157,6 +157,14 @@ export async function ensureGroup(ctx: Context, role: Role, template: TemplateRe
   }));
   const found = await describeGroup(ctx, name);
   const LaunchTemplate = { LaunchTemplateId: template.id, Version: String(template.version) };
+  const settings = {
+    AutoScalingGroupName: name,
+    MinSize: size.min,
+    MaxSize: size.max,
+    DesiredCapacity: size.desired,
+    LaunchTemplate,
+    VPCZoneIdentifier: subnetIds.join(","),
+  };
   if (!found) {
     await ctx.rec.make(
       {
@@ -167,16 +175,7 @@ export async function ensureGroup(ctx: Context, role: Role, template: TemplateRe
       },
       () =>
         autoScaling.send(
-          new CreateAutoScalingGroupCommand({
-            AutoScalingGroupName: name,
-            MinSize: size.min,
-            MaxSize: size.max,
-            DesiredCapacity: size.desired,
-            LaunchTemplate,
-            VPCZoneIdentifier: subnetIds.join(","),
-            HealthCheckType: "EC2",
-            Tags: tagList,
-          }),
+          new CreateAutoScalingGroupCommand({ ...settings, HealthCheckType: "EC2", Tags: tagList }),
         ),
       undefined,
     );
@@ -198,17 +197,7 @@ export async function ensureGroup(ctx: Context, role: Role, template: TemplateRe
   if (differences.length > 0) {
     await ctx.rec.make(
       { action: "update", kind: "auto-scaling-group", name, detail: differences.join(", ") },
-      () =>
-        autoScaling.send(
-          new UpdateAutoScalingGroupCommand({
-            AutoScalingGroupName: name,
-            MinSize: size.min,
-            MaxSize: size.max,
-            DesiredCapacity: size.desired,
-            LaunchTemplate,
-            VPCZoneIdentifier: subnetIds.join(","),
-          }),
-        ),
+      () => autoScaling.send(new UpdateAutoScalingGroupCommand(settings)),
       undefined,
     );
   }
