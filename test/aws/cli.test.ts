@@ -1,4 +1,6 @@
 /** The `kubebake cluster` and `kubebake dns` commands as a user runs them, against moto. */
+import { DeleteRuleCommand, RemoveTargetsCommand } from "@aws-sdk/client-eventbridge";
+import { DeleteFunctionCommand } from "@aws-sdk/client-lambda";
 import { DeleteParameterCommand } from "@aws-sdk/client-ssm";
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
@@ -55,6 +57,21 @@ test("plan, apply --json, a no-op apply, dns sync, destroy without and with --ye
     "minions.demo.k8s.",
   ]);
   expect(JSON.parse(kubebake("dns", "sync", "-f", spec, "--json").stdout).writes).toEqual([]);
+  expect(kubebake("dns", "deploy", "-f", spec).stdout).toBe("no changes\n");
+
+  // Deploy from nothing: the function, its rules and their targets gone, `dns deploy` puts them back.
+  await clients.events.send(
+    new RemoveTargetsCommand({ Rule: "kubebake-demo-asg-events", Ids: ["dns-discovery"] }),
+  );
+  await clients.events.send(new DeleteRuleCommand({ Name: "kubebake-demo-asg-events" }));
+  await clients.lambda.send(new DeleteFunctionCommand({ FunctionName: "kubebake-demo-dns-discovery" }));
+  const redeployed = kubebake("dns", "deploy", "-f", spec);
+  expect(redeployed.code).toBe(0);
+  expect(redeployed.stdout).toContain("+ create lambda-function kubebake-demo-dns-discovery");
+  expect(redeployed.stdout).toContain("+ create eventbridge-rule kubebake-demo-asg-events");
+  expect(redeployed.stdout).toContain(
+    "+ create lambda-permission kubebake-demo-dns-discovery/invoke-from-kubebake-demo-dns-schedule",
+  );
   expect(kubebake("dns", "deploy", "-f", spec).stdout).toBe("no changes\n");
 
   const refused = kubebake("cluster", "destroy", "-f", spec);
