@@ -171,6 +171,46 @@ describe("one invocation against the strict Route 53", () => {
   });
 });
 
+test("the confirming pass repairs an A-B-A: a run that read a passing state writes it after the truth came back", async () => {
+  const route53 = new Route53Model(prng(3));
+  const settled = truthOf(3, 5);
+  const flapped = structuredClone(settled);
+  flapped.groups[0]!.members[0]!.lifecycleState = "Standby";
+  const immediate = { step: async () => {} } as unknown as Scheduler;
+  let truth = settled;
+  await reconcile(
+    modelPorts(immediate, route53, () => truth),
+    options,
+  );
+  // Run Y reads the records, then the truth while a master is briefly in Standby; before Y writes, the
+  // master is back and run X (the event for its return) finds records and truth equal and writes nothing.
+  const inner = modelPorts(immediate, route53, () => truth);
+  let flaps = 1;
+  const y = {
+    ...inner,
+    async groups(cluster: string) {
+      if (flaps-- > 0) truth = flapped;
+      return inner.groups(cluster);
+    },
+    async privateIps(cluster: string) {
+      const ips = await inner.privateIps(cluster);
+      if (truth === flapped) {
+        truth = settled;
+        const x = await reconcile(
+          modelPorts(immediate, route53, () => truth),
+          options,
+        );
+        expect(x.writes).toEqual([]);
+      }
+      return ips;
+    },
+  };
+  const result = await reconcile(y, options);
+  // Y wrote the Standby state, then its confirming pass saw the truth and wrote it back.
+  expect(result.writes.map((w) => w.to?.length)).toEqual([2, 3]);
+  expect(route53.get(MASTERS)?.values).toEqual(expected(settled).masters);
+});
+
 /**
  * Concurrent invocations (the schedule plus events), truth changing between any two steps, each change
  * followed by the event-triggered invocation that AWS would send; Route 53 throttles and reads go stale.
