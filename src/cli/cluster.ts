@@ -1,11 +1,10 @@
 /** `kubebake cluster …` and `kubebake dns …`: thin shells over src/launch and src/discover. */
-import { writeFileSync } from "node:fs";
 import type { Argv } from "yargs";
-import { z } from "zod";
 import { loadClusterSpec } from "../cluster/load";
 import { clusterSpecSchema, type ClusterSpec } from "../cluster/schema";
 import { ExitCode, KubebakeError, invalidInput } from "../errors";
 import { progressFor } from "../util/progress";
+import { writeJsonSchema } from "./schema-output";
 import { ChangeRecorder, formatChange, type Change } from "../launch/changes";
 
 const fileOption = (y: Argv) =>
@@ -108,7 +107,7 @@ async function dns(args: { file: string; json: boolean }, mode: "deploy" | "sync
   const clients = await clientsFor(spec);
   await cloudCall(clients.calls, async () => {
     const { resolveInputs } = await import("../launch/aws/inputs");
-    const { clusterZoneName } = await import("../launch/aws/desired");
+    const { clusterZoneName, discoveryConfig } = await import("../launch/aws/desired");
     const { zonesNamed } = await import("../launch/aws/zone");
     const inputs = await resolveInputs(clients, spec, args.file);
     const zones = (await zonesNamed({ clients }, clusterZoneName(inputs))).filter(
@@ -130,14 +129,10 @@ async function dns(args: { file: string; json: boolean }, mode: "deploy" | "sync
     }
     const { reconcile } = await import("../discover/reconcile");
     const { awsDiscoveryPorts } = await import("../discover/aws");
-    const logs: object[] = [];
+    const progress = progressFor({ json: args.json });
     const result = await reconcile(awsDiscoveryPorts(clients), {
-      cluster: spec.name,
-      zoneId,
-      domain: inputs.discoveryDomain,
-      ttl: spec.discovery.ttl,
-      emptyGroup: spec.discovery.emptyGroup,
-      log: (entry) => logs.push(entry),
+      ...discoveryConfig(inputs, zoneId),
+      log: (entry) => progress.info(JSON.stringify(entry)),
     });
     if (args.json) process.stdout.write(JSON.stringify(result, null, 2) + "\n");
     else {
@@ -164,11 +159,7 @@ export function clusterCommands(y: Argv): Argv {
           "schema",
           "print the JSON Schema of cluster specs",
           (c2) => c2.option("out", { type: "string" }),
-          (args) => {
-            const schema = JSON.stringify(z.toJSONSchema(clusterSpecSchema, { io: "input" }), null, 2) + "\n";
-            if (args.out) writeFileSync(args.out, schema);
-            else process.stdout.write(schema);
-          },
+          (args) => writeJsonSchema(clusterSpecSchema, args.out),
         )
         .command("plan", "print what apply would create, change or delete (reads only)", fileOption, (a) =>
           launch(a, "plan"),

@@ -1,10 +1,9 @@
-import { writeFileSync } from "node:fs";
 import { arch as hostArch, homedir } from "node:os";
 import { join } from "node:path";
 import yargs, { type Argv } from "yargs";
-import { z } from "zod";
 import { bake } from "../bake/bake";
 import { clusterCommands } from "./cluster";
+import { writeJsonSchema } from "./schema-output";
 import { TARGETS } from "../bake/manifest";
 import { ExitCode, KubebakeError, invalidInput } from "../errors";
 import { loadImageSpec } from "../spec/load";
@@ -75,11 +74,7 @@ export function kubebake(argv: string[]): Argv {
           "schema",
           "print the JSON Schema of image specs (for editors)",
           (y2) => y2.option("out", { type: "string", describe: "write to this file instead of stdout" }),
-          (args) => {
-            const schema = JSON.stringify(z.toJSONSchema(imageSpecSchema, { io: "input" }), null, 2) + "\n";
-            if (args.out) writeFileSync(args.out, schema);
-            else process.stdout.write(schema);
-          },
+          (args) => writeJsonSchema(imageSpecSchema, args.out),
         )
         .demandCommand(1, "name a spec command: validate or schema"),
     )

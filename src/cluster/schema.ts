@@ -63,7 +63,10 @@ export const clusterSpecSchema = z
         .optional(),
       /** A bake manifest: its imageId finds the AMI tagged kubebake:image-id in the region. */
       manifest: z.string().min(1).optional(),
-      /** The image spec whose cluster settings (domains, CIDRs) the image was baked with. */
+      /**
+       * The image spec the image was baked with (its domains and CIDRs are in the nodes). Default: the
+       * spec in the bake tree beside `manifest`, or image/kubebake.yaml for a bare AMI id.
+       */
       spec: z.string().min(1).optional(),
     }),
     groups: z.strictObject({

@@ -65,6 +65,8 @@ export interface ReconcileOptions {
   maxValues?: number;
   /** Give up after this many conflicting or throttled attempts. */
   maxAttempts?: number;
+  /** Stop after this many passes that wrote (a truth that keeps moving); the next invocation goes on. */
+  maxPasses?: number;
   baseDelayMs?: number;
   log?: (entry: Record<string, unknown>) => void;
 }
@@ -122,6 +124,7 @@ export async function reconcile(ports: DiscoveryPorts, options: ReconcileOptions
     throttles: 0,
   };
   let failures = 0;
+  let passesThatWrote = 0;
   for (;;) {
     let wrote = false;
     try {
@@ -157,6 +160,10 @@ export async function reconcile(ports: DiscoveryPorts, options: ReconcileOptions
       continue;
     }
     if (!wrote) return result;
+    if (++passesThatWrote >= (options.maxPasses ?? 5)) {
+      log({ level: "warn", msg: "the truth kept changing; leaving the rest to the next invocation" });
+      return result;
+    }
   }
 }
 

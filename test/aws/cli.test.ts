@@ -2,9 +2,10 @@
 import { DeleteRuleCommand, RemoveTargetsCommand } from "@aws-sdk/client-eventbridge";
 import { DeleteFunctionCommand } from "@aws-sdk/client-lambda";
 import { DeleteParameterCommand } from "@aws-sdk/client-ssm";
-import { writeFileSync } from "node:fs";
+import { mkdirSync, writeFileSync } from "node:fs";
+import { loadImageSpec } from "../../src/spec/load";
 import { join } from "node:path";
-import { runCli, tempDir } from "../helpers";
+import { realSpec, runCli, tempDir } from "../helpers";
 import { clientsFor, clusterYaml, registerAmi, writeSpec } from "./fixture";
 import { startMoto, type Moto } from "./moto";
 
@@ -26,8 +27,19 @@ test("plan, apply --json, a no-op apply, dns sync, destroy without and with --ye
   const clients = clientsFor(moto.endpoint);
   // The AMI is found from a bake manifest's image id, as a release pipeline would hand it over.
   const ami = await registerAmi(clients, "kubebake-1", { "kubebake:image-id": "sha256-abc" });
-  writeFileSync(join(dir, "manifest.json"), JSON.stringify({ imageId: "sha256-abc" }));
+  writeFileSync(join(dir, "manifest.json"), JSON.stringify({ imageId: "sha256-abc", rootfs: "rootfs" }));
   const spec = writeSpec(dir, clusterYaml({ image: { manifest: "manifest.json" } }));
+  // Without the bake's tree beside the manifest, the image's cluster settings are unknown: refused.
+  const noTree = kubebake("cluster", "plan", "-f", spec);
+  expect(noTree.code).toBe(2);
+  expect(noTree.stderr).toContain(
+    `image.manifest: the bake's image spec ${join(dir, "rootfs/etc/kubebake/image-spec.json")} is missing`,
+  );
+  // The tree carries the spec it was baked with; its discovery domain names the zone.
+  const baked = loadImageSpec(realSpec).spec;
+  baked.cluster.discoveryDomain = "internal";
+  mkdirSync(join(dir, "rootfs/etc/kubebake"), { recursive: true });
+  writeFileSync(join(dir, "rootfs/etc/kubebake/image-spec.json"), JSON.stringify(baked));
 
   const plan = kubebake("cluster", "plan", "-f", spec);
   expect(plan.stderr).toMatch(
@@ -37,10 +49,11 @@ test("plan, apply --json, a no-op apply, dns sync, destroy without and with --ye
   expect(plan.stdout).toMatch(/^\+ create vpc kubebake-demo-vpc \(10\.0\.0\.0\/16\)$/m);
   expect(plan.stdout).toContain(`+ create launch-template kubebake-demo-masters (${ami}, t3.medium)`);
   expect(plan.stdout).toMatch(/\d+ change\(s\) planned\n$/);
+  expect(plan.stdout).toContain("+ create hosted-zone demo.internal.");
 
   const applied = kubebake("cluster", "apply", "-f", spec, "--json");
   expect(applied.code).toBe(0);
-  expect(applied.stderr).not.toMatch(/error/);
+  expect(applied.stderr).toBe(plan.stderr); // the multi-master warning, nothing else
   const output = JSON.parse(applied.stdout);
   expect(output.vpcId).toMatch(/^vpc-/);
   expect(output.changes.length).toBeGreaterThan(30);
@@ -53,8 +66,8 @@ test("plan, apply --json, a no-op apply, dns sync, destroy without and with --ye
   const result = JSON.parse(sync.stdout);
   expect(result.desired.masters).toHaveLength(3);
   expect(result.writes.map((w: { name: string }) => w.name)).toEqual([
-    "masters.demo.k8s.",
-    "minions.demo.k8s.",
+    "masters.demo.internal.",
+    "minions.demo.internal.",
   ]);
   expect(JSON.parse(kubebake("dns", "sync", "-f", spec, "--json").stdout).writes).toEqual([]);
   expect(kubebake("dns", "deploy", "-f", spec).stdout).toBe("no changes\n");

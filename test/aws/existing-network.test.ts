@@ -1,8 +1,10 @@
-/** A cluster in a VPC it does not own: checked, used, and left in place by destroy. */
+/** The network a cluster gets: a VPC it does not own (checked, used, left by destroy), and checked zones. */
 import { DescribeAutoScalingGroupsCommand } from "@aws-sdk/client-auto-scaling";
 import {
+  CreateKeyPairCommand,
   CreateSubnetCommand,
   CreateVpcCommand,
+  DescribeLaunchTemplateVersionsCommand,
   DescribeSubnetsCommand,
   DescribeVpcsCommand,
   ModifyVpcAttributeCommand,
@@ -59,4 +61,46 @@ test("an existing VPC and subnets are used as they are and survive destroy", asy
   await expect(apply(clients, missing)).rejects.toThrow(
     /network\.subnets: subnet-0123456789abcdef0 does not exist in eu-west-1/,
   );
+}, 120_000);
+
+test("a zone the region lacks or a missing SSH key is refused before anything is created", async () => {
+  await moto.reset();
+  const clients = clientsFor(moto.endpoint);
+  const ami = await registerAmi(clients, "kubebake-1");
+  const ownedVpcs = async () =>
+    (
+      await clients.ec2.send(
+        new DescribeVpcsCommand({ Filters: [{ Name: "tag:KubernetesCluster", Values: ["demo"] }] }),
+      )
+    ).Vpcs;
+
+  const badZone = writeSpec(
+    dir,
+    clusterYaml({ image: { ami }, network: { zones: ["eu-west-1a", "eu-west-9z"] } }),
+    "zone.yaml",
+  );
+  const zoneError = await apply(clients, badZone).catch((error) => error);
+  expect(zoneError).toBeInstanceOf(KubebakeError);
+  expect(zoneError.message).toMatch(
+    /^network\.zones\[1\]: eu-west-9z is not an available zone of eu-west-1 \(eu-west-1a, /,
+  );
+
+  const noKey = writeSpec(dir, clusterYaml({ image: { ami }, sshKey: "ops" }), "key.yaml");
+  const keyError = await apply(clients, noKey).catch((error) => error);
+  expect(keyError).toBeInstanceOf(KubebakeError);
+  expect(keyError.message).toBe('sshKey: key pair "ops" does not exist in eu-west-1');
+  expect(await ownedVpcs()).toEqual([]);
+
+  await clients.ec2.send(new CreateKeyPairCommand({ KeyName: "ops" }));
+  await apply(clients, noKey);
+  const data = (
+    await clients.ec2.send(
+      new DescribeLaunchTemplateVersionsCommand({
+        LaunchTemplateName: "kubebake-demo-minions",
+        Versions: ["$Latest"],
+      }),
+    )
+  ).LaunchTemplateVersions![0]!.LaunchTemplateData!;
+  expect(data.KeyName).toBe("ops");
+  expect(await ownedVpcs()).toHaveLength(1);
 }, 120_000);

@@ -163,6 +163,19 @@ describe("one invocation against the strict Route 53", () => {
     expect(route53.get(MINIONS)?.values).toEqual(expected(truth).minions);
   });
 
+  test("a truth that moves on every read ends after maxPasses writing passes, not in a loop", async () => {
+    const route53 = new Route53Model(prng(7));
+    const one = truthOf(1, 1);
+    const two = truthOf(2, 1);
+    let reads = 0;
+    const immediate = { step: async () => {} } as unknown as Scheduler;
+    const result = await reconcile(
+      modelPorts(immediate, route53, () => (reads++ % 4 < 2 ? one : two)),
+      { ...options, maxPasses: 3 },
+    );
+    expect(result.writes.filter((w) => w.name === MASTERS)).toHaveLength(3);
+  });
+
   test("gives up with an error after repeated throttling", async () => {
     const route53 = new Route53Model(prng(7), { throttleRate: 1 });
     await expect(runAlone(route53, truthOf(1, 1), { maxAttempts: 3 })).rejects.toThrow(

@@ -76,6 +76,19 @@ export function awsClients(options: ClientOptions): AwsClients {
   return { ...clients, calls };
 }
 
+/** The codes AWS services use for "no such resource". */
+const NOT_FOUND = /NotFound|NoSuchEntity/;
+
+/** A read whose "not found" answer means the resource is absent (undefined); other errors propagate. */
+export async function ifExists<T>(read: () => Promise<T>): Promise<T | undefined> {
+  try {
+    return await read();
+  } catch (error) {
+    if (NOT_FOUND.test(awsErrorCode(error))) return undefined;
+    throw error;
+  }
+}
+
 /** The error's AWS code (`NoSuchEntity`, `InvalidGroup.NotFound`…) or its name. */
 export const awsErrorCode = (error: unknown) =>
   (error as { Code?: string; name?: string })?.Code ?? (error as Error)?.name ?? "";

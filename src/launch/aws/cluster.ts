@@ -6,6 +6,7 @@ import { assumeRolePolicy, nodePolicy, resourceName } from "./desired";
 import { ensureDiscovery } from "./discovery";
 import { ensureGroup, ensureLaunchTemplate, rollOut } from "./groups";
 import { ensureInstanceProfile, ensureRole } from "./iam";
+import { checkSshKey } from "./inputs";
 import { ensureNetwork } from "./network";
 import { ensurePki } from "./secrets";
 import { ensureSecurityGroups } from "./security";
@@ -18,6 +19,7 @@ export interface ApplyResult {
 
 export async function applyCluster(ctx: Context): Promise<ApplyResult> {
   const { spec } = ctx.inputs;
+  await checkSshKey(ctx);
   const network = await ensureNetwork(ctx);
   const groupIds = await ensureSecurityGroups(ctx, network.vpcId);
   for (const role of ROLES) {

@@ -17,6 +17,12 @@ export const tagFilters = (cluster: string, logicalName?: string) => [
   ...(logicalName ? [{ Name: "tag:kubebake:name", Values: [logicalName] }] : []),
 ];
 
+/** Finds, among same-kind resources, the one with this `kubebake:name` tag. */
+export const named =
+  (logicalName: string) =>
+  (resource: { Tags?: { Key?: string; Value?: string }[] }): boolean =>
+    resource.Tags?.some((t) => t.Key === "kubebake:name" && t.Value === logicalName) ?? false;
+
 /** Polls until `done` or the timeout; the message says what was awaited. */
 export async function waitFor(
   ctx: Pick<Context, "sleep" | "pollMs">,

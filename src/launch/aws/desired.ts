@@ -6,6 +6,7 @@ import type { _InstanceType } from "@aws-sdk/client-ec2";
 import { stringify } from "yaml";
 import { recordName, ROLES, zoneName, type Role } from "../../discover/names";
 import type { ClusterSpec } from "../../cluster/schema";
+import type { DiscoveryConfig } from "../../discover/config";
 
 export const CLUSTER_TAG = "KubernetesCluster";
 export const ROLE_TAG = "Role";
@@ -106,6 +107,18 @@ export function nodePolicy(inputs: Inputs, role: Role) {
       Resource: role === "masters" ? [arn("*")] : [arn("ca.crt"), arn("bootstrap-token")],
     },
   ]);
+}
+
+/** The discovery settings of a cluster: the function's environment, and `kubebake dns sync`'s options. */
+export function discoveryConfig(inputs: Inputs, zoneId: string): DiscoveryConfig {
+  const { spec } = inputs;
+  return {
+    cluster: spec.name,
+    zoneId,
+    domain: inputs.discoveryDomain,
+    ttl: spec.discovery.ttl,
+    emptyGroup: spec.discovery.emptyGroup,
+  };
 }
 
 export const discoveryFunctionName = (cluster: string) => resourceName(cluster, "dns-discovery");

@@ -52,7 +52,7 @@ import {
 } from "@aws-sdk/client-route-53";
 import { DeleteParametersCommand } from "@aws-sdk/client-ssm";
 import { CLUSTER_TAG, discoveryFunctionName } from "./desired";
-import { awsErrorCode } from "./clients";
+import { awsErrorCode, ifExists } from "./clients";
 import { tagFilters, waitFor, type Context } from "./context";
 import { eventsRuleName, scheduleRuleName } from "./discovery";
 import { iamPath } from "./iam";
@@ -66,18 +66,10 @@ const nameTag = (tags: { Key?: string; Value?: string }[] | undefined) =>
 
 export async function destroyCluster(ctx: DestroyContext): Promise<void> {
   const { cluster, rec, clients } = ctx;
-  const gone = async <T>(read: () => Promise<T>) => {
-    try {
-      return await read();
-    } catch (error) {
-      if (/NotFound|NoSuchEntity/.test(awsErrorCode(error))) return undefined;
-      throw error;
-    }
-  };
 
   // Discovery first, so nothing rewrites records while the groups go.
   for (const rule of [eventsRuleName(cluster), scheduleRuleName(cluster)]) {
-    if (!(await gone(() => clients.events.send(new DescribeRuleCommand({ Name: rule }))))) continue;
+    if (!(await ifExists(() => clients.events.send(new DescribeRuleCommand({ Name: rule }))))) continue;
     const targets = (await clients.events.send(new ListTargetsByRuleCommand({ Rule: rule }))).Targets ?? [];
     await rec.make(
       { action: "delete", kind: "eventbridge-rule", name: rule },
@@ -91,7 +83,7 @@ export async function destroyCluster(ctx: DestroyContext): Promise<void> {
     );
   }
   const functionName = discoveryFunctionName(cluster);
-  if (await gone(() => clients.lambda.send(new GetFunctionCommand({ FunctionName: functionName })))) {
+  if (await ifExists(() => clients.lambda.send(new GetFunctionCommand({ FunctionName: functionName })))) {
     await rec.make(
       { action: "delete", kind: "lambda-function", name: functionName },
       () => clients.lambda.send(new DeleteFunctionCommand({ FunctionName: functionName })),

@@ -24,12 +24,12 @@ import { join } from "node:path";
 import { discoveryEnvironment } from "../../discover/config";
 import { ROLES } from "../../discover/names";
 import { packageRoot } from "../../util/package-root";
-import { isPlanned } from "../changes";
-import { awsErrorCode } from "./clients";
+import { awsErrorCode, ifExists } from "./clients";
 import type { Context } from "./context";
 import {
   asTagList,
   assumeRolePolicy,
+  discoveryConfig,
   discoveryFunctionName,
   discoveryPolicy,
   resourceName,
@@ -40,15 +40,6 @@ import { ensureRole } from "./iam";
 export const discoveryBundle = () => join(packageRoot(), "dist", "lambdas", "dns-discovery.zip");
 export const eventsRuleName = (cluster: string) => resourceName(cluster, "asg-events");
 export const scheduleRuleName = (cluster: string) => resourceName(cluster, "dns-schedule");
-
-async function maybe<T>(read: () => Promise<T>): Promise<T | undefined> {
-  try {
-    return await read();
-  } catch (error) {
-    if (awsErrorCode(error) === "ResourceNotFoundException") return undefined;
-    throw error;
-  }
-}
 
 export async function ensureDiscovery(ctx: Context, zoneId: string): Promise<void> {
   const { spec } = ctx.inputs;
@@ -69,17 +60,11 @@ export async function ensureDiscovery(ctx: Context, zoneId: string): Promise<voi
     Timeout: 60,
     MemorySize: 256,
     Environment: {
-      Variables: discoveryEnvironment({
-        cluster: spec.name,
-        zoneId,
-        domain: ctx.inputs.discoveryDomain,
-        ttl: spec.discovery.ttl,
-        emptyGroup: spec.discovery.emptyGroup,
-      }),
+      Variables: discoveryEnvironment(discoveryConfig(ctx.inputs, zoneId)),
     },
   };
   const { lambda } = ctx.clients;
-  const found = (await maybe(() => lambda.send(new GetFunctionCommand({ FunctionName: functionName }))))
+  const found = (await ifExists(() => lambda.send(new GetFunctionCommand({ FunctionName: functionName }))))
     ?.Configuration;
   let functionArn = found?.FunctionArn;
   if (!found) {
@@ -136,11 +121,11 @@ export async function ensureDiscovery(ctx: Context, zoneId: string): Promise<voi
       description: "reconcile every minute",
     },
   ];
-  const policy =
-    functionArn && !isPlanned(functionArn) && found ? await currentPolicy(ctx, functionName) : [];
+  // A function about to be created has no permissions yet.
+  const policy = found ? await currentPolicy(ctx, functionName) : [];
   for (const rule of rules) {
     const { events } = ctx.clients;
-    const existing = await maybe(() => events.send(new DescribeRuleCommand({ Name: rule.name })));
+    const existing = await ifExists(() => events.send(new DescribeRuleCommand({ Name: rule.name })));
     const same =
       existing &&
       existing.State === "ENABLED" &&
@@ -207,7 +192,7 @@ export async function ensureDiscovery(ctx: Context, zoneId: string): Promise<voi
 }
 
 async function currentPolicy(ctx: Context, functionName: string): Promise<{ Sid?: string }[]> {
-  const answer = await maybe(() =>
+  const answer = await ifExists(() =>
     ctx.clients.lambda.send(new GetPolicyCommand({ FunctionName: functionName })),
   );
   return answer?.Policy ? (JSON.parse(answer.Policy).Statement ?? []) : [];

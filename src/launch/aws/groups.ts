@@ -18,10 +18,9 @@ import {
 } from "@aws-sdk/client-ec2";
 import { isDeepStrictEqual } from "node:util";
 import type { Role } from "../../discover/names";
-import { isPlanned, plannedId } from "../changes";
+import { plannedId } from "../changes";
 import { waitFor, type Context } from "./context";
 import {
-  CLUSTER_TAG,
   asTagList,
   groupSize,
   launchTemplateData,
@@ -125,9 +124,9 @@ export async function ensureLaunchTemplate(
   return { id, version };
 }
 
+/** The cluster's tags plus Role, which the discovery function reads to tell the groups apart. */
 export const groupTags = (ctx: Context, role: Role) => ({
   ...tagsFor(ctx.inputs.spec, `asg-${role}`),
-  [CLUSTER_TAG]: ctx.inputs.spec.name,
   [ROLE_TAG]: role,
 });
 
@@ -246,7 +245,7 @@ async function outdatedMembers(
  * interrupted at any point resumes on the next apply.
  */
 export async function rollOut(ctx: Context, role: Role, groupExisted: boolean): Promise<void> {
-  if (!groupExisted || isPlanned(ctx.inputs.ami)) return;
+  if (!groupExisted) return;
   const name = resourceName(ctx.inputs.spec.name, role);
   const timeoutMs = ctx.inputs.spec.rollout.timeoutSeconds * 1000;
   for (;;) {

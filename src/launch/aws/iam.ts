@@ -10,7 +10,7 @@ import {
   UpdateAssumeRolePolicyCommand,
 } from "@aws-sdk/client-iam";
 import { isDeepStrictEqual } from "node:util";
-import { awsErrorCode } from "./clients";
+import { ifExists } from "./clients";
 import type { Context } from "./context";
 import { asTagList, tagsFor } from "./desired";
 
@@ -19,16 +19,6 @@ export const iamPath = (cluster: string) => `/kubebake/${cluster}/`;
 
 const parse = (document: string | undefined) =>
   document ? JSON.parse(decodeURIComponent(document)) : undefined;
-
-async function maybe<T>(read: () => Promise<T>): Promise<T | undefined> {
-  try {
-    return await read();
-  } catch (error) {
-    if (awsErrorCode(error) === "NoSuchEntity" || awsErrorCode(error) === "NoSuchEntityException")
-      return undefined;
-    throw error;
-  }
-}
 
 /** Ensures role `name` with the trust and inline policy; returns its ARN. */
 export async function ensureRole(
@@ -40,7 +30,7 @@ export async function ensureRole(
 ): Promise<string> {
   const { iam } = ctx.clients;
   const { spec } = ctx.inputs;
-  const found = (await maybe(() => iam.send(new GetRoleCommand({ RoleName: name }))))?.Role;
+  const found = (await ifExists(() => iam.send(new GetRoleCommand({ RoleName: name }))))?.Role;
   const arn =
     found?.Arn ??
     (await ctx.rec.make(
@@ -71,8 +61,11 @@ export async function ensureRole(
   }
   const current = found
     ? parse(
-        (await maybe(() => iam.send(new GetRolePolicyCommand({ RoleName: name, PolicyName: POLICY_NAME }))))
-          ?.PolicyDocument,
+        (
+          await ifExists(() =>
+            iam.send(new GetRolePolicyCommand({ RoleName: name, PolicyName: POLICY_NAME })),
+          )
+        )?.PolicyDocument,
       )
     : undefined;
   if (!isDeepStrictEqual(current, policy)) {
@@ -94,7 +87,7 @@ export async function ensureRole(
 
 export async function ensureInstanceProfile(ctx: Context, name: string, logical: string): Promise<void> {
   const { iam } = ctx.clients;
-  const found = (await maybe(() => iam.send(new GetInstanceProfileCommand({ InstanceProfileName: name }))))
+  const found = (await ifExists(() => iam.send(new GetInstanceProfileCommand({ InstanceProfileName: name }))))
     ?.InstanceProfile;
   if (!found) {
     await ctx.rec.make(

@@ -1,19 +1,36 @@
 /** Everything apply needs besides the spec: the account, the AMI, and the image's own cluster settings. */
-import { DescribeImagesCommand } from "@aws-sdk/client-ec2";
+import { DescribeImagesCommand, DescribeKeyPairsCommand } from "@aws-sdk/client-ec2";
 import { GetCallerIdentityCommand } from "@aws-sdk/client-sts";
-import { createHash } from "node:crypto";
-import { existsSync, readFileSync } from "node:fs";
+import { readFileSync } from "node:fs";
 import { dirname, isAbsolute, join, resolve } from "node:path";
 import { invalidInput } from "../../errors";
 import { loadImageSpec } from "../../spec/load";
+import { imageSpecSchema, type ImageSpec } from "../../spec/schema";
 import { packageRoot } from "../../util/package-root";
 import type { ClusterSpec } from "../../cluster/schema";
-import type { AwsClients } from "./clients";
+import { ifExists, type AwsClients } from "./clients";
+import type { Context } from "./context";
 import { IMAGE_ID_TAG, type Inputs } from "./desired";
 
 interface ManifestRef {
   imageId: string;
-  spec?: { path: string; sha256: string };
+  rootfs?: string;
+}
+
+/** The image spec a bake wrote into its tree (/etc/kubebake/image-spec.json), as the nodes have it. */
+function bakedCluster(path: string): ImageSpec["cluster"] {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(readFileSync(path, "utf8"));
+  } catch {
+    throw invalidInput(
+      `image.manifest: the bake's image spec ${path} is missing or unreadable; set image.spec to the spec the image was baked with`,
+    );
+  }
+  const result = imageSpecSchema.safeParse(parsed);
+  if (!result.success)
+    throw invalidInput(`image.manifest: ${path} is not an image spec; set image.spec instead`);
+  return result.data.cluster;
 }
 
 export async function resolveInputs(
@@ -26,7 +43,9 @@ export async function resolveInputs(
   const account = (await clients.sts.send(new GetCallerIdentityCommand({}))).Account!;
 
   let ami = spec.image.ami;
-  let imageSpecPath = spec.image.spec ? near(spec.image.spec) : undefined;
+  // The cluster settings the nodes carry: from image.spec, else from the baked tree beside the manifest,
+  // else (an AMI id alone) from the repository's image spec.
+  let cluster = spec.image.spec ? loadImageSpec(near(spec.image.spec)).spec.cluster : undefined;
   if (spec.image.manifest) {
     const manifestPath = near(spec.image.manifest);
     let manifest: ManifestRef;
@@ -52,18 +71,28 @@ export async function resolveInputs(
       );
     }
     ami = available[0]!.ImageId!;
-    if (!imageSpecPath && manifest.spec?.path && existsSync(manifest.spec.path)) {
-      const digest = createHash("sha256").update(readFileSync(manifest.spec.path)).digest("hex");
-      if (digest === manifest.spec.sha256) imageSpecPath = manifest.spec.path;
-    }
+    cluster ??= bakedCluster(
+      join(dirname(manifestPath), manifest.rootfs ?? "rootfs", "etc/kubebake/image-spec.json"),
+    );
   }
-  const image = loadImageSpec(imageSpecPath ?? join(packageRoot(), "image", "kubebake.yaml")).spec;
+  cluster ??= loadImageSpec(join(packageRoot(), "image", "kubebake.yaml")).spec.cluster;
   return {
     spec,
     account,
     ami: ami!,
-    discoveryDomain: image.cluster.discoveryDomain,
-    clusterDomain: image.cluster.clusterDomain,
-    serviceCIDR: image.cluster.serviceCIDR,
+    discoveryDomain: cluster.discoveryDomain,
+    clusterDomain: cluster.clusterDomain,
+    serviceCIDR: cluster.serviceCIDR,
   };
+}
+
+/** A key pair the region lacks would only show as failed launches in the groups' activity: say it now. */
+export async function checkSshKey(ctx: Pick<Context, "clients" | "inputs">): Promise<void> {
+  const { sshKey, region } = ctx.inputs.spec;
+  if (!sshKey) return;
+  const found = await ifExists(() =>
+    ctx.clients.ec2.send(new DescribeKeyPairsCommand({ KeyNames: [sshKey] })),
+  );
+  if (!found?.KeyPairs?.length)
+    throw invalidInput(`sshKey: key pair ${JSON.stringify(sshKey)} does not exist in ${region}`);
 }

@@ -19,7 +19,7 @@ import {
 } from "@aws-sdk/client-ec2";
 import { invalidInput } from "../../errors";
 import { isPlanned, plannedId } from "../changes";
-import { tagFilters, type Context } from "./context";
+import { named, tagFilters, type Context } from "./context";
 import { asTagList, resourceName, subnetCidrs, tagsFor } from "./desired";
 
 export interface Network {
@@ -36,6 +36,8 @@ export async function ensureNetwork(ctx: Context): Promise<Network> {
   if (network.vpc && network.subnets) return checkExisting(ctx, network.vpc, network.subnets);
   const { ec2 } = ctx.clients;
   const rec = ctx.rec;
+  // Zones first: a zone the region lacks is the spec's mistake, found before anything is created.
+  const zones = await clusterZones(ctx);
 
   const found = await ec2.send(new DescribeVpcsCommand({ Filters: tagFilters(ctx.inputs.spec.name, "vpc") }));
   const vpcName = resourceName(ctx.inputs.spec.name, "vpc");
@@ -75,7 +77,6 @@ export async function ensureNetwork(ctx: Context): Promise<Network> {
     }
   }
 
-  const zones = network.zones ?? (await defaultZones(ctx));
   const cidrs = subnetCidrs(network.cidr, zones.length);
   const existing = isPlanned(vpcId)
     ? []
@@ -87,9 +88,7 @@ export async function ensureNetwork(ctx: Context): Promise<Network> {
   const subnetIds: string[] = [];
   for (const [i, zone] of zones.entries()) {
     const logical = `subnet-${zone}`;
-    const subnet = existing.find((s) =>
-      s.Tags?.some((t) => t.Key === "kubebake:name" && t.Value === logical),
-    );
+    const subnet = existing.find(named(logical));
     let subnetId = subnet?.SubnetId;
     if (!subnetId) {
       subnetId = await rec.make(
@@ -207,15 +206,24 @@ export async function ensureNetwork(ctx: Context): Promise<Network> {
 
 const vpcFilter = (vpcId: string) => ({ Name: "vpc-id", Values: [vpcId] });
 
-async function defaultZones(ctx: Context): Promise<string[]> {
-  const zones = await ctx.clients.ec2.send(
+/** The spec's zones, checked against the region's; or the region's first three. */
+async function clusterZones(ctx: Context): Promise<string[]> {
+  const answer = await ctx.clients.ec2.send(
     new DescribeAvailabilityZonesCommand({ Filters: [{ Name: "state", Values: ["available"] }] }),
   );
-  const names = (zones.AvailabilityZones ?? [])
+  const available = (answer.AvailabilityZones ?? [])
     .filter((z) => (z.ZoneType ?? "availability-zone") === "availability-zone")
     .map((z) => z.ZoneName!)
     .sort();
-  return names.slice(0, 3);
+  const wanted = ctx.inputs.spec.network.zones;
+  if (!wanted) return available.slice(0, 3);
+  const unknown = wanted.findIndex((zone) => !available.includes(zone));
+  if (unknown >= 0) {
+    throw invalidInput(
+      `network.zones[${unknown}]: ${wanted[unknown]} is not an available zone of ${ctx.inputs.spec.region} (${available.join(", ")})`,
+    );
+  }
+  return wanted;
 }
 
 async function checkExisting(ctx: Context, vpcId: string, subnetIds: string[]): Promise<Network> {

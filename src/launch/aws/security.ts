@@ -8,7 +8,7 @@ import {
 } from "@aws-sdk/client-ec2";
 import { ROLES, type Role } from "../../discover/names";
 import { isPlanned, plannedId } from "../changes";
-import { tagFilters, type Context } from "./context";
+import { named, tagFilters, type Context } from "./context";
 import { asTagList, resourceName, ruleKey, securityGroupRules, tagsFor, type Rule } from "./desired";
 
 /** Observed permissions, one key per (protocol, ports, source) like ruleKey. */
@@ -49,9 +49,7 @@ export async function ensureSecurityGroups(ctx: Context, vpcId: string): Promise
       ).SecurityGroups ?? []);
   const ids = {} as Record<Role, string>;
   for (const role of ROLES) {
-    const group = found.find((g) =>
-      g.Tags?.some((t) => t.Key === "kubebake:name" && t.Value === `sg-${role}`),
-    );
+    const group = found.find(named(`sg-${role}`));
     const name = resourceName(spec.name, role);
     ids[role] =
       group?.GroupId ??
