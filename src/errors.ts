@@ -4,7 +4,9 @@
  */
 export const ExitCode = {
   ok: 0,
+  /** A bug: the message says so; KUBEBAKE_DEBUG=1 prints the stack. Also: the CLI is not built (bin/). */
   internal: 1,
+  /** A spec, an option, a file or a folder is not what the command expects: the message names it. */
   invalidInput: 2,
   digestMismatch: 3,
   downloadFailed: 4,
@@ -14,6 +16,8 @@ export const ExitCode = {
   cloudFailed: 7,
   /** The cloud holds a state kubebake will not change on its own (for example a partial PKI of a running cluster). */
   unsafeState: 8,
+  /** A change needs confirmation: answer on a terminal or pass --yes (nothing was changed). */
+  notConfirmed: 9,
 } as const;
 export type ExitCodeValue = (typeof ExitCode)[keyof typeof ExitCode];
 

@@ -2,10 +2,12 @@
 import type { Argv } from "yargs";
 import { loadClusterSpec } from "../cluster/load";
 import { clusterSpecSchema, type ClusterSpec } from "../cluster/schema";
-import { ExitCode, KubebakeError, invalidInput } from "../errors";
+import { ExitCode, KubebakeError } from "../errors";
 import { progressFor } from "../util/progress";
 import { writeJsonSchema } from "./schema-output";
-import { ChangeRecorder, formatChange, type Change } from "../launch/changes";
+import { ChangeRecorder } from "../launch/changes";
+import { changeConfirmed, makingRecorder, printMade, printPlan } from "./changes-output";
+import { printJson } from "./output";
 
 const fileOption = (y: Argv) =>
   y
@@ -43,16 +45,15 @@ async function cloudCall<T>(calls: string[], run: () => Promise<T>): Promise<T> 
   }
 }
 
-function report(changes: Change[], json: boolean, verb: string, extra: object = {}) {
-  if (json) {
-    process.stdout.write(JSON.stringify({ changes, ...extra }, null, 2) + "\n");
-    return;
-  }
-  for (const change of changes) process.stdout.write(formatChange(change) + "\n");
-  process.stdout.write(changes.length === 0 ? "no changes\n" : `${changes.length} change(s) ${verb}\n`);
-}
+const yesOption = (what: string) => (y: Argv) =>
+  fileOption(y).option("yes", {
+    alias: "y",
+    type: "boolean",
+    default: false,
+    describe: `${what} without asking (needed off a terminal and with --json)`,
+  });
 
-async function launch(args: { file: string; json: boolean }, mode: "plan" | "apply") {
+async function launch(args: { file: string; json: boolean; yes?: boolean }, mode: "plan" | "apply") {
   const { spec } = loadClusterSpec(args.file);
   if (spec.groups.masters.count > 1) {
     // Said on every plan and apply until masters form one etcd cluster (docs/architecture.md, known limits).
@@ -62,14 +63,25 @@ async function launch(args: { file: string; json: boolean }, mode: "plan" | "app
     );
   }
   const clients = await clientsFor(spec);
-  const rec = new ChangeRecorder(mode === "plan", progressFor({ json: args.json }));
-  const result = await cloudCall(clients.calls, async () => {
-    const { resolveInputs } = await import("../launch/aws/inputs");
-    const { applyCluster } = await import("../launch/aws/cluster");
-    const inputs = await resolveInputs(clients, spec, args.file);
-    return applyCluster({ clients, inputs, rec, pollMs: pollMs(), sleep });
+  const run = (rec: ChangeRecorder) =>
+    cloudCall(clients.calls, async () => {
+      const { resolveInputs } = await import("../launch/aws/inputs");
+      const { applyCluster } = await import("../launch/aws/cluster");
+      const inputs = await resolveInputs(clients, spec, args.file);
+      return applyCluster({ clients, inputs, rec, pollMs: pollMs(), sleep });
+    });
+  if (mode === "plan") {
+    const rec = new ChangeRecorder(true, progressFor({ json: args.json }));
+    await run(rec);
+    return printPlan(rec.changes, args.json);
+  }
+  await changeConfirmed({
+    json: args.json,
+    yes: args.yes ?? false,
+    subject: `cluster ${spec.name}`,
+    question: (n) => `Make these ${n} change(s) to cluster ${spec.name}?`,
+    run,
   });
-  report(rec.changes, args.json, mode === "plan" ? "planned" : "made", mode === "apply" ? result : {});
 }
 
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
@@ -79,27 +91,16 @@ async function destroy(args: { file: string; json: boolean; yes: boolean }) {
   const { spec } = loadClusterSpec(args.file);
   const clients = await clientsFor(spec);
   const { destroyCluster } = await import("../launch/aws/destroy");
-  const run = (dryRun: boolean) => {
-    const rec = new ChangeRecorder(dryRun, progressFor({ json: args.json }));
-    return cloudCall(clients.calls, async () => {
-      await destroyCluster({
-        clients,
-        rec,
-        cluster: spec.name,
-        pollMs: pollMs(),
-        sleep,
-        timeoutMs: 20 * 60_000,
-      });
-      return rec.changes;
-    });
-  };
-  if (!args.yes) {
-    const planned = await run(true);
-    report(planned, args.json, "planned");
-    if (planned.length > 0) throw invalidInput(`cluster ${spec.name}: add --yes to delete the above`);
-    return;
-  }
-  report(await run(false), args.json, "made");
+  await changeConfirmed({
+    json: args.json,
+    yes: args.yes,
+    subject: `cluster ${spec.name}`,
+    question: (n) => `Delete these ${n} resource(s) of cluster ${spec.name}?`,
+    run: (rec) =>
+      cloudCall(clients.calls, () =>
+        destroyCluster({ clients, rec, cluster: spec.name, pollMs: pollMs(), sleep, timeoutMs: 20 * 60_000 }),
+      ),
+  });
 }
 
 async function dns(args: { file: string; json: boolean }, mode: "deploy" | "sync") {
@@ -122,9 +123,11 @@ async function dns(args: { file: string; json: boolean }, mode: "deploy" | "sync
     const zoneId = zones[0]!.id;
     if (mode === "deploy") {
       const { ensureDiscovery } = await import("../launch/aws/discovery");
-      const rec = new ChangeRecorder(false, progressFor({ json: args.json }));
+      // No plan and no question: deploy converges only the cluster's own discovery function, its rules and
+      // permissions, and deletes nothing.
+      const rec = makingRecorder(args.json);
       await ensureDiscovery({ clients, inputs, rec, pollMs: pollMs(), sleep }, zoneId);
-      report(rec.changes, args.json, "made");
+      printMade(rec.changes, args.json);
       return;
     }
     const { reconcile } = await import("../discover/reconcile");
@@ -134,7 +137,7 @@ async function dns(args: { file: string; json: boolean }, mode: "deploy" | "sync
       ...discoveryConfig(inputs, zoneId),
       log: (entry) => progress.info(JSON.stringify(entry)),
     });
-    if (args.json) process.stdout.write(JSON.stringify(result, null, 2) + "\n");
+    if (args.json) printJson(result);
     else {
       for (const w of result.writes)
         process.stdout.write(`${w.name} ${w.from?.join(",") ?? "(none)"} → ${w.to?.join(",") ?? "(none)"}\n`);
@@ -151,9 +154,9 @@ export function clusterCommands(y: Argv): Argv {
       c
         .command("validate", "check a cluster spec; exit 2 with every problem", fileOption, (args) => {
           const { spec } = loadClusterSpec(args.file);
-          process.stdout.write(
-            `${args.file}: valid (cluster ${spec.name} on ${spec.cloud} ${spec.region})\n`,
-          );
+          const { name, cloud, region } = spec;
+          if (args.json) printJson({ file: args.file, valid: true, cluster: name, cloud, region });
+          else process.stdout.write(`${args.file}: valid (cluster ${name} on ${cloud} ${region})\n`);
         })
         .command(
           "schema",
@@ -164,14 +167,16 @@ export function clusterCommands(y: Argv): Argv {
         .command("plan", "print what apply would create, change or delete (reads only)", fileOption, (a) =>
           launch(a, "plan"),
         )
-        .command("apply", "create or converge the cluster; a second apply changes nothing", fileOption, (a) =>
-          launch(a, "apply"),
+        .command(
+          "apply",
+          "create or converge the cluster: shows the plan and asks on a terminal; exit 9 if not confirmed",
+          yesOption("apply"),
+          (a) => launch(a, "apply"),
         )
         .command(
           "destroy",
-          "delete everything of the cluster; without --yes only print what would go",
-          (c2: Argv) =>
-            fileOption(c2).option("yes", { type: "boolean", default: false, describe: "really delete" }),
+          "delete everything of the cluster: shows what goes and asks on a terminal; exit 9 if not confirmed",
+          yesOption("delete"),
           (a) => destroy(a),
         )
         .demandCommand(1, "name a cluster command: validate, schema, plan, apply or destroy"),
@@ -180,7 +185,7 @@ export function clusterCommands(y: Argv): Argv {
       c
         .command(
           "deploy",
-          "deploy the discovery function, its role, rules and permissions",
+          "deploy the discovery function, its role, rules and permissions (converges, deletes nothing, does not ask)",
           fileOption,
           (a) => dns(a, "deploy"),
         )

@@ -11,6 +11,12 @@ import { ARCHES, imageSpecSchema, type Arch } from "../spec/schema";
 import { CLUSTER_NAME } from "../discover/names";
 import { packageRoot } from "../util/package-root";
 import { progressFor } from "../util/progress";
+import { printJson } from "./output";
+import { unknownOptions } from "./unknown-options";
+
+/** Stamped by scripts/build.mjs: the package version and the git commit it was built from. */
+declare const KUBEBAKE_VERSION: string;
+const version = () => (typeof KUBEBAKE_VERSION === "string" ? KUBEBAKE_VERSION : "(not built)");
 
 const defaultSpec = () => join(packageRoot(), "image", "kubebake.yaml");
 const defaultArch = (): Arch => (hostArch() === "arm64" ? "arm64" : "amd64");
@@ -36,7 +42,11 @@ const bakeOptions = (y: Argv) =>
       describe: "folder or URL holding <host>/<path> copies of upstream files",
     })
     .option("cache", { type: "string", describe: "artifact cache", defaultDescription: "~/.cache/kubebake" })
-    .option("json", { type: "boolean", default: false, describe: "print only the manifest, as JSON" });
+    .option("json", {
+      type: "boolean",
+      default: false,
+      describe: "print only the manifest, as JSON, with reused: true when nothing had changed",
+    });
 
 type BakeArgs = Awaited<ReturnType<typeof bakeOptions>["argv"]>;
 
@@ -51,7 +61,8 @@ async function runBake(args: BakeArgs): Promise<void> {
     mirror: args.mirror,
     progress: progressFor({ json: args.json }),
   });
-  if (args.json) process.stdout.write(JSON.stringify(result.manifest, null, 2) + "\n");
+  // The manifest's own fields stay at the top, for readers of manifest.json; `reused` is the bake's.
+  if (args.json) printJson({ ...result.manifest, reused: result.reused });
   else process.stdout.write(`${result.manifest.imageId}${result.reused ? " (reused)" : ""}\n`);
 }
 
@@ -64,10 +75,15 @@ export function kubebake(argv: string[]): Argv {
         .command(
           "validate",
           "check an image spec; exit 2 with every problem if invalid",
-          (y2) => y2.option("spec", { type: "string", defaultDescription: "image/kubebake.yaml" }),
+          (y2) =>
+            y2
+              .option("spec", { type: "string", defaultDescription: "image/kubebake.yaml" })
+              .option("json", { type: "boolean", default: false, describe: "print the result as JSON" }),
           (args) => {
             const loaded = loadImageSpec(args.spec ?? defaultSpec());
-            process.stdout.write(`${loaded.path}: valid (${loaded.spec.components.length} components)\n`);
+            const components = loaded.spec.components.length;
+            if (args.json) printJson({ file: loaded.path, valid: true, components });
+            else process.stdout.write(`${loaded.path}: valid (${components} components)\n`);
           },
         )
         .command(
@@ -94,7 +110,7 @@ export function kubebake(argv: string[]): Argv {
           async (args) => {
             const { checkImage } = await import("../image/check");
             const violations = await checkImage(args.image);
-            if (args.json) process.stdout.write(JSON.stringify(violations, null, 2) + "\n");
+            if (args.json) printJson(violations);
             else for (const v of violations) process.stdout.write(`${v.path}: ${v.rule}\n`);
             if (violations.length > 0) {
               throw new KubebakeError(
@@ -130,7 +146,8 @@ export function kubebake(argv: string[]): Argv {
                 type: "string",
                 describe: "image spec (cluster domain, service CIDR)",
                 defaultDescription: "image/kubebake.yaml",
-              }),
+              })
+              .option("json", { type: "boolean", default: false, describe: "print the result as JSON" }),
           async (args) => {
             if (!CLUSTER_NAME.test(args.cluster)) {
               throw invalidInput(
@@ -143,9 +160,13 @@ export function kubebake(argv: string[]): Argv {
             const { writePki } = await import("../pki/write");
             const files = await generateClusterPki({ cluster: args.cluster, ...cluster });
             await writePki(args.out, files);
-            process.stdout.write(
-              `wrote the PKI of cluster ${args.cluster} into ${args.out} (${files.length} files)\n`,
-            );
+            const names = files.map((f) => f.name);
+            if (args.json) printJson({ cluster: args.cluster, out: args.out, files: names });
+            else {
+              process.stdout.write(
+                `wrote the PKI of cluster ${args.cluster} into ${args.out} (${files.length} files)\n`,
+              );
+            }
           },
         )
         .demandCommand(1, "name a pki command: init"),
@@ -158,21 +179,33 @@ export function bakeImage(argv: string[]): Argv {
   return bakeOptions(base(argv, "bake-image")).command("$0", "bake the image", () => {}, runBake);
 }
 
+/** What every command line shares: strict parsing, --help, --version, usage errors as exit 2. */
 function base(argv: string[], name: string): Argv {
-  return yargs(argv)
+  const cli: Argv = yargs(argv)
     .scriptName(name)
     .strict()
+    .recommendCommands()
     .help()
-    .version(false)
+    .version("version", "show the version and the commit it was built from", `${name} ${version()}`)
     .wrap(Math.min(110, process.stdout.columns ?? 110))
     .fail((message, error) => {
       // yargs reports its own usage problems as YError; anything else came from a command handler.
       if (error && error.name !== "YError") throw error;
+      // The same yargs instance holds the options of the command being parsed when a check fails.
+      const { key, alias } = (cli as unknown as { getOptions(): YargsOptions }).getOptions();
+      const known = [...Object.keys(key), ...Object.values(alias).flat()];
+      const unknown = unknownOptions(argv, known);
       throw new KubebakeError(
-        `${message ?? error?.message}\nRun '${name} --help' for usage.`,
+        `${unknown.length > 0 ? unknown.join("\n") : (message ?? error?.message)}\nRun '${name} --help' for usage.`,
         ExitCode.invalidInput,
       );
     });
+  return cli;
+}
+
+interface YargsOptions {
+  key: Record<string, unknown>;
+  alias: Record<string, string[]>;
 }
 
 /** Runs a CLI to completion: documented exit codes, a message and never a stack trace for known failures. */
