@@ -25,21 +25,29 @@ export function printMade(changes: Change[], json: boolean, extra: object = {}):
   process.stdout.write(changes.length === 0 ? "no changes\n" : `${changes.length} change(s) made\n`);
 }
 
-/** A recorder that makes changes, printing each as it begins unless `shown` (the confirmed plan) had it. */
+/**
+ * A recorder that makes changes, printing each as it begins unless the confirmed plan (`shown`) had it. A
+ * planned line matches the line made with real ids where the plan had placeholders ("(new vpc)").
+ */
 export function makingRecorder(json: boolean, shown: Change[] = []): ChangeRecorder {
   const progress = progressFor({ json });
-  const unseen = new Map<string, number>();
-  for (const line of shown.map(formatChange)) unseen.set(line, (unseen.get(line) ?? 0) + 1);
+  const unseen = shown.map((change) => asPattern(formatChange(change)));
   const printing: Progress = {
     step: (line) => {
       if (json) return;
-      const left = unseen.get(line) ?? 0;
-      if (left > 0) unseen.set(line, left - 1);
+      const seen = unseen.findIndex((pattern) => pattern.test(line));
+      if (seen >= 0) unseen.splice(seen, 1);
       else process.stdout.write(line + "\n");
     },
     info: (message) => progress.info(message),
   };
   return new ChangeRecorder(false, printing);
+}
+
+/** A planned change line as a pattern: each placeholder id (plannedId: "(new …)") stands for a real id. */
+function asPattern(planned: string): RegExp {
+  const parts = planned.split(/\(new [^()]*\)/).map((part) => part.replace(/[.*+?^${}()|[\]\\]/g, "\\$&"));
+  return new RegExp(`^${parts.join("[^\\s,()]+")}$`);
 }
 
 const onTerminal = () => Boolean(process.stdin.isTTY && process.stderr.isTTY);

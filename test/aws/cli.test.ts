@@ -6,6 +6,7 @@ import { mkdirSync, writeFileSync } from "node:fs";
 import { loadImageSpec } from "../../src/spec/load";
 import { join } from "node:path";
 import { realSpec, runCli, tempDir } from "../helpers";
+import { runOnTerminal } from "../terminal";
 import { clientsFor, clusterYaml, registerAmi, writeSpec } from "./fixture";
 import { startMoto, type Moto } from "./moto";
 
@@ -21,8 +22,14 @@ const env = () => ({
   KUBEBAKE_POLL_MS: "10",
 });
 const kubebake = (...args: string[]) => runCli("kubebake", args, env());
+/** On a terminal, typing `answer` when asked. */
+const onTerminal = (answer: string, ...args: string[]) =>
+  runOnTerminal("kubebake", args, { env: env(), prompt: "[y/N]", answer });
+/** The change lines (+ create …, ~ update …, - delete …, ± replace …) of an output. */
+const changeLines = (output: string) =>
+  output.split("\n").filter((l) => /^[+~±-] (create|update|delete|replace) /.test(l));
 
-test("plan, apply --json, a no-op apply, dns sync, destroy without and with --yes", async () => {
+test("plan, apply asks (no terminal, --json: exit 9), apply --yes --json, a no-op apply, dns sync, destroy without and with --yes", async () => {
   await moto.reset();
   const clients = clientsFor(moto.endpoint);
   // The AMI is found from a bake manifest's image id, as a release pipeline would hand it over.
@@ -51,7 +58,23 @@ test("plan, apply --json, a no-op apply, dns sync, destroy without and with --ye
   expect(plan.stdout).toMatch(/\d+ change\(s\) planned\n$/);
   expect(plan.stdout).toContain("+ create hosted-zone demo.internal.");
 
-  const applied = kubebake("cluster", "apply", "-f", spec, "--json");
+  // Off a terminal nobody can answer: the plan is shown, nothing changes, exit 9.
+  const unasked = kubebake("cluster", "apply", "-f", spec);
+  expect(unasked.code).toBe(9);
+  expect(unasked.stdout).toBe(plan.stdout);
+  expect(unasked.stderr).toMatch(
+    /error: cluster demo: \d+ change\(s\) need confirmation: answer on a terminal or pass --yes\n$/,
+  );
+  const unaskedJson = kubebake("cluster", "apply", "-f", spec, "--json");
+  expect(unaskedJson.code).toBe(9);
+  expect(JSON.parse(unaskedJson.stdout).changes).toHaveLength(changeLines(plan.stdout).length);
+  // On a terminal, "no" changes nothing either.
+  const declined = onTerminal("no", "cluster", "apply", "-f", spec);
+  expect(declined.code).toBe(9);
+  expect(declined.output).toContain("error: cluster demo: not confirmed; nothing was changed");
+  expect(kubebake("cluster", "plan", "-f", spec).stdout).toBe(plan.stdout);
+
+  const applied = kubebake("cluster", "apply", "-f", spec, "--json", "--yes");
   expect(applied.code).toBe(0);
   expect(applied.stderr).toBe(plan.stderr); // the multi-master warning, nothing else
   const output = JSON.parse(applied.stdout);
@@ -88,9 +111,11 @@ test("plan, apply --json, a no-op apply, dns sync, destroy without and with --ye
   expect(kubebake("dns", "deploy", "-f", spec).stdout).toBe("no changes\n");
 
   const refused = kubebake("cluster", "destroy", "-f", spec);
-  expect(refused.code).toBe(2);
+  expect(refused.code).toBe(9);
   expect(refused.stdout).toContain("- delete vpc kubebake-demo-vpc");
-  expect(refused.stderr).toContain("add --yes to delete the above");
+  expect(refused.stderr).toMatch(
+    /cluster demo: \d+ change\(s\) need confirmation: answer on a terminal or pass --yes/,
+  );
   const destroyed = kubebake("cluster", "destroy", "-f", spec, "--yes");
   expect(destroyed.code).toBe(0);
   expect(kubebake("cluster", "destroy", "-f", spec).stdout).toBe("no changes\n");
@@ -101,7 +126,7 @@ test("a partial PKI under running groups is refused with exit 8, and nothing is 
   const clients = clientsFor(moto.endpoint);
   const ami = await registerAmi(clients, "kubebake-1");
   const spec = writeSpec(dir, clusterYaml({ image: { ami } }), "partial.yaml");
-  expect(kubebake("cluster", "apply", "-f", spec).code).toBe(0);
+  expect(kubebake("cluster", "apply", "-f", spec, "--yes").code).toBe(0);
   await clients.ssm.send(new DeleteParameterCommand({ Name: "/kubebake/demo/ca.key" }));
   const result = kubebake("cluster", "apply", "-f", spec);
   expect(result.code).toBe(8);
@@ -126,3 +151,50 @@ test("cloud failures exit 7 naming the call; a manifest without its AMI exits 2"
   expect(unreachable.stderr).toMatch(/^error: sts:GetCallerIdentity failed: .*ECONNREFUSED/m);
   expect(unreachable.stderr).not.toMatch(/\n\s+at /);
 }, 120_000);
+
+test("on a terminal: apply and destroy show the plan once, ask, and print each change once", async () => {
+  await moto.reset();
+  const clients = clientsFor(moto.endpoint);
+  const ami = await registerAmi(clients, "kubebake-1");
+  const spec = writeSpec(dir, clusterYaml({ image: { ami } }), "terminal.yaml");
+  const vpc = "+ create vpc kubebake-demo-vpc (10.0.0.0/16)";
+
+  const applied = onTerminal("yes", "cluster", "apply", "-f", spec);
+  expect(applied.code).toBe(0);
+  const [shown, after] = applied.output.split("[y/N] ") as [string, string];
+  const planned = changeLines(shown);
+  expect(shown).toContain(`\n${planned.length} change(s) planned\n`);
+  expect(shown).toContain(`Make these ${planned.length} change(s) to cluster demo? `);
+  expect(after).toMatch(/\n\d+ change\(s\) made\n$/);
+  // Changes the plan showed are not printed again, also where the plan had placeholder ids.
+  expect(planned).toContain("~ update route-table kubebake-demo-routes (associate (new subnet-eu-west-1a))");
+  expect(planned).toContain("+ create hosted-zone demo.k8s. (private, (new vpc))");
+  expect(changeLines(after).filter((l) => /route-table|hosted-zone|vpc kubebake-demo-vpc/.test(l))).toEqual(
+    [],
+  );
+  const all = changeLines(applied.output);
+  expect(all.filter((l) => l === vpc)).toHaveLength(1);
+  expect(new Set(all).size).toBe(all.length);
+  expect(kubebake("cluster", "apply", "-f", spec).stdout).toBe("no changes\n");
+
+  const kept = onTerminal("n", "cluster", "destroy", "-f", spec);
+  expect(kept.code).toBe(9);
+  expect(kept.output).toContain("- delete vpc kubebake-demo-vpc");
+  expect(kept.output).toContain("cluster demo: not confirmed; nothing was changed");
+  expect(kubebake("cluster", "destroy", "-f", spec).stdout).toContain("- delete vpc kubebake-demo-vpc");
+
+  const destroyed = onTerminal("y", "cluster", "destroy", "-f", spec);
+  expect(destroyed.code).toBe(0);
+  const deleted = changeLines(destroyed.output);
+  expect(deleted.filter((l) => l === "- delete vpc kubebake-demo-vpc")).toHaveLength(1);
+  expect(destroyed.output).toMatch(new RegExp(`\\n${deleted.length} change\\(s\\) made\\n$`));
+  expect(kubebake("cluster", "destroy", "-f", spec).stdout).toBe("no changes\n");
+
+  // --yes on a terminal: no question, each change printed as it is made, once.
+  const direct = onTerminal("", "cluster", "apply", "-f", spec, "--yes");
+  expect(direct.code).toBe(0);
+  expect(direct.output).not.toContain("[y/N]");
+  const made = changeLines(direct.output);
+  expect(made.filter((l) => l === vpc)).toHaveLength(1);
+  expect(direct.output).toMatch(new RegExp(`\\n${made.length} change\\(s\\) made\\n$`));
+}, 240_000);
