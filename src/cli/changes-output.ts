@@ -14,10 +14,14 @@ import { ChangeRecorder, formatChange, type Change } from "../launch/changes";
 import { progressFor, type Progress } from "../util/progress";
 import { printJson } from "./output";
 
-export function printPlan(changes: Change[], json: boolean): void {
+export function printPlan(
+  changes: Change[],
+  json: boolean,
+  out: NodeJS.WritableStream = process.stdout,
+): void {
   if (json) return void printJson({ changes });
-  for (const change of changes) process.stdout.write(formatChange(change) + "\n");
-  process.stdout.write(changes.length === 0 ? "no changes\n" : `${changes.length} change(s) planned\n`);
+  for (const change of changes) out.write(formatChange(change) + "\n");
+  out.write(changes.length === 0 ? "no changes\n" : `${changes.length} change(s) planned\n`);
 }
 
 export function printMade(changes: Change[], json: boolean, extra: object = {}): void {
@@ -92,6 +96,8 @@ export async function changeConfirmed(c: Confirmable): Promise<void> {
       ExitCode.notConfirmed,
     );
   }
+  // With stdout sent elsewhere (`apply > log`), the person asked must still see what they are asked about.
+  if (!process.stdout.isTTY) printPlan(plan.changes, false, process.stderr);
   if (!(await ask(`${c.question(plan.changes.length)} [y/N] `))) {
     throw new KubebakeError(`${c.subject}: not confirmed; nothing was changed`, ExitCode.notConfirmed);
   }

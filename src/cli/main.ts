@@ -45,7 +45,7 @@ const bakeOptions = (y: Argv) =>
     .option("json", {
       type: "boolean",
       default: false,
-      describe: "print only the manifest, as JSON, with reused: true when nothing had changed",
+      describe: "print the manifest as JSON, with reused (true when nothing had changed)",
     });
 
 type BakeArgs = Awaited<ReturnType<typeof bakeOptions>["argv"]>;

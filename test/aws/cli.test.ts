@@ -2,7 +2,7 @@
 import { DeleteRuleCommand, RemoveTargetsCommand } from "@aws-sdk/client-eventbridge";
 import { DeleteFunctionCommand } from "@aws-sdk/client-lambda";
 import { DeleteParameterCommand } from "@aws-sdk/client-ssm";
-import { mkdirSync, writeFileSync } from "node:fs";
+import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { loadImageSpec } from "../../src/spec/load";
 import { join } from "node:path";
 import { realSpec, runCli, tempDir } from "../helpers";
@@ -25,6 +25,8 @@ const kubebake = (...args: string[]) => runCli("kubebake", args, env());
 /** On a terminal, typing `answer` when asked. */
 const onTerminal = (answer: string, ...args: string[]) =>
   runOnTerminal("kubebake", args, { env: env(), prompt: "[y/N]", answer });
+const onTerminalTo = (stdout: string, answer: string, ...args: string[]) =>
+  runOnTerminal("kubebake", args, { env: env(), prompt: "[y/N]", answer, stdout });
 /** The change lines (+ create …, ~ update …, - delete …, ± replace …) of an output. */
 const changeLines = (output: string) =>
   output.split("\n").filter((l) => /^[+~±-] (create|update|delete|replace) /.test(l));
@@ -81,7 +83,8 @@ test("plan, apply asks (no terminal, --json: exit 9), apply --yes --json, a no-o
   expect(output.vpcId).toMatch(/^vpc-/);
   expect(output.changes.length).toBeGreaterThan(30);
 
-  const again = kubebake("cluster", "apply", "-f", spec);
+  const again = kubebake("cluster", "apply", "-f", spec); // nothing to confirm: no --yes needed
+  expect(again.code).toBe(0);
   expect(again.stdout).toBe("no changes\n");
 
   const sync = kubebake("dns", "sync", "-f", spec, "--json");
@@ -177,9 +180,12 @@ test("on a terminal: apply and destroy show the plan once, ask, and print each c
   expect(new Set(all).size).toBe(all.length);
   expect(kubebake("cluster", "apply", "-f", spec).stdout).toBe("no changes\n");
 
-  const kept = onTerminal("n", "cluster", "destroy", "-f", spec);
+  // stdout to a file (`destroy > log`): the terminal still shows what the question is about.
+  const log = join(dir, "destroy.log");
+  const kept = onTerminalTo(log, "n", "cluster", "destroy", "-f", spec);
   expect(kept.code).toBe(9);
   expect(kept.output).toContain("- delete vpc kubebake-demo-vpc");
+  expect(readFileSync(log, "utf8")).toMatch(/^- delete vpc kubebake-demo-vpc$/m);
   expect(kept.output).toContain("cluster demo: not confirmed; nothing was changed");
   expect(kubebake("cluster", "destroy", "-f", spec).stdout).toContain("- delete vpc kubebake-demo-vpc");
 
