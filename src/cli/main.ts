@@ -186,7 +186,7 @@ function base(argv: string[], name: string): Argv {
     .strict()
     .recommendCommands()
     .help()
-    .version("version", "show the version and the commit it was built from", `${name} ${version()}`)
+    .version("version", "Show the version and the git commit it was built from", `${name} ${version()}`)
     .wrap(Math.min(110, process.stdout.columns ?? 110))
     .fail((message, error) => {
       // yargs reports its own usage problems as YError; anything else came from a command handler.
