@@ -73,7 +73,7 @@ export interface Confirmable {
   yes: boolean;
   /** Whose resources change, for messages: "cluster demo". */
   subject: string;
-  /** The question for n planned changes: "Apply these 3 changes to cluster demo?" */
+  /** The question for n planned changes: "Make these 3 change(s) to cluster demo?" */
   question: (n: number) => string;
   /** Reconciles with the recorder (a dry run or not); returns fields for the --json result. */
   run: (rec: ChangeRecorder) => Promise<object | void>;
