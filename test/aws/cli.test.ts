@@ -65,6 +65,8 @@ test("plan, apply --json, a no-op apply, dns sync, destroy without and with --ye
   expect(sync.code).toBe(0);
   const result = JSON.parse(sync.stdout);
   expect(result.desired.masters).toHaveLength(3);
+  // The function exists (apply deployed it): sync ran it, so writers stay serialized (src/discover/sync.ts).
+  expect(result.via).toBe("function");
   expect(result.writes.map((w: { name: string }) => w.name)).toEqual([
     "masters.demo.internal.",
     "minions.demo.internal.",
