@@ -24,29 +24,34 @@ type Log = (entry: Record<string, unknown>) => void;
 const stdoutLog: Log = (entry) =>
   process.stdout.write(JSON.stringify({ time: new Date().toISOString(), ...entry }) + "\n");
 
+type Fields = Record<string, unknown>;
+const object = (v: unknown): Fields | null => (v !== null && typeof v === "object" ? (v as Fields) : null);
+
 /** What invoked us, for the log: EventBridge (Auto Scaling or the schedule), SNS, or an unknown shape. */
-export function describeTrigger(event: unknown): Record<string, unknown> {
-  if (event === null || typeof event !== "object") return { shape: "unknown", type: typeof event };
-  const e = event as Record<string, any>;
+export function describeTrigger(event: unknown): Fields {
+  const e = object(event);
+  if (e === null) return { shape: "unknown", type: event === null ? "null" : typeof event };
   if (Array.isArray(e.Records)) {
     return {
       shape: "records",
-      records: e.Records.map((r: Record<string, any>) =>
-        r?.Sns
-          ? { source: "aws.sns", topic: r.Sns.TopicArn, subject: r.Sns.Subject ?? null, id: r.Sns.MessageId }
-          : { source: r?.eventSource ?? r?.EventSource ?? "unknown" },
-      ),
+      records: e.Records.map((record: unknown) => {
+        const r = object(record);
+        const sns = object(r?.Sns);
+        if (sns)
+          return { source: "aws.sns", topic: sns.TopicArn, subject: sns.Subject ?? null, id: sns.MessageId };
+        return { source: r?.eventSource ?? r?.EventSource ?? "unknown" };
+      }),
     };
   }
   if (typeof e.source === "string" || typeof e["detail-type"] === "string") {
-    const detail = e.detail && typeof e.detail === "object" ? e.detail : null;
+    const detail = object(e.detail);
     return {
       shape: "eventbridge",
       id: e.id,
       source: e.source,
       detailType: e["detail-type"],
       resources: e.resources,
-      ...(detail === null ? { detail: null } : {}),
+      ...(detail === null ? { detail: e.detail === undefined ? "missing" : null } : {}),
       ...(detail?.AutoScalingGroupName ? { group: detail.AutoScalingGroupName } : {}),
       ...(detail?.EC2InstanceId ? { instance: detail.EC2InstanceId } : {}),
       ...(detail?.StatusCode ? { status: detail.StatusCode } : {}),
