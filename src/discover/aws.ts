@@ -82,7 +82,10 @@ async function call<T>(send: () => Promise<T>): Promise<T> {
   }
 }
 
-export function awsDiscoveryPorts(clients: DiscoveryClients): DiscoveryPorts {
+/** Page sizes of the three listings: the APIs' maxima (tests pass small ones to turn every page). */
+export const PAGE_SIZES = { groups: 100, instances: 1000, records: 300 };
+
+export function awsDiscoveryPorts(clients: DiscoveryClients, pages = PAGE_SIZES): DiscoveryPorts {
   return {
     async groups(cluster) {
       const groups: ClusterGroup[] = [];
@@ -92,7 +95,7 @@ export function awsDiscoveryPorts(clients: DiscoveryClients): DiscoveryPorts {
           clients.autoScaling.send(
             new DescribeAutoScalingGroupsCommand({
               Filters: [{ Name: "tag:KubernetesCluster", Values: [cluster] }],
-              MaxRecords: 100,
+              MaxRecords: pages.groups,
               NextToken,
             }),
           ),
@@ -124,7 +127,7 @@ export function awsDiscoveryPorts(clients: DiscoveryClients): DiscoveryPorts {
                 { Name: "tag:KubernetesCluster", Values: [cluster] },
                 { Name: "instance-state-name", Values: ["running"] },
               ],
-              MaxResults: 1000,
+              MaxResults: pages.instances,
               NextToken,
             }),
           ),
@@ -144,7 +147,7 @@ export function awsDiscoveryPorts(clients: DiscoveryClients): DiscoveryPorts {
       for (;;) {
         const page = await call(() =>
           clients.route53.send(
-            new ListResourceRecordSetsCommand({ HostedZoneId: zoneId, MaxItems: 300, ...start }),
+            new ListResourceRecordSetsCommand({ HostedZoneId: zoneId, MaxItems: pages.records, ...start }),
           ),
         );
         for (const set of page.ResourceRecordSets ?? []) {
