@@ -105,8 +105,9 @@ export function createHandler(
 }
 
 export const handler = createHandler(() => {
-  // One SDK attempt per call: the reconciler retries reads and writes itself, under the invocation's deadline.
-  const settings = { maxAttempts: 1 };
+  // One SDK attempt per call, none hanging: the reconciler retries reads and writes itself (network errors
+  // included), under the invocation's deadline.
+  const settings = { maxAttempts: 1, requestHandler: { connectionTimeout: 2_000, requestTimeout: 5_000 } };
   return {
     autoScaling: new AutoScalingClient(settings),
     ec2: new EC2Client(settings),
