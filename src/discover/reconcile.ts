@@ -74,7 +74,8 @@ export class ReconcileFailed extends Error {
 
 export interface RecordFailure {
   record: string;
-  want: string[];
+  /** null: no read of the truth succeeded. */
+  want: string[] | null;
   have: string[] | null;
   attempts: number;
   error: string;
@@ -177,7 +178,7 @@ interface RecordState {
   attempts: number;
   confirmed: boolean;
   failed?: RecordFailure;
-  want: string[];
+  want: string[] | null;
   have: string[] | null;
   lastError?: string;
 }
@@ -209,7 +210,7 @@ export async function reconcile(ports: DiscoveryPorts, options: ReconcileOptions
     name: recordName(role, options.cluster, options.domain),
     attempts: 0,
     confirmed: false,
-    want: [],
+    want: null,
     have: null,
   }));
   const open = () => states.filter((s) => !s.confirmed && !s.failed);
@@ -259,13 +260,14 @@ export async function reconcile(ports: DiscoveryPorts, options: ReconcileOptions
       }
       for (const state of open()) retryLater(state, error);
       failuresInARow++;
-      await backOff();
+      await backOff(error.message);
       continue;
     }
     result.desired = desired;
     for (const state of open()) {
       const current = records.find((r) => r.name === state.name && isOurs(r));
-      state.want = desired[state.role];
+      const want = desired[state.role];
+      state.want = want;
       state.have = current?.values ?? null;
       const foreign = foreignAt(records, state.name);
       if (foreign) {
@@ -276,7 +278,7 @@ export async function reconcile(ports: DiscoveryPorts, options: ReconcileOptions
         );
         continue;
       }
-      const changes = recordChanges(state.name, current, state.want, options);
+      const changes = recordChanges(state.name, current, want, options);
       if (changes.length === 0) {
         state.confirmed = true;
         continue;
@@ -300,8 +302,8 @@ export async function reconcile(ports: DiscoveryPorts, options: ReconcileOptions
       const write = {
         name: state.name,
         from: current?.values ?? null,
-        to: state.want.length > 0 ? state.want : null,
-        ...(current && current.ttl !== options.ttl && state.want.length > 0
+        to: want.length > 0 ? want : null,
+        ...(current && current.ttl !== options.ttl && want.length > 0
           ? { fromTtl: current.ttl, toTtl: options.ttl }
           : {}),
       };
@@ -311,7 +313,12 @@ export async function reconcile(ports: DiscoveryPorts, options: ReconcileOptions
     if (wrote) passesThatWrote++;
     if (setback) {
       failuresInARow++;
-      await backOff();
+      await backOff(
+        open()
+          .filter((s) => s.lastError)
+          .map((s) => `${s.name} ${s.lastError}`)
+          .join("; "),
+      );
     } else failuresInARow = 0;
   }
   const failures = states.flatMap((s) => (s.failed ? [s.failed] : []));
@@ -319,10 +326,10 @@ export async function reconcile(ports: DiscoveryPorts, options: ReconcileOptions
   return result;
 
   /** Full jitter: concurrent writers that collided should not collide again in step. Never past the deadline. */
-  async function backOff() {
+  async function backOff(reason: string) {
     let delay = Math.random() * Math.min(baseDelay * 2 ** failuresInARow, 10_000);
     if (options.deadline !== undefined) delay = Math.max(0, Math.min(delay, options.deadline - now()));
-    log({ level: "warn", msg: "retrying", cluster: options.cluster, delayMs: Math.round(delay) });
+    log({ level: "warn", msg: "retrying", cluster: options.cluster, reason, delayMs: Math.round(delay) });
     await ports.sleep(delay);
   }
 }
