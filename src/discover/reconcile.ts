@@ -299,6 +299,7 @@ export async function reconcile(ports: DiscoveryPorts, options: ReconcileOptions
         continue;
       }
       wrote = true;
+      state.lastError = undefined;
       const write = {
         name: state.name,
         from: current?.values ?? null,
