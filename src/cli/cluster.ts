@@ -130,12 +130,17 @@ async function dns(args: { file: string; json: boolean }, mode: "deploy" | "sync
       printMade(rec.changes, args.json);
       return;
     }
-    const { reconcile } = await import("../discover/reconcile");
+    // Through the deployed function when there is one, so that writers stay serialized (src/discover/sync.ts).
+    const { dnsSync } = await import("../discover/sync");
     const { awsDiscoveryPorts } = await import("../discover/aws");
+    const { discoveryFunctionName } = await import("../launch/aws/desired");
     const progress = progressFor({ json: args.json });
-    const result = await reconcile(awsDiscoveryPorts(clients), {
-      ...discoveryConfig(inputs, zoneId),
-      log: (entry) => progress.info(JSON.stringify(entry)),
+    const result = await dnsSync({
+      lambda: clients.lambda,
+      functionName: discoveryFunctionName(spec.name),
+      ports: () => awsDiscoveryPorts(clients),
+      options: { ...discoveryConfig(inputs, zoneId), log: (entry) => progress.info(JSON.stringify(entry)) },
+      sleep,
     });
     if (args.json) printJson(result);
     else {

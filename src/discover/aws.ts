@@ -5,11 +5,13 @@ import {
   ChangeResourceRecordSetsCommand,
   ListResourceRecordSetsCommand,
   Route53Client,
+  type RRType,
 } from "@aws-sdk/client-route-53";
 import { normaliseName } from "./names";
 import {
   RecordConflict,
-  Throttled,
+  Rejected,
+  Transient,
   type ClusterGroup,
   type DiscoveryPorts,
   type RecordChange,
@@ -25,24 +27,78 @@ export interface DiscoveryClients {
 const THROTTLED = new Set([
   "Throttling",
   "ThrottlingException",
+  "ThrottledException",
+  "TooManyRequestsException",
   "PriorRequestNotComplete",
   "RequestLimitExceeded",
+  "RequestThrottled",
+  "RequestThrottledException",
+  "SlowDown",
 ]);
-// moto answers a DELETE whose values differ with InvalidInput where Route 53 says InvalidChangeBatch.
-const CONFLICT = new Set(["InvalidChangeBatch", "InvalidInput"]);
+const NETWORK = new Set([
+  "TimeoutError",
+  "RequestTimeout",
+  "ECONNRESET",
+  "ECONNREFUSED",
+  "EPIPE",
+  "ETIMEDOUT",
+]);
+/** Route 53's InvalidChangeBatch messages for a record that is not what the batch expected: a lost race. */
+const LOST_RACE =
+  /but it was not found|values provided do not match the current values|but it already exists/i;
 
-export function awsDiscoveryPorts(clients: DiscoveryClients): DiscoveryPorts {
+/**
+ * An SDK error as the reconciler's kinds: Transient (throttling, 5xx, network: retry after a back-off),
+ * RecordConflict (a lost compare-and-swap), Rejected (InvalidChangeBatch or InvalidInput for any other
+ * reason: a limit, a CNAME or routing-policy set at the name); anything else as it was (AccessDenied…).
+ */
+export function classifyAwsError(error: unknown): unknown {
+  if (!(error instanceof Error)) return error;
+  const meta = error as Error & { $metadata?: { httpStatusCode?: number }; $fault?: string; code?: string };
+  const status = meta.$metadata?.httpStatusCode ?? 0;
+  if (
+    THROTTLED.has(error.name) ||
+    NETWORK.has(error.name) ||
+    (meta.code !== undefined && NETWORK.has(meta.code)) ||
+    status >= 500 ||
+    status === 429 ||
+    meta.$fault === "server"
+  ) {
+    return new Transient(`${error.name}: ${error.message}`, { cause: error });
+  }
+  if (error.name === "InvalidChangeBatch" || error.name === "InvalidInput") {
+    return LOST_RACE.test(error.message)
+      ? new RecordConflict(error.message, { cause: error })
+      : new Rejected(`${error.name}: ${error.message}`, { cause: error });
+  }
+  return error;
+}
+
+async function call<T>(send: () => Promise<T>): Promise<T> {
+  try {
+    return await send();
+  } catch (error) {
+    throw classifyAwsError(error);
+  }
+}
+
+/** Page sizes of the three listings: the APIs' maxima (tests pass small ones to turn every page). */
+export const PAGE_SIZES = { groups: 100, instances: 1000, records: 300 };
+
+export function awsDiscoveryPorts(clients: DiscoveryClients, pages = PAGE_SIZES): DiscoveryPorts {
   return {
     async groups(cluster) {
       const groups: ClusterGroup[] = [];
       let NextToken: string | undefined;
       do {
-        const page = await clients.autoScaling.send(
-          new DescribeAutoScalingGroupsCommand({
-            Filters: [{ Name: "tag:KubernetesCluster", Values: [cluster] }],
-            MaxRecords: 100,
-            NextToken,
-          }),
+        const page = await call(() =>
+          clients.autoScaling.send(
+            new DescribeAutoScalingGroupsCommand({
+              Filters: [{ Name: "tag:KubernetesCluster", Values: [cluster] }],
+              MaxRecords: pages.groups,
+              NextToken,
+            }),
+          ),
         );
         for (const group of page.AutoScalingGroups ?? []) {
           groups.push({
@@ -64,15 +120,17 @@ export function awsDiscoveryPorts(clients: DiscoveryClients): DiscoveryPorts {
       const ips = new Map<string, string>();
       let NextToken: string | undefined;
       do {
-        const page = await clients.ec2.send(
-          new DescribeInstancesCommand({
-            Filters: [
-              { Name: "tag:KubernetesCluster", Values: [cluster] },
-              { Name: "instance-state-name", Values: ["running"] },
-            ],
-            MaxResults: 1000,
-            NextToken,
-          }),
+        const page = await call(() =>
+          clients.ec2.send(
+            new DescribeInstancesCommand({
+              Filters: [
+                { Name: "tag:KubernetesCluster", Values: [cluster] },
+                { Name: "instance-state-name", Values: ["running"] },
+              ],
+              MaxResults: pages.instances,
+              NextToken,
+            }),
+          ),
         );
         for (const instance of (page.Reservations ?? []).flatMap((r) => r.Instances ?? [])) {
           if (instance.InstanceId && instance.PrivateIpAddress)
@@ -85,32 +143,36 @@ export function awsDiscoveryPorts(clients: DiscoveryClients): DiscoveryPorts {
 
     async readRecords(zoneId) {
       const records: RecordSet[] = [];
-      let start: { StartRecordName?: string; StartRecordType?: "A"; StartRecordIdentifier?: string } = {};
+      let start: { StartRecordName?: string; StartRecordType?: RRType; StartRecordIdentifier?: string } = {};
       for (;;) {
-        const page = await clients.route53.send(
-          new ListResourceRecordSetsCommand({ HostedZoneId: zoneId, MaxItems: 300, ...start }),
+        const page = await call(() =>
+          clients.route53.send(
+            new ListResourceRecordSetsCommand({ HostedZoneId: zoneId, MaxItems: pages.records, ...start }),
+          ),
         );
         for (const set of page.ResourceRecordSets ?? []) {
-          if (set.Type !== "A" || set.AliasTarget || set.SetIdentifier) continue;
+          // Every type: a CNAME, alias or weighted set at one of our names must be seen to be refused.
           records.push({
             name: normaliseName(set.Name ?? ""),
-            type: "A",
+            type: set.Type ?? "",
             ttl: set.TTL ?? 0,
             values: (set.ResourceRecords ?? []).map((r) => r.Value ?? ""),
+            ...(set.AliasTarget ? { alias: true } : {}),
+            ...(set.SetIdentifier !== undefined ? { setIdentifier: set.SetIdentifier } : {}),
           });
         }
         if (!page.IsTruncated) return records;
         start = {
           StartRecordName: page.NextRecordName,
-          StartRecordType: page.NextRecordType as "A",
+          StartRecordType: page.NextRecordType,
           StartRecordIdentifier: page.NextRecordIdentifier,
         };
       }
     },
 
     async changeRecords(zoneId, changes: RecordChange[]) {
-      try {
-        await clients.route53.send(
+      await call(() =>
+        clients.route53.send(
           new ChangeResourceRecordSetsCommand({
             HostedZoneId: zoneId,
             ChangeBatch: {
@@ -119,22 +181,18 @@ export function awsDiscoveryPorts(clients: DiscoveryClients): DiscoveryPorts {
                 Action: action,
                 ResourceRecordSet: {
                   Name: record.name,
-                  Type: record.type,
+                  Type: record.type as RRType,
                   TTL: record.ttl,
                   ResourceRecords: record.values.map((Value) => ({ Value })),
                 },
               })),
             },
           }),
-        );
-      } catch (error) {
-        const name = (error as Error).name;
-        if (CONFLICT.has(name)) throw new RecordConflict((error as Error).message);
-        if (THROTTLED.has(name)) throw new Throttled((error as Error).message);
-        throw error;
-      }
+        ),
+      );
     },
 
     sleep: (ms) => new Promise((resolve) => setTimeout(resolve, ms)),
+    now: () => Date.now(),
   };
 }

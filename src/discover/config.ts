@@ -28,10 +28,15 @@ export function discoveryConfigFromEnv(env: NodeJS.ProcessEnv): DiscoveryConfig 
     return value;
   };
   const cluster = need("CLUSTER_NAME");
-  if (!CLUSTER_NAME.test(cluster))
-    throw new Error(`CLUSTER_NAME ${JSON.stringify(cluster)} is not a cluster name`);
-  const domain = env.DISCOVERY_DOMAIN ?? "k8s";
-  domainLabels(domain);
+  // Not lower-cased: it is also the KubernetesCluster tag value, and tag values are case-sensitive, so a
+  // lower-cased "Demo" would find no group and empty the records. Cluster specs only allow lower case.
+  if (!CLUSTER_NAME.test(cluster)) {
+    throw new Error(
+      `CLUSTER_NAME ${JSON.stringify(cluster)} is not a cluster name (lower-case letters, digits and '-', at most 40)`,
+    );
+  }
+  // DNS names compare without case and Route 53 lists them in lower case: normalised here, once.
+  const domain = domainLabels(env.DISCOVERY_DOMAIN ?? "k8s").join(".");
   const ttl = Number(env.RECORD_TTL ?? "30");
   if (!Number.isInteger(ttl) || ttl < 0 || ttl > 2147483647)
     throw new Error(`RECORD_TTL ${env.RECORD_TTL} is not a TTL`);

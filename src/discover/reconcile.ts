@@ -1,7 +1,9 @@
 /**
  * DNS discovery: make `<role>.<cluster>.<domain>` hold exactly the private IPs of the cluster's healthy
  * group members. Reconciles from truth on every call (events only say "look again"), and writes with a
- * compare-and-swap change batch so that a concurrent writer's record is never deleted unseen.
+ * compare-and-swap change batch so that a concurrent writer's record is never deleted unseen. Every
+ * record ends confirmed by a read that found it equal to the truth, or the reconciliation fails (after
+ * one structured log line per record) so that the invocation is retried.
  */
 import { recordName, ROLES, type Role } from "./names";
 
@@ -21,9 +23,13 @@ export interface ClusterGroup {
 export interface RecordSet {
   /** Lowercase, with the trailing dot, as Route 53 returns it. */
   name: string;
-  type: "A";
+  /** "A" for ours; any other type (CNAME, AAAA, TXT…) at one of our names is someone else's. */
+  type: string;
   ttl: number;
   values: string[];
+  /** Alias and routing-policy records (weighted, latency… have a SetIdentifier) are not ours either. */
+  alias?: boolean;
+  setIdentifier?: string;
 }
 
 export interface RecordChange {
@@ -36,20 +42,43 @@ export interface DiscoveryPorts {
   groups(cluster: string): Promise<ClusterGroup[]>;
   /** Private IPs of the cluster's running instances, by instance id. */
   privateIps(cluster: string): Promise<Map<string, string>>;
-  /** The A records of the zone (other types are not ours). */
+  /** Every record set of the zone, of any type (the reconciler decides what is ours). */
   readRecords(zoneId: string): Promise<RecordSet[]>;
-  /** Applies the batch atomically or throws RecordConflict / Throttled. */
+  /** Applies the batch atomically or throws RecordConflict / Transient / Rejected. */
   changeRecords(zoneId: string, changes: RecordChange[]): Promise<void>;
   sleep(ms: number): Promise<void>;
+  /** Milliseconds on a clock that `ReconcileOptions.deadline` is measured on. */
+  now?(): number;
 }
 
-/** The batch did not apply because the record is not what we read (Route 53's InvalidChangeBatch). */
+/** The batch did not apply because the record is not what we read: a lost compare-and-swap. */
 export class RecordConflict extends Error {
   override name = "RecordConflict";
 }
-/** Back off and try again (Throttling, PriorRequestNotComplete). */
-export class Throttled extends Error {
-  override name = "Throttled";
+/** Worth retrying after a back-off: throttling, PriorRequestNotComplete, 5xx, a network error. */
+export class Transient extends Error {
+  override name = "Transient";
+}
+/** Route 53 refuses the batch for a reason that retrying cannot change (a limit, a foreign record). */
+export class Rejected extends Error {
+  override name = "Rejected";
+}
+
+/** The reconciliation did not bring every record to the truth; each failure has been logged. */
+export class ReconcileFailed extends Error {
+  override name = "ReconcileFailed";
+  constructor(readonly failures: RecordFailure[]) {
+    super(failures.map((f) => `${f.record}: ${f.error}`).join("; "));
+  }
+}
+
+export interface RecordFailure {
+  record: string;
+  /** null: no read of the truth succeeded. */
+  want: string[] | null;
+  have: string[] | null;
+  attempts: number;
+  error: string;
 }
 
 export type EmptyGroupPolicy = "delete" | "keep";
@@ -61,25 +90,50 @@ export interface ReconcileOptions {
   ttl: number;
   /** A role with no healthy member: delete its record (truth) or keep the last addresses. */
   emptyGroup: EmptyGroupPolicy;
-  /** At most this many addresses per record (DELETE + CREATE of one record must fit 1,000 elements). */
+  /** At most this many addresses per record (see ROUTE53_MAX_VALUES). */
   maxValues?: number;
-  /** Give up after this many conflicting or throttled attempts. */
+  /** Give up on a record after this many conflicting or transient failures. */
   maxAttempts?: number;
-  /** Stop after this many passes that wrote (a truth that keeps moving); the next invocation goes on. */
+  /** Give up after this many passes that wrote (a truth that keeps moving); the retry goes on. */
   maxPasses?: number;
   baseDelayMs?: number;
+  /** No pass starts and no back-off ends after this time (ports.now()); records not confirmed fail. */
+  deadline?: number;
   log?: (entry: Record<string, unknown>) => void;
 }
 
 export interface ReconcileResult {
   /** Records written (one entry per successful swap). */
-  writes: { name: string; from: string[] | null; to: string[] | null }[];
+  writes: { name: string; from: string[] | null; to: string[] | null; fromTtl?: number; toTtl?: number }[];
   desired: Record<Role, string[]>;
   conflicts: number;
   throttles: number;
 }
 
+/**
+ * Route 53 takes at most 1,000 ResourceRecord elements and 32,000 value characters per change batch. Our
+ * batch is DELETE(current) + CREATE(desired); an IPv4 value has at most 15 characters, so 500 addresses
+ * would fit both limits (1,000 elements, 15,000 characters). 400 leaves room for a current record a little
+ * larger than ours; a larger one is swapped in two batches (see `batches`).
+ */
+export const ROUTE53_MAX_ELEMENTS = 1000;
+export const ROUTE53_MAX_VALUE_CHARACTERS = 32_000;
 export const MAX_RECORD_VALUES = 400;
+const MAX_IPV4_CHARACTERS = 15;
+
+export function checkMaxValues(maxValues: number): void {
+  const fits =
+    Number.isInteger(maxValues) &&
+    maxValues >= 1 &&
+    2 * maxValues <= ROUTE53_MAX_ELEMENTS &&
+    2 * maxValues * MAX_IPV4_CHARACTERS <= ROUTE53_MAX_VALUE_CHARACTERS;
+  if (!fits) {
+    throw new Error(
+      `maxValues ${maxValues}: DELETE + CREATE of that many addresses must fit one Route 53 change batch (${ROUTE53_MAX_ELEMENTS} elements, ${ROUTE53_MAX_VALUE_CHARACTERS} characters): at most ${ROUTE53_MAX_ELEMENTS / 2}`,
+    );
+  }
+}
+
 const HEALTHY = (m: GroupMember) => m.lifecycleState === "InService" && m.healthStatus === "Healthy";
 
 /** Desired addresses per role: members InService and Healthy, private IPs sorted and de-duplicated. */
@@ -108,63 +162,185 @@ export function compareIPv4(a: string, b: string): number {
 const sameValues = (a: string[], b: string[]) =>
   a.length === b.length && [...a].sort(compareIPv4).every((v, i) => v === b[i]);
 
+const isOurs = (r: RecordSet) => r.type === "A" && !r.alias && r.setIdentifier === undefined;
+
+/** A record set at our name that we must not touch: another type, an alias or a routing-policy set. */
+export function foreignAt(records: RecordSet[], name: string): RecordSet | undefined {
+  return records.find((r) => r.name === name && !isOurs(r));
+}
+
+const describe = (r: RecordSet) =>
+  `${r.type}${r.alias ? " alias" : ""}${r.setIdentifier !== undefined ? ` (SetIdentifier ${JSON.stringify(r.setIdentifier)})` : ""}`;
+
+interface RecordState {
+  role: Role;
+  name: string;
+  attempts: number;
+  confirmed: boolean;
+  failed?: RecordFailure;
+  want: string[] | null;
+  have: string[] | null;
+  lastError?: string;
+}
+
 /**
- * One reconciliation. Each pass reads the records first and the truth second; it writes only records
- * that differ, each as DELETE(exactly what was read) + CREATE(desired). A conflict or a throttle starts
- * the pass again from fresh reads; after a successful write one more pass confirms nothing moved meanwhile.
+ * One reconciliation. Each pass reads the records first and the truth second, and handles every record
+ * that is not settled yet on its own: a record that equals the truth is confirmed by that read; one that
+ * differs is written as DELETE(exactly what was read) + CREATE(desired), and the next pass must confirm
+ * it. A conflict or a transient error counts against that record only and starts a new pass after a
+ * full-jitter back-off; a permanent rejection or a foreign record at our name fails that record at once.
+ * The reconciliation throws ReconcileFailed when any record was not confirmed.
  */
 export async function reconcile(ports: DiscoveryPorts, options: ReconcileOptions): Promise<ReconcileResult> {
   const maxAttempts = options.maxAttempts ?? 8;
+  const maxPasses = options.maxPasses ?? 5;
+  const maxValues = options.maxValues ?? MAX_RECORD_VALUES;
+  checkMaxValues(maxValues);
   const baseDelay = options.baseDelayMs ?? 200;
   const log = options.log ?? (() => {});
+  const now = () => (ports.now ? ports.now() : Date.now());
   const result: ReconcileResult = {
     writes: [],
     desired: { masters: [], minions: [] },
     conflicts: 0,
     throttles: 0,
   };
-  let failures = 0;
+  const states: RecordState[] = ROLES.map((role) => ({
+    role,
+    name: recordName(role, options.cluster, options.domain),
+    attempts: 0,
+    confirmed: false,
+    want: null,
+    have: null,
+  }));
+  const open = () => states.filter((s) => !s.confirmed && !s.failed);
+  const fail = (state: RecordState, error: string) => {
+    state.failed = {
+      record: state.name,
+      want: state.want,
+      have: state.have,
+      attempts: state.attempts,
+      error,
+    };
+    log({ level: "error", msg: "record not reconciled", cluster: options.cluster, ...state.failed });
+  };
+  const retryLater = (state: RecordState, error: Error) => {
+    if (error instanceof RecordConflict) result.conflicts++;
+    else result.throttles++;
+    state.attempts++;
+    state.lastError = `${error.name}: ${error.message}`;
+    if (state.attempts >= maxAttempts)
+      fail(state, `gave up after ${state.attempts} attempts: ${state.lastError}`);
+  };
+
   let passesThatWrote = 0;
-  for (;;) {
+  let failuresInARow = 0;
+  while (open().length > 0) {
+    if (options.deadline !== undefined && now() >= options.deadline) {
+      for (const state of open())
+        fail(
+          state,
+          `deadline reached after ${state.attempts} attempts${state.lastError ? `: ${state.lastError}` : ""}`,
+        );
+      break;
+    }
     let wrote = false;
+    let setback = false;
+    let records: RecordSet[];
+    let desired: Record<Role, string[]>;
     try {
-      const records = await ports.readRecords(options.zoneId);
+      records = await ports.readRecords(options.zoneId);
       const groups = await ports.groups(options.cluster);
       const ips = await ports.privateIps(options.cluster);
-      const desired = desiredAddresses(groups, ips, options.maxValues);
-      result.desired = desired;
-      for (const role of ROLES) {
-        const name = recordName(role, options.cluster, options.domain);
-        const current = records.find((r) => r.name === name && r.type === "A");
-        const want = desired[role];
-        const changes = recordChanges(name, current, want, options);
-        if (changes.length === 0) continue;
-        await ports.changeRecords(options.zoneId, changes);
-        wrote = true;
-        const write = { name, from: current?.values ?? null, to: want.length > 0 ? want : null };
-        result.writes.push(write);
-        log({ level: "info", msg: "record updated", ...write });
-      }
+      desired = desiredAddresses(groups, ips, maxValues);
     } catch (error) {
-      if (!(error instanceof RecordConflict || error instanceof Throttled)) throw error;
-      if (error instanceof RecordConflict) result.conflicts++;
-      else result.throttles++;
-      failures++;
-      if (failures >= maxAttempts) {
-        throw new Error(`gave up after ${failures} attempts: ${error.message}`, { cause: error });
+      if (!(error instanceof Transient)) {
+        for (const state of open()) fail(state, `read failed: ${String(error)}`);
+        break;
       }
-      // Full jitter: concurrent invocations that collided should not collide again in step.
-      const delay = Math.random() * Math.min(baseDelay * 2 ** failures, 10_000);
-      log({ level: "warn", msg: "retrying", reason: error.name, detail: error.message, delayMs: delay });
-      await ports.sleep(delay);
+      for (const state of open()) retryLater(state, error);
+      failuresInARow++;
+      await backOff(error.message);
       continue;
     }
-    if (!wrote) return result;
-    if (++passesThatWrote >= (options.maxPasses ?? 5)) {
-      log({ level: "warn", msg: "the truth kept changing; leaving the rest to the next invocation" });
-      return result;
+    result.desired = desired;
+    for (const state of open()) {
+      const current = records.find((r) => r.name === state.name && isOurs(r));
+      const want = desired[state.role];
+      state.want = want;
+      state.have = current?.values ?? null;
+      const foreign = foreignAt(records, state.name);
+      if (foreign) {
+        // Not ours: a person or another tool put it there. Repairing it could break what it serves.
+        fail(
+          state,
+          `a ${describe(foreign)} record exists at ${state.name}; remove it to let discovery manage the name`,
+        );
+        continue;
+      }
+      const changes = recordChanges(state.name, current, want, options);
+      if (changes.length === 0) {
+        state.confirmed = true;
+        continue;
+      }
+      if (passesThatWrote >= maxPasses) {
+        // This read is the confirmation that failed: the record is still not the truth.
+        fail(state, `the truth kept changing: still different after ${passesThatWrote} passes that wrote`);
+        continue;
+      }
+      try {
+        for (const batch of batches(changes)) await ports.changeRecords(options.zoneId, batch);
+      } catch (error) {
+        if (error instanceof Rejected) fail(state, `Route 53 rejected the change: ${error.message}`);
+        else if (error instanceof RecordConflict || error instanceof Transient) {
+          retryLater(state, error);
+          setback = true;
+        } else fail(state, `write failed: ${String(error)}`);
+        continue;
+      }
+      wrote = true;
+      state.lastError = undefined;
+      const write = {
+        name: state.name,
+        from: current?.values ?? null,
+        to: want.length > 0 ? want : null,
+        ...(current && current.ttl !== options.ttl && want.length > 0
+          ? { fromTtl: current.ttl, toTtl: options.ttl }
+          : {}),
+      };
+      result.writes.push(write);
+      log({ level: "info", msg: "record updated", cluster: options.cluster, ...write });
     }
+    if (wrote) passesThatWrote++;
+    if (setback) {
+      failuresInARow++;
+      await backOff(
+        open()
+          .filter((s) => s.lastError)
+          .map((s) => `${s.name} ${s.lastError}`)
+          .join("; "),
+      );
+    } else failuresInARow = 0;
   }
+  const failures = states.flatMap((s) => (s.failed ? [s.failed] : []));
+  if (failures.length > 0) throw new ReconcileFailed(failures);
+  return result;
+
+  /** Full jitter: concurrent writers that collided should not collide again in step. Never past the deadline. */
+  async function backOff(reason: string) {
+    let delay = Math.random() * Math.min(baseDelay * 2 ** failuresInARow, 10_000);
+    if (options.deadline !== undefined) delay = Math.max(0, Math.min(delay, options.deadline - now()));
+    log({ level: "warn", msg: "retrying", cluster: options.cluster, reason, delayMs: Math.round(delay) });
+    await ports.sleep(delay);
+  }
+}
+
+/** One batch when DELETE + CREATE fits Route 53's limits, else DELETE then CREATE (briefly no record). */
+export function batches(changes: RecordChange[]): RecordChange[][] {
+  const elements = changes.reduce((n, c) => n + c.record.values.length, 0);
+  const characters = changes.reduce((n, c) => n + c.record.values.join("").length, 0);
+  if (elements <= ROUTE53_MAX_ELEMENTS && characters <= ROUTE53_MAX_VALUE_CHARACTERS) return [changes];
+  return changes.map((c) => [c]);
 }
 
 /** The compare-and-swap batch turning `current` into `want`; empty when nothing is to change. */

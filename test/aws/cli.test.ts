@@ -91,6 +91,8 @@ test("plan, apply asks (no terminal, --json: exit 9), apply --yes --json, a no-o
   expect(sync.code).toBe(0);
   const result = JSON.parse(sync.stdout);
   expect(result.desired.masters).toHaveLength(3);
+  // The function exists (apply deployed it): sync ran it, so writers stay serialized (src/discover/sync.ts).
+  expect(result.via).toBe("function");
   expect(result.writes.map((w: { name: string }) => w.name)).toEqual([
     "masters.demo.internal.",
     "minions.demo.internal.",

@@ -21,7 +21,7 @@ import {
 } from "@aws-sdk/client-ec2";
 import { DescribeRuleCommand, ListTargetsByRuleCommand } from "@aws-sdk/client-eventbridge";
 import { GetRolePolicyCommand, ListInstanceProfilesCommand, ListRolesCommand } from "@aws-sdk/client-iam";
-import { GetFunctionCommand, GetPolicyCommand } from "@aws-sdk/client-lambda";
+import { GetFunctionCommand, GetFunctionConcurrencyCommand, GetPolicyCommand } from "@aws-sdk/client-lambda";
 import {
   GetResourcesCommand,
   ResourceGroupsTaggingAPIClient,
@@ -324,6 +324,15 @@ describe("AWS cluster lifecycle (moto)", () => {
       source: ["aws.autoscaling"],
       detail: { AutoScalingGroupName: ["kubebake-demo-masters", "kubebake-demo-minions"] },
     });
+    // One invocation at a time (a stale DELETE cannot land after a newer confirmation); JSON log lines.
+    const concurrency = await clients.lambda.send(
+      new GetFunctionConcurrencyCommand({ FunctionName: "kubebake-demo-dns-discovery" }),
+    );
+    expect(concurrency.ReservedConcurrentExecutions).toBe(1);
+    const fn = await clients.lambda.send(
+      new GetFunctionCommand({ FunctionName: "kubebake-demo-dns-discovery" }),
+    );
+    expect(fn.Configuration!.LoggingConfig!.LogFormat).toBe("JSON");
   });
 
   test("a second apply makes no mutating call and plans no change", async () => {

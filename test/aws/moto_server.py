@@ -1,8 +1,31 @@
-"""moto_server with one repair, for kubebake's tests.
+"""moto_server with repairs, for kubebake's tests (test/aws/moto.ts and bench/discovery.mjs start it).
 
-moto 5.2.1 stores the UserData of CreateLaunchTemplateVersion as a plain string (CreateLaunchTemplate
-decodes it properly), and an Auto Scaling group that launches from such a version then fails an
-assertion with HTTP 500. AWS has no such limit, so the harness wraps the string the way moto itself does.
+1. Launch template UserData. moto 5.2.1 stores the UserData of CreateLaunchTemplateVersion as a plain
+   string (CreateLaunchTemplate decodes it properly), and an Auto Scaling group that launches from such a
+   version then fails an assertion with HTTP 500. AWS has no such limit, so the harness wraps the string
+   the way moto itself does.
+
+2. Route 53 change batches (a moto bug). moto checks a CREATE that equals any earlier CREATE in the zone's
+   journal against the records as they were BEFORE the batch, and with a listing that starts at the name
+   (so any record sorting after it counts too). The compare-and-swap `DELETE B + CREATE A`, after the
+   record went A -> B, therefore fails with "Tried to create resource record set ... but it already
+   exists", although Route 53 applies a batch's changes in order and accepts it; so does `DELETE M +
+   CREATE M`. moto's DELETE, on the other hand, does not compare values with the current record (it only
+   looks for any matching CREATE in the journal). The repair validates each batch in order against the
+   zone's current records with Route 53's rules and messages (DELETE must match the current TTL and
+   values exactly, CREATE must not find the name and type, a CNAME shares its name with nothing), then
+   lets moto apply it with its journal check switched off for that call.
+
+3. Lambda LoggingConfig. moto ignores LoggingConfig in CreateFunction and UpdateFunctionConfiguration and
+   never returns it; Lambda stores it and GetFunction returns it (default LogFormat "Text", LogGroup
+   "/aws/lambda/<name>"). The repair stores and returns it, so the deployment's idempotency is tested.
+
+4. Lambda Invoke (not a bug: moto runs functions in Docker, which these machines lack). A function whose
+   runtime is nodejs* is run here instead: its zip unpacked into a temporary folder, its handler called
+   by `node` with the function's environment, AWS_ENDPOINT_URL pointing back at this moto_server, the
+   repository's node_modules for the `@aws-sdk/*` packages that Lambda's runtime provides, and a context
+   whose getRemainingTimeInMillis counts down from the function's Timeout. The handler's result is the
+   payload; a thrown error is a FunctionError with Lambda's {errorType, errorMessage} payload.
 """
 import sys
 
@@ -21,6 +44,192 @@ def _user_data(self):
 
 launch_templates.LaunchTemplateVersion.user_data = property(_user_data)
 
-from moto.server import main  # noqa: E402  (after the repair)
+
+# --- 2. Route 53 change batches -------------------------------------------------------------------
+from moto.route53 import models as route53_models  # noqa: E402
+from moto.route53.exceptions import Route53ClientError  # noqa: E402
+
+
+def _dot(name):
+    name = name.lower()
+    return name if name.endswith(".") else name + "."
+
+
+def _values(record_set):
+    values = []
+    for entry in record_set.get("ResourceRecords") or []:
+        values.append(entry["Value"] if isinstance(entry, dict) else entry)
+    return sorted(values)
+
+
+def _content(ttl, values, alias):
+    return (None if alias else str(ttl), values, (alias or {}).get("DNSName"))
+
+
+def _batch_error(message):
+    return Route53ClientError("InvalidChangeBatch", f"[{message}]")
+
+
+def _validate(zone, changes):
+    state = {}
+    for rrset in zone.rrsets:
+        key = (_dot(rrset.name), rrset.type, rrset.set_identifier)
+        values = sorted(r["Value"] if isinstance(r, dict) else r for r in rrset.records or [])
+        state[key] = _content(rrset.ttl, values, rrset.alias_target)
+    for change in changes:
+        record_set = change["ResourceRecordSet"]
+        name, rtype = _dot(record_set["Name"]), record_set["Type"]
+        key = (name, rtype, record_set.get("SetIdentifier"))
+        content = _content(record_set.get("TTL"), _values(record_set), record_set.get("AliasTarget"))
+        shown = f"[name='{name}', type='{rtype}'"
+        shown += f", set-identifier='{key[2]}']" if key[2] is not None else "]"
+        if change["Action"] == "DELETE":
+            if key not in state:
+                raise _batch_error(f"Tried to delete resource record set {shown} but it was not found")
+            if state[key] != content:
+                raise _batch_error(
+                    f"Tried to delete resource record set {shown} but the values provided do not match the current values"
+                )
+            del state[key]
+            continue
+        others = [k for k in state if k[0] == name and k[1] != rtype]
+        cname = [k for k in others if "CNAME" in (k[1], rtype)]
+        if cname:
+            raise _batch_error(
+                f"RRSet of type {rtype} with DNS name {name} is not permitted because a conflicting RRSet of type {cname[0][1]} with the same DNS name already exists in zone {zone.name}"
+            )
+        if change["Action"] == "CREATE" and key in state:
+            raise _batch_error(f"Tried to create resource record set {shown} but it already exists")
+        state[key] = content
+
+
+class _ValidatedJournal(route53_models.ChangeList):
+    """Stands in for the zone's journal while moto applies a batch that _validate accepted."""
+
+    def __contains__(self, item):
+        return False
+
+    def has_insert_or_update(self, new_rr_set):
+        return True
+
+
+_change = route53_models.Route53Backend.change_resource_record_sets
+
+
+def _strict_change(self, zoneid, change_list):
+    zone = self.get_hosted_zone(zoneid)
+    _validate(zone, change_list)
+    journal = zone.rr_changes
+    zone.rr_changes = _ValidatedJournal()
+    try:
+        _change(self, zoneid, change_list)
+    finally:
+        applied = list(zone.rr_changes)
+        zone.rr_changes = journal
+        for entry in applied:
+            journal.append(entry)
+
+
+route53_models.Route53Backend.change_resource_record_sets = _strict_change
+
+
+# --- 3. Lambda LoggingConfig ----------------------------------------------------------------------
+from moto.awslambda import models as lambda_models  # noqa: E402
+
+_init = lambda_models.LambdaFunction.__init__
+_configuration = lambda_models.LambdaFunction.get_configuration
+_update = lambda_models.LambdaFunction.update_configuration
+
+
+def _logging_init(self, account_id, spec, *args, **kwargs):
+    _init(self, account_id, spec, *args, **kwargs)
+    self.logging_config = {"LogFormat": "Text", "LogGroup": f"/aws/lambda/{self.function_name}"}
+    self.logging_config.update(spec.get("LoggingConfig") or {})
+
+
+def _logging_configuration(self, *args, **kwargs):
+    config = _configuration(self, *args, **kwargs)
+    config["LoggingConfig"] = dict(getattr(self, "logging_config", {}))
+    return config
+
+
+def _logging_update(self, config_updates):
+    if "LoggingConfig" in config_updates:
+        self.logging_config.update(config_updates["LoggingConfig"] or {})
+    return _update(self, config_updates)
+
+
+lambda_models.LambdaFunction.__init__ = _logging_init
+lambda_models.LambdaFunction.get_configuration = _logging_configuration
+lambda_models.LambdaFunction.update_configuration = _logging_update
+
+# --- 4. Lambda Invoke of Node functions without Docker ----------------------------------------------
+import io  # noqa: E402
+import json  # noqa: E402
+import os  # noqa: E402
+import subprocess  # noqa: E402
+import tempfile  # noqa: E402
+import zipfile  # noqa: E402
+
+_REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+_PORT = sys.argv[sys.argv.index("-p") + 1] if "-p" in sys.argv else "5000"
+_RUNNER = r"""
+const [dir, handler, event, timeoutSeconds] = process.argv.slice(1);
+const [file, name] = handler.split(".");
+const started = Date.now();
+const context = { getRemainingTimeInMillis: () => Number(timeoutSeconds) * 1000 - (Date.now() - started) };
+const answer = (line, failed) => { process.stdout.write("\n" + line + "\n"); if (failed) process.exitCode = 1; };
+Promise.resolve()
+  .then(() => require(dir + "/" + file)[name](JSON.parse(event), context))
+  .then(
+    (result) => answer(JSON.stringify(result === undefined ? null : result), false),
+    (error) => answer(JSON.stringify({ errorType: error && error.name, errorMessage: error && error.message }), true),
+  );
+"""
+_invoke = lambda_models.LambdaFunction._invoke_lambda
+
+
+def _invoke_node(self, event=None):
+    if not str(self.run_time).startswith("nodejs") or "ZipFile" not in self.code:
+        return _invoke(self, event)
+    env = dict(os.environ)
+    env.update({k: str(v) for k, v in (self.environment_vars or {}).items()})
+    env.update(
+        {
+            "AWS_REGION": self.region,
+            "AWS_ENDPOINT_URL": f"http://127.0.0.1:{_PORT}",
+            "AWS_ACCESS_KEY_ID": "role-account-id",
+            "AWS_SECRET_ACCESS_KEY": "role-secret-key",
+            "AWS_SESSION_TOKEN": "session-token",
+            "AWS_LAMBDA_FUNCTION_NAME": self.function_name,
+            "AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED": "true",
+            "NODE_PATH": os.path.join(_REPO, "node_modules"),
+        }
+    )
+    with tempfile.TemporaryDirectory() as folder:
+        zipfile.ZipFile(io.BytesIO(self.code_bytes)).extractall(folder)
+        payload = json.dumps(event if event is not None else {})
+        try:
+            run = subprocess.run(
+                ["node", "-e", _RUNNER, folder, self.handler, payload, str(self.timeout)],
+                env=env,
+                capture_output=True,
+                text=True,
+                timeout=int(self.timeout) + 5,
+            )
+        except subprocess.TimeoutExpired:
+            body = {"errorType": "Sandbox.Timedout", "errorMessage": "Task timed out"}
+            return json.dumps(body), True, ""
+    lines = run.stdout.rstrip("\n").splitlines()
+    result = lines[-1] if lines else json.dumps({"errorType": "Runtime.ExitError", "errorMessage": run.stderr[-500:]})
+    logs = "\n".join(lines[:-1]) + run.stderr
+    self.logs_backend.ensure_log_group(self.logs_group_name)
+    self.save_logs(logs)
+    return result, run.returncode != 0, logs
+
+
+lambda_models.LambdaFunction._invoke_lambda = _invoke_node
+
+from moto.server import main  # noqa: E402  (after the repairs)
 
 sys.exit(main(sys.argv[1:]))

@@ -6,7 +6,8 @@
  */
 import {
   RecordConflict,
-  Throttled,
+  Rejected,
+  Transient,
   type ClusterGroup,
   type DiscoveryPorts,
   type RecordChange,
@@ -53,7 +54,12 @@ interface Version {
 
 export interface ModelOptions {
   strict?: boolean;
+  /** Writes answered with Throttling / PriorRequestNotComplete. */
   throttleRate?: number;
+  /** Writes answered with HTTP 5xx (the change was not made). */
+  serverErrorRate?: number;
+  /** Reads (listings, and in modelPorts the truth's reads too) answered with throttling or 5xx. */
+  readErrorRate?: number;
   staleRate?: number;
 }
 
@@ -62,6 +68,8 @@ export class Route53Model {
   private previous = new Map<string, Version | undefined>();
   private nextId = 1;
   calls = { list: 0, change: 0 };
+  /** Record sets that are not ours (a CNAME, an alias, a weighted set…), by name: listed, never changed. */
+  foreign = new Map<string, RecordSet>();
   /** DELETEs that removed a record version the deleter had not read (a lost concurrent write). */
   violations: string[] = [];
   staleReads = true;
@@ -82,8 +90,9 @@ export class Route53Model {
   /** A listing, fresh or (with staleRate) from before the last write to a record. */
   list(reader: Map<string, number>): RecordSet[] {
     this.calls.list++;
+    this.maybeReadError();
     reader.clear();
-    const out: RecordSet[] = [];
+    const out: RecordSet[] = [...this.foreign.values()].map((r) => structuredClone(r));
     for (const name of new Set([...this.current.keys(), ...this.previous.keys()])) {
       const stale =
         this.staleReads && this.previous.has(name) && this.random() < (this.options.staleRate ?? 0);
@@ -95,16 +104,39 @@ export class Route53Model {
     return out;
   }
 
+  /** Read throttling and 5xx, as the reads of Route 53, Auto Scaling and EC2 answer under load. */
+  maybeReadError(): void {
+    if (this.random() < (this.options.readErrorRate ?? 0)) {
+      throw new Transient(this.random() < 0.5 ? "Throttling: Rate exceeded" : "InternalFailure: HTTP 503");
+    }
+  }
+
   change(reader: Map<string, number>, changes: RecordChange[]): void {
     this.calls.change++;
     if (this.random() < (this.options.throttleRate ?? 0)) {
-      throw new Throttled(this.random() < 0.5 ? "Rate exceeded" : "PriorRequestNotComplete");
+      throw new Transient(this.random() < 0.5 ? "Rate exceeded" : "PriorRequestNotComplete");
+    }
+    if (this.random() < (this.options.serverErrorRate ?? 0)) {
+      throw new Transient("InternalFailure: HTTP 500");
     }
     if (changes.length === 0 || changes.length > 100) throw new Error(`bad batch size ${changes.length}`);
     const elements = changes.reduce((n, c) => n + c.record.values.length, 0);
     const characters = changes.reduce((n, c) => n + c.record.values.join("").length, 0);
-    if (elements > 1000) throw new Error(`${elements} ResourceRecord elements: Route 53 allows 1000`);
-    if (characters > 32000) throw new Error(`${characters} value characters: Route 53 allows 32000`);
+    if (elements > 1000) throw new Rejected(`${elements} ResourceRecord elements: Route 53 allows 1000`);
+    if (characters > 32000) throw new Rejected(`${characters} value characters: Route 53 allows 32000`);
+    for (const { record } of changes) {
+      const foreign = this.foreign.get(record.name);
+      if (record.type !== "A")
+        throw new Error(`${record.name}: the reconciler wrote a ${record.type} record`);
+      if (foreign && !(foreign.type === "A" && (foreign.alias || foreign.setIdentifier !== undefined)))
+        throw new Rejected(
+          `RRSet of type A with DNS name ${record.name} is not permitted because a conflicting RRSet of type ${foreign.type} with the same DNS name already exists`,
+        );
+      if (foreign)
+        throw new Rejected(
+          `RRSet with DNS name ${record.name}, type A cannot be created as a routing-policy set exists`,
+        );
+    }
     const next = new Map(this.current);
     const deleted: Version[] = [];
     for (const { action, record } of changes) {
@@ -154,10 +186,12 @@ export function modelPorts(scheduler: Scheduler, route53: Route53Model, truth: (
   return {
     async groups() {
       await scheduler.step();
+      route53.maybeReadError();
       return structuredClone(truth().groups);
     },
     async privateIps() {
       await scheduler.step();
+      route53.maybeReadError();
       return new Map(truth().ips);
     },
     async readRecords() {

@@ -2,6 +2,7 @@ import { normaliseName, recordName, zoneName } from "../../src/discover/names";
 import {
   desiredAddresses,
   reconcile,
+  ReconcileFailed,
   recordChanges,
   type ClusterGroup,
   type GroupMember,
@@ -163,17 +164,55 @@ describe("one invocation against the strict Route 53", () => {
     expect(route53.get(MINIONS)?.values).toEqual(expected(truth).minions);
   });
 
-  test("a truth that moves on every read ends after maxPasses writing passes, not in a loop", async () => {
+  test("a truth that moves on every read: after maxPasses writing passes it fails, logged, never returns unconfirmed", async () => {
     const route53 = new Route53Model(prng(7));
     const one = truthOf(1, 1);
     const two = truthOf(2, 1);
     let reads = 0;
     const immediate = { step: async () => {} } as unknown as Scheduler;
-    const result = await reconcile(
+    const lines: Record<string, unknown>[] = [];
+    const run = reconcile(
       modelPorts(immediate, route53, () => (reads++ % 4 < 2 ? one : two)),
-      { ...options, maxPasses: 3 },
+      { ...options, maxPasses: 3, log: (e) => lines.push(e) },
     );
-    expect(result.writes.filter((w) => w.name === MASTERS)).toHaveLength(3);
+    // Before: it returned after its third write without reading again, the record one step behind.
+    await expect(run).rejects.toThrow(ReconcileFailed);
+    expect(lines.filter((l) => l.msg === "record updated" && l.name === MASTERS)).toHaveLength(3);
+    expect(lines.filter((l) => l.level === "error")).toEqual([
+      {
+        level: "error",
+        msg: "record not reconciled",
+        cluster: "demo",
+        record: MASTERS,
+        want: expect.any(Array),
+        have: expect.any(Array),
+        attempts: 0,
+        error: "the truth kept changing: still different after 3 passes that wrote",
+      },
+    ]);
+  });
+
+  test("a write based on a stale read is always followed by a read that confirms it, or the run fails", async () => {
+    // The truth changes right after the last allowed writing pass read it.
+    const route53 = new Route53Model(prng(7));
+    const before = truthOf(3, 1);
+    const after = truthOf(2, 1);
+    let truthReads = 0;
+    const immediate = { step: async () => {} } as unknown as Scheduler;
+    const run = reconcile(
+      modelPorts(immediate, route53, () => (truthReads++ < 2 ? before : after)),
+      { ...options, maxPasses: 1 },
+    );
+    await expect(run).rejects.toThrow(/still different after 1 passes that wrote/);
+    // With room for one more pass the confirming read repairs it and the run succeeds.
+    truthReads = 0;
+    const fresh = new Route53Model(prng(7));
+    const ok = await reconcile(
+      modelPorts(immediate, fresh, () => (truthReads++ < 2 ? before : after)),
+      { ...options, maxPasses: 2 },
+    );
+    expect(fresh.get(MASTERS)?.values).toEqual(expected(after).masters);
+    expect(ok.writes.filter((w) => w.name === MASTERS)).toHaveLength(2);
   });
 
   test("gives up with an error after repeated throttling", async () => {

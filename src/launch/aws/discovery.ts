@@ -14,6 +14,7 @@ import {
   CreateFunctionCommand,
   GetFunctionCommand,
   GetPolicyCommand,
+  PutFunctionConcurrencyCommand,
   UpdateFunctionCodeCommand,
   UpdateFunctionConfigurationCommand,
 } from "@aws-sdk/client-lambda";
@@ -41,6 +42,9 @@ export const discoveryBundle = () => join(packageRoot(), "dist", "lambdas", "dns
 export const eventsRuleName = (cluster: string) => resourceName(cluster, "asg-events");
 export const scheduleRuleName = (cluster: string) => resourceName(cluster, "dns-schedule");
 
+/** Reserved concurrency of the discovery function: invocations never overlap. */
+export const DISCOVERY_CONCURRENCY = 1;
+
 export async function ensureDiscovery(ctx: Context, zoneId: string): Promise<void> {
   const { spec } = ctx.inputs;
   const functionName = discoveryFunctionName(spec.name);
@@ -62,10 +66,12 @@ export async function ensureDiscovery(ctx: Context, zoneId: string): Promise<voi
     Environment: {
       Variables: discoveryEnvironment(discoveryConfig(ctx.inputs, zoneId)),
     },
+    // One JSON object per log line, so failures can be filtered and alarmed on by field.
+    LoggingConfig: { LogFormat: "JSON" as const },
   };
   const { lambda } = ctx.clients;
-  const found = (await ifExists(() => lambda.send(new GetFunctionCommand({ FunctionName: functionName }))))
-    ?.Configuration;
+  const got = await ifExists(() => lambda.send(new GetFunctionCommand({ FunctionName: functionName })));
+  const found = got?.Configuration;
   let functionArn = found?.FunctionArn;
   if (!found) {
     functionArn = await ctx.rec.make(
@@ -95,6 +101,8 @@ export async function ensureDiscovery(ctx: Context, zoneId: string): Promise<voi
       Timeout: found.Timeout,
       MemorySize: found.MemorySize,
       Environment: { Variables: found.Environment?.Variables ?? {} },
+      // Lambda also returns the log group; only the format is ours to set.
+      LoggingConfig: { LogFormat: found.LoggingConfig?.LogFormat ?? "Text" },
     };
     if (!isDeepStrictEqual(current, configuration)) {
       await ctx.rec.make(
@@ -106,6 +114,28 @@ export async function ensureDiscovery(ctx: Context, zoneId: string): Promise<voi
         undefined,
       );
     }
+  }
+
+  // One invocation at a time (docs/architecture.md, "Discovery is a compare-and-swap"): an overlapping
+  // invocation's stale DELETE could land after a newer one confirmed the record. EventBridge invokes
+  // asynchronously, so a throttled event waits in Lambda's retry queue instead of being lost.
+  if (got?.Concurrency?.ReservedConcurrentExecutions !== DISCOVERY_CONCURRENCY) {
+    await ctx.rec.make(
+      {
+        action: "update",
+        kind: "lambda-function",
+        name: functionName,
+        detail: `reserved concurrency ${DISCOVERY_CONCURRENCY}`,
+      },
+      () =>
+        lambda.send(
+          new PutFunctionConcurrencyCommand({
+            FunctionName: functionName,
+            ReservedConcurrentExecutions: DISCOVERY_CONCURRENCY,
+          }),
+        ),
+      undefined,
+    );
   }
 
   const groups = ROLES.map((role) => resourceName(spec.name, role));
