@@ -54,13 +54,6 @@ function report(changes: Change[], json: boolean, verb: string, extra: object = 
 
 async function launch(args: { file: string; json: boolean }, mode: "plan" | "apply") {
   const { spec } = loadClusterSpec(args.file);
-  if (spec.groups.masters.count > 1) {
-    // Said on every plan and apply until masters form one etcd cluster (docs/architecture.md, known limits).
-    process.stderr.write(
-      `warning: groups.masters.count is ${spec.groups.masters.count}, but each master still runs its own one-member etcd; ` +
-        "the API servers behind masters.<cluster> do not share state yet\n",
-    );
-  }
   const clients = await clientsFor(spec);
   const rec = new ChangeRecorder(mode === "plan", progressFor({ json: args.json }));
   const result = await cloudCall(clients.calls, async () => {

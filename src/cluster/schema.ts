@@ -101,6 +101,15 @@ export const clusterSpecSchema = z
       .default({ batchPercent: 25, timeoutSeconds: 900 }),
   })
   .superRefine((spec, ctx) => {
+    if (spec.groups.masters.count > 1) {
+      // The odd-number rule above stays for when masters form one etcd cluster (docs/architecture.md).
+      ctx.addIssue({
+        code: "custom",
+        path: ["groups", "masters", "count"],
+        message:
+          "expected 1 for now: each master runs its own one-member etcd, so several API servers would not share state; a later release lifts this",
+      });
+    }
     for (const key of Object.keys(spec.tags).filter((k) => reservedTag.test(k))) {
       ctx.addIssue({
         code: "custom",

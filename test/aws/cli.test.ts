@@ -42,9 +42,7 @@ test("plan, apply --json, a no-op apply, dns sync, destroy without and with --ye
   writeFileSync(join(dir, "rootfs/etc/kubebake/image-spec.json"), JSON.stringify(baked));
 
   const plan = kubebake("cluster", "plan", "-f", spec);
-  expect(plan.stderr).toMatch(
-    /^warning: groups\.masters\.count is 3, but each master still runs its own one-member etcd/,
-  );
+  expect(plan.stderr).toBe("");
   expect(plan.code).toBe(0);
   expect(plan.stdout).toMatch(/^\+ create vpc kubebake-demo-vpc \(10\.0\.0\.0\/16\)$/m);
   expect(plan.stdout).toContain(`+ create launch-template kubebake-demo-masters (${ami}, t3.medium)`);
@@ -53,7 +51,7 @@ test("plan, apply --json, a no-op apply, dns sync, destroy without and with --ye
 
   const applied = kubebake("cluster", "apply", "-f", spec, "--json");
   expect(applied.code).toBe(0);
-  expect(applied.stderr).toBe(plan.stderr); // the multi-master warning, nothing else
+  expect(applied.stderr).toBe("");
   const output = JSON.parse(applied.stdout);
   expect(output.vpcId).toMatch(/^vpc-/);
   expect(output.changes.length).toBeGreaterThan(30);
@@ -64,7 +62,7 @@ test("plan, apply --json, a no-op apply, dns sync, destroy without and with --ye
   const sync = kubebake("dns", "sync", "-f", spec, "--json");
   expect(sync.code).toBe(0);
   const result = JSON.parse(sync.stdout);
-  expect(result.desired.masters).toHaveLength(3);
+  expect(result.desired.masters).toHaveLength(1);
   expect(result.writes.map((w: { name: string }) => w.name)).toEqual([
     "masters.demo.internal.",
     "minions.demo.internal.",

@@ -24,7 +24,7 @@ describe("cluster spec", () => {
   test("the documented example is valid and gets the documented defaults", () => {
     const { spec } = loadClusterSpec(example);
     expect(spec.name).toBe("demo");
-    expect(spec.groups.masters.count).toBe(3);
+    expect(spec.groups.masters.count).toBe(1);
     const { spec: minimal } = loadClusterSpec(writeSpec(dir, clusterYaml({ network: {}, tags: undefined })));
     expect(minimal.network).toEqual({ cidr: "10.0.0.0/16", apiAccess: [], sshAccess: [] });
     expect(minimal.discovery).toEqual({ ttl: 30, emptyGroup: "delete" });
@@ -92,6 +92,26 @@ describe("cluster spec", () => {
     const missing = runCli("kubebake", ["cluster", "plan", "-f", join(dir, "absent.yaml")]);
     expect(missing.code).toBe(2);
     expect(missing.stderr).toMatch(/absent\.yaml: cannot read the file \(ENOENT\)/);
+  });
+
+  test("more than one master is refused until masters share one etcd cluster (validate, plan, apply)", () => {
+    const three = clusterYaml({
+      groups: {
+        masters: { count: 3, instanceType: "t3.medium" },
+        minions: { min: 1, max: 3, desired: 2, instanceType: "t3.large" },
+      },
+    });
+    expect(problems(three)).toMatch(
+      /bad\.yaml:\d+: groups\.masters\.count: expected 1 for now: each master runs its own one-member etcd, so several API servers would not share state; a later release lifts this/,
+    );
+    const file = writeSpec(dir, three, "three-masters.yaml");
+    for (const command of ["validate", "plan", "apply"]) {
+      const result = runCli("kubebake", ["cluster", command, "-f", file], {
+        AWS_ENDPOINT_URL: "http://127.0.0.1:9",
+      });
+      expect({ command, code: result.code }).toEqual({ command, code: 2 });
+      expect(result.stderr).toContain("groups.masters.count: expected 1 for now");
+    }
   });
 
   test("the JSON Schema in docs/ is current", () => {
