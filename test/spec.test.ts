@@ -62,8 +62,8 @@ const cases: Case[] = [
     "expected a lowercase name of letters, digits and '-'",
     "name: Node",
   ],
-  ["missing name", (s) => delete s.name, "name", "missing; expected a name", "apiVersion"],
-  ["unknown top-level field", (s) => (s.extra = 1), "extra", "unexpected field", "extra:"],
+  ["missing name", (s) => delete s.name, "", "missing field name; expected a name", "apiVersion"],
+  ["unknown top-level field", (s) => (s.extra = 1), "", "unknown field extra", "extra:"],
   [
     "other distribution",
     (s) => (s.base.distribution = "ubuntu"),
@@ -89,7 +89,7 @@ const cases: Case[] = [
     "packages not a list",
     (s) => (s.base.packages = "curl"),
     "base.packages",
-    "expected a list of Debian package names",
+    "expected a list of Debian package names, got a string",
     "packages: curl",
   ],
   [
@@ -151,8 +151,8 @@ const cases: Case[] = [
   [
     "missing digest",
     (s) => delete s.components[0].source.upstream.artifacts.amd64.sha256,
-    "components[0].source.upstream.artifacts.amd64.sha256",
-    "missing; expected a SHA-256 digest (64 lowercase hex characters)",
+    "components[0].source.upstream.artifacts.amd64",
+    "missing field sha256; expected a SHA-256 digest (64 lowercase hex characters)",
     "amd64:",
     "name: kube-apiserver",
   ],
@@ -170,8 +170,8 @@ const cases: Case[] = [
         url: "https://x.invalid/a",
         sha256: "0".repeat(64),
       }),
-    "components[0].source.upstream.artifacts.riscv64",
-    "unexpected field",
+    "components[0].source.upstream.artifacts",
+    "unknown field riscv64",
     "riscv64",
   ],
   [
@@ -277,8 +277,8 @@ describe("image spec validation", () => {
       const spec = valid();
       mutate(spec);
       const { file, text, message: actual } = errorFor(name.replace(/\W+/g, "-"), spec);
-      const line = path === "name" && message.startsWith("missing") ? 1 : lineOf(text, needle, after);
-      expect(actual).toBe(`${file}:${line}: ${path}: ${message}`);
+      const line = message.startsWith("missing field name") ? 1 : lineOf(text, needle, after);
+      expect(actual).toBe(`${file}:${line}: ${path ? `${path}: ` : ""}${message}`);
     });
   }
 

@@ -68,7 +68,7 @@ describe("cluster spec", () => {
         clusterYaml({ tags: { KubernetesCluster: "x" } }),
         /tags\.KubernetesCluster: expected a key of your own/,
       ],
-      [clusterYaml({ extra: 1 }), /extra: unexpected field/],
+      [clusterYaml({ extra: 1 }), /bad\.yaml:\d+: unknown field extra/],
       [clusterYaml({ network: { cidr: "10.0.0.0/24" } }), /network\.cidr: expected a \/20 or larger/],
       [
         clusterYaml({ network: { cidr: "10.0.0.0/19", zones: ["eu-west-1a", "eu-west-1b", "eu-west-1c"] } }),
