@@ -114,6 +114,20 @@ const cases: Case[] = [
     "clusterDNS",
   ],
   [
+    "cluster DNS outside the service CIDR",
+    (s) => (s.cluster.clusterDNS = "10.96.0.10"),
+    "cluster.clusterDNS",
+    "expected an address inside cluster.serviceCIDR 10.32.0.0/16, got 10.96.0.10",
+    "clusterDNS",
+  ],
+  [
+    "cluster DNS on the kubernetes service address",
+    (s) => (s.cluster.clusterDNS = "10.32.0.1"),
+    "cluster.clusterDNS",
+    "expected an address inside cluster.serviceCIDR 10.32.0.0/16 other than its first two and its last (network, the kubernetes service, broadcast), got 10.32.0.1",
+    "clusterDNS",
+  ],
+  [
     "bad cluster domain",
     (s) => (s.cluster.clusterDomain = "Cluster_Local"),
     "cluster.clusterDomain",

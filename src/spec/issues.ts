@@ -17,7 +17,12 @@ export interface PlainIssue {
 
 export function plainIssues(issue: z.core.$ZodIssue): PlainIssue[] {
   const path = issue.path.map((p) => (typeof p === "symbol" ? String(p) : p));
-  const own = issue.message !== NO_SCHEMA_MESSAGE ? withExpected(issue.message) : undefined;
+  const own =
+    issue.message === NO_SCHEMA_MESSAGE
+      ? undefined
+      : issue.code === "custom"
+        ? issue.message
+        : withExpected(issue.message);
   if (issue.code === "unrecognized_keys") {
     return issue.keys.map((key) => ({ path, key, message: `unknown field ${key}` }));
   }

@@ -165,6 +165,8 @@ export const imageSpecSchema = z
     }),
   })
   .superRefine((spec, ctx) => {
+    const dnsProblem = clusterDnsProblem(spec.cluster.clusterDNS, spec.cluster.serviceCIDR);
+    if (dnsProblem) ctx.addIssue({ code: "custom", path: ["cluster", "clusterDNS"], message: dnsProblem });
     const seenNames = new Map<string, number>();
     const seenTargets = new Map<string, string>();
     spec.components.forEach((c, i) => {
@@ -190,6 +192,23 @@ export const imageSpecSchema = z
       });
     });
   });
+
+const ipv4Number = (ip: string) => ip.split(".").reduce((n, octet) => n * 256 + Number(octet), 0);
+
+/** CoreDNS's service address must be one the API server can give out: inside the service CIDR. */
+function clusterDnsProblem(dns: string, serviceCIDR: string): string | undefined {
+  const [base, bits] = serviceCIDR.split("/");
+  const size = 2 ** (32 - Number(bits));
+  const first = Math.floor(ipv4Number(base!) / size) * size;
+  const offset = ipv4Number(dns) - first;
+  if (offset < 0 || offset >= size) {
+    return `expected an address inside cluster.serviceCIDR ${serviceCIDR}, got ${dns}`;
+  }
+  if (offset <= 1 || offset === size - 1) {
+    return `expected an address inside cluster.serviceCIDR ${serviceCIDR} other than its first two and its last (network, the kubernetes service, broadcast), got ${dns}`;
+  }
+  return undefined;
+}
 
 export type ImageSpec = z.output<typeof imageSpecSchema>;
 export type Component = ImageSpec["components"][number];
