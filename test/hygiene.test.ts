@@ -99,3 +99,69 @@ describe("image hygiene", () => {
     expect(none.stderr).toMatch(/nothing-here: no such file or folder/);
   });
 });
+
+describe("units whose command is not in the image", () => {
+  const unit = (command: string, pre = "") =>
+    `[Unit]\nDescription=x\n[Service]\n${pre}ExecStart=${command} \\\n  --flag=1\n[Install]\nWantedBy=multi-user.target\n`;
+  const tree = () => {
+    const root = rootWith(`units-${Math.random().toString(16).slice(2)}`, {
+      "etc/systemd/system/kube-apiserver.service": unit("/usr/local/bin/kube-apiservr"),
+      "etc/systemd/system/kubelet.service": unit(
+        "/usr/local/bin/kubelet",
+        "ExecStartPre=-/sbin/modprobe overlay\n",
+      ),
+      "etc/systemd/system/node-config.service": unit(
+        "/usr/lib/kubebake/node-config",
+        "ExecStartPre=+/usr/lib/kubebake/wait\n",
+      ),
+      "usr/lib/systemd/system/ssh.service": unit("/usr/sbin/sshd"),
+      "usr/lib/systemd/system/getty.service": unit("-/sbin/agetty"),
+      "usr/lib/systemd/system/bare.service": unit("ls"),
+      "usr/local/bin/kubelet": "#!/bin/sh\n",
+      "usr/lib/kubebake/node-config": "#!/bin/sh\n",
+      "usr/bin/ls": "",
+    });
+    // merged /usr: /usr/sbin/sshd found through the sbin link, /lib is /usr/lib (checked once)
+    mkdirSync(join(root, "usr/sbin"), { recursive: true });
+    writeFileSync(join(root, "usr/sbin/sshd.real"), "");
+    symlinkSync("/usr/sbin/sshd.real", join(root, "usr/sbin/sshd"));
+    symlinkSync("usr/lib", join(root, "lib"));
+    return root;
+  };
+  const expected = [
+    {
+      path: "/etc/systemd/system/kube-apiserver.service",
+      rule: "the command /usr/local/bin/kube-apiservr of this unit is not in the image",
+    },
+    {
+      path: "/etc/systemd/system/node-config.service",
+      rule: "the command /usr/lib/kubebake/wait of this unit is not in the image",
+    },
+  ];
+
+  test("a folder: each unit that would fail names its missing command", async () => {
+    expect(await checkHygiene(tree())).toEqual(expected);
+  });
+
+  test("raw and qcow2 disks (read with debugfs) are checked the same way", () => {
+    const root = tree();
+    const disk = join(work, "units-disk");
+    mkdirSync(disk);
+    const sh = (script: string) => {
+      const result = spawnSync("sh", ["-ec", script], { cwd: disk, encoding: "utf8" });
+      expect(result.stderr).not.toMatch(/error|failed/i);
+      expect(result.status).toBe(0);
+    };
+    // A GPT disk with one x86-64 root partition at 1 MiB holding an ext4 made from the tree.
+    sh(
+      `truncate -s 20M root.ext4 && mkfs.ext4 -q -F -d ${root} root.ext4 && truncate -s 22M disk.raw && ` +
+        `echo 'label: gpt\nstart=2048, size=40960, type=4F68BCE3-E8CD-4DB1-96E7-FBCAF984B709' | sfdisk -q disk.raw && ` +
+        `dd if=root.ext4 of=disk.raw bs=1M seek=1 conv=notrunc status=none && qemu-img convert -O qcow2 disk.raw disk.qcow2`,
+    );
+    for (const file of ["disk.raw", "disk.qcow2"]) {
+      const result = runCli("kubebake", ["image", "check", "--json", join(disk, file)]);
+      expect({ file, code: result.code }).toEqual({ file, code: 6 });
+      expect(JSON.parse(result.stdout)).toEqual(expected);
+    }
+  });
+});

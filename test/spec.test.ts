@@ -236,6 +236,20 @@ const cases: Case[] = [
     "format: binary",
   ],
   [
+    "misspelt component",
+    (s) => (s.components[3].name = "kube-apiservr"),
+    "components[3].name",
+    'unknown component "kube-apiservr"; did you mean "kube-apiserver"?',
+    "name: kube-apiservr",
+  ],
+  [
+    "component kubebake does not know",
+    (s) => (s.components[5].name = "helm"),
+    "components[5].name",
+    'unknown component "helm"; kubebake knows kube-apiserver, kube-controller-manager, kube-scheduler, kubelet, kube-proxy, kubectl, etcd, etcdctl, containerd, runc, cni-plugins, crictl',
+    "name: helm",
+  ],
+  [
     "relative install path",
     (s) => (s.components[7].install[0].to = "usr/local/bin/etcd"),
     "components[7].install[0].to",
@@ -337,6 +351,21 @@ describe("image spec validation", () => {
     );
     expect(result.stderr).not.toMatch(/\n\s+at /);
     expect(runCli("bake-image", ["--out", join(dir, "o"), "--spec", file]).code).toBe(2);
+  });
+
+  test("a misspelt component is refused by spec validate and by the bake (exit 2, did you mean)", () => {
+    const spec = valid();
+    spec.components[3].name = "kube-apiservr";
+    const file = join(dir, "misspelt.yaml");
+    writeFileSync(file, stringify(spec));
+    const validate = runCli("kubebake", ["spec", "validate", "--spec", file]);
+    expect(validate.code).toBe(2);
+    expect(validate.stderr).toMatch(
+      /misspelt\.yaml:\d+: components\[3\]\.name: unknown component "kube-apiservr"; did you mean "kube-apiserver"\?\n$/,
+    );
+    const bake = runCli("bake-image", ["--out", join(dir, "misspelt-out"), "--spec", file]);
+    expect(bake.code).toBe(2);
+    expect(bake.stderr).toContain('unknown component "kube-apiservr"');
   });
 
   test("the committed JSON Schema is the one the code generates", () => {

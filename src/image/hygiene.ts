@@ -1,5 +1,6 @@
 import { lstat, readdir, readFile, readlink } from "node:fs/promises";
 import { join } from "node:path";
+import { checkUnitCommands } from "./units";
 
 /**
  * What a clean machine image must not carry: per-instance identity, instance state, caches, logs,
@@ -87,6 +88,7 @@ export async function checkHygiene(root: string): Promise<Violation[]> {
     if (SECRET_MARKERS.some((marker) => marker.test(text)))
       add(path, "no secret material (private keys, tokens)");
   }
+  found.push(...(await checkUnitCommands(root)));
   return found.sort((a, b) => a.path.localeCompare(b.path));
 }
 

@@ -1,4 +1,6 @@
 import { z } from "zod";
+import { closest } from "../util/did-you-mean";
+import { KNOWN_COMPONENTS } from "./components";
 
 /** The architectures kubebake bakes for (Debian and Kubernetes both call them this). */
 export const ARCHES = ["amd64", "arm64"] as const;
@@ -170,6 +172,16 @@ export const imageSpecSchema = z
     const seenNames = new Map<string, number>();
     const seenTargets = new Map<string, string>();
     spec.components.forEach((c, i) => {
+      if (!(KNOWN_COMPONENTS as readonly string[]).includes(c.name)) {
+        const guess = closest(c.name, KNOWN_COMPONENTS);
+        ctx.addIssue({
+          code: "custom",
+          path: ["components", i, "name"],
+          message: `unknown component ${JSON.stringify(c.name)}; ${
+            guess ? `did you mean ${JSON.stringify(guess)}?` : `kubebake knows ${KNOWN_COMPONENTS.join(", ")}`
+          }`,
+        });
+      }
       if (seenNames.has(c.name)) {
         ctx.addIssue({
           code: "custom",
