@@ -50,6 +50,10 @@ export async function checkUnitCommands(root: string): Promise<Violation[]> {
 /** The programs a unit runs (continuation lines joined), without systemd's prefixes; skips what may fail. */
 export function commandsOf(unitText: string): string[] {
   const joined = unitText.replace(/\\\r?\n/g, " ");
+  // A unit that runs only if its command exists (rc-local: ConditionFileIsExecutable=/etc/rc.local) is fine.
+  const conditioned = new Set(
+    [...joined.matchAll(/^\s*(?:Condition|Assert)\w+=\|?([^!\s]\S*)\s*$/gm)].map((m) => m[1]!),
+  );
   const commands: string[] = [];
   for (const line of joined.split(/\r?\n/)) {
     const match = EXEC_LINE.exec(line.trim());
@@ -59,7 +63,7 @@ export function commandsOf(unitText: string): string[] {
     if (prefix.includes("-")) continue;
     const program = value.slice(prefix.length).split(/\s+/)[0] ?? "";
     // Empty (a reset) or built from specifiers and variables: nothing to look up.
-    if (program === "" || /[%$]/.test(program)) continue;
+    if (program === "" || /[%$]/.test(program) || conditioned.has(program)) continue;
     commands.push(program);
   }
   return commands;
