@@ -11,6 +11,7 @@ import { displayPath, loadImageSpec } from "../spec/load";
 import type { Arch } from "../spec/schema";
 import { buildDisk } from "../image/disk";
 import { sha256File, sha256Hex } from "../util/hash";
+import { removeOnExit } from "../util/cleanup";
 import { makeFolders, outputError, removeFolders } from "../util/output";
 import { packageRoot } from "../util/package-root";
 import type { Progress } from "../util/progress";
@@ -70,8 +71,11 @@ export async function bake(options: BakeOptions): Promise<BakeResult> {
   // once, before any download, whether OUT can be written at all.
   const staging = join(dirname(out), `.${basename(out)}.kubebake-${process.pid}-${Date.now()}`);
   let created: string[] = [];
+  // Interrupted (Ctrl-C) or ended before the swap: the staging folder, and the folders made for it, go.
+  const forget: (() => void)[] = [];
   try {
     created = await makeFolders(dirname(out));
+    forget.push(...created.map(removeOnExit), removeOnExit(staging));
     await mkdir(staging);
   } catch (error) {
     await removeFolders(created);
@@ -150,6 +154,7 @@ export async function bake(options: BakeOptions): Promise<BakeResult> {
     await swapInto(staging, out).catch((error: unknown) => {
       throw outputError("--out", out, error);
     });
+    for (const f of forget) f(); // OUT now lives in those folders
     progress.step(`baked ${manifest.imageId} into ${out}`);
     return { manifest, reused: false, requests: fetcher.requests };
   } catch (error) {

@@ -1,0 +1,42 @@
+import { rmSync } from "node:fs";
+
+/**
+ * Temporary files and folders (download scratch files, staging trees, work folders) that must not
+ * outlive the process: removed when it exits, and on Ctrl-C or a termination signal, which then end the
+ * process with the shell's code for the signal (128 + its number: 130 for SIGINT).
+ */
+const pending = new Set<string>();
+
+const SIGNALS = { SIGINT: 130, SIGTERM: 143, SIGHUP: 129 } as const;
+let installed = false;
+
+/** Removes `path` (a file or a folder) if the process ends before `forget()` is called. */
+export function removeOnExit(path: string): () => void {
+  install();
+  pending.add(path);
+  return () => pending.delete(path);
+}
+
+function removeAll(): void {
+  for (const path of pending) {
+    try {
+      rmSync(path, { recursive: true, force: true });
+    } catch {
+      // best effort: the process is ending
+    }
+  }
+  pending.clear();
+}
+
+function install(): void {
+  if (installed) return;
+  installed = true;
+  process.once("exit", removeAll);
+  for (const [signal, code] of Object.entries(SIGNALS)) {
+    process.once(signal, () => {
+      removeAll();
+      process.stderr.write(`\ninterrupted (${signal}); temporary files removed\n`);
+      process.exit(code);
+    });
+  }
+}
