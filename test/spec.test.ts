@@ -1,7 +1,8 @@
-import { readFileSync, writeFileSync } from "node:fs";
+import { readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { parse, stringify } from "yaml";
 import { ExitCode, KubebakeError } from "../src/errors";
+import { KNOWN_COMPONENTS } from "../src/spec/components";
 import { loadImageSpec } from "../src/spec/load";
 import { fixtureSpec, realSpec, runCli, tempDir } from "./helpers";
 
@@ -366,6 +367,24 @@ describe("image spec validation", () => {
     const bake = runCli("bake-image", ["--out", join(dir, "misspelt-out"), "--spec", file]);
     expect(bake.code).toBe(2);
     expect(bake.stderr).toContain('unknown component "kube-apiservr"');
+  });
+
+  test("the known components include every program the units run from the bin folder", () => {
+    const unitsDir = join(__dirname, "..", "units", "systemd");
+    const programs = readdirSync(unitsDir).flatMap((unit) =>
+      [
+        ...readFileSync(join(unitsDir, unit), "utf8").matchAll(/^ExecStart\w*=-?<%= paths\.bin %>\/(\S+)/gm),
+      ].map((m) => m[1]!),
+    );
+    expect(programs.length).toBeGreaterThanOrEqual(7);
+    for (const program of programs) expect(KNOWN_COMPONENTS).toContain(program);
+    expect(
+      loadImageSpec(realSpec)
+        .spec.components.map((c) => c.name)
+        .sort(),
+    ).toEqual(
+      KNOWN_COMPONENTS.filter((c) => c !== "etcdctl").sort(), // etcdctl comes in etcd's tarball there
+    );
   });
 
   test("the committed JSON Schema is the one the code generates", () => {
