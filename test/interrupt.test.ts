@@ -14,7 +14,7 @@ const work = tempDir("interrupt");
 async function stallingMirror() {
   const sockets: Socket[] = [];
   let requests = 0;
-  const server = createServer((req, res) => {
+  const server = createServer((_req, res) => {
     requests++;
     res.writeHead(200, { "content-length": String(1 << 20) });
     res.write("the first bytes of a file that never ends");

@@ -75,7 +75,7 @@ export async function bake(options: BakeOptions): Promise<BakeResult> {
   const forget: (() => void)[] = [];
   try {
     created = await makeFolders(dirname(out));
-    forget.push(...created.map(removeOnExit), removeOnExit(staging));
+    forget.push(...created.map((dir) => removeOnExit(dir, { folderIfEmpty: true })), removeOnExit(staging));
     await mkdir(staging);
   } catch (error) {
     await removeFolders(created);
@@ -160,6 +160,7 @@ export async function bake(options: BakeOptions): Promise<BakeResult> {
   } catch (error) {
     await rm(staging, { recursive: true, force: true });
     await removeFolders(created);
+    for (const f of forget) f();
     throw error;
   }
 }

@@ -1,26 +1,30 @@
-import { rmSync } from "node:fs";
+import { rmdirSync, rmSync } from "node:fs";
 
 /**
  * Temporary files and folders (download scratch files, staging trees, work folders) that must not
  * outlive the process: removed when it exits, and on Ctrl-C or a termination signal, which then end the
  * process with the shell's code for the signal (128 + its number: 130 for SIGINT).
  */
-const pending = new Set<string>();
+const pending = new Map<string, { folderIfEmpty: boolean }>();
 
 const SIGNALS = { SIGINT: 130, SIGTERM: 143, SIGHUP: 129 } as const;
 let installed = false;
 
-/** Removes `path` (a file or a folder) if the process ends before `forget()` is called. */
-export function removeOnExit(path: string): () => void {
+/**
+ * Removes `path` (a file or a folder with its contents; with folderIfEmpty only an empty folder) if the
+ * process ends before `forget()` is called. Paths go in the reverse order of their registration.
+ */
+export function removeOnExit(path: string, options = { folderIfEmpty: false }): () => void {
   install();
-  pending.add(path);
+  pending.set(path, options);
   return () => pending.delete(path);
 }
 
 function removeAll(): void {
-  for (const path of pending) {
+  for (const [path, { folderIfEmpty }] of [...pending].reverse()) {
     try {
-      rmSync(path, { recursive: true, force: true });
+      if (folderIfEmpty) rmdirSync(path);
+      else rmSync(path, { recursive: true, force: true });
     } catch {
       // best effort: the process is ending
     }
