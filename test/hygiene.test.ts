@@ -199,6 +199,10 @@ describe("secrets anywhere in the image", () => {
       "    client-certificate-data: TUlJQg==\n    client-key-data: LS0tLS1CRUdJTiBFQyBQUklWQVRFIEtFWS0tLS0t",
     ),
     "opt/kube/token.conf": kubeconfig("    token: abcdef.0123456789abcdef"),
+    "opt/kube/json.conf": JSON.stringify({
+      kind: "Config",
+      users: [{ name: "a", user: { token: "abcdef.0123456789abcdef" } }],
+    }),
     "opt/kube/basic.conf": kubeconfig("    username: admin\n    password: s3cretpassw0rd"),
     "root/.aws/credentials":
       "[default]\naws_access_key_id = AKIAIOSFODNN7REALKEY\naws_secret_access_key = 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\n",

@@ -67,8 +67,13 @@ const SECRET_KINDS: { kind: string; needles: string[]; test: (text: string) => b
     kind: "kubeconfig credentials",
     needles: ["client-key-data", "token", "password"],
     test: (text) =>
-      (/^(users:|kind:\s*Config\b)/m.test(text) || /"kind"\s*:\s*"Config"/.test(text)) &&
-      /^\s*(?:-\s+)?["']?(client-key-data|token|password)["']?\s*:\s*["']?[A-Za-z0-9+/=._~-]{6,}/m.test(text),
+      // YAML (the usual form) or JSON (kubectl config view -o json)
+      (/^(users:|kind:\s*Config\b)/m.test(text) &&
+        /^\s*(?:-\s+)?["']?(client-key-data|token|password)["']?\s*:\s*["']?[A-Za-z0-9+/=._~-]{6,}/m.test(
+          text,
+        )) ||
+      (/"kind"\s*:\s*"Config"/.test(text) &&
+        /"(client-key-data|token|password)"\s*:\s*"[A-Za-z0-9+/=._~-]{6,}"/.test(text)),
   },
   {
     kind: "a bootstrap token",
