@@ -12,7 +12,7 @@ import { ArtifactFetcher } from "../src/fetch/fetcher";
 import { parseMirror } from "../src/fetch/mirror";
 import { loadImageSpec } from "../src/spec/load";
 import { silentProgress } from "../src/util/progress";
-import { fixtureMirror, fixtureSpec, tempDir } from "./helpers";
+import { fixtureMirror, fixtureSpec, runCli, tempDir } from "./helpers";
 
 const work = tempDir("fetch");
 const sha = (data: string | Buffer) => createHash("sha256").update(data).digest("hex");
@@ -150,6 +150,47 @@ describe("fetching upstream artifacts", () => {
     expect(srv.requests).toHaveLength(2);
     expect(cacheFiles(cacheDir)).toEqual([]);
     await srv.close();
+  });
+
+  test.each(["ENOTFOUND", "EAI_AGAIN"])(
+    "a name that does not resolve (%s) is not retried: exit 4 naming the host and --mirror",
+    async (code) => {
+      const offline = Object.assign(new TypeError("fetch failed"), {
+        cause: Object.assign(new Error(`getaddrinfo ${code} dl.k8s.io`), { code, hostname: "dl.k8s.io" }),
+      });
+      const spy = jest.spyOn(globalThis, "fetch").mockRejectedValue(offline);
+      try {
+        const { fetcher } = fetcherFor({ attempts: 5 });
+        const error = await failure(
+          fetcher.fetch(upstream("https://dl.k8s.io/release/v1.36.3/bin/linux/amd64/kubelet")),
+        );
+        expect(spy).toHaveBeenCalledTimes(1);
+        expect(error.exitCode).toBe(ExitCode.downloadFailed);
+        expect(error.message).toBe(
+          `cannot reach dl.k8s.io (${code}: the name does not resolve; no network or no DNS?) for https://dl.k8s.io/release/v1.36.3/bin/linux/amd64/kubelet; ` +
+            "bake from a mirror with --mirror DIR|URL, or for a first try without network: node test/fixtures/build-mirror.mjs, " +
+            "then --spec test/fixtures/image.yaml --mirror test/fixtures/mirror",
+        );
+      } finally {
+        spy.mockRestore();
+      }
+    },
+  );
+
+  test("the default bake without DNS: one line, exit 4, at once", () => {
+    const started = Date.now();
+    const result = runCli(
+      "bake-image",
+      ["--out", join(work, "offline-out"), "--cache", join(work, "offline-cache")],
+      { NODE_OPTIONS: `--require ${join(__dirname, "fixtures", "no-dns.cjs")}` },
+    );
+    expect(result.code).toBe(4);
+    expect(result.stderr).toMatch(
+      /^error: cannot reach dl\.k8s\.io \(ENOTFOUND: .*--mirror test\/fixtures\/mirror\n$/,
+    );
+    expect(result.stdout).toBe("");
+    expect(Date.now() - started).toBeLessThan(15_000); // no backoff (5 attempts wait 15 s and more)
+    expect(existsSync(join(work, "offline-out"))).toBe(false);
   });
 
   test("a 404 is final: exit 4 after one request", async () => {

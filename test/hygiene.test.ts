@@ -1,7 +1,8 @@
 import { mkdirSync, readFileSync, symlinkSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { spawnSync } from "node:child_process";
-import { checkHygiene, CLEANUP_SCRIPT } from "../src/image/hygiene";
+import { generateKeyPairSync } from "node:crypto";
+import { checkHygiene, CLEANUP_SCRIPT, SECRET_SCAN_MAX_BYTES } from "../src/image/hygiene";
 import { runCli, tempDir } from "./helpers";
 
 const work = tempDir("hygiene");
@@ -31,17 +32,18 @@ const dirty = {
   "var/log/empty.log": "",
   "root/.bash_history": "ls\n",
   "home/admin/.bash_history": "sudo -i\n",
-  "etc/kubernetes/pki/ca.key": "-----BEGIN PRIVATE KEY-----\nMIG...\n-----END PRIVATE KEY-----\n",
+  "etc/kubernetes/pki/ca.key":
+    "-----BEGIN PRIVATE KEY-----\nMIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBG0wawIBAQQg\n-----END PRIVATE KEY-----\n",
   "etc/kubebake/secrets/bootstrap-token": "abcdef.0123456789abcdef\n",
-  "usr/share/doc/example/key.pem": "-----BEGIN PRIVATE KEY-----\n", // docs are not scanned
+  "usr/share/doc/example/key.pem": "-----BEGIN PRIVATE KEY-----\n", // a lone BEGIN line is no key
 };
 
 describe("image hygiene", () => {
   test("lists every violation, with the path and the rule", async () => {
     const violations = await checkHygiene(rootWith("dirty", dirty));
     expect(violations.map((v) => `${v.path}: ${v.rule}`)).toEqual([
-      "/etc/kubebake/secrets/bootstrap-token: no secret material (private keys, tokens)",
-      "/etc/kubernetes/pki/ca.key: no secret material (private keys, tokens)",
+      "/etc/kubebake/secrets/bootstrap-token: no secret material (a bootstrap token)",
+      "/etc/kubernetes/pki/ca.key: no secret material (a private key)",
       "/etc/machine-id: machine-id must be empty",
       "/etc/ssh/ssh_host_ed25519_key: SSH host keys must be made at first boot",
       "/etc/ssh/ssh_host_ed25519_key.pub: SSH host keys must be made at first boot",
@@ -97,5 +99,176 @@ describe("image hygiene", () => {
     const none = runCli("kubebake", ["image", "check", join(work, "nothing-here")]);
     expect(none.code).toBe(2);
     expect(none.stderr).toMatch(/nothing-here: no such file or folder/);
+  });
+});
+
+describe("units whose command is not in the image", () => {
+  const unit = (command: string, pre = "") =>
+    `[Unit]\nDescription=x\n[Service]\n${pre}ExecStart=${command} \\\n  --flag=1\n[Install]\nWantedBy=multi-user.target\n`;
+  const tree = () => {
+    const root = rootWith(`units-${Math.random().toString(16).slice(2)}`, {
+      "etc/systemd/system/kube-apiserver.service": unit("/usr/local/bin/kube-apiservr"),
+      "etc/systemd/system/kubelet.service": unit(
+        "/usr/local/bin/kubelet",
+        "ExecStartPre=-/sbin/modprobe overlay\n",
+      ),
+      "etc/systemd/system/node-config.service": unit(
+        "/usr/lib/kubebake/node-config",
+        "ExecStartPre=+/usr/lib/kubebake/wait\n",
+      ),
+      "usr/lib/systemd/system/ssh.service": unit("/usr/sbin/sshd"),
+      "usr/lib/systemd/system/getty.service": unit("-/sbin/agetty"),
+      "usr/lib/systemd/system/bare.service": unit("ls"),
+      "usr/lib/systemd/system/rc-local.service": unit(
+        "/etc/rc.local start",
+        "ConditionFileIsExecutable=/etc/rc.local\n",
+      ),
+      "usr/local/bin/kubelet": "#!/bin/sh\n",
+      "usr/lib/kubebake/node-config": "#!/bin/sh\n",
+      "usr/bin/ls": "",
+    });
+    // merged /usr: /usr/sbin/sshd found through the sbin link, /lib is /usr/lib (checked once)
+    mkdirSync(join(root, "usr/sbin"), { recursive: true });
+    writeFileSync(join(root, "usr/sbin/sshd.real"), "");
+    symlinkSync("/usr/sbin/sshd.real", join(root, "usr/sbin/sshd"));
+    symlinkSync("usr/lib", join(root, "lib"));
+    return root;
+  };
+  const expected = [
+    {
+      path: "/etc/systemd/system/kube-apiserver.service",
+      rule: "the command /usr/local/bin/kube-apiservr of this unit is not in the image",
+    },
+    {
+      path: "/etc/systemd/system/node-config.service",
+      rule: "the command /usr/lib/kubebake/wait of this unit is not in the image",
+    },
+  ];
+
+  test("a folder: each unit that would fail names its missing command", async () => {
+    expect(await checkHygiene(tree())).toEqual(expected);
+  });
+
+  test("raw and qcow2 disks (read with debugfs) are checked the same way", () => {
+    const root = tree();
+    const disk = join(work, "units-disk");
+    mkdirSync(disk);
+    const sh = (script: string) => {
+      const result = spawnSync("sh", ["-ec", script], { cwd: disk, encoding: "utf8" });
+      expect(result.stderr).not.toMatch(/error|failed/i);
+      expect(result.status).toBe(0);
+    };
+    // A GPT disk with one x86-64 root partition at 1 MiB holding an ext4 made from the tree.
+    sh(
+      `truncate -s 20M root.ext4 && mkfs.ext4 -q -F -d ${root} root.ext4 && truncate -s 22M disk.raw && ` +
+        `echo 'label: gpt\nstart=2048, size=40960, type=4F68BCE3-E8CD-4DB1-96E7-FBCAF984B709' | sfdisk -q disk.raw && ` +
+        `dd if=root.ext4 of=disk.raw bs=1M seek=1 conv=notrunc status=none && qemu-img convert -O qcow2 disk.raw disk.qcow2`,
+    );
+    for (const file of ["disk.raw", "disk.qcow2"]) {
+      const result = runCli("kubebake", ["image", "check", "--json", join(disk, file)]);
+      expect({ file, code: result.code }).toEqual({ file, code: 6 });
+      expect(JSON.parse(result.stdout)).toEqual(expected);
+    }
+  });
+});
+
+describe("secrets anywhere in the image", () => {
+  const rsa = generateKeyPairSync("rsa", { modulusLength: 4096 });
+  const ec = generateKeyPairSync("ec", { namedCurve: "P-256" });
+  const pkcs1 = rsa.privateKey.export({ format: "pem", type: "pkcs1" }) as string;
+  const body =
+    "MIIBOgIBAAJBAKj34GkxFhD90vcNLYLInFEX6Ppy1tPf9Cnzj4p4WGeKLs1Pt8Qu\nKUpRKfFLfRYC9AIKjbJTWit+CqvjWYzvQwECAwEAAQ==\n";
+  const block = (label: string) => `-----BEGIN ${label}-----\n${body}-----END ${label}-----\n`;
+  const kubeconfig = (user: string) =>
+    `apiVersion: v1\nkind: Config\nclusters:\n- name: demo\n  cluster: {server: "https://masters.demo.k8s:6443"}\nusers:\n- name: admin\n  user:\n${user}\n`;
+  const secrets: Record<string, string> = {
+    "opt/app/id_rsa": pkcs1, // PKCS#1 RSA, 4096 bits: over 3 KB
+    "srv/ec.key": ec.privateKey.export({ format: "pem", type: "sec1" }) as string,
+    "var/lib/app/pkcs8.pem": rsa.privateKey.export({ format: "pem", type: "pkcs8" }) as string,
+    "usr/local/share/enc.pem": rsa.privateKey.export({
+      format: "pem",
+      type: "pkcs8",
+      cipher: "aes-256-cbc",
+      passphrase: "x",
+    }) as string,
+    "home/admin/.ssh/id_ed25519": block("OPENSSH PRIVATE KEY"),
+    "root/dsa.key": block("DSA PRIVATE KEY"),
+    "tmp/secring.asc":
+      "-----BEGIN PGP PRIVATE KEY BLOCK-----\nVersion: GnuPG v2\n\nlQOYBGVxM3ABCADc0aFYd2K1\nqL8xW0QbXg==\n=hT3k\n-----END PGP PRIVATE KEY BLOCK-----\n",
+    "usr/share/admin.kubeconfig": kubeconfig(
+      "    client-certificate-data: TUlJQg==\n    client-key-data: LS0tLS1CRUdJTiBFQyBQUklWQVRFIEtFWS0tLS0t",
+    ),
+    "opt/kube/token.conf": kubeconfig("    token: abcdef.0123456789abcdef"),
+    "opt/kube/json.conf": JSON.stringify({
+      kind: "Config",
+      users: [{ name: "a", user: { token: "abcdef.0123456789abcdef" } }],
+    }),
+    "opt/kube/basic.conf": kubeconfig("    username: admin\n    password: s3cretpassw0rd"),
+    "root/.aws/credentials":
+      "[default]\naws_access_key_id = AKIAIOSFODNN7REALKEY\naws_secret_access_key = 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\n",
+    "etc/default/app": "AWS_SECRET_ACCESS_KEY=kJalrXUtnFEMIK7MDENGbPxRfiCYzzzzzzzzzzzz\n",
+    "opt/gcp/sa.json": JSON.stringify({
+      type: "service_account",
+      project_id: "p",
+      private_key_id: "1",
+      private_key: ec.privateKey.export({ format: "pem", type: "pkcs8" }) as string,
+      client_email: "x@p.iam.gserviceaccount.com",
+    }),
+    "opt/azure/sdk-auth.json": JSON.stringify({
+      clientId: "0000",
+      clientSecret: "Qw8Q~abcdefghijklmnop",
+      tenantId: "1",
+    }),
+    "root/.azure/service_principal_entries.json": JSON.stringify([
+      { client_id: "0", client_secret: "Qw8Q~abcdefghijklmnop" },
+    ]),
+    "root/.azure/msal_token_cache.json": JSON.stringify({
+      AccessToken: {
+        k: { credential_type: "AccessToken", secret: "eyJ0eXAiOiJKV1QiLCJhbGciOiJSUzI1NiJ9.x" },
+      },
+    }),
+    "etc/environment.d/azure.conf": "AZURE_CLIENT_SECRET=Qw8Q~abcdefghijklmnop\n",
+  };
+  const notSecrets: Record<string, string> = {
+    "usr/share/doc/ssl/README":
+      "Keys start with -----BEGIN RSA PRIVATE KEY----- and end with its END line.\n",
+    // what ssh-keygen and libssh2 carry: the markers as strings, no key between them
+    "usr/bin/ssh-keygen":
+      "\u0000-----BEGIN OPENSSH PRIVATE KEY-----\n\u0000-----END OPENSSH PRIVATE KEY-----\n",
+    "usr/lib/kubebake/providers/aws.sh":
+      'secret="$AWS_SECRET_ACCESS_KEY"\ncurl -H "X-aws-ec2-metadata-token: $TOKEN"\n',
+    "usr/lib/kubebake/node-config":
+      'credentials="      token: $5"\ncat <<EOF\nusers:\n- name: x\n  user:\n    client-key: /etc/kubernetes/pki/x.key\nEOF\n',
+    "usr/share/doc/aws/example": "aws_secret_access_key = wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY\n",
+    "etc/kubernetes/empty.kubeconfig": kubeconfig('    token: ""'),
+    "opt/app/config.yaml": "database:\n  password: hunter22222\n", // not a kubeconfig
+  };
+
+  test("every private key form, kubeconfig secret and cloud credential file is found, wherever it is", async () => {
+    const root = rootWith("secrets", { ...secrets, ...notSecrets });
+    expect(pkcs1.length).toBeGreaterThan(3000);
+    const found = (await checkHygiene(root)).map((v) => `${v.path}: ${v.rule}`);
+    const kindOf = (path: string) =>
+      /kube|token|basic/.test(path) && !path.endsWith(".json")
+        ? "kubeconfig credentials"
+        : /aws|gcp|azure|environment\.d|etc\/default/.test(path)
+          ? "cloud credentials"
+          : "a private key";
+    expect(found).toEqual(
+      Object.keys(secrets)
+        .map((path) => `/${path}: no secret material (${kindOf(path)})`)
+        .sort((a, b) => a.localeCompare(b)),
+    );
+  });
+
+  test(`files up to ${SECRET_SCAN_MAX_BYTES} bytes are searched whole; larger ones are not read`, async () => {
+    const padded = (size: number) => " ".repeat(size - pkcs1.length) + pkcs1; // the key at the very end
+    const root = rootWith("boundary", {
+      "opt/at-limit.pem": padded(SECRET_SCAN_MAX_BYTES),
+      "opt/over-limit.bin": padded(SECRET_SCAN_MAX_BYTES + 1),
+    });
+    expect(await checkHygiene(root)).toEqual([
+      { path: "/opt/at-limit.pem", rule: "no secret material (a private key)" },
+    ]);
   });
 });

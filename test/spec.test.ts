@@ -1,7 +1,8 @@
-import { readFileSync, writeFileSync } from "node:fs";
+import { readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { parse, stringify } from "yaml";
 import { ExitCode, KubebakeError } from "../src/errors";
+import { KNOWN_COMPONENTS } from "../src/spec/components";
 import { loadImageSpec } from "../src/spec/load";
 import { fixtureSpec, realSpec, runCli, tempDir } from "./helpers";
 
@@ -62,8 +63,8 @@ const cases: Case[] = [
     "expected a lowercase name of letters, digits and '-'",
     "name: Node",
   ],
-  ["missing name", (s) => delete s.name, "name", "missing; expected a name", "apiVersion"],
-  ["unknown top-level field", (s) => (s.extra = 1), "extra", "unexpected field", "extra:"],
+  ["missing name", (s) => delete s.name, "", "missing field name; expected a name", "apiVersion"],
+  ["unknown top-level field", (s) => (s.extra = 1), "", "unknown field extra", "extra:"],
   [
     "other distribution",
     (s) => (s.base.distribution = "ubuntu"),
@@ -89,7 +90,7 @@ const cases: Case[] = [
     "packages not a list",
     (s) => (s.base.packages = "curl"),
     "base.packages",
-    "expected a list of Debian package names",
+    "expected a list of Debian package names, got a string",
     "packages: curl",
   ],
   [
@@ -111,6 +112,20 @@ const cases: Case[] = [
     (s) => (s.cluster.clusterDNS = "10.32.0"),
     "cluster.clusterDNS",
     "expected an IPv4 address",
+    "clusterDNS",
+  ],
+  [
+    "cluster DNS outside the service CIDR",
+    (s) => (s.cluster.clusterDNS = "10.96.0.10"),
+    "cluster.clusterDNS",
+    "expected an address inside cluster.serviceCIDR 10.32.0.0/16, got 10.96.0.10",
+    "clusterDNS",
+  ],
+  [
+    "cluster DNS on the kubernetes service address",
+    (s) => (s.cluster.clusterDNS = "10.32.0.1"),
+    "cluster.clusterDNS",
+    "expected an address inside cluster.serviceCIDR 10.32.0.0/16 other than its first two and its last (network, the kubernetes service, broadcast), got 10.32.0.1",
     "clusterDNS",
   ],
   [
@@ -151,8 +166,8 @@ const cases: Case[] = [
   [
     "missing digest",
     (s) => delete s.components[0].source.upstream.artifacts.amd64.sha256,
-    "components[0].source.upstream.artifacts.amd64.sha256",
-    "missing; expected a SHA-256 digest (64 lowercase hex characters)",
+    "components[0].source.upstream.artifacts.amd64",
+    "missing field sha256; expected a SHA-256 digest (64 lowercase hex characters)",
     "amd64:",
     "name: kube-apiserver",
   ],
@@ -170,8 +185,8 @@ const cases: Case[] = [
         url: "https://x.invalid/a",
         sha256: "0".repeat(64),
       }),
-    "components[0].source.upstream.artifacts.riscv64",
-    "unexpected field",
+    "components[0].source.upstream.artifacts",
+    "unknown field riscv64",
     "riscv64",
   ],
   [
@@ -220,6 +235,20 @@ const cases: Case[] = [
     'expected a unique name; "kube-apiserver" is also components[0]',
     "name: kube-apiserver",
     "format: binary",
+  ],
+  [
+    "misspelt component",
+    (s) => (s.components[3].name = "kube-apiservr"),
+    "components[3].name",
+    'unknown component "kube-apiservr"; did you mean "kube-apiserver"?',
+    "name: kube-apiservr",
+  ],
+  [
+    "component kubebake does not know",
+    (s) => (s.components[5].name = "helm"),
+    "components[5].name",
+    'unknown component "helm"; kubebake knows kube-apiserver, kube-controller-manager, kube-scheduler, kubelet, kube-proxy, kubectl, etcd, etcdctl, containerd, runc, cni-plugins, crictl',
+    "name: helm",
   ],
   [
     "relative install path",
@@ -277,8 +306,8 @@ describe("image spec validation", () => {
       const spec = valid();
       mutate(spec);
       const { file, text, message: actual } = errorFor(name.replace(/\W+/g, "-"), spec);
-      const line = path === "name" && message.startsWith("missing") ? 1 : lineOf(text, needle, after);
-      expect(actual).toBe(`${file}:${line}: ${path}: ${message}`);
+      const line = message.startsWith("missing field name") ? 1 : lineOf(text, needle, after);
+      expect(actual).toBe(`${file}:${line}: ${path ? `${path}: ` : ""}${message}`);
     });
   }
 
@@ -323,6 +352,39 @@ describe("image spec validation", () => {
     );
     expect(result.stderr).not.toMatch(/\n\s+at /);
     expect(runCli("bake-image", ["--out", join(dir, "o"), "--spec", file]).code).toBe(2);
+  });
+
+  test("a misspelt component is refused by spec validate and by the bake (exit 2, did you mean)", () => {
+    const spec = valid();
+    spec.components[3].name = "kube-apiservr";
+    const file = join(dir, "misspelt.yaml");
+    writeFileSync(file, stringify(spec));
+    const validate = runCli("kubebake", ["spec", "validate", "--spec", file]);
+    expect(validate.code).toBe(2);
+    expect(validate.stderr).toMatch(
+      /misspelt\.yaml:\d+: components\[3\]\.name: unknown component "kube-apiservr"; did you mean "kube-apiserver"\?\n$/,
+    );
+    const bake = runCli("bake-image", ["--out", join(dir, "misspelt-out"), "--spec", file]);
+    expect(bake.code).toBe(2);
+    expect(bake.stderr).toContain('unknown component "kube-apiservr"');
+  });
+
+  test("the known components include every program the units run from the bin folder", () => {
+    const unitsDir = join(__dirname, "..", "units", "systemd");
+    const programs = readdirSync(unitsDir).flatMap((unit) =>
+      [
+        ...readFileSync(join(unitsDir, unit), "utf8").matchAll(/^ExecStart\w*=-?<%= paths\.bin %>\/(\S+)/gm),
+      ].map((m) => m[1]!),
+    );
+    expect(programs.length).toBeGreaterThanOrEqual(7);
+    for (const program of programs) expect(KNOWN_COMPONENTS).toContain(program);
+    expect(
+      loadImageSpec(realSpec)
+        .spec.components.map((c) => c.name)
+        .sort(),
+    ).toEqual(
+      KNOWN_COMPONENTS.filter((c) => c !== "etcdctl").sort(), // etcdctl comes in etcd's tarball there
+    );
   });
 
   test("the committed JSON Schema is the one the code generates", () => {

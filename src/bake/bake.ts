@@ -11,6 +11,8 @@ import { displayPath, loadImageSpec } from "../spec/load";
 import type { Arch } from "../spec/schema";
 import { buildDisk } from "../image/disk";
 import { sha256File, sha256Hex } from "../util/hash";
+import { removeOnExit } from "../util/cleanup";
+import { makeFolders, outputError, removeFolders } from "../util/output";
 import { packageRoot } from "../util/package-root";
 import type { Progress } from "../util/progress";
 import { MANIFEST_KIND, type Manifest, type ManifestComponent, type Target } from "./manifest";
@@ -65,7 +67,20 @@ export async function bake(options: BakeOptions): Promise<BakeResult> {
     return { manifest: previous, reused: true, requests: 0 };
   }
 
+  // The staging folder sits beside OUT (same file system: the swap is a rename); making it first tells at
+  // once, before any download, whether OUT can be written at all.
   const staging = join(dirname(out), `.${basename(out)}.kubebake-${process.pid}-${Date.now()}`);
+  let created: string[] = [];
+  // Interrupted (Ctrl-C) or ended before the swap: the staging folder, and the folders made for it, go.
+  const forget: (() => void)[] = [];
+  try {
+    created = await makeFolders(dirname(out));
+    forget.push(...created.map((dir) => removeOnExit(dir, { folderIfEmpty: true })), removeOnExit(staging));
+    await mkdir(staging);
+  } catch (error) {
+    await removeFolders(created);
+    throw outputError("--out", out, error);
+  }
   const fetcher = new ArtifactFetcher({
     cache: new ArtifactCache(options.cacheDir),
     mirror: options.mirror ? parseMirror(options.mirror) : undefined,
@@ -74,7 +89,7 @@ export async function bake(options: BakeOptions): Promise<BakeResult> {
   });
   try {
     const tree = join(staging, "rootfs");
-    await mkdir(tree, { recursive: true });
+    await mkdir(tree);
     progress.step(`fetching ${artifacts.length} components for ${options.arch}`);
     const components = await mapLimited(artifacts, options.concurrency ?? 4, async (plan) => {
       const fetched = await fetcher.fetch(plan);
@@ -136,11 +151,16 @@ export async function bake(options: BakeOptions): Promise<BakeResult> {
     };
     await writeFile(join(staging, "manifest.json"), JSON.stringify(manifest, null, 2) + "\n");
     for (const path of [tree, join(staging, "manifest.json")]) await utimes(path, TREE_EPOCH, TREE_EPOCH);
-    await swapInto(staging, out);
+    await swapInto(staging, out).catch((error: unknown) => {
+      throw outputError("--out", out, error);
+    });
+    for (const f of forget) f(); // OUT now lives in those folders
     progress.step(`baked ${manifest.imageId} into ${out}`);
     return { manifest, reused: false, requests: fetcher.requests };
   } catch (error) {
     await rm(staging, { recursive: true, force: true });
+    await removeFolders(created);
+    for (const f of forget) f();
     throw error;
   }
 }
@@ -176,8 +196,9 @@ function checkNoOverlap(artifacts: ArtifactPlan[], rendered: TreeEntry[]): void 
 /** Never replace a folder that is not a previous bake: OUT is removed and rewritten as a whole. */
 async function guardOutput(out: string): Promise<void> {
   if (!existsSync(out)) return;
-  const names = await readdir(out).catch(() => {
-    throw invalidInput(`--out ${out}: exists and is not a folder`);
+  const names = await readdir(out).catch((error: NodeJS.ErrnoException) => {
+    if (error.code === "ENOTDIR") throw invalidInput(`--out ${out}: exists and is not a folder`);
+    throw outputError("--out", out, error);
   });
   const ours = names.every((n) => ["manifest.json", "rootfs", "disk.raw", "disk.qcow2"].includes(n));
   if (names.length > 0 && !(ours && names.includes("manifest.json"))) {
@@ -206,7 +227,6 @@ async function reusable(out: string, inputs: string): Promise<Manifest | undefin
 }
 
 async function swapInto(staging: string, out: string): Promise<void> {
-  await mkdir(dirname(out), { recursive: true });
   if (existsSync(out)) {
     const old = `${staging}.old`;
     await rename(out, old);

@@ -55,13 +55,6 @@ const yesOption = (what: string) => (y: Argv) =>
 
 async function launch(args: { file: string; json: boolean; yes?: boolean }, mode: "plan" | "apply") {
   const { spec } = loadClusterSpec(args.file);
-  if (spec.groups.masters.count > 1) {
-    // Said on every plan and apply until masters form one etcd cluster (docs/architecture.md, known limits).
-    process.stderr.write(
-      `warning: groups.masters.count is ${spec.groups.masters.count}, but each master still runs its own one-member etcd; ` +
-        "the API servers behind masters.<cluster> do not share state yet\n",
-    );
-  }
   const clients = await clientsFor(spec);
   const run = (rec: ChangeRecorder) =>
     cloudCall(clients.calls, async () => {

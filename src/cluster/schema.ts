@@ -4,6 +4,7 @@
  */
 import { z } from "zod";
 import { CLUSTER_NAME } from "../discover/names";
+import { AWS_REGIONS, regionProblem, zoneOfRegion } from "./regions";
 
 const cidr = z
   .string()
@@ -33,7 +34,7 @@ export const clusterSpecSchema = z
       .string()
       .regex(CLUSTER_NAME, "expected 1 to 40 lowercase letters, digits and inner '-' (it is a DNS label)"),
     cloud: z.literal("aws"),
-    region: z.string().regex(/^[a-z]{2}(-[a-z]+)+-\d+$/, "expected an AWS region such as eu-west-1"),
+    region: z.enum(AWS_REGIONS, { error: (issue) => regionProblem(issue.input) }),
     network: z.strictObject({
       /** An existing VPC and subnets; without them kubebake creates (and later deletes) its own. */
       vpc: z
@@ -52,9 +53,27 @@ export const clusterSpecSchema = z
         .max(6)
         .optional(),
       /** Who may reach the API server on 6443 from outside the cluster; nobody by default. */
-      apiAccess: z.array(cidr).default([]),
+      apiAccess: z
+        .array(cidr)
+        .default([])
+        .describe(
+          "CIDRs that may reach the API server (6443) from outside the cluster; none by default. A /0 needs allowApiFromAnywhere.",
+        ),
       /** Who may reach SSH on 22; nobody by default. */
-      sshAccess: z.array(cidr).default([]),
+      sshAccess: z
+        .array(cidr)
+        .default([])
+        .describe("CIDRs that may reach SSH (22); none by default. A /0 needs allowSshFromAnywhere."),
+      allowSshFromAnywhere: z
+        .boolean()
+        .optional()
+        .describe("Set to true to allow a /0 (the whole internet) in sshAccess; refused otherwise."),
+      allowApiFromAnywhere: z
+        .boolean()
+        .optional()
+        .describe(
+          "Set to true to allow a /0 (the whole internet) in apiAccess; refused otherwise (the API still needs credentials, but is then open to scans and floods).",
+        ),
     }),
     image: z.strictObject({
       ami: z
@@ -83,7 +102,14 @@ export const clusterSpecSchema = z
         instanceType,
       }),
     }),
-    sshKey: z.string().min(1).max(255).optional(),
+    sshKey: z
+      .string()
+      .min(1)
+      .max(255)
+      .optional()
+      .describe(
+        "The name of an EC2 key pair that already exists in the region, put on every node for SSH as the image's default user; none by default. SSH is reachable only from network.sshAccess.",
+      ),
     tags: z.record(z.string().min(1).max(127), z.string().max(255)).default({}),
     discovery: z
       .strictObject({
@@ -101,6 +127,15 @@ export const clusterSpecSchema = z
       .default({ batchPercent: 25, timeoutSeconds: 900 }),
   })
   .superRefine((spec, ctx) => {
+    if (spec.groups.masters.count > 1) {
+      // The odd-number rule above stays for when masters form one etcd cluster (docs/architecture.md).
+      ctx.addIssue({
+        code: "custom",
+        path: ["groups", "masters", "count"],
+        message:
+          "expected 1 for now: each master runs its own one-member etcd, so several API servers would not share state; a later release lifts this",
+      });
+    }
     for (const key of Object.keys(spec.tags).filter((k) => reservedTag.test(k))) {
       ctx.addIssue({
         code: "custom",
@@ -120,6 +155,29 @@ export const clusterSpecSchema = z
       });
     }
     const { vpc, subnets, zones } = spec.network;
+    zones?.forEach((zone, i) => {
+      if (!zoneOfRegion(zone, spec.region)) {
+        ctx.addIssue({
+          code: "custom",
+          path: ["network", "zones", i],
+          message: `expected a zone of ${spec.region} (${spec.region}a, ${spec.region}b…), got ${JSON.stringify(zone)}`,
+        });
+      }
+    });
+    for (const [field, allow, what] of [
+      ["sshAccess", "allowSshFromAnywhere", "SSH"],
+      ["apiAccess", "allowApiFromAnywhere", "the API server"],
+    ] as const) {
+      spec.network[field].forEach((range, i) => {
+        if (range.endsWith("/0") && spec.network[allow] !== true) {
+          ctx.addIssue({
+            code: "custom",
+            path: ["network", field, i],
+            message: `${range} opens ${what} to the whole internet; list your own networks, or set network.${allow}: true if you mean it`,
+          });
+        }
+      });
+    }
     if ((vpc === undefined) !== (subnets === undefined)) {
       ctx.addIssue({
         code: "custom",

@@ -1,5 +1,6 @@
 import { mkdir, rename, rm, stat, readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
+import { removeOnExit } from "../util/cleanup";
 import { sha256File } from "../util/hash";
 
 /**
@@ -30,11 +31,13 @@ export class ArtifactCache {
   async scratch(label: string): Promise<string> {
     await mkdir(join(this.dir, "tmp"), { recursive: true });
     const safe = label.replace(/[^A-Za-z0-9._-]/g, "_").slice(-80);
-    return join(
+    const path = join(
       this.dir,
       "tmp",
       `${process.pid}-${Date.now()}-${Math.random().toString(16).slice(2)}-${safe}`,
     );
+    removeOnExit(path); // a no-op once put() has moved it
+    return path;
   }
 
   /** Moves a verified scratch file into the cache under its digest. */

@@ -64,7 +64,7 @@ async function downloadOnce(url: string, dest: string, idleTimeoutMs: number): P
     try {
       response = await fetch(url, { redirect: "follow", signal: abort.signal });
     } catch (error) {
-      throw asRetryable(error, abort);
+      throw asRetryable(error, abort, url);
     }
     if (response.status >= 500 || response.status === 429) {
       throw new RetryableError(`HTTP ${response.status} ${response.statusText}`.trim());
@@ -87,7 +87,7 @@ async function downloadOnce(url: string, dest: string, idleTimeoutMs: number): P
         if (!out.write(chunk)) await new Promise<void>((resolve) => out.once("drain", () => resolve()));
       }
     } catch (error) {
-      throw asRetryable(error, abort);
+      throw asRetryable(error, abort, url);
     } finally {
       await new Promise<void>((resolve, reject) => {
         out.once("error", reject);
@@ -103,10 +103,28 @@ async function downloadOnce(url: string, dest: string, idleTimeoutMs: number): P
   }
 }
 
-function asRetryable(error: unknown, abort: AbortController): Error {
+function asRetryable(error: unknown, abort: AbortController, url: string): Error {
   if (abort.signal.aborted && abort.signal.reason instanceof RetryableError) return abort.signal.reason;
   if (error instanceof KubebakeError) return error;
-  const cause = (error as { cause?: { code?: string; message?: string } }).cause;
+  const cause = (error as { cause?: { code?: string; message?: string; hostname?: string } }).cause;
+  if (cause?.code !== undefined && UNRESOLVABLE.has(cause.code)) {
+    return unreachable(cause.hostname ?? new URL(url).hostname, url, cause.code);
+  }
   const reason = cause?.code ?? cause?.message ?? (error as Error).message;
   return new RetryableError(`network error: ${reason}`);
+}
+
+/**
+ * A name that does not resolve means no network or no DNS here: waiting and asking again (with backoff,
+ * for minutes) would only delay the one useful answer, which is to bake from a mirror.
+ */
+const UNRESOLVABLE = new Set(["ENOTFOUND", "EAI_AGAIN"]);
+
+function unreachable(host: string, url: string, code: string): KubebakeError {
+  return new KubebakeError(
+    `cannot reach ${host} (${code}: the name does not resolve; no network or no DNS?) for ${url}; ` +
+      "bake from a mirror with --mirror DIR|URL, or for a first try without network: " +
+      "node test/fixtures/build-mirror.mjs, then --spec test/fixtures/image.yaml --mirror test/fixtures/mirror",
+    ExitCode.downloadFailed,
+  );
 }

@@ -1,5 +1,6 @@
 import { copyFile, mkdtemp, readlink, lstat, rm, mkdir } from "node:fs/promises";
 import { tmpdir } from "node:os";
+import { removeOnExit } from "../util/cleanup";
 import { dirname, join, posix } from "node:path";
 import { spawn } from "node:child_process";
 import * as tar from "tar";
@@ -31,6 +32,7 @@ export async function takeFiles(
     return;
   }
   const work = await mkdtemp(join(tmpdir(), "kubebake-extract-"));
+  const forget = removeOnExit(work);
   try {
     let wanted = new Set(takes.map((t) => normalize(t.from)));
     // Later rounds follow symlinks found in the earlier ones (runc's /usr/bin/runc -> ../sbin/runc), three at most.
@@ -65,6 +67,7 @@ export async function takeFiles(
     }
   } finally {
     await rm(work, { recursive: true, force: true });
+    forget();
   }
 }
 

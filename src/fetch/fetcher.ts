@@ -3,6 +3,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { ExitCode, KubebakeError } from "../errors";
 import type { ArtifactPlan, DebianFetch, UpstreamFetch } from "../bake/plan";
+import { removeOnExit } from "../util/cleanup";
 import { sha256File } from "../util/hash";
 import { run } from "../util/run";
 import type { Progress } from "../util/progress";
@@ -119,6 +120,7 @@ export class ArtifactFetcher {
   private async aptDownload(source: DebianFetch, arch: string): Promise<{ path: string; sha256: string }> {
     this.requests++;
     const dir = await mkdtemp(join(tmpdir(), "kubebake-apt-"));
+    const forget = removeOnExit(dir);
     try {
       const spec = `${source.package}:${arch}=${source.version}`;
       this.options.progress.info(`apt-get download ${spec}`);
@@ -140,6 +142,7 @@ export class ArtifactFetcher {
       return { path: scratch, sha256: await sha256File(scratch) };
     } finally {
       await rm(dir, { recursive: true, force: true });
+      forget();
     }
   }
 }

@@ -3,6 +3,7 @@ import { mkdir, mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { invalidInput } from "../errors";
+import { removeOnExit } from "../util/cleanup";
 import { run } from "../util/run";
 import { checkHygiene, type Violation } from "./hygiene";
 
@@ -20,6 +21,7 @@ export async function checkImage(path: string): Promise<Violation[]> {
     return checkHygiene(rootfs);
   }
   const work = await mkdtemp(join(tmpdir(), "kubebake-check-"));
+  const forget = removeOnExit(work);
   try {
     const raw = join(work, "disk.raw");
     await run("qemu-img", ["convert", "-O", "raw", path, raw]).catch(() => {
@@ -50,5 +52,6 @@ export async function checkImage(path: string): Promise<Violation[]> {
     return await checkHygiene(tree); // awaited here, before finally removes the tree
   } finally {
     await rm(work, { recursive: true, force: true });
+    forget();
   }
 }

@@ -5,6 +5,7 @@ import { ExitCode, KubebakeError, invalidInput } from "../errors";
 import type { Arch, ImageSpec } from "../spec/schema";
 import { sha256File, sha256Hex } from "../util/hash";
 import type { Progress } from "../util/progress";
+import { removeOnExit } from "../util/cleanup";
 import { run } from "../util/run";
 import { TREE_EPOCH } from "../bake/tree";
 import { checkHygiene, CLEANUP_SCRIPT } from "./hygiene";
@@ -102,6 +103,7 @@ async function baseLayer(
   if (existsSync(tar)) return { key, tar };
   await mkdir(join(cacheDir, "base"), { recursive: true });
   const partial = `${tar}.partial-${process.pid}`;
+  const forget = removeOnExit(partial);
   progress.step(
     `making the Debian ${spec.base.suite} base layer with mmdebstrap (about a minute; cached after)`,
   );
@@ -123,6 +125,7 @@ async function baseLayer(
     await rename(partial, tar);
   } finally {
     await rm(partial, { force: true });
+    forget();
   }
   return { key, tar };
 }

@@ -1,5 +1,6 @@
 import { lstat, readdir, readFile, readlink } from "node:fs/promises";
 import { join } from "node:path";
+import { checkUnitCommands } from "./units";
 
 /**
  * What a clean machine image must not carry: per-instance identity, instance state, caches, logs,
@@ -10,9 +11,88 @@ export interface Violation {
   rule: string;
 }
 
-const SECRET_MARKERS = [/-----BEGIN [A-Z ]*PRIVATE KEY-----/, /^[a-z0-9]{6}\.[a-z0-9]{16}\s*$/];
-/** Where secret material would be a leak; binaries and docs elsewhere are not scanned. */
-const SECRET_SCAN_ROOTS = ["etc", "root", "home", "var/lib/kubebake", "var/lib/kubelet", "usr/lib/kubebake"];
+/**
+ * Files up to this size are searched for secrets anywhere in the image. Keys, kubeconfigs and credential
+ * files are a few KB; what is larger is binaries, archives and data, read only at a cost.
+ */
+export const SECRET_SCAN_MAX_BYTES = 1024 * 1024;
+/** Mount points of a running system: empty in an image, never searched. */
+const NOT_SCANNED = new Set(["proc", "sys", "dev", "run"]);
+
+/**
+ * A PEM private key block — PKCS#1 RSA, SEC1 EC, DSA, PKCS#8, encrypted PKCS#8, OpenSSH, PGP — with its
+ * headers (Proc-Type, Version…) and a base64 body up to the matching END line, also inside JSON strings
+ * (\n escapes). Programs that only name the markers (ssh-keygen, libssh2) have no body between them.
+ */
+const NEWLINE = String.raw`(?:\r?\n|\\r?\\n)`;
+const PEM_PRIVATE_KEY = new RegExp(
+  String.raw`-----BEGIN ((?:RSA |EC |DSA |OPENSSH |ENCRYPTED |PGP )?PRIVATE KEY(?: BLOCK)?)-----[ \t]*${NEWLINE}` +
+    String.raw`(?:[ \t]*[A-Za-z][A-Za-z-]*: [^\r\n\\]*${NEWLINE})*(?:[ \t]*${NEWLINE})?` +
+    String.raw`(?:[ \t]*[A-Za-z0-9+/=]{4,}[ \t]*${NEWLINE})+` +
+    String.raw`[ \t]*-----END \1-----`,
+);
+
+/** A secret's kind and how to recognise it (a whole PEM block, a credential with a value, not a mention). */
+const SECRET_KINDS: { kind: string; needles: string[]; test: (text: string) => boolean }[] = [
+  {
+    kind: "cloud credentials",
+    needles: [
+      "ws_secret_access_key",
+      "WS_SECRET_ACCESS_KEY",
+      "service_account",
+      "lientSecret",
+      "lient_secret",
+      "AZURE_CLIENT_SECRET",
+      "AccessToken",
+      "RefreshToken",
+    ],
+    test: (text) =>
+      // AWS credentials files and environment files; AWS's documented example key is not a secret.
+      /aws_secret_access_key\s*[=:]\s*["']?(?![^\s"']*EXAMPLE)[A-Za-z0-9/+]{40}/i.test(text) ||
+      // GCP service-account keys
+      (/"type"\s*:\s*"service_account"/.test(text) && /"private_key"\s*:\s*"-----BEGIN/.test(text)) ||
+      // Azure: SDK auth files, service principal entries, AZURE_CLIENT_SECRET, the CLI's MSAL token cache
+      /"(clientSecret|client_secret)"\s*:\s*"[^"\s$]{8,}"/.test(text) ||
+      /AZURE_CLIENT_SECRET\s*[=:]\s*["']?[^\s"'$]{8,}/.test(text) ||
+      /"(AccessToken|RefreshToken)"\s*:\s*\{[\s\S]*"secret"\s*:\s*"[^"]{16,}"/.test(text),
+  },
+  {
+    kind: "a private key",
+    needles: ["PRIVATE KEY", "PuTTY-User-Key-File"],
+    test: (text) =>
+      // PKCS#1 RSA, SEC1 EC, DSA, PKCS#8, encrypted PKCS#8, OpenSSH, PGP: a BEGIN line with its END line
+      PEM_PRIVATE_KEY.test(text) || /PuTTY-User-Key-File-\d+:[\s\S]*Private-Lines:/.test(text),
+  },
+  {
+    kind: "kubeconfig credentials",
+    needles: ["client-key-data", "token", "password"],
+    test: (text) =>
+      // YAML (the usual form) or JSON (kubectl config view -o json)
+      (/^(users:|kind:\s*Config\b)/m.test(text) &&
+        /^\s*(?:-\s+)?["']?(client-key-data|token|password)["']?\s*:\s*["']?[A-Za-z0-9+/=._~-]{6,}/m.test(
+          text,
+        )) ||
+      (/"kind"\s*:\s*"Config"/.test(text) &&
+        /"(client-key-data|token|password)"\s*:\s*"[A-Za-z0-9+/=._~-]{6,}"/.test(text)),
+  },
+  {
+    kind: "a bootstrap token",
+    needles: ["."],
+    test: (text) => /^[a-z0-9]{6}\.[a-z0-9]{16}\s*$/.test(text),
+  },
+];
+
+/** What kind of secret a file's content is, if any. */
+export function secretKindOf(content: Buffer): string | undefined {
+  let text: string | undefined;
+  for (const { kind, needles, test } of SECRET_KINDS) {
+    // A byte search first: most files contain none of the words, and decoding them all would be slow.
+    if (!needles.some((needle) => content.includes(needle))) continue;
+    text ??= content.toString("latin1");
+    if (test(text)) return kind;
+  }
+  return undefined;
+}
 
 async function exists(path: string): Promise<boolean> {
   return lstat(path).then(
@@ -79,14 +159,19 @@ export async function checkHygiene(root: string): Promise<Violation[]> {
     }
   }
   const candidates: string[] = [];
-  for (const dir of SECRET_SCAN_ROOTS) await walkFiles(root, dir, candidates);
+  for (const top of await list(root)) {
+    if (NOT_SCANNED.has(top)) continue;
+    const info = await lstat(join(root, top));
+    if (info.isDirectory()) await walkFiles(root, top, candidates);
+    else if (info.isFile()) candidates.push(top);
+  }
   for (const path of candidates) {
     const info = await lstat(join(root, path));
-    if (info.size > 1_000_000) continue;
-    const text = await readFile(join(root, path), "latin1");
-    if (SECRET_MARKERS.some((marker) => marker.test(text)))
-      add(path, "no secret material (private keys, tokens)");
+    if (info.size === 0 || info.size > SECRET_SCAN_MAX_BYTES) continue;
+    const kind = secretKindOf(await readFile(join(root, path)));
+    if (kind) add(path, `no secret material (${kind})`);
   }
+  found.push(...(await checkUnitCommands(root)));
   return found.sort((a, b) => a.path.localeCompare(b.path));
 }
 
@@ -102,5 +187,7 @@ rm -f var/cache/apt/*.bin var/cache/apt/archives/*.deb
 find var/log -type f -exec rm -f {} +
 rm -f root/.bash_history root/.lesshst root/.viminfo root/.wget-hsts
 rm -f etc/ssl/private/ssl-cert-snakeoil.key etc/ssl/certs/ssl-cert-snakeoil.pem
+# cloud-init's documentation carries a sample SSH host key: a private key all the same
+rm -f usr/share/doc/cloud-init/examples/cloud-config-ssh-keys.txt
 rm -rf tmp/* var/tmp/*
 `;

@@ -1,6 +1,7 @@
-import { chmod, mkdir, open, readdir, rm } from "node:fs/promises";
+import { chmod, open, readdir, rm, stat } from "node:fs/promises";
 import { join } from "node:path";
 import { invalidInput } from "../errors";
+import { makeFolders, outputError, removeFolders } from "../util/output";
 import type { PkiFile } from "./pki";
 
 /**
@@ -8,15 +9,22 @@ import type { PkiFile } from "./pki";
  * 0644. A PKI is generated once; an existing one is never overwritten. On failure nothing is left.
  */
 export async function writePki(dir: string, files: PkiFile[]): Promise<void> {
-  const existing = await readdir(dir).catch(() => undefined);
+  if ((await stat(dir).catch(() => undefined))?.isDirectory() === false) {
+    throw outputError("--out", dir, { code: "EEXIST" });
+  }
+  const existing = await readdir(dir).catch((error: NodeJS.ErrnoException) => {
+    if (error.code === "ENOENT" || error.code === "ENOTDIR") return undefined; // makeFolders says which
+    throw outputError("--out", dir, error);
+  });
   if (existing && existing.length > 0) {
     throw invalidInput(
       `--out ${dir}: already holds files (${existing.slice(0, 3).join(", ")}…); a cluster PKI is generated once and never overwritten`,
     );
   }
-  await mkdir(dir, { recursive: true, mode: 0o700 });
-  await chmod(dir, 0o700);
+  let created: string[] = [];
   try {
+    created = await makeFolders(dir, 0o700);
+    await chmod(dir, 0o700);
     for (const file of files) {
       // Created with its final mode: a key is never world-readable, not even for a moment.
       const handle = await open(join(dir, file.name), "wx", file.secret ? 0o600 : 0o644);
@@ -28,7 +36,8 @@ export async function writePki(dir: string, files: PkiFile[]): Promise<void> {
       }
     }
   } catch (error) {
-    for (const file of files) await rm(join(dir, file.name), { force: true });
-    throw error;
+    for (const file of files) await rm(join(dir, file.name), { force: true }).catch(() => undefined);
+    await removeFolders(created);
+    throw outputError("--out", dir, error);
   }
 }

@@ -3,6 +3,7 @@ import { relative } from "node:path";
 import { isMap, isNode, isScalar, isSeq, LineCounter, parseDocument, type Document } from "yaml";
 import { z } from "zod";
 import { invalidInput } from "../errors";
+import { NO_SCHEMA_MESSAGE, plainIssues } from "./issues";
 import { imageSpecSchema, type ImageSpec } from "./schema";
 
 export interface LoadedSpec {
@@ -38,7 +39,7 @@ export function loadYamlWithSchema<S extends z.ZodType>(
     const { line } = lineCounter.linePos(first.pos[0]);
     throw invalidInput(`${shown}:${line}: not valid YAML: ${first.message.split("\n")[0]}`);
   }
-  const result = schema.safeParse(doc.toJS(), { reportInput: true });
+  const result = schema.safeParse(doc.toJS(), { reportInput: true, error: () => NO_SCHEMA_MESSAGE });
   if (!result.success) {
     const messages = result.error.issues.map((issue) => formatIssue(shown, doc, lineCounter, issue));
     throw invalidInput(messages.join("\n"));
@@ -47,27 +48,12 @@ export function loadYamlWithSchema<S extends z.ZodType>(
 }
 
 function formatIssue(file: string, doc: Document, lines: LineCounter, issue: z.core.$ZodIssue): string {
-  const path = issue.path.map((p) => (typeof p === "symbol" ? String(p) : p));
-  let message = issue.message;
-  if (issue.code === "unrecognized_keys") {
-    const keys = issue.keys;
-    const where = [...path];
-    return keys
-      .map(
-        (key) =>
-          `${file}:${lineOf(doc, lines, [...where, key])}: ${fieldPath([...where, key])}: unexpected field`,
-      )
-      .join("\n");
-  }
-  if (issue.code === "invalid_type" && issue.expected === "object") {
-    message = "expected a mapping";
-  } else if (issue.code === "invalid_type" && issue.expected === "array" && !message.startsWith("expected")) {
-    message = "expected a list";
-  } else if (!message.startsWith("expected")) {
-    message = `expected ${message}`;
-  }
-  const missing = issue.code === "invalid_type" && issue.input === undefined;
-  return `${file}:${lineOf(doc, lines, path)}: ${fieldPath(path)}: ${missing ? "missing; " : ""}${message}`;
+  return plainIssues(issue)
+    .map(({ path, key, message }) => {
+      const line = lineOf(doc, lines, key === undefined ? path : [...path, key]);
+      return `${file}:${line}: ${path.length > 0 ? `${fieldPath(path)}: ` : ""}${message}`;
+    })
+    .join("\n");
 }
 
 /** The line of the deepest key or item that exists along the path (a missing field points at its parent's key). */

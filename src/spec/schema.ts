@@ -1,4 +1,6 @@
 import { z } from "zod";
+import { closest } from "../util/did-you-mean";
+import { KNOWN_COMPONENTS } from "./components";
 
 /** The architectures kubebake bakes for (Debian and Kubernetes both call them this). */
 export const ARCHES = ["amd64", "arm64"] as const;
@@ -165,9 +167,21 @@ export const imageSpecSchema = z
     }),
   })
   .superRefine((spec, ctx) => {
+    const dnsProblem = clusterDnsProblem(spec.cluster.clusterDNS, spec.cluster.serviceCIDR);
+    if (dnsProblem) ctx.addIssue({ code: "custom", path: ["cluster", "clusterDNS"], message: dnsProblem });
     const seenNames = new Map<string, number>();
     const seenTargets = new Map<string, string>();
     spec.components.forEach((c, i) => {
+      if (!(KNOWN_COMPONENTS as readonly string[]).includes(c.name)) {
+        const guess = closest(c.name, KNOWN_COMPONENTS);
+        ctx.addIssue({
+          code: "custom",
+          path: ["components", i, "name"],
+          message: `unknown component ${JSON.stringify(c.name)}; ${
+            guess ? `did you mean ${JSON.stringify(guess)}?` : `kubebake knows ${KNOWN_COMPONENTS.join(", ")}`
+          }`,
+        });
+      }
       if (seenNames.has(c.name)) {
         ctx.addIssue({
           code: "custom",
@@ -190,6 +204,23 @@ export const imageSpecSchema = z
       });
     });
   });
+
+const ipv4Number = (ip: string) => ip.split(".").reduce((n, octet) => n * 256 + Number(octet), 0);
+
+/** CoreDNS's service address must be one the API server can give out: inside the service CIDR. */
+function clusterDnsProblem(dns: string, serviceCIDR: string): string | undefined {
+  const [base, bits] = serviceCIDR.split("/");
+  const size = 2 ** (32 - Number(bits));
+  const first = Math.floor(ipv4Number(base!) / size) * size;
+  const offset = ipv4Number(dns) - first;
+  if (offset < 0 || offset >= size) {
+    return `expected an address inside cluster.serviceCIDR ${serviceCIDR}, got ${dns}`;
+  }
+  if (offset <= 1 || offset === size - 1) {
+    return `expected an address inside cluster.serviceCIDR ${serviceCIDR} other than its first two and its last (network, the kubernetes service, broadcast), got ${dns}`;
+  }
+  return undefined;
+}
 
 export type ImageSpec = z.output<typeof imageSpecSchema>;
 export type Component = ImageSpec["components"][number];

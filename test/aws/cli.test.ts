@@ -51,9 +51,7 @@ test("plan, apply asks (no terminal, --json: exit 9), apply --yes --json, a no-o
   writeFileSync(join(dir, "rootfs/etc/kubebake/image-spec.json"), JSON.stringify(baked));
 
   const plan = kubebake("cluster", "plan", "-f", spec);
-  expect(plan.stderr).toMatch(
-    /^warning: groups\.masters\.count is 3, but each master still runs its own one-member etcd/,
-  );
+  expect(plan.stderr).toBe("");
   expect(plan.code).toBe(0);
   expect(plan.stdout).toMatch(/^\+ create vpc kubebake-demo-vpc \(10\.0\.0\.0\/16\)$/m);
   expect(plan.stdout).toContain(`+ create launch-template kubebake-demo-masters (${ami}, t3.medium)`);
@@ -78,7 +76,7 @@ test("plan, apply asks (no terminal, --json: exit 9), apply --yes --json, a no-o
 
   const applied = kubebake("cluster", "apply", "-f", spec, "--json", "--yes");
   expect(applied.code).toBe(0);
-  expect(applied.stderr).toBe(plan.stderr); // the multi-master warning, nothing else
+  expect(applied.stderr).toBe("");
   const output = JSON.parse(applied.stdout);
   expect(output.vpcId).toMatch(/^vpc-/);
   expect(output.changes.length).toBeGreaterThan(30);
@@ -90,7 +88,7 @@ test("plan, apply asks (no terminal, --json: exit 9), apply --yes --json, a no-o
   const sync = kubebake("dns", "sync", "-f", spec, "--json");
   expect(sync.code).toBe(0);
   const result = JSON.parse(sync.stdout);
-  expect(result.desired.masters).toHaveLength(3);
+  expect(result.desired.masters).toHaveLength(1);
   // The function exists (apply deployed it): sync ran it, so writers stay serialized (src/discover/sync.ts).
   expect(result.via).toBe("function");
   expect(result.writes.map((w: { name: string }) => w.name)).toEqual([

@@ -76,13 +76,13 @@ test("a zone the region lacks or a missing SSH key is refused before anything is
 
   const badZone = writeSpec(
     dir,
-    clusterYaml({ image: { ami }, network: { zones: ["eu-west-1a", "eu-west-9z"] } }),
+    clusterYaml({ image: { ami }, network: { zones: ["eu-west-1a", "eu-west-1z"] } }),
     "zone.yaml",
   );
   const zoneError = await apply(clients, badZone).catch((error) => error);
   expect(zoneError).toBeInstanceOf(KubebakeError);
   expect(zoneError.message).toMatch(
-    /^network\.zones\[1\]: eu-west-9z is not an available zone of eu-west-1 \(eu-west-1a, /,
+    /^network\.zones\[1\]: eu-west-1z is not an available zone of eu-west-1 \(eu-west-1a, /,
   );
 
   const noKey = writeSpec(dir, clusterYaml({ image: { ami }, sshKey: "ops" }), "key.yaml");

@@ -25,7 +25,7 @@ export function clusterYaml(overrides: Record<string, unknown> = {}): Record<str
     network: { zones: ["eu-west-1a", "eu-west-1b"], apiAccess: ["203.0.113.0/24"] },
     image: { ami: "ami-00000000" },
     groups: {
-      masters: { count: 3, instanceType: "t3.medium" },
+      masters: { count: 1, instanceType: "t3.medium" },
       minions: { min: 1, max: 10, desired: 5, instanceType: "t3.large" },
     },
     tags: { team: "platform" },

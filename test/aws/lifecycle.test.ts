@@ -168,11 +168,11 @@ describe("AWS cluster lifecycle (moto)", () => {
     );
   });
 
-  test("apply: 3 masters and 5 minions, tagged, role files in user data, secrets only in SSM", async () => {
+  test("apply: 1 master and 5 minions, tagged, role files in user data, secrets only in SSM", async () => {
     const result = await apply(clients, specPath);
     expect(result.mutating.length).toBeGreaterThan(30);
     const instances = await running();
-    expect(instances.filter((i) => tag(i, "Role") === "masters")).toHaveLength(3);
+    expect(instances.filter((i) => tag(i, "Role") === "masters")).toHaveLength(1);
     expect(instances.filter((i) => tag(i, "Role") === "minions")).toHaveLength(5);
     for (const instance of instances) {
       expect(tag(instance, "KubernetesCluster")).toBe("demo");
@@ -426,17 +426,15 @@ describe("AWS cluster lifecycle (moto)", () => {
     const terminations = result.mutating.filter(
       (c) => c === "autoScaling:TerminateInstanceInAutoScalingGroup",
     );
-    expect(terminations).toHaveLength(5);
-    // masters one at a time: three rounds of 1; minions 25 % of 2 rounds up to 1 at a time: two rounds
+    expect(terminations).toHaveLength(3);
+    // the master in one round of 1; minions 25 % of 2 rounds up to 1 at a time: two rounds
     expect(result.changes.filter((c) => c.action === "replace").map((c) => c.name)).toEqual([
-      "kubebake-demo-masters",
-      "kubebake-demo-masters",
       "kubebake-demo-masters",
       "kubebake-demo-minions",
       "kubebake-demo-minions",
     ]);
     const fresh = await running();
-    expect(fresh).toHaveLength(5);
+    expect(fresh).toHaveLength(3);
     expect(new Set(fresh.map((i) => i.ImageId))).toEqual(new Set([newAmi]));
     expect(fresh.filter((i) => old.some((o) => o.InstanceId === i.InstanceId))).toEqual([]);
     const template = (

@@ -24,7 +24,7 @@ describe("cluster spec", () => {
   test("the documented example is valid and gets the documented defaults", () => {
     const { spec } = loadClusterSpec(example);
     expect(spec.name).toBe("demo");
-    expect(spec.groups.masters.count).toBe(3);
+    expect(spec.groups.masters.count).toBe(1);
     const { spec: minimal } = loadClusterSpec(writeSpec(dir, clusterYaml({ network: {}, tags: undefined })));
     expect(minimal.network).toEqual({ cidr: "10.0.0.0/16", apiAccess: [], sshAccess: [] });
     expect(minimal.discovery).toEqual({ ttl: 30, emptyGroup: "delete" });
@@ -68,7 +68,7 @@ describe("cluster spec", () => {
         clusterYaml({ tags: { KubernetesCluster: "x" } }),
         /tags\.KubernetesCluster: expected a key of your own/,
       ],
-      [clusterYaml({ extra: 1 }), /extra: unexpected field/],
+      [clusterYaml({ extra: 1 }), /bad\.yaml:\d+: unknown field extra/],
       [clusterYaml({ network: { cidr: "10.0.0.0/24" } }), /network\.cidr: expected a \/20 or larger/],
       [
         clusterYaml({ network: { cidr: "10.0.0.0/19", zones: ["eu-west-1a", "eu-west-1b", "eu-west-1c"] } }),
@@ -92,6 +92,85 @@ describe("cluster spec", () => {
     const missing = runCli("kubebake", ["cluster", "plan", "-f", join(dir, "absent.yaml")]);
     expect(missing.code).toBe(2);
     expect(missing.stderr).toMatch(/absent\.yaml: cannot read the file \(ENOENT\)/);
+  });
+
+  test("more than one master is refused until masters share one etcd cluster (validate, plan, apply)", () => {
+    const three = clusterYaml({
+      groups: {
+        masters: { count: 3, instanceType: "t3.medium" },
+        minions: { min: 1, max: 3, desired: 2, instanceType: "t3.large" },
+      },
+    });
+    expect(problems(three)).toMatch(
+      /bad\.yaml:\d+: groups\.masters\.count: expected 1 for now: each master runs its own one-member etcd, so several API servers would not share state; a later release lifts this/,
+    );
+    const file = writeSpec(dir, three, "three-masters.yaml");
+    for (const command of ["validate", "plan", "apply"]) {
+      const result = runCli("kubebake", ["cluster", command, "-f", file], {
+        AWS_ENDPOINT_URL: "http://127.0.0.1:9",
+      });
+      expect({ command, code: result.code }).toEqual({ command, code: 2 });
+      expect(result.stderr).toContain("groups.masters.count: expected 1 for now");
+    }
+  });
+
+  test("regions come from the list in the code, with a suggestion; zones must be the region's", () => {
+    expect(problems(clusterYaml({ region: "eu-wset-1", network: {} }))).toMatch(
+      /region: expected an AWS region such as eu-west-1, got "eu-wset-1"; did you mean "eu-west-1"\?$/,
+    );
+    expect(problems(clusterYaml({ region: "eu-west-7", network: {} }))).toMatch(
+      /region: expected an AWS region such as eu-west-1, got "eu-west-7"; did you mean "eu-west-\d"\?$/,
+    );
+    expect(problems(clusterYaml({ region: "europe", network: {} }))).toMatch(/got "europe"$/);
+    expect(problems(clusterYaml({ region: "cn-north-1", network: {} }))).toMatch(
+      /region: expected a region of the standard AWS partition; cn-north-1 is in another partition/,
+    );
+    expect(problems(clusterYaml({ region: "us-east-1" }))).toBe(
+      [0, 1]
+        .map(
+          (i) =>
+            `${join(dir, "bad.yaml")}:${i + 8}: network.zones[${i}]: expected a zone of us-east-1 (us-east-1a, us-east-1b…), got "eu-west-1${"ab"[i]}"`,
+        )
+        .join("\n"),
+    );
+    for (const region of ["us-east-1", "ap-southeast-2", "eu-central-2"]) {
+      const { spec } = loadClusterSpec(
+        writeSpec(dir, clusterYaml({ region, network: { zones: [`${region}a`, `${region}c`] } }), "ok.yaml"),
+      );
+      expect(spec.region).toBe(region);
+    }
+  });
+
+  test("SSH or the API open to the whole internet only when the spec says so", () => {
+    expect(problems(clusterYaml({ network: { sshAccess: ["10.1.0.0/16", "0.0.0.0/0"] } }))).toMatch(
+      /network\.sshAccess\[1\]: 0\.0\.0\.0\/0 opens SSH to the whole internet; list your own networks, or set network\.allowSshFromAnywhere: true if you mean it$/,
+    );
+    expect(problems(clusterYaml({ network: { apiAccess: ["192.0.2.0/0"] } }))).toMatch(
+      /network\.apiAccess\[0\]: 192\.0\.2\.0\/0 opens the API server to the whole internet; .*network\.allowApiFromAnywhere: true/,
+    );
+    // The other flag does not do: each opening is said on its own.
+    expect(
+      problems(clusterYaml({ network: { sshAccess: ["0.0.0.0/0"], allowApiFromAnywhere: true } })),
+    ).toMatch(/network\.sshAccess\[0\]: 0\.0\.0\.0\/0 opens SSH/);
+    const open = loadClusterSpec(
+      writeSpec(
+        dir,
+        clusterYaml({
+          network: {
+            sshAccess: ["0.0.0.0/0"],
+            allowSshFromAnywhere: true,
+            apiAccess: ["0.0.0.0/0"],
+            allowApiFromAnywhere: true,
+          },
+        }),
+        "open.yaml",
+      ),
+    ).spec;
+    expect(open.network.sshAccess).toEqual(["0.0.0.0/0"]);
+    expect(open.network.apiAccess).toEqual(["0.0.0.0/0"]);
+    const schema = JSON.parse(readFileSync(join(repoRoot, "docs", "cluster.schema.json"), "utf8"));
+    expect(schema.properties.network.properties.allowSshFromAnywhere.description).toMatch(/\/0/);
+    expect(schema.properties.sshKey.description).toMatch(/key pair/);
   });
 
   test("the JSON Schema in docs/ is current", () => {
