@@ -5,6 +5,7 @@
  */
 import {
   DescribeRuleCommand,
+  ListTagsForResourceCommand,
   ListTargetsByRuleCommand,
   PutRuleCommand,
   PutTargetsCommand,
@@ -32,10 +33,12 @@ import {
   discoveryConfig,
   discoveryFunctionName,
   discoveryPolicy,
+  discoveryRoleName,
   resourceName,
   tagsFor,
 } from "./desired";
 import { ensureRole } from "./iam";
+import { assertOwned } from "./owner";
 
 export const discoveryBundle = () => join(packageRoot(), "dist", "lambdas", "dns-discovery.zip");
 export const eventsRuleName = (cluster: string) => resourceName(cluster, "asg-events");
@@ -46,7 +49,7 @@ export async function ensureDiscovery(ctx: Context, zoneId: string): Promise<voi
   const functionName = discoveryFunctionName(spec.name);
   const roleArn = await ensureRole(
     ctx,
-    functionName,
+    discoveryRoleName(spec),
     "dns-discovery",
     assumeRolePolicy("lambda.amazonaws.com"),
     discoveryPolicy(ctx.inputs, zoneId),
@@ -64,8 +67,9 @@ export async function ensureDiscovery(ctx: Context, zoneId: string): Promise<voi
     },
   };
   const { lambda } = ctx.clients;
-  const found = (await ifExists(() => lambda.send(new GetFunctionCommand({ FunctionName: functionName }))))
-    ?.Configuration;
+  const answer = await ifExists(() => lambda.send(new GetFunctionCommand({ FunctionName: functionName })));
+  if (answer) assertOwned("lambda-function", functionName, answer.Tags, ctx.clusterId);
+  const found = answer?.Configuration;
   let functionArn = found?.FunctionArn;
   if (!found) {
     functionArn = await ctx.rec.make(
@@ -74,7 +78,7 @@ export async function ensureDiscovery(ctx: Context, zoneId: string): Promise<voi
         createFunction(ctx, {
           FunctionName: functionName,
           Code: { ZipFile: zip },
-          Tags: tagsFor(spec, "dns-discovery"),
+          Tags: tagsFor(spec, "dns-discovery", ctx.clusterId),
           ...configuration,
         }),
       `arn:aws:lambda:${spec.region}:${ctx.inputs.account}:function:${functionName}`,
@@ -126,6 +130,10 @@ export async function ensureDiscovery(ctx: Context, zoneId: string): Promise<voi
   for (const rule of rules) {
     const { events } = ctx.clients;
     const existing = await ifExists(() => events.send(new DescribeRuleCommand({ Name: rule.name })));
+    if (existing) {
+      const tags = await events.send(new ListTagsForResourceCommand({ ResourceARN: existing.Arn }));
+      assertOwned("eventbridge-rule", rule.name, tags.Tags, ctx.clusterId);
+    }
     const same =
       existing &&
       existing.State === "ENABLED" &&
@@ -151,7 +159,7 @@ export async function ensureDiscovery(ctx: Context, zoneId: string): Promise<voi
                 ...(rule.EventPattern
                   ? { EventPattern: rule.EventPattern }
                   : { ScheduleExpression: rule.ScheduleExpression }),
-                ...(existing ? {} : { Tags: asTagList(tagsFor(spec, rule.name)) }),
+                ...(existing ? {} : { Tags: asTagList(tagsFor(spec, rule.name, ctx.clusterId)) }),
               }),
             )
           ).RuleArn!,
