@@ -5,6 +5,7 @@
  */
 import { DescribeAutoScalingGroupsCommand } from "@aws-sdk/client-auto-scaling";
 import {
+  CreateLaunchTemplateCommand,
   CreateVpcCommand,
   DescribeLaunchTemplatesCommand,
   DescribeLaunchTemplateVersionsCommand,
@@ -225,4 +226,34 @@ test("a foreign zone of the same name in another VPC is neither adopted nor dele
   const left = await clients.route53.send(new GetHostedZoneCommand({ Id: foreign }));
   expect(left.VPCs!.map((v) => v.VPCId)).toEqual([otherVpc]);
   await expect(clients.route53.send(new GetHostedZoneCommand({ Id: applied.zoneId }))).rejects.toThrow();
+}, 120_000);
+
+test("a foreign launch template with the cluster's name is refused with exit 8; destroy leaves it", async () => {
+  await moto.reset();
+  const clients = clientsFor(moto.endpoint);
+  const spec = await specIn(clients, "eu-west-1");
+  const foreignId = (
+    await clients.ec2.send(
+      new CreateLaunchTemplateCommand({
+        LaunchTemplateName: "kubebake-demo-masters",
+        LaunchTemplateData: { InstanceType: "t3.micro" },
+        TagSpecifications: [
+          { ResourceType: "launch-template", Tags: [{ Key: "KubernetesCluster", Value: "demo" }] },
+        ],
+      }),
+    )
+  ).LaunchTemplate!.LaunchTemplateId!;
+  const error = await apply(clients, spec).catch((e) => e);
+  expect(error).toBeInstanceOf(KubebakeError);
+  expect(error.exitCode).toBe(8);
+  expect(error.message).toMatch(
+    /^launch-template kubebake-demo-masters exists but was not created by this cluster/,
+  );
+
+  await destroy(clients);
+  const left = (
+    await clients.ec2.send(new DescribeLaunchTemplatesCommand({ LaunchTemplateIds: [foreignId] }))
+  ).LaunchTemplates!;
+  expect(left.map((t) => t.LaunchTemplateName)).toEqual(["kubebake-demo-masters"]);
+  expect((await clients.ec2.send(new DescribeVpcsCommand({ Filters: cluster }))).Vpcs).toEqual([]);
 }, 120_000);

@@ -53,6 +53,7 @@ export async function ensureNetwork(ctx: Context, checked: CheckedNetwork): Prom
   const found = await ec2.send(new DescribeVpcsCommand({ Filters: filters("vpc") }));
   const vpcName = resourceName(ctx.inputs.spec.name, "vpc");
   let vpcId = found.Vpcs?.[0]?.VpcId;
+  const created = !vpcId;
   if (!vpcId) {
     vpcId = await rec.make(
       { action: "create", kind: "vpc", name: vpcName, detail: network.cidr },
@@ -65,10 +66,11 @@ export async function ensureNetwork(ctx: Context, checked: CheckedNetwork): Prom
       plannedId("vpc"),
     );
   }
-  // A private hosted zone answers only in a VPC with DNS support and hostnames.
+  // A private hosted zone answers only in a VPC with DNS support and hostnames. A VPC created by this
+  // run gets both set without a read, so that the plan (which cannot read it) lists what apply does.
   for (const attribute of ["enableDnsSupport", "enableDnsHostnames"] as const) {
     const enabled =
-      !isPlanned(vpcId) &&
+      !created &&
       (await ec2.send(new DescribeVpcAttributeCommand({ VpcId: vpcId, Attribute: attribute })))[
         attribute === "enableDnsSupport" ? "EnableDnsSupport" : "EnableDnsHostnames"
       ]?.Value;

@@ -1,0 +1,42 @@
+/**
+ * A plan lists exactly the changes the run makes: `cluster plan` on a fresh account and the apply that
+ * follows, and `cluster destroy` without --yes and the destroy that follows, record the same changes.
+ */
+import type { Change } from "../../src/launch/changes";
+import { tempDir } from "../helpers";
+import { apply, clientsFor, clusterYaml, destroy, registerAmi, writeSpec } from "./fixture";
+import { startMoto, type Moto } from "./moto";
+
+let moto: Moto;
+beforeAll(async () => (moto = await startMoto()), 60_000);
+afterAll(() => moto?.stop());
+const dir = tempDir("aws-plan-matches");
+
+/** What a change is, without the details only a real run can know (ids, instance counts). */
+const list = (changes: Change[]) => changes.map((c) => `${c.action} ${c.kind} ${c.name}`);
+
+test.each([
+  ["a VPC of its own", () => ({})],
+  ["one zone, SSH open", () => ({ network: { zones: ["eu-west-1a"], sshAccess: ["198.51.100.7/32"] } })],
+])(
+  "plan equals apply, and destroy's dry run equals destroy (%s)",
+  async (_, overrides) => {
+    await moto.reset();
+    const clients = clientsFor(moto.endpoint);
+    const ami = await registerAmi(clients, "kubebake-1");
+    const spec = writeSpec(dir, clusterYaml({ image: { ami }, ...overrides() }));
+
+    const plan = await apply(clients, spec, true);
+    expect(plan.mutating).toEqual([]);
+    const applied = await apply(clients, spec);
+    expect(list(applied.changes)).toEqual(list(plan.changes));
+    expect(applied.changes.length).toBeGreaterThan(30);
+
+    const planned = await destroy(clients, "demo", true);
+    expect(planned.mutating).toEqual([]);
+    const destroyed = await destroy(clients);
+    expect(list(destroyed.changes)).toEqual(list(planned.changes));
+    expect(destroyed.changes.length).toBeGreaterThan(15);
+  },
+  120_000,
+);
