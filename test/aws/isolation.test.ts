@@ -7,6 +7,7 @@ import { DescribeAutoScalingGroupsCommand } from "@aws-sdk/client-auto-scaling";
 import {
   CreateLaunchTemplateCommand,
   CreateVpcCommand,
+  DescribeInstancesCommand,
   DescribeLaunchTemplatesCommand,
   DescribeLaunchTemplateVersionsCommand,
   DescribeVpcsCommand,
@@ -23,11 +24,12 @@ import {
   ChangeTagsForResourceCommand,
   CreateHostedZoneCommand,
   GetHostedZoneCommand,
+  ListResourceRecordSetsCommand,
 } from "@aws-sdk/client-route-53";
 import { KubebakeError } from "../../src/errors";
 import type { AwsClients } from "../../src/launch/aws/clients";
 import { storedParameterNames } from "../../src/launch/aws/secrets";
-import { tempDir } from "../helpers";
+import { runCli, tempDir } from "../helpers";
 import { apply, clientsFor, clusterYaml, destroy, registerAmi, writeSpec } from "./fixture";
 import { startMoto, type Moto } from "./moto";
 
@@ -152,6 +154,34 @@ test("two clusters named demo in two regions: each keeps its own IAM and zone; d
   expect(Object.keys(east.roles).filter((name) => name in west.roles)).toEqual([]);
   expect(Object.keys(east.profiles).filter((name) => name in west.profiles)).toEqual([]);
   expect(east.zone.id).not.toBe(west.zone.id);
+  // `kubebake dns sync` writes each region's records into that region's zone (found by its id, not its name).
+  for (const [region, found] of [
+    ["us-east-1", east],
+    ["eu-west-1", west],
+  ] as const) {
+    const sync = runCli("kubebake", ["dns", "sync", "-f", specs[region]!, "--json"], {
+      AWS_ENDPOINT_URL: moto.endpoint,
+      AWS_ACCESS_KEY_ID: "testing",
+      AWS_SECRET_ACCESS_KEY: "testing",
+    });
+    expect({ region, code: sync.code, stderr: sync.stderr }).toEqual({ region, code: 0, stderr: "" });
+    const masters = (
+      await clients[region].ec2.send(
+        new DescribeInstancesCommand({
+          Filters: [
+            ...cluster,
+            { Name: "tag:Role", Values: ["masters"] },
+            { Name: "instance-state-name", Values: ["running"] },
+          ],
+        }),
+      )
+    ).Reservations!.flatMap((r) => r.Instances!.map((i) => i.PrivateIpAddress!));
+    const records = await clients[region].route53.send(
+      new ListResourceRecordSetsCommand({ HostedZoneId: found.zone.id }),
+    );
+    const a = records.ResourceRecordSets!.find((r) => r.Type === "A" && r.Name === "masters.demo.k8s.");
+    expect({ region, ips: a?.ResourceRecords?.map((r) => r.Value) }).toEqual({ region, ips: masters });
+  }
   // Each apply is a no-op after the other region's apply.
   for (const region of REGIONS)
     expect((await apply(clients[region], specs[region]!, true)).changes).toEqual([]);

@@ -17,6 +17,7 @@ const list = (changes: Change[]) => changes.map((c) => `${c.action} ${c.kind} ${
 
 test.each([
   ["a VPC of its own", () => ({})],
+  ["the region's first three zones", () => ({ network: { apiAccess: ["203.0.113.0/24"] } })],
   ["one zone, SSH open", () => ({ network: { zones: ["eu-west-1a"], sshAccess: ["198.51.100.7/32"] } })],
 ])(
   "plan equals apply, and destroy's dry run equals destroy (%s)",
