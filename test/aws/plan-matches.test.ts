@@ -2,6 +2,7 @@
  * A plan lists exactly the changes the run makes: `cluster plan` on a fresh account and the apply that
  * follows, and `cluster destroy` without --yes and the destroy that follows, record the same changes.
  */
+import { isMutating } from "../../src/launch/aws/clients";
 import type { Change } from "../../src/launch/changes";
 import { tempDir } from "../helpers";
 import { apply, clientsFor, clusterYaml, destroy, registerAmi, writeSpec } from "./fixture";
@@ -41,3 +42,25 @@ test.each([
   },
   120_000,
 );
+
+test("from every state a failed apply leaves, destroy's dry run equals destroy", async () => {
+  await moto.reset();
+  const reference = clientsFor(moto.endpoint);
+  const spec = () => clusterYaml({ network: { zones: ["eu-west-1a"], apiAccess: ["203.0.113.0/24"] } });
+  const ami = await registerAmi(reference, "kubebake-1");
+  const steps = (await apply(reference, writeSpec(dir, { ...spec(), image: { ami } }))).mutating.length;
+  for (let failAt = 1; failAt <= steps; failAt++) {
+    await moto.reset();
+    let mutating = 0;
+    const clients = clientsFor(moto.endpoint, (call) => {
+      if (isMutating(call) && ++mutating === failAt) throw new Error(`injected failure before ${call}`);
+    });
+    const stepAmi = await registerAmi(clientsFor(moto.endpoint), "kubebake-1");
+    const path = writeSpec(dir, { ...spec(), image: { ami: stepAmi } });
+    await expect(apply(clients, path)).rejects.toThrow(/injected failure/);
+    mutating = -Infinity; // no more failures
+    const planned = await destroy(clients, "demo", true);
+    const destroyed = await destroy(clients);
+    expect({ failAt, changes: list(destroyed.changes) }).toEqual({ failAt, changes: list(planned.changes) });
+  }
+}, 600_000);
