@@ -6,11 +6,13 @@
 import { DescribeAutoScalingGroupsCommand } from "@aws-sdk/client-auto-scaling";
 import {
   CreateLaunchTemplateCommand,
+  CreateSubnetCommand,
   CreateVpcCommand,
   DescribeInstancesCommand,
   DescribeLaunchTemplatesCommand,
   DescribeLaunchTemplateVersionsCommand,
   DescribeVpcsCommand,
+  ModifyVpcAttributeCommand,
 } from "@aws-sdk/client-ec2";
 import {
   CreateRoleCommand,
@@ -25,9 +27,11 @@ import {
   CreateHostedZoneCommand,
   GetHostedZoneCommand,
   ListResourceRecordSetsCommand,
+  ListTagsForResourceCommand,
 } from "@aws-sdk/client-route-53";
 import { KubebakeError } from "../../src/errors";
 import type { AwsClients } from "../../src/launch/aws/clients";
+import { readClusterId } from "../../src/launch/aws/owner";
 import { storedParameterNames } from "../../src/launch/aws/secrets";
 import { runCli, tempDir } from "../helpers";
 import { apply, clientsFor, clusterYaml, destroy, registerAmi, writeSpec } from "./fixture";
@@ -286,4 +290,48 @@ test("a foreign launch template with the cluster's name is refused with exit 8; 
   ).LaunchTemplates!;
   expect(left.map((t) => t.LaunchTemplateName)).toEqual(["kubebake-demo-masters"]);
   expect((await clients.ec2.send(new DescribeVpcsCommand({ Filters: cluster }))).Vpcs).toEqual([]);
+}, 120_000);
+
+test("a foreign zone of the cluster's name on the cluster's existing VPC is refused with exit 8, not adopted", async () => {
+  await moto.reset();
+  const clients = clientsFor(moto.endpoint);
+  const ami = await registerAmi(clients, "kubebake-1");
+  const vpc = (await clients.ec2.send(new CreateVpcCommand({ CidrBlock: "10.9.0.0/16" }))).Vpc!.VpcId!;
+  await clients.ec2.send(new ModifyVpcAttributeCommand({ VpcId: vpc, EnableDnsHostnames: { Value: true } }));
+  const subnet = (
+    await clients.ec2.send(
+      new CreateSubnetCommand({ VpcId: vpc, CidrBlock: "10.9.0.0/20", AvailabilityZone: "eu-west-1a" }),
+    )
+  ).Subnet!.SubnetId!;
+  const foreign = (
+    await clients.route53.send(
+      new CreateHostedZoneCommand({
+        Name: "demo.k8s.",
+        CallerReference: "someone-else",
+        VPC: { VPCId: vpc, VPCRegion: "eu-west-1" },
+        HostedZoneConfig: { PrivateZone: true },
+      }),
+    )
+  ).HostedZone!.Id!.replace("/hostedzone/", "");
+  const spec = writeSpec(
+    dir,
+    clusterYaml({ image: { ami }, network: { vpc, subnets: [subnet] } }),
+    "shared-vpc.yaml",
+  );
+  const error = await apply(clients, spec).catch((e) => e);
+  expect(error).toBeInstanceOf(KubebakeError);
+  expect(error.exitCode).toBe(8);
+  expect(error.message).toContain(
+    `hosted-zone demo.k8s. (${foreign}, on ${vpc}) exists but was not created by this cluster`,
+  );
+  const tags = await clients.route53.send(
+    new ListTagsForResourceCommand({ ResourceType: "hostedzone", ResourceId: foreign }),
+  );
+  expect(tags.ResourceTagSet?.Tags ?? []).toEqual([]);
+  // Refused before anything was created: not even the cluster id.
+  expect(await readClusterId(clients, "demo")).toBeUndefined();
+  await destroy(clients);
+  expect((await clients.route53.send(new GetHostedZoneCommand({ Id: foreign }))).HostedZone!.Id).toContain(
+    foreign,
+  );
 }, 120_000);

@@ -11,7 +11,7 @@ import { checkNetwork, ensureNetwork } from "./network";
 import { ensureClusterId, readClusterId } from "./owner";
 import { ensurePki } from "./secrets";
 import { ensureSecurityGroups } from "./security";
-import { ensureZone } from "./zone";
+import { ensureZone, ownZoneOnVpc } from "./zone";
 
 export interface ApplyResult {
   vpcId: string;
@@ -26,6 +26,7 @@ export async function applyCluster(base: BaseContext): Promise<ApplyResult> {
   const checked = await checkNetwork(base);
   const stored = await readClusterId(base.clients, spec.name);
   await checkIamNames(base, stored);
+  if ("existing" in checked) await ownZoneOnVpc(base, checked.existing.vpcId, stored);
   const ctx: Context = { ...base, clusterId: await ensureClusterId(base, stored) };
   const network = await ensureNetwork(ctx, checked);
   const groupIds = await ensureSecurityGroups(ctx, network.vpcId);

@@ -56,14 +56,26 @@ export async function zonesNamed(ctx: Pick<Context, "clients">, name: string) {
   return zones;
 }
 
+/**
+ * The zone of the cluster's name on its VPC, if any; one without the cluster id is refused (exit 8).
+ * Zones of this name on other VPCs are other clusters' (another region's, or not kubebake's): ignored.
+ */
+export async function ownZoneOnVpc(
+  ctx: Pick<Context, "clients" | "inputs">,
+  vpcId: string,
+  clusterId: string | undefined,
+) {
+  const name = clusterZoneName(ctx.inputs);
+  const onVpc = (await zonesNamed(ctx, name)).filter((z) => z.vpcs.includes(vpcId));
+  const alien = onVpc.find((z) => !zoneOwned(z, clusterId ?? ""));
+  if (alien) throw foreign("hosted-zone", `${name} (${alien.id}, on ${vpcId})`, alien.tags[OWNER_TAG]);
+  return onVpc[0];
+}
+
 export async function ensureZone(ctx: Context, vpcId: string): Promise<string> {
   const { spec } = ctx.inputs;
   const name = clusterZoneName(ctx.inputs);
-  const inVpc = isPlanned(vpcId) ? [] : (await zonesNamed(ctx, name)).filter((z) => z.vpcs.includes(vpcId));
-  // Zones of this name on other VPCs are other clusters' (another region's, or not kubebake's): ignored.
-  const alien = inVpc.find((z) => !zoneOwned(z, ctx.clusterId));
-  if (alien) throw foreign("hosted-zone", `${name} (${alien.id}, on ${vpcId})`, alien.tags[OWNER_TAG]);
-  const zone = inVpc[0];
+  const zone = isPlanned(vpcId) ? undefined : await ownZoneOnVpc(ctx, vpcId, ctx.clusterId);
   const want = tagsFor(spec, "zone", ctx.clusterId);
   const tag = (zoneId: string, tags: [string, string][]) =>
     ctx.clients.route53.send(
