@@ -1,7 +1,8 @@
 /**
  * An apply (or destroy) that fails at any mutating call leaves a state the next run converges from:
  * for every step N, fail the Nth mutating call, run again without failure, and check that a third run
- * changes nothing and that exactly one of everything exists.
+ * changes nothing and that exactly one of everything exists. From every such state, the plan (or
+ * destroy's dry run) lists exactly the changes the next run makes.
  */
 import { DescribeAutoScalingGroupsCommand } from "@aws-sdk/client-auto-scaling";
 import {
