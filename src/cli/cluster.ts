@@ -102,14 +102,15 @@ async function dns(args: { file: string; json: boolean }, mode: "deploy" | "sync
   await cloudCall(clients.calls, async () => {
     const { resolveInputs } = await import("../launch/aws/inputs");
     const { clusterZoneName, discoveryConfig } = await import("../launch/aws/desired");
-    const { zonesNamed } = await import("../launch/aws/zone");
+    const { ownedZones } = await import("../launch/aws/zone");
+    const { readClusterId } = await import("../launch/aws/owner");
     const inputs = await resolveInputs(clients, spec, args.file);
-    const zones = (await zonesNamed({ clients }, clusterZoneName(inputs))).filter(
-      (z) => z.tags.KubernetesCluster === spec.name,
-    );
-    if (zones.length !== 1) {
+    // The zone is found by the cluster id of this region (its owner tag), never by name alone.
+    const clusterId = await readClusterId(clients, spec.name);
+    const zones = clusterId ? await ownedZones({ clients }, clusterZoneName(inputs), clusterId) : [];
+    if (!clusterId || zones.length !== 1) {
       throw new KubebakeError(
-        `cluster ${spec.name}: expected one private zone ${clusterZoneName(inputs)} tagged with the cluster, found ${zones.length}; run 'kubebake cluster apply' first`,
+        `cluster ${spec.name}: expected one private zone ${clusterZoneName(inputs)} owned by the cluster in ${spec.region}, found ${zones.length}; run 'kubebake cluster apply' first`,
         ExitCode.unsafeState,
       );
     }
@@ -119,7 +120,7 @@ async function dns(args: { file: string; json: boolean }, mode: "deploy" | "sync
       // No plan and no question: deploy converges only the cluster's own discovery function, its rules and
       // permissions, and deletes nothing.
       const rec = makingRecorder(args.json);
-      await ensureDiscovery({ clients, inputs, rec, pollMs: pollMs(), sleep }, zoneId);
+      await ensureDiscovery({ clients, inputs, rec, pollMs: pollMs(), sleep, clusterId }, zoneId);
       printMade(rec.changes, args.json);
       return;
     }

@@ -1,7 +1,8 @@
 /**
  * An apply (or destroy) that fails at any mutating call leaves a state the next run converges from:
  * for every step N, fail the Nth mutating call, run again without failure, and check that a third run
- * changes nothing and that exactly one of everything exists.
+ * changes nothing and that exactly one of everything exists. From every such state, the plan (or
+ * destroy's dry run) lists exactly the changes the next run makes.
  */
 import { DescribeAutoScalingGroupsCommand } from "@aws-sdk/client-auto-scaling";
 import {
@@ -12,6 +13,7 @@ import {
 } from "@aws-sdk/client-ec2";
 import { ListHostedZonesByNameCommand } from "@aws-sdk/client-route-53";
 import { isMutating, type AwsClients } from "../../src/launch/aws/clients";
+import type { Change } from "../../src/launch/changes";
 import { storedParameterNames } from "../../src/launch/aws/secrets";
 import { tempDir } from "../helpers";
 import { apply, clientsFor, clusterYaml, destroy, registerAmi, writeSpec } from "./fixture";
@@ -23,6 +25,8 @@ afterAll(() => moto?.stop());
 const dir = tempDir("aws-converge");
 
 class InjectedFailure extends Error {}
+
+const list = (changes: Change[]) => changes.map((c) => `${c.action} ${c.kind} ${c.name}`);
 
 /**
  * Clients whose `failAt`-th mutating call fails (0: never): before it reaches AWS, or after AWS made the
@@ -83,7 +87,7 @@ describe.each(["before", "after"] as const)("a failure %s a mutating call", (whe
       securityGroups: 2,
       groups: 2,
       instances: 3,
-      parameters: 26,
+      parameters: 27, // the PKI and the cluster id
       zones: 1,
     });
 
@@ -96,7 +100,10 @@ describe.each(["before", "after"] as const)("a failure %s a mutating call", (whe
       const clients = failingClients(() => at, when);
       await expect(apply(clients, path)).rejects.toThrow(InjectedFailure);
       at = 0;
-      await apply(clients, path);
+      // From any state a failure leaves, the plan lists exactly what the apply then does.
+      const plan = await apply(clients, path, true);
+      const second = await apply(clients, path);
+      expect({ failAt, changes: list(second.changes) }).toEqual({ failAt, changes: list(plan.changes) });
       const third = await apply(clients, path);
       expect({ failAt, call: reference.mutating[failAt - 1], mutating: third.mutating }).toEqual({
         failAt,
@@ -127,7 +134,9 @@ test("destroy converges after a failure at every mutating step and leaves nothin
     const clients = failingClients(() => at);
     await expect(destroy(clients)).rejects.toThrow(InjectedFailure);
     at = 0;
-    await destroy(clients);
+    const planned = await destroy(clients, "demo", true);
+    const second = await destroy(clients);
+    expect({ failAt, changes: list(second.changes) }).toEqual({ failAt, changes: list(planned.changes) });
     expect({ failAt, ...(await inventory(clients)) }).toEqual({ failAt, ...empty });
     expect({ failAt, changes: (await destroy(clients)).changes }).toEqual({ failAt, changes: [] });
   }

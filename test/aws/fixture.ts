@@ -43,8 +43,9 @@ export function clientsFor(
   endpoint: string,
   beforeCall?: (call: string) => void,
   afterCall?: (call: string) => void,
+  region = REGION,
 ): AwsClients {
-  return awsClients({ region: REGION, endpoint, credentials, beforeCall, afterCall });
+  return awsClients({ region, endpoint, credentials, beforeCall, afterCall });
 }
 
 export async function registerAmi(clients: AwsClients, name: string, tags: Record<string, string> = {}) {

@@ -150,10 +150,13 @@ describe("AWS cluster lifecycle (moto)", () => {
     expect(plan.mutating).toEqual([]);
     const created = plan.changes.filter((c) => c.action === "create").map((c) => `${c.kind} ${c.name}`);
     for (const expected of [
+      "cluster-id /kubebake/demo/cluster-id",
       "vpc kubebake-demo-vpc",
       "security-group kubebake-demo-masters",
-      "iam-role kubebake-demo-minions",
-      "instance-profile kubebake-demo-masters",
+      // IAM is global: its names carry the region, so that a cluster of this name elsewhere has its own.
+      "iam-role kubebake-demo-eu-west-1-minions",
+      "iam-role kubebake-demo-eu-west-1-dns-discovery",
+      "instance-profile kubebake-demo-eu-west-1-masters",
       "pki /kubebake/demo",
       "hosted-zone demo.k8s.",
       "lambda-function kubebake-demo-dns-discovery",
@@ -171,12 +174,16 @@ describe("AWS cluster lifecycle (moto)", () => {
   test("apply: 1 master and 5 minions, tagged, role files in user data, secrets only in SSM", async () => {
     const result = await apply(clients, specPath);
     expect(result.mutating.length).toBeGreaterThan(30);
+    const clusterId = (await clients.ssm.send(new GetParameterCommand({ Name: "/kubebake/demo/cluster-id" })))
+      .Parameter!.Value!;
+    expect(clusterId).toMatch(/^kb-[0-9a-f]{16}$/);
     const instances = await running();
     expect(instances.filter((i) => tag(i, "Role") === "masters")).toHaveLength(1);
     expect(instances.filter((i) => tag(i, "Role") === "minions")).toHaveLength(5);
     for (const instance of instances) {
       expect(tag(instance, "KubernetesCluster")).toBe("demo");
       expect(tag(instance, "team")).toBe("platform");
+      expect(tag(instance, "kubebake:owner")).toBe(clusterId);
       expect(instance.ImageId).toBe(ami);
     }
     const groups = (
@@ -215,7 +222,9 @@ describe("AWS cluster lifecycle (moto)", () => {
       expect(userData).not.toMatch(/PRIVATE KEY|BEGIN CERTIFICATE/);
     }
 
-    const names = [...(await storedParameterNames({ clients }, "demo"))].sort();
+    const stored = [...(await storedParameterNames({ clients }, "demo", clusterId))].sort();
+    expect(stored).toContain("/kubebake/demo/cluster-id");
+    const names = stored.filter((n) => n !== "/kubebake/demo/cluster-id");
     expect(names).toEqual(PKI_FILE_NAMES.map((n) => `/kubebake/demo/${n}`));
     for (let i = 0; i < names.length; i += 10) {
       const page = await clients.ssm.send(
@@ -240,14 +249,14 @@ describe("AWS cluster lifecycle (moto)", () => {
       )
     ).LaunchTemplateVersions![0]!.LaunchTemplateData!;
     expect(template.MetadataOptions?.HttpTokens).toBe("required");
-    expect(template.IamInstanceProfile?.Name).toBe("kubebake-demo-masters");
+    expect(template.IamInstanceProfile?.Name).toBe("kubebake-demo-eu-west-1-masters");
   });
 
   test("least privilege: no wildcard action; minions read only the CA and the bootstrap token", async () => {
     const policies: Record<string, any> = {};
     for (const role of ["masters", "minions", "dns-discovery"]) {
       const answer = await clients.iam.send(
-        new GetRolePolicyCommand({ RoleName: `kubebake-demo-${role}`, PolicyName: "kubebake" }),
+        new GetRolePolicyCommand({ RoleName: `kubebake-demo-${REGION}-${role}`, PolicyName: "kubebake" }),
       );
       policies[role] = JSON.parse(decodeURIComponent(answer.PolicyDocument!));
     }

@@ -2,7 +2,10 @@ import { parse } from "yaml";
 import { clusterSpecSchema } from "../../src/cluster/schema";
 import { discoveryConfigFromEnv, discoveryEnvironment } from "../../src/discover/config";
 import {
+  globalName,
+  iamPath,
   launchTemplateData,
+  nodeRoleName,
   nodePolicy,
   rolloutBatch,
   securityGroupRules,
@@ -83,6 +86,31 @@ describe("desired AWS state", () => {
     expect(subnetCidrs("172.16.0.0/12", 1)).toEqual(["172.16.0.0/20"]);
     expect(() => subnetCidrs("10.0.0.0/24", 1)).toThrow(/expected a \/20 or larger/);
     expect(() => subnetCidrs("10.0.0.0/19", 3)).toThrow(/room for 2/);
+  });
+
+  test("global (IAM) names carry the region, fit 64 characters, and stay distinct when shortened", () => {
+    expect(nodeRoleName(spec, "masters")).toBe("kubebake-demo-eu-west-1-masters");
+    expect(nodeRoleName({ name: "demo", region: "us-east-1" }, "masters")).toBe(
+      "kubebake-demo-us-east-1-masters",
+    );
+    expect(iamPath("demo", "eu-west-1")).toBe("/kubebake/demo/eu-west-1/");
+    expect(launchTemplateData(inputs, "minions", "sg-1").IamInstanceProfile.Name).toBe(
+      "kubebake-demo-eu-west-1-minions",
+    );
+    const longest = "c".repeat(40);
+    const all = () =>
+      ["ap-southeast-2", "ap-southeast-1"].flatMap((region) =>
+        ["masters", "minions", "dns-discovery"].map((part) => globalName(longest, region, part)),
+      );
+    const names = all();
+    expect(all()).toEqual(names); // deterministic
+    for (const name of names) {
+      expect(name.length).toBeLessThanOrEqual(64);
+      expect(name).toMatch(/^kubebake-c+-[0-9a-f]{8}-(masters|minions|dns-discovery)$/);
+    }
+    expect(new Set(names).size).toBe(names.length);
+    // IAM names allow [\w+=,.@-]
+    for (const name of names) expect(name).toMatch(/^[\w+=,.@-]+$/);
   });
 
   test("rollout batches: masters one at a time, minions a share of at least one", () => {

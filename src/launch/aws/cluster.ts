@@ -1,29 +1,37 @@
 /** `kubebake cluster apply` on AWS: every step reads the truth, then changes only what differs. */
 import { DescribeAutoScalingGroupsCommand } from "@aws-sdk/client-auto-scaling";
 import { ROLES } from "../../discover/names";
-import type { Context } from "./context";
-import { assumeRolePolicy, nodePolicy, resourceName } from "./desired";
+import type { BaseContext, Context } from "./context";
+import { assumeRolePolicy, nodePolicy, nodeRoleName, OWNER_TAG } from "./desired";
 import { ensureDiscovery } from "./discovery";
 import { ensureGroup, ensureLaunchTemplate, rollOut } from "./groups";
-import { ensureInstanceProfile, ensureRole } from "./iam";
+import { checkIamNames, ensureInstanceProfile, ensureRole } from "./iam";
 import { checkSshKey } from "./inputs";
-import { ensureNetwork } from "./network";
+import { checkNetwork, ensureNetwork } from "./network";
+import { ensureClusterId, readClusterId } from "./owner";
 import { ensurePki } from "./secrets";
 import { ensureSecurityGroups } from "./security";
-import { ensureZone } from "./zone";
+import { ensureZone, ownZoneOnVpc } from "./zone";
 
 export interface ApplyResult {
   vpcId: string;
   zoneId: string;
 }
 
-export async function applyCluster(ctx: Context): Promise<ApplyResult> {
-  const { spec } = ctx.inputs;
-  await checkSshKey(ctx);
-  const network = await ensureNetwork(ctx);
+export async function applyCluster(base: BaseContext): Promise<ApplyResult> {
+  const { spec } = base.inputs;
+  // Reads first: a mistake in the spec, or a look-alike holding one of our global names, is refused
+  // before anything is created.
+  await checkSshKey(base);
+  const checked = await checkNetwork(base);
+  const stored = await readClusterId(base.clients, spec.name);
+  await checkIamNames(base, stored);
+  if ("existing" in checked) await ownZoneOnVpc(base, checked.existing.vpcId, stored);
+  const ctx: Context = { ...base, clusterId: await ensureClusterId(base, stored) };
+  const network = await ensureNetwork(ctx, checked);
   const groupIds = await ensureSecurityGroups(ctx, network.vpcId);
   for (const role of ROLES) {
-    const name = resourceName(spec.name, role);
+    const name = nodeRoleName(spec, role);
     await ensureRole(
       ctx,
       name,
@@ -35,7 +43,10 @@ export async function applyCluster(ctx: Context): Promise<ApplyResult> {
   }
   const running = await ctx.clients.autoScaling.send(
     new DescribeAutoScalingGroupsCommand({
-      Filters: [{ Name: "tag:KubernetesCluster", Values: [spec.name] }],
+      Filters: [
+        { Name: "tag:KubernetesCluster", Values: [spec.name] },
+        { Name: `tag:${OWNER_TAG}`, Values: [ctx.clusterId] },
+      ],
     }),
   );
   await ensurePki(ctx, (running.AutoScalingGroups ?? []).length > 0);

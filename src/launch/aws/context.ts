@@ -1,9 +1,9 @@
 import type { ChangeRecorder } from "../changes";
 import type { AwsClients } from "./clients";
-import type { Inputs } from "./desired";
+import { CLUSTER_TAG, NAME_TAG, OWNER_TAG, type Inputs } from "./desired";
 
-/** What every reconcile step gets: the clients, the derived inputs, the recorder and the clock. */
-export interface Context {
+/** What a command starts with: the clients, the derived inputs, the recorder and the clock. */
+export interface BaseContext {
   clients: AwsClients;
   inputs: Inputs;
   rec: ChangeRecorder;
@@ -12,9 +12,16 @@ export interface Context {
   sleep(ms: number): Promise<void>;
 }
 
-export const tagFilters = (cluster: string, logicalName?: string) => [
-  { Name: "tag:KubernetesCluster", Values: [cluster] },
-  ...(logicalName ? [{ Name: "tag:kubebake:name", Values: [logicalName] }] : []),
+/** What every reconcile step gets: also the cluster id, which marks what is ours. */
+export interface Context extends BaseContext {
+  clusterId: string;
+}
+
+/** Filters for this cluster's tagged resources: its name, its owner id, and optionally one part. */
+export const tagFilters = (cluster: string, clusterId: string, logicalName?: string) => [
+  { Name: `tag:${CLUSTER_TAG}`, Values: [cluster] },
+  { Name: `tag:${OWNER_TAG}`, Values: [clusterId] },
+  ...(logicalName ? [{ Name: `tag:${NAME_TAG}`, Values: [logicalName] }] : []),
 ];
 
 /** Finds, among same-kind resources, the one with this `kubebake:name` tag. */

@@ -3,6 +3,7 @@
  * group rules, IAM policies, user data, launch template data. Pure: tests read it without a cloud.
  */
 import type { _InstanceType } from "@aws-sdk/client-ec2";
+import { createHash } from "node:crypto";
 import { stringify } from "yaml";
 import { recordName, ROLES, zoneName, type Role } from "../../discover/names";
 import type { ClusterSpec } from "../../cluster/schema";
@@ -11,6 +12,8 @@ import type { DiscoveryConfig } from "../../discover/config";
 export const CLUSTER_TAG = "KubernetesCluster";
 export const ROLE_TAG = "Role";
 export const NAME_TAG = "kubebake:name";
+/** The cluster id (per cluster and region, kept in SSM) on everything kubebake creates: what is ours. */
+export const OWNER_TAG = "kubebake:owner";
 /** The tag that finds a baked AMI from a bake manifest's imageId. */
 export const IMAGE_ID_TAG = "kubebake:image-id";
 
@@ -35,13 +38,42 @@ export interface Rule {
 export const prefix = (cluster: string) => `kubebake-${cluster}`;
 export const resourceName = (cluster: string, part: string) => `${prefix(cluster)}-${part}`;
 export const secretPrefix = (cluster: string) => `/kubebake/${cluster}`;
+/** The SSM parameter holding the cluster id; SSM is regional, so the id is per cluster and region. */
+export const clusterIdParameter = (cluster: string) => `${secretPrefix(cluster)}/cluster-id`;
 
-/** Tags on everything kubebake creates for a cluster; `kubebake:name` tells same-kind resources apart. */
-export function tagsFor(spec: ClusterSpec, logicalName: string): Record<string, string> {
+/** IAM role names are limited to 64 characters (instance profiles to 128; they share the role's name). */
+const IAM_NAME_LIMIT = 64;
+
+/**
+ * The name of an account-global resource (IAM is not regional): `kubebake-<cluster>-<region>-<part>`, so
+ * that clusters of one name in two regions never share one. Too long for IAM, the cluster and region are
+ * cut and an 8-character hash of the full name keeps it unique: `kubebake-<cut>-<hash>-<part>`.
+ */
+export function globalName(cluster: string, region: string, part: string): string {
+  const full = `${prefix(cluster)}-${region}-${part}`;
+  if (full.length <= IAM_NAME_LIMIT) return full;
+  const hash = createHash("sha256").update(full).digest("hex").slice(0, 8);
+  const head = `${prefix(cluster)}-${region}`.slice(0, IAM_NAME_LIMIT - part.length - hash.length - 2);
+  return `${head.replace(/-+$/, "")}-${hash}-${part}`;
+}
+/** IAM path of a cluster's roles and profiles: by cluster and region, so destroy lists only its own. */
+export const iamPath = (cluster: string, region: string) => `/kubebake/${cluster}/${region}/`;
+/** Role and instance profile of a node role, and the discovery function's role. */
+export const nodeRoleName = (spec: Pick<ClusterSpec, "name" | "region">, role: Role) =>
+  globalName(spec.name, spec.region, role);
+export const discoveryRoleName = (spec: Pick<ClusterSpec, "name" | "region">) =>
+  globalName(spec.name, spec.region, "dns-discovery");
+
+/**
+ * Tags on everything kubebake creates for a cluster: the owner tag (the cluster id) tells ours from a
+ * look-alike; `kubebake:name` tells same-kind resources apart.
+ */
+export function tagsFor(spec: ClusterSpec, logicalName: string, clusterId: string): Record<string, string> {
   return {
     ...spec.tags,
     [CLUSTER_TAG]: spec.name,
     [NAME_TAG]: logicalName,
+    [OWNER_TAG]: clusterId,
     Name: resourceName(spec.name, logicalName),
   };
 }
@@ -203,7 +235,7 @@ export function launchTemplateData(inputs: Inputs, role: Role, securityGroupId: 
     InstanceType: group.instanceType as _InstanceType,
     ...(spec.sshKey ? { KeyName: spec.sshKey } : {}),
     UserData: Buffer.from(userData(spec, role)).toString("base64"),
-    IamInstanceProfile: { Name: resourceName(spec.name, role) },
+    IamInstanceProfile: { Name: nodeRoleName(spec, role) },
     SecurityGroupIds: [securityGroupId],
     // IMDSv2 only, and a hop limit of 1 keeps pods (one hop further) away from the node's credentials.
     MetadataOptions: { HttpTokens: "required", HttpPutResponseHopLimit: 1, HttpEndpoint: "enabled" },

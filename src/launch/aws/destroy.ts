@@ -1,6 +1,7 @@
 /**
- * `kubebake cluster destroy`: everything tagged with the cluster (or named and pathed for it), deleted in
- * dependency order, each step found from truth so that an interrupted destroy resumes where it stopped.
+ * `kubebake cluster destroy`: everything that carries the cluster id of this cluster in this region
+ * (found by tags, names and IAM paths, then checked for the id), deleted in dependency order, each step
+ * found from truth so that an interrupted destroy resumes where it stopped. The id goes last.
  */
 import {
   DeleteAutoScalingGroupCommand,
@@ -27,6 +28,7 @@ import {
 import {
   DeleteRuleCommand,
   DescribeRuleCommand,
+  ListTagsForResourceCommand as ListRuleTagsCommand,
   ListTargetsByRuleCommand,
   RemoveTargetsCommand,
 } from "@aws-sdk/client-eventbridge";
@@ -35,6 +37,8 @@ import {
   DeleteRoleCommand,
   DeleteRolePolicyCommand,
   DetachRolePolicyCommand,
+  GetInstanceProfileCommand,
+  GetRoleCommand,
   ListAttachedRolePoliciesCommand,
   ListInstanceProfilesCommand,
   ListRolePoliciesCommand,
@@ -50,26 +54,43 @@ import {
   ListTagsForResourceCommand,
   type ResourceRecordSet,
 } from "@aws-sdk/client-route-53";
-import { DeleteParametersCommand } from "@aws-sdk/client-ssm";
-import { CLUSTER_TAG, discoveryFunctionName } from "./desired";
+import { DeleteParameterCommand, DeleteParametersCommand } from "@aws-sdk/client-ssm";
+import { clusterIdParameter, discoveryFunctionName, iamPath, OWNER_TAG } from "./desired";
 import { awsErrorCode, ifExists } from "./clients";
-import { tagFilters, waitFor, type Context } from "./context";
+import { tagFilters, waitFor, type BaseContext } from "./context";
 import { eventsRuleName, scheduleRuleName } from "./discovery";
-import { iamPath } from "./iam";
+import { ownedBy, ownerOf, readClusterId } from "./owner";
 import { storedParameterNames } from "./secrets";
-import { bareZoneId } from "./zone";
+import { bareZoneId, zoneOwned } from "./zone";
 
-type DestroyContext = Omit<Context, "inputs"> & { cluster: string; timeoutMs: number };
+type DestroyContext = Omit<BaseContext, "inputs"> & { cluster: string; timeoutMs: number };
 
 const nameTag = (tags: { Key?: string; Value?: string }[] | undefined) =>
   tags?.find((t) => t.Key === "Name")?.Value ?? "";
 
 export async function destroyCluster(ctx: DestroyContext): Promise<void> {
   const { cluster, rec, clients } = ctx;
+  // The clients' region is the cluster's: its id, and the IAM path of its roles, are per region.
+  const region = await clients.ec2.config.region();
+  const clusterId = await readClusterId(clients, cluster);
+  if (!clusterId) {
+    rec.info(`cluster ${cluster} has no id in ${region} (${clusterIdParameter(cluster)}): nothing to delete`);
+    return;
+  }
+  const filters = () => tagFilters(cluster, clusterId);
+  /** Same-named resources without this id are another's: left as they are, and said so. */
+  const leave = (kind: string, name: string, owner: string | undefined) =>
+    rec.info(`leaving ${kind} ${name}: its ${OWNER_TAG} is ${owner ?? "absent"}, not this cluster's id`);
 
   // Discovery first, so nothing rewrites records while the groups go.
   for (const rule of [eventsRuleName(cluster), scheduleRuleName(cluster)]) {
-    if (!(await ifExists(() => clients.events.send(new DescribeRuleCommand({ Name: rule }))))) continue;
+    const found = await ifExists(() => clients.events.send(new DescribeRuleCommand({ Name: rule })));
+    if (!found) continue;
+    const tags = (await clients.events.send(new ListRuleTagsCommand({ ResourceARN: found.Arn }))).Tags;
+    if (!ownedBy(tags, clusterId)) {
+      leave("eventbridge-rule", rule, ownerOf(tags));
+      continue;
+    }
     const targets = (await clients.events.send(new ListTargetsByRuleCommand({ Rule: rule }))).Targets ?? [];
     await rec.make(
       { action: "delete", kind: "eventbridge-rule", name: rule },
@@ -83,7 +104,11 @@ export async function destroyCluster(ctx: DestroyContext): Promise<void> {
     );
   }
   const functionName = discoveryFunctionName(cluster);
-  if (await ifExists(() => clients.lambda.send(new GetFunctionCommand({ FunctionName: functionName })))) {
+  const fn = await ifExists(() =>
+    clients.lambda.send(new GetFunctionCommand({ FunctionName: functionName })),
+  );
+  if (fn && !ownedBy(fn.Tags, clusterId)) leave("lambda-function", functionName, ownerOf(fn.Tags));
+  else if (fn) {
     await rec.make(
       { action: "delete", kind: "lambda-function", name: functionName },
       () => clients.lambda.send(new DeleteFunctionCommand({ FunctionName: functionName })),
@@ -92,13 +117,8 @@ export async function destroyCluster(ctx: DestroyContext): Promise<void> {
   }
 
   const groups =
-    (
-      await clients.autoScaling.send(
-        new DescribeAutoScalingGroupsCommand({
-          Filters: [{ Name: `tag:${CLUSTER_TAG}`, Values: [cluster] }],
-        }),
-      )
-    ).AutoScalingGroups ?? [];
+    (await clients.autoScaling.send(new DescribeAutoScalingGroupsCommand({ Filters: filters() })))
+      .AutoScalingGroups ?? [];
   for (const group of groups) {
     if (group.Status === "Delete in progress") continue;
     await rec.make(
@@ -121,14 +141,12 @@ export async function destroyCluster(ctx: DestroyContext): Promise<void> {
   if (!rec.dryRun) {
     await waitFor(ctx, `the instances of cluster ${cluster} to terminate`, ctx.timeoutMs, async () => {
       const left = await clients.autoScaling.send(
-        new DescribeAutoScalingGroupsCommand({
-          Filters: [{ Name: `tag:${CLUSTER_TAG}`, Values: [cluster] }],
-        }),
+        new DescribeAutoScalingGroupsCommand({ Filters: filters() }),
       );
       const instances = await clients.ec2.send(
         new DescribeInstancesCommand({
           Filters: [
-            ...tagFilters(cluster),
+            ...filters(),
             {
               Name: "instance-state-name",
               Values: ["pending", "running", "stopping", "stopped", "shutting-down"],
@@ -144,8 +162,8 @@ export async function destroyCluster(ctx: DestroyContext): Promise<void> {
   }
 
   const templates =
-    (await clients.ec2.send(new DescribeLaunchTemplatesCommand({ Filters: tagFilters(cluster) })))
-      .LaunchTemplates ?? [];
+    (await clients.ec2.send(new DescribeLaunchTemplatesCommand({ Filters: filters() }))).LaunchTemplates ??
+    [];
   for (const template of templates) {
     await rec.make(
       { action: "delete", kind: "launch-template", name: template.LaunchTemplateName! },
@@ -155,10 +173,21 @@ export async function destroyCluster(ctx: DestroyContext): Promise<void> {
     );
   }
 
-  const PathPrefix = iamPath(cluster);
+  // IAM lists no tags: each role and profile under the cluster's path is read for its owner tag.
+  const PathPrefix = iamPath(cluster, region);
   const profiles =
     (await clients.iam.send(new ListInstanceProfilesCommand({ PathPrefix }))).InstanceProfiles ?? [];
-  for (const profile of profiles) {
+  for (const listed of profiles) {
+    const profile = (
+      await ifExists(() =>
+        clients.iam.send(new GetInstanceProfileCommand({ InstanceProfileName: listed.InstanceProfileName })),
+      )
+    )?.InstanceProfile;
+    if (!profile) continue;
+    if (!ownedBy(profile.Tags, clusterId)) {
+      leave("instance-profile", profile.InstanceProfileName!, ownerOf(profile.Tags));
+      continue;
+    }
     await rec.make(
       { action: "delete", kind: "instance-profile", name: profile.InstanceProfileName! },
       async () => {
@@ -178,8 +207,14 @@ export async function destroyCluster(ctx: DestroyContext): Promise<void> {
     );
   }
   const roles = (await clients.iam.send(new ListRolesCommand({ PathPrefix }))).Roles ?? [];
-  for (const role of roles) {
-    const RoleName = role.RoleName!;
+  for (const listed of roles) {
+    const RoleName = listed.RoleName!;
+    const role = (await ifExists(() => clients.iam.send(new GetRoleCommand({ RoleName }))))?.Role;
+    if (!role) continue;
+    if (!ownedBy(role.Tags, clusterId)) {
+      leave("iam-role", RoleName, ownerOf(role.Tags));
+      continue;
+    }
     await rec.make(
       { action: "delete", kind: "iam-role", name: RoleName },
       async () => {
@@ -197,7 +232,10 @@ export async function destroyCluster(ctx: DestroyContext): Promise<void> {
     );
   }
 
-  const parameters = [...(await storedParameterNames(ctx, cluster))].sort();
+  const idParameter = clusterIdParameter(cluster);
+  const parameters = [...(await storedParameterNames(ctx, cluster, clusterId))]
+    .filter((name) => name !== idParameter)
+    .sort();
   if (parameters.length > 0) {
     await rec.make(
       {
@@ -215,7 +253,7 @@ export async function destroyCluster(ctx: DestroyContext): Promise<void> {
     );
   }
 
-  for (const zone of await clusterZones(ctx)) {
+  for (const zone of await clusterZones(ctx, clusterId)) {
     await rec.make(
       { action: "delete", kind: "hosted-zone", name: zone.name },
       async () => {
@@ -237,8 +275,7 @@ export async function destroyCluster(ctx: DestroyContext): Promise<void> {
   }
 
   const groupsLeft =
-    (await clients.ec2.send(new DescribeSecurityGroupsCommand({ Filters: tagFilters(cluster) })))
-      .SecurityGroups ?? [];
+    (await clients.ec2.send(new DescribeSecurityGroupsCommand({ Filters: filters() }))).SecurityGroups ?? [];
   for (const group of groupsLeft) {
     if ((group.IpPermissions ?? []).length === 0) continue;
     // The two groups refer to each other: drop the rules first, then the groups.
@@ -267,8 +304,7 @@ export async function destroyCluster(ctx: DestroyContext): Promise<void> {
   }
 
   const tables =
-    (await clients.ec2.send(new DescribeRouteTablesCommand({ Filters: tagFilters(cluster) }))).RouteTables ??
-    [];
+    (await clients.ec2.send(new DescribeRouteTablesCommand({ Filters: filters() }))).RouteTables ?? [];
   for (const table of tables) {
     await rec.make(
       { action: "delete", kind: "route-table", name: nameTag(table.Tags) },
@@ -285,8 +321,8 @@ export async function destroyCluster(ctx: DestroyContext): Promise<void> {
     );
   }
   const gateways =
-    (await clients.ec2.send(new DescribeInternetGatewaysCommand({ Filters: tagFilters(cluster) })))
-      .InternetGateways ?? [];
+    (await clients.ec2.send(new DescribeInternetGatewaysCommand({ Filters: filters() }))).InternetGateways ??
+    [];
   for (const gateway of gateways) {
     await rec.make(
       { action: "delete", kind: "internet-gateway", name: nameTag(gateway.Tags) },
@@ -306,8 +342,7 @@ export async function destroyCluster(ctx: DestroyContext): Promise<void> {
       undefined,
     );
   }
-  const subnets =
-    (await clients.ec2.send(new DescribeSubnetsCommand({ Filters: tagFilters(cluster) }))).Subnets ?? [];
+  const subnets = (await clients.ec2.send(new DescribeSubnetsCommand({ Filters: filters() }))).Subnets ?? [];
   for (const subnet of subnets) {
     await rec.make(
       { action: "delete", kind: "subnet", name: nameTag(subnet.Tags) },
@@ -318,7 +353,7 @@ export async function destroyCluster(ctx: DestroyContext): Promise<void> {
       undefined,
     );
   }
-  const vpcs = (await clients.ec2.send(new DescribeVpcsCommand({ Filters: tagFilters(cluster) }))).Vpcs ?? [];
+  const vpcs = (await clients.ec2.send(new DescribeVpcsCommand({ Filters: filters() }))).Vpcs ?? [];
   for (const vpc of vpcs) {
     await rec.make(
       { action: "delete", kind: "vpc", name: nameTag(vpc.Tags) },
@@ -329,10 +364,19 @@ export async function destroyCluster(ctx: DestroyContext): Promise<void> {
       undefined,
     );
   }
+  // Last: until now, a destroy that stopped half-way finds what is left by this id.
+  await rec.make(
+    { action: "delete", kind: "cluster-id", name: idParameter },
+    () => clients.ssm.send(new DeleteParameterCommand({ Name: idParameter })),
+    undefined,
+  );
 }
 
-/** The cluster's private zones: named `<cluster>.…` and tagged with the cluster. */
-export async function clusterZones(ctx: Pick<Context, "clients"> & { cluster: string }) {
+/** The cluster's private zones: named `<cluster>.…` and owned by its id (other regions' are not). */
+export async function clusterZones(
+  ctx: Pick<BaseContext, "clients"> & { cluster: string },
+  clusterId: string,
+) {
   const zones: { id: string; name: string }[] = [];
   let Marker: string | undefined;
   do {
@@ -343,7 +387,10 @@ export async function clusterZones(ctx: Pick<Context, "clients"> & { cluster: st
       const tags = await ctx.clients.route53.send(
         new ListTagsForResourceCommand({ ResourceType: "hostedzone", ResourceId: id }),
       );
-      if (tags.ResourceTagSet?.Tags?.some((t) => t.Key === CLUSTER_TAG && t.Value === ctx.cluster)) {
+      const tagMap = Object.fromEntries(
+        (tags.ResourceTagSet?.Tags ?? []).map((t) => [t.Key!, t.Value ?? ""]),
+      );
+      if (zoneOwned({ tags: tagMap, callerReference: zone.CallerReference ?? "" }, clusterId)) {
         zones.push({ id, name: zone.Name.toLowerCase() });
       }
     }
@@ -352,7 +399,7 @@ export async function clusterZones(ctx: Pick<Context, "clients"> & { cluster: st
   return zones;
 }
 
-async function allRecords(ctx: Pick<Context, "clients">, zoneId: string): Promise<ResourceRecordSet[]> {
+async function allRecords(ctx: Pick<BaseContext, "clients">, zoneId: string): Promise<ResourceRecordSet[]> {
   const records: ResourceRecordSet[] = [];
   let start: {
     StartRecordName?: string;

@@ -5,6 +5,7 @@
  */
 import {
   DescribeRuleCommand,
+  ListTagsForResourceCommand,
   ListTargetsByRuleCommand,
   PutRuleCommand,
   PutTargetsCommand,
@@ -33,10 +34,12 @@ import {
   discoveryConfig,
   discoveryFunctionName,
   discoveryPolicy,
+  discoveryRoleName,
   resourceName,
   tagsFor,
 } from "./desired";
 import { ensureRole } from "./iam";
+import { assertOwned } from "./owner";
 
 export const discoveryBundle = () => join(packageRoot(), "dist", "lambdas", "dns-discovery.zip");
 export const eventsRuleName = (cluster: string) => resourceName(cluster, "asg-events");
@@ -50,7 +53,7 @@ export async function ensureDiscovery(ctx: Context, zoneId: string): Promise<voi
   const functionName = discoveryFunctionName(spec.name);
   const roleArn = await ensureRole(
     ctx,
-    functionName,
+    discoveryRoleName(spec),
     "dns-discovery",
     assumeRolePolicy("lambda.amazonaws.com"),
     discoveryPolicy(ctx.inputs, zoneId),
@@ -71,6 +74,7 @@ export async function ensureDiscovery(ctx: Context, zoneId: string): Promise<voi
   };
   const { lambda } = ctx.clients;
   const got = await ifExists(() => lambda.send(new GetFunctionCommand({ FunctionName: functionName })));
+  if (got) assertOwned("lambda-function", functionName, got.Tags, ctx.clusterId);
   const found = got?.Configuration;
   let functionArn = found?.FunctionArn;
   if (!found) {
@@ -80,7 +84,7 @@ export async function ensureDiscovery(ctx: Context, zoneId: string): Promise<voi
         createFunction(ctx, {
           FunctionName: functionName,
           Code: { ZipFile: zip },
-          Tags: tagsFor(spec, "dns-discovery"),
+          Tags: tagsFor(spec, "dns-discovery", ctx.clusterId),
           ...configuration,
         }),
       `arn:aws:lambda:${spec.region}:${ctx.inputs.account}:function:${functionName}`,
@@ -156,6 +160,10 @@ export async function ensureDiscovery(ctx: Context, zoneId: string): Promise<voi
   for (const rule of rules) {
     const { events } = ctx.clients;
     const existing = await ifExists(() => events.send(new DescribeRuleCommand({ Name: rule.name })));
+    if (existing) {
+      const tags = await events.send(new ListTagsForResourceCommand({ ResourceARN: existing.Arn }));
+      assertOwned("eventbridge-rule", rule.name, tags.Tags, ctx.clusterId);
+    }
     const same =
       existing &&
       existing.State === "ENABLED" &&
@@ -181,7 +189,7 @@ export async function ensureDiscovery(ctx: Context, zoneId: string): Promise<voi
                 ...(rule.EventPattern
                   ? { EventPattern: rule.EventPattern }
                   : { ScheduleExpression: rule.ScheduleExpression }),
-                ...(existing ? {} : { Tags: asTagList(tagsFor(spec, rule.name)) }),
+                ...(existing ? {} : { Tags: asTagList(tagsFor(spec, rule.name, ctx.clusterId)) }),
               }),
             )
           ).RuleArn!,

@@ -30,6 +30,7 @@ import {
   tagsFor,
   type LaunchTemplateData,
 } from "./desired";
+import { assertOwned } from "./owner";
 
 export interface TemplateRef {
   id: string;
@@ -81,7 +82,10 @@ export async function ensureLaunchTemplate(
               LaunchTemplateName: name,
               LaunchTemplateData: data,
               TagSpecifications: [
-                { ResourceType: "launch-template", Tags: asTagList(tagsFor(spec, `lt-${role}`)) },
+                {
+                  ResourceType: "launch-template",
+                  Tags: asTagList(tagsFor(spec, `lt-${role}`, ctx.clusterId)),
+                },
               ],
             }),
           )
@@ -90,6 +94,7 @@ export async function ensureLaunchTemplate(
     );
     return { id, version: 1 };
   }
+  assertOwned("launch-template", name, found.Tags, ctx.clusterId);
   const id = found.LaunchTemplateId!;
   const latest = (
     await ec2.send(new DescribeLaunchTemplateVersionsCommand({ LaunchTemplateId: id, Versions: ["$Latest"] }))
@@ -126,7 +131,7 @@ export async function ensureLaunchTemplate(
 
 /** The cluster's tags plus Role, which the discovery function reads to tell the groups apart. */
 export const groupTags = (ctx: Context, role: Role) => ({
-  ...tagsFor(ctx.inputs.spec, `asg-${role}`),
+  ...tagsFor(ctx.inputs.spec, `asg-${role}`, ctx.clusterId),
   [ROLE_TAG]: role,
 });
 
@@ -180,6 +185,7 @@ export async function ensureGroup(ctx: Context, role: Role, template: TemplateRe
     );
     return false;
   }
+  assertOwned("auto-scaling-group", name, found.Tags, ctx.clusterId);
   const differences: string[] = [];
   if (found.MinSize !== size.min) differences.push(`min ${found.MinSize} → ${size.min}`);
   if (found.MaxSize !== size.max) differences.push(`max ${found.MaxSize} → ${size.max}`);

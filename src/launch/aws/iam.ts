@@ -1,4 +1,7 @@
-/** IAM roles with one inline policy each, and the nodes' instance profiles. Paths scope them to the cluster. */
+/**
+ * IAM roles with one inline policy each, and the nodes' instance profiles. IAM is global: names and paths
+ * carry the cluster and its region, and only what carries the cluster id is changed.
+ */
 import {
   AddRoleToInstanceProfileCommand,
   CreateInstanceProfileCommand,
@@ -10,12 +13,33 @@ import {
   UpdateAssumeRolePolicyCommand,
 } from "@aws-sdk/client-iam";
 import { isDeepStrictEqual } from "node:util";
+import { ROLES } from "../../discover/names";
 import { ifExists } from "./clients";
-import type { Context } from "./context";
-import { asTagList, tagsFor } from "./desired";
+import type { BaseContext, Context } from "./context";
+import { asTagList, discoveryRoleName, iamPath, nodeRoleName, tagsFor } from "./desired";
+import { assertOwned } from "./owner";
 
 export const POLICY_NAME = "kubebake";
-export const iamPath = (cluster: string) => `/kubebake/${cluster}/`;
+
+/**
+ * Before anything is created: every role and instance profile name the cluster will use is free or
+ * carries its id (none can before the id exists). A look-alike is refused, never adopted.
+ */
+export async function checkIamNames(ctx: BaseContext, clusterId: string | undefined): Promise<void> {
+  const { iam } = ctx.clients;
+  const { spec } = ctx.inputs;
+  const id = clusterId ?? "";
+  for (const name of [...ROLES.map((role) => nodeRoleName(spec, role)), discoveryRoleName(spec)]) {
+    const role = (await ifExists(() => iam.send(new GetRoleCommand({ RoleName: name }))))?.Role;
+    if (role) assertOwned("iam-role", name, role.Tags, id);
+  }
+  for (const name of ROLES.map((role) => nodeRoleName(spec, role))) {
+    const profile = (
+      await ifExists(() => iam.send(new GetInstanceProfileCommand({ InstanceProfileName: name })))
+    )?.InstanceProfile;
+    if (profile) assertOwned("instance-profile", name, profile.Tags, id);
+  }
+}
 
 const parse = (document: string | undefined) =>
   document ? JSON.parse(decodeURIComponent(document)) : undefined;
@@ -31,6 +55,8 @@ export async function ensureRole(
   const { iam } = ctx.clients;
   const { spec } = ctx.inputs;
   const found = (await ifExists(() => iam.send(new GetRoleCommand({ RoleName: name }))))?.Role;
+  if (found) assertOwned("iam-role", name, found.Tags, ctx.clusterId);
+  const path = iamPath(spec.name, spec.region);
   const arn =
     found?.Arn ??
     (await ctx.rec.make(
@@ -40,14 +66,14 @@ export async function ensureRole(
           await iam.send(
             new CreateRoleCommand({
               RoleName: name,
-              Path: iamPath(spec.name),
+              Path: path,
               AssumeRolePolicyDocument: JSON.stringify(trust),
-              Description: `kubebake ${spec.name} ${logical}`,
-              Tags: asTagList(tagsFor(spec, logical)),
+              Description: `kubebake ${spec.name} ${spec.region} ${logical}`,
+              Tags: asTagList(tagsFor(spec, logical, ctx.clusterId)),
             }),
           )
         ).Role!.Arn!,
-      `arn:aws:iam::${ctx.inputs.account}:role${iamPath(spec.name)}${name}`,
+      `arn:aws:iam::${ctx.inputs.account}:role${path}${name}`,
     ));
   if (found && !isDeepStrictEqual(parse(found.AssumeRolePolicyDocument), trust)) {
     await ctx.rec.make(
@@ -89,6 +115,7 @@ export async function ensureInstanceProfile(ctx: Context, name: string, logical:
   const { iam } = ctx.clients;
   const found = (await ifExists(() => iam.send(new GetInstanceProfileCommand({ InstanceProfileName: name }))))
     ?.InstanceProfile;
+  if (found) assertOwned("instance-profile", name, found.Tags, ctx.clusterId);
   if (!found) {
     await ctx.rec.make(
       { action: "create", kind: "instance-profile", name },
@@ -96,8 +123,8 @@ export async function ensureInstanceProfile(ctx: Context, name: string, logical:
         iam.send(
           new CreateInstanceProfileCommand({
             InstanceProfileName: name,
-            Path: iamPath(ctx.inputs.spec.name),
-            Tags: asTagList(tagsFor(ctx.inputs.spec, logical)),
+            Path: iamPath(ctx.inputs.spec.name, ctx.inputs.spec.region),
+            Tags: asTagList(tagsFor(ctx.inputs.spec, logical, ctx.clusterId)),
           }),
         ),
       undefined,

@@ -19,7 +19,7 @@ import {
 } from "@aws-sdk/client-ec2";
 import { invalidInput } from "../../errors";
 import { isPlanned, plannedId } from "../changes";
-import { named, tagFilters, type Context } from "./context";
+import { named, tagFilters, type BaseContext, type Context } from "./context";
 import { asTagList, resourceName, subnetCidrs, tagsFor } from "./desired";
 
 export interface Network {
@@ -27,21 +27,33 @@ export interface Network {
   subnetIds: string[];
 }
 
+/** What the spec's network is checked to be, before anything is created: an existing one, or zones for ours. */
+export type CheckedNetwork = { existing: Network } | { zones: string[] };
+
 const tagSpec = (ctx: Context, type: ResourceType, logical: string) => [
-  { ResourceType: type, Tags: asTagList(tagsFor(ctx.inputs.spec, logical)) },
+  { ResourceType: type, Tags: asTagList(tagsFor(ctx.inputs.spec, logical, ctx.clusterId)) },
 ];
 
-export async function ensureNetwork(ctx: Context): Promise<Network> {
+/** Reads only: the existing VPC and subnets checked, or the spec's zones checked against the region's. */
+export async function checkNetwork(ctx: BaseContext): Promise<CheckedNetwork> {
   const { network } = ctx.inputs.spec;
-  if (network.vpc && network.subnets) return checkExisting(ctx, network.vpc, network.subnets);
+  if (network.vpc && network.subnets)
+    return { existing: await checkExisting(ctx, network.vpc, network.subnets) };
+  return { zones: await clusterZones(ctx) };
+}
+
+export async function ensureNetwork(ctx: Context, checked: CheckedNetwork): Promise<Network> {
+  if ("existing" in checked) return checked.existing;
+  const { network } = ctx.inputs.spec;
   const { ec2 } = ctx.clients;
   const rec = ctx.rec;
-  // Zones first: a zone the region lacks is the spec's mistake, found before anything is created.
-  const zones = await clusterZones(ctx);
+  const { zones } = checked;
+  const filters = (logical?: string) => tagFilters(ctx.inputs.spec.name, ctx.clusterId, logical);
 
-  const found = await ec2.send(new DescribeVpcsCommand({ Filters: tagFilters(ctx.inputs.spec.name, "vpc") }));
+  const found = await ec2.send(new DescribeVpcsCommand({ Filters: filters("vpc") }));
   const vpcName = resourceName(ctx.inputs.spec.name, "vpc");
   let vpcId = found.Vpcs?.[0]?.VpcId;
+  const created = !vpcId;
   if (!vpcId) {
     vpcId = await rec.make(
       { action: "create", kind: "vpc", name: vpcName, detail: network.cidr },
@@ -54,10 +66,11 @@ export async function ensureNetwork(ctx: Context): Promise<Network> {
       plannedId("vpc"),
     );
   }
-  // A private hosted zone answers only in a VPC with DNS support and hostnames.
+  // A private hosted zone answers only in a VPC with DNS support and hostnames. A VPC created by this
+  // run gets both set without a read, so that the plan (which cannot read it) lists what apply does.
   for (const attribute of ["enableDnsSupport", "enableDnsHostnames"] as const) {
     const enabled =
-      !isPlanned(vpcId) &&
+      !created &&
       (await ec2.send(new DescribeVpcAttributeCommand({ VpcId: vpcId, Attribute: attribute })))[
         attribute === "enableDnsSupport" ? "EnableDnsSupport" : "EnableDnsHostnames"
       ]?.Value;
@@ -80,11 +93,8 @@ export async function ensureNetwork(ctx: Context): Promise<Network> {
   const cidrs = subnetCidrs(network.cidr, zones.length);
   const existing = isPlanned(vpcId)
     ? []
-    : ((
-        await ec2.send(
-          new DescribeSubnetsCommand({ Filters: [...tagFilters(ctx.inputs.spec.name), vpcFilter(vpcId)] }),
-        )
-      ).Subnets ?? []);
+    : ((await ec2.send(new DescribeSubnetsCommand({ Filters: [...filters(), vpcFilter(vpcId)] }))).Subnets ??
+      []);
   const subnetIds: string[] = [];
   for (const [i, zone] of zones.entries()) {
     const logical = `subnet-${zone}`;
@@ -132,9 +142,8 @@ export async function ensureNetwork(ctx: Context): Promise<Network> {
   }
 
   const igwName = resourceName(ctx.inputs.spec.name, "igw");
-  const igw = (
-    await ec2.send(new DescribeInternetGatewaysCommand({ Filters: tagFilters(ctx.inputs.spec.name, "igw") }))
-  ).InternetGateways?.[0];
+  const igw = (await ec2.send(new DescribeInternetGatewaysCommand({ Filters: filters("igw") })))
+    .InternetGateways?.[0];
   const igwId =
     igw?.InternetGatewayId ??
     (await rec.make(
@@ -156,9 +165,8 @@ export async function ensureNetwork(ctx: Context): Promise<Network> {
   }
 
   const routesName = resourceName(ctx.inputs.spec.name, "routes");
-  const table = (
-    await ec2.send(new DescribeRouteTablesCommand({ Filters: tagFilters(ctx.inputs.spec.name, "routes") }))
-  ).RouteTables?.[0];
+  const table = (await ec2.send(new DescribeRouteTablesCommand({ Filters: filters("routes") })))
+    .RouteTables?.[0];
   const tableId =
     table?.RouteTableId ??
     (await rec.make(
@@ -207,7 +215,7 @@ export async function ensureNetwork(ctx: Context): Promise<Network> {
 const vpcFilter = (vpcId: string) => ({ Name: "vpc-id", Values: [vpcId] });
 
 /** The spec's zones, checked against the region's; or the region's first three. */
-async function clusterZones(ctx: Context): Promise<string[]> {
+async function clusterZones(ctx: BaseContext): Promise<string[]> {
   const answer = await ctx.clients.ec2.send(
     new DescribeAvailabilityZonesCommand({ Filters: [{ Name: "state", Values: ["available"] }] }),
   );
@@ -226,7 +234,7 @@ async function clusterZones(ctx: Context): Promise<string[]> {
   return wanted;
 }
 
-async function checkExisting(ctx: Context, vpcId: string, subnetIds: string[]): Promise<Network> {
+async function checkExisting(ctx: BaseContext, vpcId: string, subnetIds: string[]): Promise<Network> {
   const { ec2 } = ctx.clients;
   const vpcs = await ec2.send(new DescribeVpcsCommand({ Filters: [{ Name: "vpc-id", Values: [vpcId] }] }));
   if (!vpcs.Vpcs?.length)

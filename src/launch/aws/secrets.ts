@@ -4,8 +4,10 @@
  */
 import { DescribeParametersCommand, PutParameterCommand } from "@aws-sdk/client-ssm";
 import { KubebakeError, ExitCode } from "../../errors";
+import { isPlanned } from "../changes";
 import type { Context } from "./context";
-import { asTagList, secretPrefix, tagsFor } from "./desired";
+import { asTagList, clusterIdParameter, OWNER_TAG, secretPrefix, tagsFor } from "./desired";
+import { foreign } from "./owner";
 
 /** The files of generateClusterPki, which the node scripts fetch by these names. */
 export const PKI_FILE_NAMES = [
@@ -16,16 +18,22 @@ export const PKI_FILE_NAMES = [
   .concat(["admin.kubeconfig", "bootstrap-token", "sa.key", "sa.pub"])
   .sort();
 
+/** The parameters under `/kubebake/<cluster>/`; with a cluster id, only those tagged with it. */
 export async function storedParameterNames(
   ctx: Pick<Context, "clients">,
   cluster: string,
+  clusterId?: string,
 ): Promise<Set<string>> {
   const names = new Set<string>();
+  if (clusterId !== undefined && isPlanned(clusterId)) return names;
   let NextToken: string | undefined;
   do {
     const page = await ctx.clients.ssm.send(
       new DescribeParametersCommand({
-        ParameterFilters: [{ Key: "Path", Option: "Recursive", Values: [secretPrefix(cluster)] }],
+        ParameterFilters: [
+          { Key: "Path", Option: "Recursive", Values: [secretPrefix(cluster)] },
+          ...(clusterId !== undefined ? [{ Key: `tag:${OWNER_TAG}`, Values: [clusterId] }] : []),
+        ],
         MaxResults: 50,
         NextToken,
       }),
@@ -39,7 +47,10 @@ export async function storedParameterNames(
 export async function ensurePki(ctx: Context, clusterRunning: boolean): Promise<void> {
   const { spec } = ctx.inputs;
   const prefix = secretPrefix(spec.name);
-  const stored = await storedParameterNames(ctx, spec.name);
+  const stored = await storedParameterNames(ctx, spec.name, ctx.clusterId);
+  const all = await storedParameterNames(ctx, spec.name);
+  const alien = [...all].filter((name) => !stored.has(name) && name !== clusterIdParameter(spec.name));
+  if (alien.length > 0) throw foreign("ssm-parameter", alien.sort()[0]!, null);
   const missing = PKI_FILE_NAMES.filter((name) => !stored.has(`${prefix}/${name}`));
   if (missing.length === 0) return;
   if (missing.length < PKI_FILE_NAMES.length && clusterRunning) {
@@ -72,7 +83,7 @@ export async function ensurePki(ctx: Context, clusterRunning: boolean): Promise<
           new PutParameterCommand(
             stored.has(Name)
               ? { ...common, Overwrite: true }
-              : { ...common, Tags: asTagList(tagsFor(spec, "pki")) },
+              : { ...common, Tags: asTagList(tagsFor(spec, "pki", ctx.clusterId)) },
           ),
         );
       }

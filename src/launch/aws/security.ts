@@ -8,8 +8,9 @@ import {
 } from "@aws-sdk/client-ec2";
 import { ROLES, type Role } from "../../discover/names";
 import { isPlanned, plannedId } from "../changes";
-import { named, tagFilters, type Context } from "./context";
+import type { Context } from "./context";
 import { asTagList, resourceName, ruleKey, securityGroupRules, tagsFor, type Rule } from "./desired";
+import { assertOwned } from "./owner";
 
 /** Observed permissions, one key per (protocol, ports, source) like ruleKey. */
 export function permissionKeys(permissions: IpPermission[]): Map<string, IpPermission> {
@@ -38,19 +39,26 @@ const permission = (rule: Rule, ids: Record<Role, string>): IpPermission => ({
 export async function ensureSecurityGroups(ctx: Context, vpcId: string): Promise<Record<Role, string>> {
   const { ec2 } = ctx.clients;
   const { spec } = ctx.inputs;
+  // By name in the VPC (names are unique there): a group of our name without our id is refused.
+  const names = ROLES.map((role) => resourceName(spec.name, role));
   const found = isPlanned(vpcId)
     ? []
     : ((
         await ec2.send(
           new DescribeSecurityGroupsCommand({
-            Filters: [...tagFilters(spec.name), { Name: "vpc-id", Values: [vpcId] }],
+            Filters: [
+              { Name: "vpc-id", Values: [vpcId] },
+              { Name: "group-name", Values: names },
+            ],
           }),
         )
       ).SecurityGroups ?? []);
+  for (const group of found)
+    assertOwned("security-group", `${group.GroupName} (${group.GroupId})`, group.Tags, ctx.clusterId);
   const ids = {} as Record<Role, string>;
   for (const role of ROLES) {
-    const group = found.find(named(`sg-${role}`));
     const name = resourceName(spec.name, role);
+    const group = found.find((g) => g.GroupName === name);
     ids[role] =
       group?.GroupId ??
       (await ctx.rec.make(
@@ -63,7 +71,10 @@ export async function ensureSecurityGroups(ctx: Context, vpcId: string): Promise
                 Description: `kubebake ${spec.name} ${role}`,
                 VpcId: vpcId,
                 TagSpecifications: [
-                  { ResourceType: "security-group", Tags: asTagList(tagsFor(spec, `sg-${role}`)) },
+                  {
+                    ResourceType: "security-group",
+                    Tags: asTagList(tagsFor(spec, `sg-${role}`, ctx.clusterId)),
+                  },
                 ],
               }),
             )
