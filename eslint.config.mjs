@@ -2,7 +2,17 @@ import js from "@eslint/js";
 import tseslint from "typescript-eslint";
 
 export default tseslint.config(
-  { ignores: ["dist/**", "out/**", "node_modules/**", "coverage/**", "test/fixtures/mirror/**"] },
+  {
+    ignores: [
+      "dist/**",
+      "out/**",
+      "node_modules/**",
+      "coverage/**",
+      "test/fixtures/mirror/**",
+      "reports/**",
+      ".stryker-tmp/**",
+    ],
+  },
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {
