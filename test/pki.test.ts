@@ -18,6 +18,13 @@ let dir: string;
 const file = (name: string) => files.find((f) => f.name === name)!.content;
 const cert = (name: string) => new x509.X509Certificate(file(`${name}.crt`));
 const openssl = (args: string[]) => spawnSync("openssl", args, { encoding: "utf8" });
+/**
+ * `openssl verify` at a fixed time inside the certificates' validity (a day after they were made), so
+ * that neither answer changes once they expire: without it a refusal could be "certificate has
+ * expired" rather than the wrong issuer.
+ */
+const verifyAtIssue = (caFile: string, leafFile: string) =>
+  openssl(["verify", "-attime", String(now.getTime() / 1000 + 86_400), "-CAfile", caFile, leafFile]);
 
 beforeAll(async () => {
   files = await generateClusterPki({
@@ -45,20 +52,16 @@ describe("cluster PKI", () => {
 
   test.each(chains)("%s is signed by %s, and only by it (library and openssl)", async (leaf, ca) => {
     expect(await cert(leaf).verify({ publicKey: await cert(ca).publicKey.export(), date: now })).toBe(true);
-    expect(
-      openssl([
-        "verify",
-        "-attime",
-        String(now.getTime() / 1000),
-        "-CAfile",
-        join(dir, `${ca}.crt`),
-        join(dir, `${leaf}.crt`),
-      ]).stdout,
-    ).toBe(`${join(dir, `${leaf}.crt`)}: OK\n`);
-    const other = ca === "ca" ? "etcd-ca" : "ca";
-    expect(
-      openssl(["verify", "-CAfile", join(dir, `${other}.crt`), join(dir, `${leaf}.crt`)]).status,
-    ).not.toBe(0);
+    const ok = verifyAtIssue(join(dir, `${ca}.crt`), join(dir, `${leaf}.crt`));
+    expect(ok.stdout).toBe(`${join(dir, `${leaf}.crt`)}: OK\n`);
+    expect(ok.status).toBe(0);
+    for (const other of ["ca", "etcd-ca", "front-proxy-ca"].filter((c) => c !== ca)) {
+      const refused = verifyAtIssue(join(dir, `${other}.crt`), join(dir, `${leaf}.crt`));
+      expect(refused.status).not.toBe(0);
+      // refused for its issuer, not for its dates
+      expect(refused.stdout + refused.stderr).toMatch(/unable to get local issuer certificate/);
+      expect(refused.stdout + refused.stderr).not.toMatch(/expired|not yet valid/);
+    }
   });
 
   test.each(chains)("%s.key belongs to its certificate (issued by %s)", (leaf) => {
@@ -152,7 +155,23 @@ const freePort = () =>
   });
 
 describe("the PKI with Debian's real etcd", () => {
+  // etcd checks the certificates against the real clock: they are made now, not at the fixed `now`.
+  let liveDir: string;
+  beforeAll(async () => {
+    liveDir = join(work, "pki-live");
+    await writePki(
+      liveDir,
+      await generateClusterPki({
+        cluster: "demo",
+        clusterDomain: "cluster.local",
+        serviceCIDR: "10.32.0.0/16",
+        discoveryDomain: "k8s",
+      }),
+    );
+  });
+
   test("etcd serves TLS with client-certificate auth; the API server's etcd client certificate is healthy", async () => {
+    const dir = liveDir;
     const bin = join(work, "bin");
     for (const [pkg, member] of [
       ["etcd-server", "usr/bin/etcd"],

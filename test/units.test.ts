@@ -1,6 +1,6 @@
 import { spawnSync } from "node:child_process";
 import { cpSync, existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from "node:fs";
-import { dirname, join } from "node:path";
+import { dirname, join, relative } from "node:path";
 import { parse } from "yaml";
 import { bake } from "../src/bake/bake";
 import { renderTree, roleFile, type TreeEntry } from "../src/bake/render";
@@ -39,11 +39,13 @@ function referenceList(file: string): Map<string, string> {
 }
 
 describe("rendered units and config files", () => {
+  const goldenDir = join(repoRoot, "test", "golden");
+  // The node scripts are copied, not rendered; the add-on manifests are rendered.
+  const renderedFiles = files.filter(
+    (f) => !f.path.startsWith("/usr/lib/kubebake/") || f.path.includes("/addons/"),
+  );
+
   test("match the golden files (UPDATE_GOLDEN=1 to accept a change)", () => {
-    const goldenDir = join(repoRoot, "test", "golden");
-    const renderedFiles = files.filter(
-      (f) => !f.path.startsWith("/usr/lib/kubebake/") || f.path.includes("/addons/"),
-    );
     for (const file of renderedFiles) {
       const golden = join(goldenDir, ...file.path.split("/").filter(Boolean));
       if (process.env.UPDATE_GOLDEN) {
@@ -53,6 +55,16 @@ describe("rendered units and config files", () => {
       expect(`${file.path}:\n${file.content}`).toBe(`${file.path}:\n${readFileSync(golden, "utf8")}`);
     }
     expect(renderedFiles.length).toBeGreaterThanOrEqual(18);
+  });
+
+  test("every golden file is of a file still rendered (delete the golden of one no longer rendered)", () => {
+    const goldens = readdirSync(goldenDir, { recursive: true, withFileTypes: true })
+      .filter((entry) => !entry.isDirectory())
+      .map((entry) => "/" + relative(goldenDir, join(entry.parentPath, entry.name)))
+      .sort();
+    const rendered = new Set(renderedFiles.map((f) => f.path));
+    expect(goldens.filter((path) => !rendered.has(path))).toEqual([]);
+    expect(goldens).toHaveLength(renderedFiles.length);
   });
 
   test("every flag a unit passes is a current, non-deprecated flag of that binary", () => {

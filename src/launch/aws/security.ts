@@ -12,7 +12,7 @@ import type { Context } from "./context";
 import { asTagList, resourceName, ruleKey, securityGroupRules, tagsFor, type Rule } from "./desired";
 import { assertOwned } from "./owner";
 
-/** Observed permissions, one key per (protocol, ports, source) like ruleKey. */
+/** Observed permissions, one key per (protocol, ports, source) like ruleKey; IPv6 and prefix-list sources too. */
 export function permissionKeys(permissions: IpPermission[]): Map<string, IpPermission> {
   const keys = new Map<string, IpPermission>();
   for (const p of permissions) {
@@ -23,6 +23,11 @@ export function permissionKeys(permissions: IpPermission[]): Map<string, IpPermi
     for (const pair of p.UserIdGroupPairs ?? []) {
       keys.set(head + pair.GroupId, { ...base, UserIdGroupPairs: [{ GroupId: pair.GroupId }] });
     }
+    // Never desired, so always extra: kept as keys so that converging revokes them.
+    for (const range of p.Ipv6Ranges ?? [])
+      keys.set(head + range.CidrIpv6, { ...base, Ipv6Ranges: [{ CidrIpv6: range.CidrIpv6 }] });
+    for (const list of p.PrefixListIds ?? [])
+      keys.set(head + list.PrefixListId, { ...base, PrefixListIds: [{ PrefixListId: list.PrefixListId }] });
   }
   return keys;
 }

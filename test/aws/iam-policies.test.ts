@@ -1,0 +1,257 @@
+/**
+ * The IAM policies of desired.ts, evaluated by an IAM policy simulator rather than compared as strings:
+ * each role may do exactly what it needs, and its neighbours (another cluster, another region, another
+ * zone, another record, writing secrets, passing roles, another principal) are denied.
+ */
+import { runSimulation } from "@cloud-copilot/iam-simulate";
+import { clusterSpecSchema } from "../../src/cluster/schema";
+import {
+  assumeRolePolicy,
+  discoveryFunctionName,
+  discoveryPolicy,
+  discoveryRoleName,
+  iamPath,
+  nodePolicy,
+  nodeRoleName,
+  type Inputs,
+} from "../../src/launch/aws/desired";
+import { PKI_FILE_NAMES } from "../../src/launch/aws/secrets";
+import { clusterYaml } from "./fixture";
+
+const ACCOUNT = "123456789012";
+const OTHER_ACCOUNT = "210987654321";
+const ZONE = "Z0000000000000OWNZONE";
+const OTHER_ZONE = "Z0000000000000OTHERZN";
+const spec = clusterSpecSchema.parse(clusterYaml());
+const inputs: Inputs = {
+  spec,
+  account: ACCOUNT,
+  ami: "ami-0123456789abcdef0",
+  discoveryDomain: "k8s",
+  clusterDomain: "cluster.local",
+  serviceCIDR: "10.96.0.0/12",
+};
+const REGION = spec.region;
+
+type Decision = "Allowed" | "ImplicitlyDenied" | "ExplicitlyDenied";
+interface Request {
+  action: string;
+  resource: string;
+  context?: Record<string, string | string[]>;
+}
+
+/** The simulator's overall decision; a request it refuses as malformed fails the test loudly. */
+async function decide(
+  principal: string,
+  request: Request,
+  identity: object[],
+  resourcePolicy?: object,
+): Promise<Decision> {
+  const result = await runSimulation(
+    {
+      request: {
+        principal,
+        action: request.action,
+        resource: { resource: request.resource, accountId: ACCOUNT },
+        contextVariables: request.context ?? {},
+      },
+      identityPolicies: identity.map((policy, i) => ({ name: `policy-${i}`, policy })),
+      serviceControlPolicies: [],
+      resourceControlPolicies: [],
+      ...(resourcePolicy ? { resourcePolicy } : {}),
+    },
+    {},
+  );
+  if (result.resultType === "error") {
+    throw new Error(
+      `simulator refused ${request.action} on ${request.resource}: ${JSON.stringify(result.errors)}`,
+    );
+  }
+  return result.overallResult as Decision;
+}
+
+const allowed = (decision: Decision) => decision === "Allowed";
+const describeRequest = (r: Request) =>
+  `${r.action} on ${r.resource}${r.context ? ` ${JSON.stringify(r.context)}` : ""}`;
+
+/** Every request evaluated against one role's permission policy, compared whole as "request: ALLOW|DENY". */
+async function expectDecisions(roleName: string, policy: object, allow: Request[], deny: Request[]) {
+  const session = `arn:aws:sts::${ACCOUNT}:assumed-role/${roleName}/session`;
+  const lines = async (requests: Request[]) =>
+    Promise.all(
+      requests.map(
+        async (r) =>
+          `${describeRequest(r)}: ${allowed(await decide(session, r, [policy])) ? "ALLOW" : "DENY"}`,
+      ),
+    );
+  expect(await lines(allow)).toEqual(allow.map((r) => `${describeRequest(r)}: ALLOW`));
+  expect(await lines(deny)).toEqual(deny.map((r) => `${describeRequest(r)}: DENY`));
+}
+
+const parameter = (name: string, cluster = "demo", region = REGION, account = ACCOUNT) =>
+  `arn:aws:ssm:${region}:${account}:parameter/kubebake/${cluster}/${name}`;
+const get = (resource: string): Request => ({ action: "ssm:GetParameter", resource });
+
+/** What no node or function role may do, whatever else it is allowed. */
+const neverAllowed: Request[] = [
+  { action: "ssm:PutParameter", resource: parameter("ca.key") },
+  { action: "ssm:PutParameter", resource: parameter("bootstrap-token") },
+  { action: "ssm:DeleteParameter", resource: parameter("ca.key") },
+  { action: "iam:PassRole", resource: `arn:aws:iam::${ACCOUNT}:role/admin` },
+  {
+    action: "iam:PassRole",
+    resource: `arn:aws:iam::${ACCOUNT}:role${iamPath("demo", REGION)}${nodeRoleName(spec, "masters")}`,
+  },
+  { action: "iam:CreateRole", resource: `arn:aws:iam::${ACCOUNT}:role/x` },
+  { action: "sts:AssumeRole", resource: `arn:aws:iam::${ACCOUNT}:role/admin` },
+  // Another cluster's secrets: another name, a name that merely starts with ours, ours in another region
+  // (SSM is regional: that is another cluster), ours in another account.
+  get(parameter("ca.crt", "demo2")),
+  get(parameter("ca.crt", "other")),
+  get(parameter("bootstrap-token", "demo-prod")),
+  get(parameter("ca.crt", "demo", "us-east-1")),
+  get(parameter("bootstrap-token", "demo", "us-east-1")),
+  get(parameter("ca.crt", "demo", REGION, OTHER_ACCOUNT)),
+  get(`arn:aws:ssm:${REGION}:${ACCOUNT}:parameter/other-app/password`),
+  // Another zone's records.
+  { action: "route53:ListResourceRecordSets", resource: `arn:aws:route53:::hostedzone/${OTHER_ZONE}` },
+  {
+    action: "route53:ChangeResourceRecordSets",
+    resource: `arn:aws:route53:::hostedzone/${OTHER_ZONE}`,
+    context: {
+      "route53:ChangeResourceRecordSetsRecordTypes": ["A"],
+      "route53:ChangeResourceRecordSetsNormalizedRecordNames": ["masters.demo.k8s"],
+      "route53:ChangeResourceRecordSetsActions": ["UPSERT"],
+    },
+  },
+  { action: "route53:DeleteHostedZone", resource: `arn:aws:route53:::hostedzone/${ZONE}` },
+  {
+    action: "ec2:TerminateInstances",
+    resource: `arn:aws:ec2:${REGION}:${ACCOUNT}:instance/i-0123456789abcdef0`,
+  },
+];
+
+describe("node permission policies (simulated)", () => {
+  test("masters read every secret of their cluster, and nothing else", async () => {
+    await expectDecisions(
+      nodeRoleName(spec, "masters"),
+      nodePolicy(inputs, "masters"),
+      [...PKI_FILE_NAMES, "cluster-id"].map((name) => get(parameter(name))),
+      [
+        ...neverAllowed,
+        { action: "ssm:GetParametersByPath", resource: parameter("").replace(/\/$/, "") },
+        { action: "ssm:GetParameter", resource: `arn:aws:ssm:${REGION}:${ACCOUNT}:parameter/kubebake/demo` },
+      ],
+    );
+  });
+
+  test("minions read only the CA certificate and the bootstrap token: no key, no kubeconfig", async () => {
+    const readable = ["ca.crt", "bootstrap-token"];
+    const forbidden = PKI_FILE_NAMES.filter((name) => !readable.includes(name));
+    expect(forbidden).toEqual(
+      expect.arrayContaining(["ca.key", "sa.key", "etcd-ca.key", "admin.kubeconfig"]),
+    );
+    await expectDecisions(
+      nodeRoleName(spec, "minions"),
+      nodePolicy(inputs, "minions"),
+      readable.map((name) => get(parameter(name))),
+      [...forbidden.map((name) => get(parameter(name))), get(parameter("cluster-id")), ...neverAllowed],
+    );
+  });
+});
+
+describe("discovery function permission policy (simulated)", () => {
+  const zone = `arn:aws:route53:::hostedzone/${ZONE}`;
+  const change = (names: string[], types: string[], resource = zone): Request => ({
+    action: "route53:ChangeResourceRecordSets",
+    resource,
+    context: {
+      "route53:ChangeResourceRecordSetsNormalizedRecordNames": names,
+      "route53:ChangeResourceRecordSetsRecordTypes": types,
+      "route53:ChangeResourceRecordSetsActions": ["UPSERT"],
+    },
+  });
+  const logGroup = `arn:aws:logs:${REGION}:${ACCOUNT}:log-group:/aws/lambda/${discoveryFunctionName("demo")}`;
+  const otherLogGroup = `arn:aws:logs:${REGION}:${ACCOUNT}:log-group:/aws/lambda/other-function`;
+
+  test("reads groups, instances and its zone; writes only its two A records and its own logs", async () => {
+    await expectDecisions(
+      discoveryRoleName(spec),
+      discoveryPolicy(inputs, ZONE),
+      [
+        { action: "autoscaling:DescribeAutoScalingGroups", resource: "*" },
+        { action: "ec2:DescribeInstances", resource: "*" },
+        { action: "route53:ListResourceRecordSets", resource: zone },
+        change(["masters.demo.k8s"], ["A"]),
+        change(["minions.demo.k8s"], ["A"]),
+        change(["masters.demo.k8s", "minions.demo.k8s"], ["A"]),
+        { action: "logs:CreateLogGroup", resource: logGroup },
+        { action: "logs:CreateLogStream", resource: `${logGroup}:log-stream:2026/11/30/abc` },
+        { action: "logs:PutLogEvents", resource: `${logGroup}:log-stream:2026/11/30/abc` },
+      ],
+      [
+        ...neverAllowed,
+        // another record type on its own names
+        ...["AAAA", "CNAME", "TXT", "NS", "MX"].map((type) => change(["masters.demo.k8s"], [type])),
+        change(["masters.demo.k8s"], ["A", "TXT"]),
+        // another record name in (or beside) the zone
+        change(["etcd.demo.k8s"], ["A"]),
+        change(["demo.k8s"], ["A"]),
+        change(["masters.demo.k8s", "evil.demo.k8s"], ["A"]),
+        change(["masters.other.k8s"], ["A"]),
+        change(["masters.demo.k8s"], ["A"], `arn:aws:route53:::hostedzone/${OTHER_ZONE}`),
+        // the cluster's secrets are not the function's business
+        get(parameter("ca.crt")),
+        get(parameter("bootstrap-token")),
+        { action: "logs:CreateLogGroup", resource: otherLogGroup },
+        { action: "logs:PutLogEvents", resource: `${otherLogGroup}:log-stream:x` },
+        { action: "ec2:ModifyInstanceAttribute", resource: `arn:aws:ec2:${REGION}:${ACCOUNT}:instance/i-1` },
+        {
+          action: "autoscaling:SetDesiredCapacity",
+          resource: `arn:aws:autoscaling:${REGION}:${ACCOUNT}:autoScalingGroup:*:autoScalingGroupName/kubebake-demo-minions`,
+        },
+      ],
+    );
+  });
+});
+
+describe("trust policies (simulated)", () => {
+  /** Callers that must never assume a cluster's role; each brings an identity policy allowing anything. */
+  const anyAction = { Version: "2012-10-17", Statement: [{ Effect: "Allow", Action: "*", Resource: "*" }] };
+  const outsiders = [
+    `arn:aws:iam::${OTHER_ACCOUNT}:role/attacker`,
+    `arn:aws:iam::${OTHER_ACCOUNT}:root`,
+    `arn:aws:iam::${ACCOUNT}:role/some-other-role`,
+    `arn:aws:iam::${ACCOUNT}:user/someone`,
+    `arn:aws:iam::${ACCOUNT}:root`,
+  ];
+  const roles = [
+    ["masters", nodeRoleName(spec, "masters"), "ec2.amazonaws.com"],
+    ["minions", nodeRoleName(spec, "minions"), "ec2.amazonaws.com"],
+    ["dns-discovery", discoveryRoleName(spec), "lambda.amazonaws.com"],
+  ] as const;
+
+  test.each(roles)("%s (%s): only %s may assume it", async (_, roleName, service) => {
+    const trust = assumeRolePolicy(service);
+    const role = `arn:aws:iam::${ACCOUNT}:role${iamPath("demo", REGION)}${roleName}`;
+    const assume: Request = { action: "sts:AssumeRole", resource: role };
+    const services = [
+      "ec2.amazonaws.com",
+      "lambda.amazonaws.com",
+      "ecs-tasks.amazonaws.com",
+      "states.amazonaws.com",
+    ];
+    const callers: [string, object[]][] = [
+      ...services.map((s): [string, object[]] => [s, []]),
+      ...outsiders.map((o): [string, object[]] => [o, [anyAction]]),
+    ];
+    const decisions = await Promise.all(
+      callers.map(
+        async ([caller, identity]) => `${caller}: ${await decide(caller, assume, identity, trust)}`,
+      ),
+    );
+    expect(decisions).toEqual(
+      callers.map(([caller]) => `${caller}: ${caller === service ? "Allowed" : "ImplicitlyDenied"}`),
+    );
+  });
+});
