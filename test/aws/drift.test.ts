@@ -15,7 +15,11 @@ import {
 } from "@aws-sdk/client-ec2";
 import { DescribeAutoScalingGroupsCommand } from "@aws-sdk/client-auto-scaling";
 import {
+  AttachRolePolicyCommand,
+  CreatePolicyCommand,
   GetRoleCommand,
+  ListAttachedRolePoliciesCommand,
+  ListRolePoliciesCommand,
   GetRolePolicyCommand,
   PutRolePolicyCommand,
   UpdateAssumeRolePolicyCommand,
@@ -156,6 +160,29 @@ describe("IAM", () => {
     expect(await trustOf()).toEqual(assumeRolePolicy("ec2.amazonaws.com"));
     const inputs = await resolveInputs(clients, loadClusterSpec(specPath).spec, specPath);
     expect(await policyOf()).toEqual(nodePolicy(inputs, "masters"));
+  });
+
+  test("a second inline policy and an attached managed policy, added out of band, are removed", async () => {
+    const admin = JSON.stringify({
+      Version: "2012-10-17",
+      Statement: [{ Effect: "Allow", Action: "*", Resource: "*" }],
+    });
+    await clients.iam.send(
+      new PutRolePolicyCommand({ RoleName: role(), PolicyName: "debug", PolicyDocument: admin }),
+    );
+    const { Policy } = await clients.iam.send(
+      new CreatePolicyCommand({ PolicyName: "everything", PolicyDocument: admin }),
+    );
+    await clients.iam.send(new AttachRolePolicyCommand({ RoleName: role(), PolicyArn: Policy!.Arn }));
+    await planShowsAndApplyRepairs([
+      new RegExp(`^delete iam-policy ${role()}/debug: not in the spec$`),
+      new RegExp(`^update iam-role ${role()}: detach ${Policy!.Arn!.replace(/[/.]/g, "\\$&")}$`),
+    ]);
+    expect((await clients.iam.send(new ListRolePoliciesCommand({ RoleName: role() }))).PolicyNames).toEqual([
+      POLICY_NAME,
+    ]);
+    const attached = await clients.iam.send(new ListAttachedRolePoliciesCommand({ RoleName: role() }));
+    expect(attached.AttachedPolicies).toEqual([]);
   });
 });
 
