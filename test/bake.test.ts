@@ -16,7 +16,22 @@ import { imageIdOf } from "../src/bake/tree";
 import { ExitCode, KubebakeError } from "../src/errors";
 import { loadImageSpec } from "../src/spec/load";
 import { silentProgress } from "../src/util/progress";
-import { fixtureMirror, fixtureSpec, runCli, tempDir } from "./helpers";
+import { fixtureMirror, fixtureSpec, repoRoot, runCli, tempDir } from "./helpers";
+
+// The reuse-key tests edit unit templates and node scripts: in a copy of the package root, never the checkout.
+const mockPackage = { root: repoRoot };
+jest.mock("../src/util/package-root", () => ({ packageRoot: () => mockPackage.root }));
+// A disk needs root and the disk tools; for the reuse key only its presence in OUT matters.
+jest.mock("../src/image/disk", () => ({
+  ...jest.requireActual("../src/image/disk"),
+  buildDisk: async (params: { staging: string; format: string; imageId: string }) => {
+    const file = `disk.${params.format}`;
+    const content = `stand-in ${params.format} disk of ${params.imageId}\n`;
+    writeFileSync(join(params.staging, file), content);
+    const sha256 = createHash("sha256").update(content).digest("hex");
+    return { format: params.format, file, sha256, size: content.length, baseLayer: "stand-in" };
+  },
+}));
 
 const work = tempDir("bake");
 const cacheDir = join(work, "cache");
@@ -104,14 +119,80 @@ describe("bake-image --target dir", () => {
     expect(result.manifest.imageId).toBe(first.manifest.imageId);
   });
 
-  test.each([
-    ["a cluster setting", (s: any) => (s.cluster.clusterDomain = "example.internal")],
-    ["a component's version", (s: any) => (s.components[0].version = "v1.36.4")],
-    ["a base package", (s: any) => s.base.packages.push("htop")],
-  ])("changing %s changes the id", async (name, mutate) => {
-    const spec = specVariant(name.replace(/\W+/g, "-"), mutate);
-    const result = await bake(options(`variant-${name.replace(/\W+/g, "-")}`, { specPath: spec }));
-    expect(result.manifest.imageId).not.toBe(first.manifest.imageId);
+  describe("the reuse key: one input changed at a time, baked again into the same folder", () => {
+    // Each step adds one change to the inputs of the bake before it, so a step differs from what OUT holds
+    // by exactly that input: a key that leaves the input out reuses the old image and fails the step.
+    const packageCopy = join(work, "package-copy");
+    const specEdits: ((s: any) => void)[] = [];
+    let specPath = fixtureSpec;
+    let target: BakeOptions["target"] = "dir";
+    let previous: Awaited<ReturnType<typeof bake>>;
+    beforeAll(() => {
+      for (const dir of ["units", "src/node"])
+        cpSync(join(repoRoot, dir), join(packageCopy, dir), { recursive: true });
+      mockPackage.root = packageCopy;
+      cpSync(join(work, "first"), join(work, "reuse"), { recursive: true, verbatimSymlinks: true });
+    });
+    afterAll(() => (mockPackage.root = repoRoot));
+
+    const bakeAgain = () => bake(options("reuse", { specPath, target }));
+    const editSpec = (name: string, edit: (s: any) => void) => () => {
+      specEdits.push(edit);
+      specPath = specVariant(`reuse-${name}`, (s) => specEdits.forEach((e) => e(s)));
+    };
+    const appendTo = (path: string, text: string) => () =>
+      writeFileSync(join(packageCopy, path), readFileSync(join(packageCopy, path), "utf8") + text);
+
+    test("the copied folder with the same inputs is reused", async () => {
+      previous = await bakeAgain();
+      expect(previous).toMatchObject({ reused: true, requests: 0 });
+      expect(previous.manifest.imageId).toBe(first.manifest.imageId);
+    });
+
+    test.each<[string, () => void, string | undefined]>([
+      [
+        "a cluster setting",
+        editSpec("cluster", (s) => (s.cluster.clusterDomain = "example.internal")),
+        undefined,
+      ],
+      ["a component's version", editSpec("version", (s) => (s.components[0].version = "v1.36.4")), undefined],
+      ["a base package", editSpec("package", (s) => s.base.packages.push("htop")), undefined],
+      [
+        "a unit template",
+        appendTo("units/systemd/kubelet.service.ejs", "# edited\n"),
+        "/etc/systemd/system/kubelet.service",
+      ],
+      [
+        "a config file template",
+        appendTo("units/files/etc/containerd/config.toml.ejs", "# edited\n"),
+        "/etc/containerd/config.toml",
+      ],
+      ["a node script", appendTo("src/node/node-config", "# edited\n"), "/usr/lib/kubebake/node-config"],
+    ])("changing %s bakes again and changes the id", async (_name, change, editedPath) => {
+      change();
+      const result = await bakeAgain();
+      expect(result.reused).toBe(false);
+      expect(result.manifest.imageId).not.toBe(previous.manifest.imageId);
+      if (editedPath) {
+        const tree = join(work, "reuse", "rootfs");
+        expect(readFileSync(join(tree, editedPath), "utf8")).toMatch(/# edited\n$/);
+      }
+      previous = result;
+    });
+
+    test("changing the target bakes again (the tree, and so the id, stays)", async () => {
+      target = "raw";
+      const result = await bakeAgain();
+      expect(result.reused).toBe(false);
+      expect(result.manifest).toMatchObject({ target: "raw", disk: { file: "disk.raw" } });
+      expect(result.manifest.imageId).toBe(previous.manifest.imageId);
+      expect(existsSync(join(work, "reuse", "disk.raw"))).toBe(true);
+      previous = result;
+    });
+
+    test("the last inputs unchanged are reused", async () => {
+      expect(await bakeAgain()).toEqual({ manifest: previous.manifest, reused: true, requests: 0 });
+    });
   });
 
   test("a failed bake leaves nothing behind and keeps the previous result", async () => {

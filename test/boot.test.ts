@@ -164,7 +164,7 @@ asRoot("booting the one image", () => {
     }
   });
 
-  test("two VMs on a private network: the minion waits while masters.demo.k8s is absent and joins once it points at the master", async () => {
+  test("two VMs on a private network: the minion waits while masters.demo.k8s is absent; once it points at the master, readyz answers and kubelet starts with its node IP and the bootstrap kubeconfig (no node registers: the control plane is a stand-in)", async () => {
     const netns = `kbtest-${process.pid}`;
     const hosts = join(work, "k8s.hosts");
     writeFileSync(hosts, "");
@@ -232,7 +232,7 @@ asRoot("booting the one image", () => {
       // The minion keeps waiting while the name does not resolve…
       await minion.waitFor(/KBJOURNAL .*attempt 3: masters\.demo\.k8s does not resolve yet/, 300_000);
       expect(minion.serial()).not.toMatch(/KBTEST minion-done/);
-      // …and joins once the record points at the master.
+      // …and, once the record points at the master, finds it ready and starts kubelet (a real join needs a real apiserver).
       writeFileSync(hosts, "10.77.0.10 masters.demo.k8s\n");
       dnsmasq.kill("SIGHUP");
       await minion.waitFor(/KBTEST minion-done/, 300_000);

@@ -1,7 +1,7 @@
 import { createHash } from "node:crypto";
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
-import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readdirSync, readFileSync, symlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import * as tar from "tar";
 import type { ArtifactPlan } from "../src/bake/plan";
@@ -21,7 +21,13 @@ const fast = { idleTimeoutMs: 300, attempts: 3, backoffMs: 10 };
 
 type Handler = (req: IncomingMessage, res: ServerResponse, count: number) => void;
 
-/** A server on 127.0.0.1 that records every request path. */
+/** Servers still listening: closed after each test, so a failing assertion cannot leave jest hanging. */
+const listening = new Set<() => Promise<void>>();
+afterEach(async () => {
+  await Promise.all([...listening].map((close) => close()));
+});
+
+/** A server on 127.0.0.1 that records every request path; closed after the test. */
 async function serve(handler: Handler) {
   const requests: string[] = [];
   const server = createServer((req, res) => {
@@ -32,10 +38,12 @@ async function serve(handler: Handler) {
   const base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
   const close = () =>
     new Promise<void>((resolve) => {
+      listening.delete(close);
       server.closeAllConnections();
       server.close(() => resolve());
     });
-  return { base, requests, close };
+  listening.add(close);
+  return { base, requests };
 }
 
 let caseNo = 0;
@@ -87,7 +95,6 @@ describe("fetching upstream artifacts", () => {
     expect(second.fromCache).toBe(true);
     expect(srv.requests).toEqual(["/bin/thing"]);
     expect(cacheFiles(cacheDir)).toEqual([sha(body)]);
-    await srv.close();
   });
 
   test("a digest mismatch is refused with exit 3, naming the URL and both digests; the file is discarded", async () => {
@@ -99,7 +106,6 @@ describe("fetching upstream artifacts", () => {
       `SHA-256 mismatch for ${srv.base}/bin/thing: expected ${sha(body)}, got ${sha("tampered")}; the file was discarded`,
     );
     expect(cacheFiles(cacheDir)).toEqual([]);
-    await srv.close();
   });
 
   test("redirects are followed", async () => {
@@ -111,7 +117,6 @@ describe("fetching upstream artifacts", () => {
     const { fetcher } = fetcherFor();
     await fetcher.fetch(upstream(`${srv.base}/release/thing`));
     expect(srv.requests).toEqual(["/release/thing", "/cdn/1/thing", "/cdn/2/thing"]);
-    await srv.close();
   });
 
   test("5xx answers are retried with backoff", async () => {
@@ -119,7 +124,6 @@ describe("fetching upstream artifacts", () => {
     const { fetcher } = fetcherFor();
     await fetcher.fetch(upstream(`${srv.base}/thing`));
     expect(srv.requests).toHaveLength(3);
-    await srv.close();
   });
 
   test("connection resets and truncated bodies are retried", async () => {
@@ -135,7 +139,6 @@ describe("fetching upstream artifacts", () => {
     const fetched = await fetcher.fetch(upstream(`${srv.base}/thing`));
     expect(readFileSync(fetched.path)).toEqual(body);
     expect(srv.requests).toHaveLength(3);
-    await srv.close();
   });
 
   test("a stalled download times out, is retried, and fails with exit 4", async () => {
@@ -149,7 +152,6 @@ describe("fetching upstream artifacts", () => {
     expect(error.message).toBe(`download of ${srv.base}/thing failed after 2 attempts: no data for 300 ms`);
     expect(srv.requests).toHaveLength(2);
     expect(cacheFiles(cacheDir)).toEqual([]);
-    await srv.close();
   });
 
   test.each(["ENOTFOUND", "EAI_AGAIN"])(
@@ -200,7 +202,6 @@ describe("fetching upstream artifacts", () => {
     expect(error.exitCode).toBe(ExitCode.downloadFailed);
     expect(error.message).toBe(`download of ${srv.base}/missing failed: HTTP 404 Not Found`);
     expect(srv.requests).toHaveLength(1);
-    await srv.close();
   });
 
   test("a corrupted cache entry is dropped and fetched again", async () => {
@@ -212,7 +213,6 @@ describe("fetching upstream artifacts", () => {
     expect(again.fromCache).toBe(false);
     expect(readFileSync(again.path)).toEqual(body);
     expect(srv.requests).toHaveLength(2);
-    await srv.close();
   });
 
   test("--mirror URL rewrites upstream URLs to <mirror>/<host>/<path>", async () => {
@@ -221,7 +221,6 @@ describe("fetching upstream artifacts", () => {
     const fetched = await fetcher.fetch(upstream("https://dl.example.invalid/release/v1/bin/thing"));
     expect(fetched.origin).toBe("https://dl.example.invalid/release/v1/bin/thing");
     expect(srv.requests).toEqual(["/mirror/dl.example.invalid/release/v1/bin/thing"]);
-    await srv.close();
   });
 
   test("--mirror DIR works offline, for upstream files and Debian packages", async () => {
@@ -256,6 +255,59 @@ describe("fetching upstream artifacts", () => {
     expect(error.message).toMatch(
       /^the mirror has no https:\/\/dl\.example\.invalid\/thing: cannot read .*empty-mirror\/dl\.example\.invalid\/thing \(ENOENT\)$/,
     );
+  });
+});
+
+describe("Debian packages from a --mirror folder", () => {
+  const runc = loadImageSpec(fixtureSpec).spec.components.find((c) => c.name === "runc")!;
+  const pin = runc.source.debian!.sha256!.amd64!;
+  const debName = readdirSync(join(fixtureMirror, "debian")).find((f) => f.startsWith("runc_"))!;
+  /** The fixture mirror with the runc package replaced by a tampered copy (one byte more). */
+  const tamperedMirror = join(work, "tampered-mirror");
+  const tampered = Buffer.concat([readFileSync(join(fixtureMirror, "debian", debName)), Buffer.from("\n")]);
+  beforeAll(() => {
+    mkdirSync(join(tamperedMirror, "debian"), { recursive: true });
+    symlinkSync(join(fixtureMirror, "standins.invalid"), join(tamperedMirror, "standins.invalid"));
+    for (const name of readdirSync(join(fixtureMirror, "debian")).filter((f) => f !== debName))
+      symlinkSync(join(fixtureMirror, "debian", name), join(tamperedMirror, "debian", name));
+    writeFileSync(join(tamperedMirror, "debian", debName), tampered);
+  });
+
+  test("a tampered .deb is refused with exit 3 against the spec's pin; nothing is cached", async () => {
+    const { fetcher, cacheDir } = fetcherFor({ mirror: tamperedMirror });
+    const error = await failure(
+      fetcher.fetch({
+        component: "runc",
+        version: runc.version,
+        arch: "amd64",
+        source: { kind: "debian", package: "runc", version: runc.version, sha256: pin },
+        install: [],
+      }),
+    );
+    expect(error.exitCode).toBe(ExitCode.digestMismatch);
+    expect(error.message).toBe(
+      `SHA-256 mismatch for ${join(tamperedMirror, "debian", debName)}: expected ${pin}, got ${sha(tampered)}; the file was discarded`,
+    );
+    expect(cacheFiles(cacheDir)).toEqual([]);
+  });
+
+  test("bake-image --mirror with the tampered .deb: exit 3, no image, the package named", () => {
+    const out = join(work, "tampered-out");
+    const result = runCli("bake-image", [
+      "--spec",
+      fixtureSpec,
+      "--mirror",
+      tamperedMirror,
+      "--cache",
+      join(work, "tampered-cache"),
+      "--out",
+      out,
+    ]);
+    expect(result.code).toBe(3);
+    expect(result.stderr).toBe(
+      `error: SHA-256 mismatch for ${join(tamperedMirror, "debian", debName)}: expected ${pin}, got ${sha(tampered)}; the file was discarded\n`,
+    );
+    expect(existsSync(out)).toBe(false);
   });
 });
 

@@ -261,14 +261,19 @@ describe("secrets anywhere in the image", () => {
     );
   });
 
-  test(`files up to ${SECRET_SCAN_MAX_BYTES} bytes are searched whole; larger ones are not read`, async () => {
+  // The documented cap is a literal here: a cap lowered in the source must fail this test, not move with it.
+  const MIB = 1024 * 1024;
+  test("files up to 1 MiB are searched whole; larger ones are not read", async () => {
+    expect(SECRET_SCAN_MAX_BYTES).toBe(MIB);
     const padded = (size: number) => " ".repeat(size - pkcs1.length) + pkcs1; // the key at the very end
     const root = rootWith("boundary", {
-      "opt/at-limit.pem": padded(SECRET_SCAN_MAX_BYTES),
-      "opt/over-limit.bin": padded(SECRET_SCAN_MAX_BYTES + 1),
+      "opt/at-limit.pem": padded(MIB),
+      "opt/half-limit.pem": padded(MIB / 2),
+      "opt/over-limit.bin": padded(MIB + 1),
     });
     expect(await checkHygiene(root)).toEqual([
       { path: "/opt/at-limit.pem", rule: "no secret material (a private key)" },
+      { path: "/opt/half-limit.pem", rule: "no secret material (a private key)" },
     ]);
   });
 });

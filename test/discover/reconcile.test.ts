@@ -3,6 +3,7 @@ import {
   desiredAddresses,
   reconcile,
   ReconcileFailed,
+  RecordConflict,
   recordChanges,
   type ClusterGroup,
   type GroupMember,
@@ -93,9 +94,12 @@ describe("record changes", () => {
       { action: "DELETE", record: current },
       { action: "CREATE", record: { name: MASTERS, type: "A", ttl: 30, values: ["10.0.0.1"] } },
     ]);
-    expect(recordChanges(MASTERS, { ...current, ttl: 60 }, ["10.0.0.1", "10.0.0.2"], options)).toHaveLength(
-      2,
-    );
+    // Same addresses, another TTL: the DELETE carries the TTL that was read, the CREATE the new one.
+    const sameValuesOtherTtl = { ...current, ttl: 60 };
+    expect(recordChanges(MASTERS, sameValuesOtherTtl, [...current.values], options)).toEqual([
+      { action: "DELETE", record: sameValuesOtherTtl },
+      { action: "CREATE", record: { ...current, ttl: 30 } },
+    ]);
   });
   test("empty group: delete the record, or keep it when the policy says so", () => {
     expect(recordChanges(MASTERS, current, [], options)).toEqual([{ action: "DELETE", record: current }]);
@@ -136,6 +140,25 @@ describe("one invocation against the strict Route 53", () => {
     const second = await runAlone(route53, truth);
     expect(second.writes).toEqual([]);
     expect(route53.calls).toEqual({ list: before.list + 1, change: before.change });
+  });
+
+  test("a TTL change on the strict model: the DELETE names the TTL read (Route 53 refuses another), the record gets the new TTL", async () => {
+    const route53 = new Route53Model(prng(7));
+    const truth = truthOf(1, 2);
+    await runAlone(route53, truth, { ttl: 60 });
+    const stored = route53.get(MASTERS)!;
+    expect(stored.ttl).toBe(60);
+    // The model is as strict as Route 53: a DELETE with the right values but another TTL is refused.
+    expect(() => route53.change(new Map(), [{ action: "DELETE", record: { ...stored, ttl: 30 } }])).toThrow(
+      RecordConflict,
+    );
+    const changed = await runAlone(route53, truth);
+    expect(changed.writes.map((w) => [w.name, w.fromTtl, w.toTtl])).toEqual([
+      [MASTERS, 60, 30],
+      [MINIONS, 60, 30],
+    ]);
+    expect([route53.get(MASTERS)?.ttl, route53.get(MINIONS)?.ttl]).toEqual([30, 30]);
+    expect((await runAlone(route53, truth)).writes).toEqual([]);
   });
 
   test("scale in: the record follows; an empty group's record goes, or stays with 'keep'", async () => {

@@ -6,9 +6,13 @@ import {
   AddRoleToInstanceProfileCommand,
   CreateInstanceProfileCommand,
   CreateRoleCommand,
+  DeleteRolePolicyCommand,
+  DetachRolePolicyCommand,
   GetInstanceProfileCommand,
   GetRoleCommand,
   GetRolePolicyCommand,
+  ListAttachedRolePoliciesCommand,
+  ListRolePoliciesCommand,
   PutRolePolicyCommand,
   UpdateAssumeRolePolicyCommand,
 } from "@aws-sdk/client-iam";
@@ -108,7 +112,39 @@ export async function ensureRole(
       undefined,
     );
   }
+  if (found) await removeStrayPolicies(ctx, name);
   return arn;
+}
+
+/** Policies added out of band — another inline policy, an attached managed one — widen the role: removed. */
+async function removeStrayPolicies(ctx: Context, name: string): Promise<void> {
+  const { iam } = ctx.clients;
+  const inline: string[] = [];
+  const attached: string[] = [];
+  for (let Marker: string | undefined, more = true; more;) {
+    const page = await iam.send(new ListRolePoliciesCommand({ RoleName: name, Marker }));
+    inline.push(...(page.PolicyNames ?? []));
+    [Marker, more] = [page.Marker, page.IsTruncated === true];
+  }
+  for (let Marker: string | undefined, more = true; more;) {
+    const page = await iam.send(new ListAttachedRolePoliciesCommand({ RoleName: name, Marker }));
+    attached.push(...(page.AttachedPolicies ?? []).map((p) => p.PolicyArn!));
+    [Marker, more] = [page.Marker, page.IsTruncated === true];
+  }
+  for (const PolicyName of inline.filter((p) => p !== POLICY_NAME)) {
+    await ctx.rec.make(
+      { action: "delete", kind: "iam-policy", name: `${name}/${PolicyName}`, detail: "not in the spec" },
+      () => iam.send(new DeleteRolePolicyCommand({ RoleName: name, PolicyName })),
+      undefined,
+    );
+  }
+  for (const PolicyArn of attached) {
+    await ctx.rec.make(
+      { action: "update", kind: "iam-role", name, detail: `detach ${PolicyArn}` },
+      () => iam.send(new DetachRolePolicyCommand({ RoleName: name, PolicyArn })),
+      undefined,
+    );
+  }
 }
 
 export async function ensureInstanceProfile(ctx: Context, name: string, logical: string): Promise<void> {

@@ -1,0 +1,287 @@
+/**
+ * Drift: a resource changed out of band after an apply shows in `plan` as the change that repairs it, and
+ * `apply` makes it equal to the desired state again (a further plan is empty). The Route 53 records are
+ * not `cluster apply`'s: the discovery function (through `dns sync`) repairs them.
+ */
+import {
+  AuthorizeSecurityGroupIngressCommand,
+  CreateLaunchTemplateVersionCommand,
+  DescribeLaunchTemplatesCommand,
+  DescribeLaunchTemplateVersionsCommand,
+  DescribeSecurityGroupsCommand,
+  ModifyLaunchTemplateCommand,
+  RevokeSecurityGroupIngressCommand,
+  type SecurityGroup,
+} from "@aws-sdk/client-ec2";
+import { DescribeAutoScalingGroupsCommand } from "@aws-sdk/client-auto-scaling";
+import {
+  AttachRolePolicyCommand,
+  CreatePolicyCommand,
+  GetRoleCommand,
+  ListAttachedRolePoliciesCommand,
+  ListRolePoliciesCommand,
+  GetRolePolicyCommand,
+  PutRolePolicyCommand,
+  UpdateAssumeRolePolicyCommand,
+} from "@aws-sdk/client-iam";
+import { ChangeResourceRecordSetsCommand, ListResourceRecordSetsCommand } from "@aws-sdk/client-route-53";
+import { loadClusterSpec } from "../../src/cluster/load";
+import { awsDiscoveryPorts } from "../../src/discover/aws";
+import { dnsSync } from "../../src/discover/sync";
+import type { AwsClients } from "../../src/launch/aws/clients";
+import {
+  assumeRolePolicy,
+  discoveryConfig,
+  discoveryFunctionName,
+  nodePolicy,
+  nodeRoleName,
+  resourceName,
+} from "../../src/launch/aws/desired";
+import { comparableTemplateData } from "../../src/launch/aws/groups";
+import { resolveInputs } from "../../src/launch/aws/inputs";
+import { POLICY_NAME } from "../../src/launch/aws/iam";
+import { permissionKeys } from "../../src/launch/aws/security";
+import type { Change } from "../../src/launch/changes";
+import { tempDir } from "../helpers";
+import { apply, clientsFor, clusterYaml, registerAmi, writeSpec } from "./fixture";
+import { startMoto, type Moto } from "./moto";
+
+let moto: Moto;
+beforeAll(async () => (moto = await startMoto()), 60_000);
+afterAll(() => moto?.stop());
+const dir = tempDir("aws-drift");
+
+const MASTERS = resourceName("demo", "masters");
+const list = (changes: Change[]) => changes.map((c) => `${c.action} ${c.kind} ${c.name}: ${c.detail ?? ""}`);
+const spec = () =>
+  clusterYaml({
+    groups: {
+      masters: { count: 1, instanceType: "t3.medium" },
+      minions: { min: 1, max: 3, desired: 2, instanceType: "t3.large" },
+    },
+  });
+
+let clients: AwsClients;
+let specPath: string;
+let zoneId: string;
+
+beforeEach(async () => {
+  await moto.reset();
+  clients = clientsFor(moto.endpoint);
+  const ami = await registerAmi(clients, "kubebake-1");
+  specPath = writeSpec(dir, { ...spec(), image: { ami } });
+  zoneId = (await apply(clients, specPath)).zoneId;
+});
+
+/** The plan lists exactly `expected`; apply makes those changes; a further plan is empty. */
+async function planShowsAndApplyRepairs(expected: RegExp[]) {
+  const plan = await apply(clients, specPath, true);
+  expect(plan.mutating).toEqual([]);
+  expect(list(plan.changes)).toEqual(expected.map((e) => expect.stringMatching(e)));
+  const applied = await apply(clients, specPath);
+  expect(list(applied.changes)).toEqual(list(plan.changes));
+  expect((await apply(clients, specPath, true)).changes).toEqual([]);
+}
+
+async function mastersGroup(): Promise<SecurityGroup> {
+  const groups = await clients.ec2.send(
+    new DescribeSecurityGroupsCommand({ Filters: [{ Name: "group-name", Values: [MASTERS] }] }),
+  );
+  expect(groups.SecurityGroups).toHaveLength(1);
+  return groups.SecurityGroups![0]!;
+}
+const ruleKeys = async () => [...permissionKeys((await mastersGroup()).IpPermissions ?? []).keys()].sort();
+
+test("security group: a rule added out of band is revoked, a rule removed is put back", async () => {
+  const desired = await ruleKeys();
+  const group = await mastersGroup();
+  const api = group.IpPermissions!.find((p) => p.FromPort === 6443 && p.IpRanges?.length)!;
+  expect(api.IpRanges!.map((r) => r.CidrIp)).toContain("203.0.113.0/24");
+  await clients.ec2.send(
+    new RevokeSecurityGroupIngressCommand({
+      GroupId: group.GroupId,
+      IpPermissions: [{ ...api, IpRanges: [{ CidrIp: "203.0.113.0/24" }], UserIdGroupPairs: undefined }],
+    }),
+  );
+  await clients.ec2.send(
+    new AuthorizeSecurityGroupIngressCommand({
+      GroupId: group.GroupId,
+      IpPermissions: [{ IpProtocol: "tcp", FromPort: 22, ToPort: 22, IpRanges: [{ CidrIp: "0.0.0.0/0" }] }],
+    }),
+  );
+  const drifted = await ruleKeys();
+  expect(drifted).toContain("tcp:22-22:0.0.0.0/0");
+  expect(drifted).not.toContain("tcp:6443-6443:203.0.113.0/24");
+  await planShowsAndApplyRepairs([
+    new RegExp(`^update security-group ${MASTERS}: allow `),
+    new RegExp(`^update security-group ${MASTERS}: revoke 1 rule\\(s\\) not in the spec$`),
+  ]);
+  expect(await ruleKeys()).toEqual(desired);
+});
+
+describe("IAM", () => {
+  const role = () => nodeRoleName(loadClusterSpec(specPath).spec, "masters");
+  const trustOf = async () =>
+    JSON.parse(
+      decodeURIComponent(
+        (await clients.iam.send(new GetRoleCommand({ RoleName: role() }))).Role!.AssumeRolePolicyDocument!,
+      ),
+    );
+  const policyOf = async () =>
+    JSON.parse(
+      decodeURIComponent(
+        (await clients.iam.send(new GetRolePolicyCommand({ RoleName: role(), PolicyName: POLICY_NAME })))
+          .PolicyDocument!,
+      ),
+    );
+
+  test("a trust policy and an inline policy changed out of band are restored", async () => {
+    const wider = {
+      Version: "2012-10-17",
+      Statement: [{ Effect: "Allow", Principal: { AWS: "*" }, Action: "sts:AssumeRole" }],
+    };
+    const admin = { Version: "2012-10-17", Statement: [{ Effect: "Allow", Action: "*", Resource: "*" }] };
+    await clients.iam.send(
+      new UpdateAssumeRolePolicyCommand({ RoleName: role(), PolicyDocument: JSON.stringify(wider) }),
+    );
+    await clients.iam.send(
+      new PutRolePolicyCommand({
+        RoleName: role(),
+        PolicyName: POLICY_NAME,
+        PolicyDocument: JSON.stringify(admin),
+      }),
+    );
+    expect(await trustOf()).toEqual(wider);
+    expect(await policyOf()).toEqual(admin);
+    await planShowsAndApplyRepairs([
+      new RegExp(`^update iam-role ${role()}: trust policy$`),
+      new RegExp(`^update iam-policy ${role()}/${POLICY_NAME}: $`),
+    ]);
+    expect(await trustOf()).toEqual(assumeRolePolicy("ec2.amazonaws.com"));
+    const inputs = await resolveInputs(clients, loadClusterSpec(specPath).spec, specPath);
+    expect(await policyOf()).toEqual(nodePolicy(inputs, "masters"));
+  });
+
+  test("a second inline policy and an attached managed policy, added out of band, are removed", async () => {
+    const admin = JSON.stringify({
+      Version: "2012-10-17",
+      Statement: [{ Effect: "Allow", Action: "*", Resource: "*" }],
+    });
+    await clients.iam.send(
+      new PutRolePolicyCommand({ RoleName: role(), PolicyName: "debug", PolicyDocument: admin }),
+    );
+    const { Policy } = await clients.iam.send(
+      new CreatePolicyCommand({ PolicyName: "everything", PolicyDocument: admin }),
+    );
+    await clients.iam.send(new AttachRolePolicyCommand({ RoleName: role(), PolicyArn: Policy!.Arn }));
+    await planShowsAndApplyRepairs([
+      new RegExp(`^delete iam-policy ${role()}/debug: not in the spec$`),
+      new RegExp(`^update iam-role ${role()}: detach ${Policy!.Arn!.replace(/[/.]/g, "\\$&")}$`),
+    ]);
+    expect((await clients.iam.send(new ListRolePoliciesCommand({ RoleName: role() }))).PolicyNames).toEqual([
+      POLICY_NAME,
+    ]);
+    const attached = await clients.iam.send(new ListAttachedRolePoliciesCommand({ RoleName: role() }));
+    expect(attached.AttachedPolicies).toEqual([]);
+  });
+});
+
+test("a launch template's new default version with other data is replaced by one with the desired data", async () => {
+  const found = (
+    await clients.ec2.send(
+      new DescribeLaunchTemplatesCommand({ Filters: [{ Name: "launch-template-name", Values: [MASTERS] }] }),
+    )
+  ).LaunchTemplates![0]!;
+  const versionData = async (version: string) =>
+    (
+      await clients.ec2.send(
+        new DescribeLaunchTemplateVersionsCommand({
+          LaunchTemplateId: found.LaunchTemplateId,
+          Versions: [version],
+        }),
+      )
+    ).LaunchTemplateVersions![0]!;
+  const desired = comparableTemplateData((await versionData("$Default")).LaunchTemplateData);
+  const rogue = await clients.ec2.send(
+    new CreateLaunchTemplateVersionCommand({
+      LaunchTemplateId: found.LaunchTemplateId,
+      // All of the data (moto ignores SourceVersion): the desired data with the type and user data changed.
+      LaunchTemplateData: {
+        ...desired,
+        InstanceType: "t3.nano",
+        UserData: Buffer.from("#!/bin/sh\n").toString("base64"),
+      },
+    }),
+  );
+  const rogueVersion = rogue.LaunchTemplateVersion!.VersionNumber!;
+  await clients.ec2.send(
+    new ModifyLaunchTemplateCommand({
+      LaunchTemplateId: found.LaunchTemplateId,
+      DefaultVersion: String(rogueVersion),
+    }),
+  );
+  expect((await versionData("$Default")).VersionNumber).toBe(rogueVersion);
+  await planShowsAndApplyRepairs([
+    new RegExp(`^update launch-template ${MASTERS}: new version: InstanceType, UserData$`),
+    new RegExp(`^update launch-template ${MASTERS}: default version ${rogueVersion + 1}$`),
+    new RegExp(`^update auto-scaling-group ${MASTERS}: launch template version \\d+ → ${rogueVersion + 1}$`),
+  ]);
+  const fixed = await versionData("$Default");
+  expect(fixed.VersionNumber).toBe(rogueVersion + 1);
+  expect(comparableTemplateData(fixed.LaunchTemplateData)).toEqual(desired);
+  const group = (
+    await clients.autoScaling.send(new DescribeAutoScalingGroupsCommand({ AutoScalingGroupNames: [MASTERS] }))
+  ).AutoScalingGroups![0]!;
+  expect(group.LaunchTemplate?.Version).toBe(String(rogueVersion + 1));
+});
+
+test("a discovery record changed out of band: dns sync (through the function) restores it", async () => {
+  const inputs = await resolveInputs(clients, loadClusterSpec(specPath).spec, specPath);
+  const sync = () =>
+    dnsSync({
+      lambda: clients.lambda,
+      functionName: discoveryFunctionName("demo"),
+      ports: () => awsDiscoveryPorts(clients),
+      options: discoveryConfig(inputs, zoneId),
+      sleep: async () => {},
+    });
+  const first = await sync();
+  expect(first.via).toBe("function");
+  const masters = first.desired.masters;
+  expect(masters).toHaveLength(1);
+  const name = first.writes.find((w) => w.name.startsWith("masters."))!.name;
+  const record = async () =>
+    (
+      await clients.route53.send(
+        new ListResourceRecordSetsCommand({
+          HostedZoneId: zoneId,
+          StartRecordName: name,
+          StartRecordType: "A",
+        }),
+      )
+    ).ResourceRecordSets!.find((r) => r.Name === name && r.Type === "A");
+  const desired = await record();
+  expect(desired?.ResourceRecords?.map((r) => r.Value)).toEqual(masters);
+  await clients.route53.send(
+    new ChangeResourceRecordSetsCommand({
+      HostedZoneId: zoneId,
+      ChangeBatch: {
+        Changes: [
+          {
+            Action: "UPSERT",
+            ResourceRecordSet: {
+              Name: name,
+              Type: "A",
+              TTL: 300,
+              ResourceRecords: [{ Value: "192.0.2.66" }],
+            },
+          },
+        ],
+      },
+    }),
+  );
+  const repaired = await sync();
+  expect(repaired.writes).toEqual([expect.objectContaining({ name, from: ["192.0.2.66"], to: masters })]);
+  expect(await record()).toEqual(desired);
+  expect((await sync()).writes).toEqual([]);
+});
