@@ -15,35 +15,23 @@ import {
   RecordConflict,
   Rejected,
   Transient,
-  type ClusterGroup,
-  type ReconcileOptions,
   type RecordSet,
 } from "../../src/discover/reconcile";
-import { modelPorts, prng, Route53Model, Scheduler, type Truth } from "./model";
+import {
+  demoOptions,
+  immediate,
+  MASTERS,
+  MINIONS,
+  truthOf,
+  modelPorts,
+  prng,
+  Route53Model,
+  Scheduler,
+  type Truth,
+} from "./model";
 
-const options: ReconcileOptions = {
-  cluster: "demo",
-  zoneId: "Z1",
-  domain: "k8s",
-  ttl: 30,
-  emptyGroup: "delete",
-};
-const MASTERS = "masters.demo.k8s.";
-const MINIONS = "minions.demo.k8s.";
-const immediate = { step: async () => {} } as unknown as Scheduler;
+const options = demoOptions;
 
-function truthOf(masters: number, minions: number): Truth {
-  const ips = new Map<string, string>();
-  const group = (role: string, count: number, offset: number): ClusterGroup => ({
-    name: `kubebake-demo-${role}`,
-    role,
-    members: Array.from({ length: count }, (_, i) => {
-      ips.set(`i-${role}-${i}`, `10.0.${offset}.${i + 1}`);
-      return { instanceId: `i-${role}-${i}`, lifecycleState: "InService", healthStatus: "Healthy" };
-    }),
-  });
-  return { groups: [group("masters", masters, 1), group("minions", minions, 2)], ips };
-}
 const expected = (truth: Truth) => desiredAddresses(truth.groups, truth.ips);
 
 /** SDK-shaped errors as the AWS SDK v3 throws them. */

@@ -11,6 +11,7 @@ import {
   type ClusterGroup,
   type DiscoveryPorts,
   type RecordChange,
+  type ReconcileOptions,
   type RecordSet,
 } from "../../src/discover/reconcile";
 
@@ -208,4 +209,32 @@ export function modelPorts(scheduler: Scheduler, route53: Route53Model, truth: (
       await scheduler.step();
     },
   };
+}
+
+/** The reconciler options, record names and truths the discovery tests share: cluster demo in k8s. */
+export const demoOptions: ReconcileOptions = {
+  cluster: "demo",
+  zoneId: "Z1",
+  domain: "k8s",
+  ttl: 30,
+  emptyGroup: "delete",
+};
+export const MASTERS = "masters.demo.k8s.";
+export const MINIONS = "minions.demo.k8s.";
+/** A scheduler that never interleaves: each call goes on at once. */
+export const immediate = { step: async () => {} } as unknown as Scheduler;
+
+/** `masters` and `minions` healthy members, at 10.0.1.x and 10.0.2.x. */
+export function truthOf(masters: number, minions: number): Truth {
+  const ips = new Map<string, string>();
+  const group = (role: string, count: number, offset: number): ClusterGroup => ({
+    name: `kubebake-demo-${role}`,
+    role,
+    members: Array.from({ length: count }, (_, i) => {
+      const instanceId = `i-${role}-${i}`;
+      ips.set(instanceId, `10.0.${offset}.${i + 1}`);
+      return { instanceId, lifecycleState: "InService", healthStatus: "Healthy" };
+    }),
+  });
+  return { groups: [group("masters", masters, 1), group("minions", minions, 2)], ips };
 }

@@ -20,13 +20,11 @@ import { compareIPv4, RecordConflict, Rejected } from "../../src/discover/reconc
 import type { AwsClients } from "../../src/launch/aws/clients";
 import { clientsFor, registerAmi, REGION } from "../aws/fixture";
 import { startMoto, type Moto } from "../aws/moto";
+import { MASTERS, MINIONS } from "./model";
 
 let moto: Moto;
 let clients: AwsClients;
 let zoneId: string;
-
-const MASTERS = "masters.demo.k8s.";
-const MINIONS = "minions.demo.k8s.";
 
 async function group(
   name: string,

@@ -9,37 +9,25 @@ import {
   type GroupMember,
   type ReconcileOptions,
 } from "../../src/discover/reconcile";
-import { modelPorts, prng, Route53Model, Scheduler, type Truth } from "./model";
+import {
+  demoOptions,
+  MASTERS,
+  MINIONS,
+  truthOf,
+  modelPorts,
+  prng,
+  Route53Model,
+  Scheduler,
+  type Truth,
+} from "./model";
 
-const options: ReconcileOptions = {
-  cluster: "demo",
-  zoneId: "Z1",
-  domain: "k8s",
-  ttl: 30,
-  emptyGroup: "delete",
-};
-const MASTERS = "masters.demo.k8s.";
-const MINIONS = "minions.demo.k8s.";
+const options = demoOptions;
 
 const member = (instanceId: string, lifecycleState = "InService", healthStatus = "Healthy"): GroupMember => ({
   instanceId,
   lifecycleState,
   healthStatus,
 });
-
-function truthOf(masters: number, minions: number): Truth {
-  const ips = new Map<string, string>();
-  const group = (role: string, count: number, offset: number): ClusterGroup => ({
-    name: `kubebake-demo-${role}`,
-    role,
-    members: Array.from({ length: count }, (_, i) => {
-      const id = `i-${role}-${i}`;
-      ips.set(id, `10.0.${offset}.${i + 1}`);
-      return member(id);
-    }),
-  });
-  return { groups: [group("masters", masters, 1), group("minions", minions, 2)], ips };
-}
 
 const expected = (truth: Truth) => desiredAddresses(truth.groups, truth.ips);
 

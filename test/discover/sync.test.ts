@@ -2,17 +2,9 @@
 import type { LambdaClient } from "@aws-sdk/client-lambda";
 import { KubebakeError } from "../../src/errors";
 import { dnsSync, SYNC_EVENT } from "../../src/discover/sync";
-import type { ReconcileOptions } from "../../src/discover/reconcile";
-import { modelPorts, prng, Route53Model, Scheduler, type Truth } from "./model";
+import { demoOptions, immediate, modelPorts, prng, Route53Model, type Truth } from "./model";
 
-const options: ReconcileOptions = {
-  cluster: "demo",
-  zoneId: "Z1",
-  domain: "k8s",
-  ttl: 30,
-  emptyGroup: "delete",
-};
-const immediate = { step: async () => {} } as unknown as Scheduler;
+const options = demoOptions;
 const truth: Truth = {
   groups: [
     {
