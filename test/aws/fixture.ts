@@ -8,6 +8,8 @@ import { awsClients, isMutating, type AwsClients } from "../../src/launch/aws/cl
 import { applyCluster } from "../../src/launch/aws/cluster";
 import { destroyCluster } from "../../src/launch/aws/destroy";
 import { resolveInputs } from "../../src/launch/aws/inputs";
+import type { Inputs } from "../../src/launch/aws/desired";
+import { clusterSpecSchema, type ClusterSpec } from "../../src/cluster/schema";
 import { silentProgress } from "../../src/util/progress";
 
 process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED = "true";
@@ -30,6 +32,21 @@ export function clusterYaml(overrides: Record<string, unknown> = {}): Record<str
     },
     tags: { team: "platform" },
     ...overrides,
+  };
+}
+
+/** The inputs apply derives from a spec, as pure data for the desired-state tests (no cloud). */
+export function inputsFor(
+  spec: ClusterSpec = clusterSpecSchema.parse(clusterYaml()),
+  account = "123456789012",
+): Inputs {
+  return {
+    spec,
+    account,
+    ami: "ami-0123456789abcdef0",
+    discoveryDomain: "k8s",
+    clusterDomain: "cluster.local",
+    serviceCIDR: "10.96.0.0/12",
   };
 }
 

@@ -13,24 +13,16 @@ import {
   iamPath,
   nodePolicy,
   nodeRoleName,
-  type Inputs,
 } from "../../src/launch/aws/desired";
 import { PKI_FILE_NAMES } from "../../src/launch/aws/secrets";
-import { clusterYaml } from "./fixture";
+import { clusterYaml, inputsFor } from "./fixture";
 
 const ACCOUNT = "123456789012";
 const OTHER_ACCOUNT = "210987654321";
 const ZONE = "Z0000000000000OWNZONE";
 const OTHER_ZONE = "Z0000000000000OTHERZN";
 const spec = clusterSpecSchema.parse(clusterYaml());
-const inputs: Inputs = {
-  spec,
-  account: ACCOUNT,
-  ami: "ami-0123456789abcdef0",
-  discoveryDomain: "k8s",
-  clusterDomain: "cluster.local",
-  serviceCIDR: "10.96.0.0/12",
-};
+const inputs = inputsFor(spec, ACCOUNT);
 const REGION = spec.region;
 
 type Decision = "Allowed" | "ImplicitlyDenied" | "ExplicitlyDenied";

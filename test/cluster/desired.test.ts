@@ -11,21 +11,13 @@ import {
   securityGroupRules,
   subnetCidrs,
   userData,
-  type Inputs,
 } from "../../src/launch/aws/desired";
 import { PKI_FILE_NAMES } from "../../src/launch/aws/secrets";
 import { generateClusterPki } from "../../src/pki/pki";
-import { clusterYaml } from "../aws/fixture";
+import { clusterYaml, inputsFor } from "../aws/fixture";
 
 const spec = clusterSpecSchema.parse(clusterYaml());
-const inputs: Inputs = {
-  spec,
-  account: "123456789012",
-  ami: "ami-0123456789abcdef0",
-  discoveryDomain: "k8s",
-  clusterDomain: "cluster.local",
-  serviceCIDR: "10.96.0.0/12",
-};
+const inputs = inputsFor(spec);
 
 describe("desired AWS state", () => {
   test("user data writes only the role file: cluster, provider and where secrets are", () => {

@@ -15,10 +15,10 @@ import { ROLES, type Role } from "../../src/discover/names";
 import { ChangeRecorder } from "../../src/launch/changes";
 import type { AwsClients } from "../../src/launch/aws/clients";
 import type { Context } from "../../src/launch/aws/context";
-import { OWNER_TAG, securityGroupRules, type Inputs } from "../../src/launch/aws/desired";
+import { OWNER_TAG, securityGroupRules } from "../../src/launch/aws/desired";
 import { ensureSecurityGroups } from "../../src/launch/aws/security";
 import { silentProgress } from "../../src/util/progress";
-import { clusterYaml } from "../aws/fixture";
+import { clusterYaml, inputsFor } from "../aws/fixture";
 
 const API_OPERATOR = "203.0.113.0/24";
 const SSH_OPERATOR = "198.51.100.0/24";
@@ -125,15 +125,6 @@ function matrix(allowances: Record<Role, Allowance[]>): string[] {
 
 const specWith = (network: Record<string, unknown>) =>
   clusterSpecSchema.parse(clusterYaml({ network: { zones: ["eu-west-1a", "eu-west-1b"], ...network } }));
-
-const inputsFor = (spec: ClusterSpec): Inputs => ({
-  spec,
-  account: "123456789012",
-  ami: "ami-0123456789abcdef0",
-  discoveryDomain: "k8s",
-  clusterDomain: "cluster.local",
-  serviceCIDR: "10.96.0.0/12",
-});
 
 /**
  * Runs the AWS step against a stand-in EC2 client; `existing` are the groups it finds (none: it creates
