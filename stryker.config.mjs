@@ -1,30 +1,42 @@
-// `npm run mutate`: mutation testing of the core that decides things (not part of .ci/run; it takes long).
-// The scope is the list below; `npm run mutate -- --mutate src/discover/**/*.ts` narrows it for one run.
-// bench/mutation.mjs prints the score per module from the JSON report.
+// `npm run mutate [module…]`: mutation testing of the core that decides things, one module at a time
+// (test/mutation/modules.json: which files are mutated and which tests may kill their mutants). Not part of
+// .ci/run: it takes long. Incremental: a rerun tests only the mutants whose code or tests changed.
+import { readFileSync, writeFileSync } from "node:fs";
+
+const modules = JSON.parse(readFileSync(new URL("./test/mutation/modules.json", import.meta.url), "utf8"));
+const name = process.env.KUBEBAKE_MUTATION_MODULE;
+if (!modules[name]) throw new Error(`KUBEBAKE_MUTATION_MODULE=${name}: expected one of ${Object.keys(modules).join(", ")}`);
+
+// The TypeScript checker weeds out mutants that do not compile. Checking only the mutated files and what
+// they import (not the tests, not every SDK the project uses) makes it several times faster.
+const tsconfigFile = `test/mutation/tsconfig.${name}.json`;
+writeFileSync(
+  new URL(tsconfigFile, import.meta.url),
+  JSON.stringify({
+    extends: "../../tsconfig.json",
+    compilerOptions: { types: ["node"] },
+    include: modules[name].mutate.map((glob) => `../../${glob}`),
+  }) + "\n",
+);
+
 /** @type {import('@stryker-mutator/api/core').PartialStrykerOptions} */
 export default {
   testRunner: "jest",
-  jest: { configFile: "test/mutation/jest.config.js", enableFindRelatedTests: true },
+  jest: { configFile: "test/mutation/jest.config.js", enableFindRelatedTests: false },
   checkers: ["typescript"],
-  tsconfigFile: "tsconfig.json",
+  tsconfigFile,
   typescriptChecker: { prioritizePerformanceOverAccuracy: true },
   coverageAnalysis: "perTest",
-  mutate: [
-    "src/fetch/**/*.ts",
-    "src/bake/plan.ts",
-    "src/bake/manifest.ts",
-    "src/bake/bake.ts",
-    "src/image/hygiene.ts",
-    "src/discover/**/*.ts",
-    "src/launch/aws/desired.ts",
-    "src/pki/**/*.ts",
-  ],
-  concurrency: 2,
+  mutate: modules[name].mutate,
+  incremental: true,
+  incrementalFile: `reports/mutation/${name}.incremental.json`,
+  concurrency: Number(process.env.KUBEBAKE_MUTATION_CONCURRENCY ?? 2),
   timeoutMS: 20000,
   reporters: ["progress", "clear-text", "json"],
-  jsonReporter: { fileName: "reports/mutation/mutation.json" },
+  clearTextReporter: { allowColor: false, logTests: false, reportScoreTable: true },
+  jsonReporter: { fileName: `reports/mutation/${name}.json` },
   thresholds: { high: 90, low: 80, break: null },
-  ignorePatterns: ["out", "dist", ".cache", "reports", "test/fixtures/mirror"],
+  ignorePatterns: ["out", ".cache", "reports", "bench", "docs", ".git"],
   tempDirName: ".stryker-tmp",
   cleanTempDir: "always",
 };

@@ -1,32 +1,38 @@
-// Prints the mutation score per module from StrykerJS's JSON report (reports/mutation/mutation.json),
-// written by `npm run mutate`. Score = killed (and timed out) / (all mutants that tests could reach or not).
-import { readFileSync } from "node:fs";
+// Prints the mutation score of each module (test/mutation/modules.json) from the JSON reports that
+// `npm run mutate` leaves in reports/mutation/. Score = detected (killed or timed out) / all mutants that
+// are not compile errors (survivors and mutants no test reaches both count against it). Target: 80 % each.
+import { existsSync, readFileSync } from "node:fs";
 import { resolve } from "node:path";
 
-const MODULES = [
-  ["src/fetch", (f) => f.startsWith("src/fetch/")],
-  ["src/bake", (f) => f.startsWith("src/bake/")],
-  ["src/image/hygiene.ts", (f) => f === "src/image/hygiene.ts"],
-  ["src/discover", (f) => f.startsWith("src/discover/")],
-  ["src/launch/aws/desired.ts", (f) => f === "src/launch/aws/desired.ts"],
-  ["src/pki", (f) => f.startsWith("src/pki/")],
-];
-const report = JSON.parse(
-  readFileSync(resolve(import.meta.dirname, "..", "reports", "mutation", "mutation.json"), "utf8"),
-);
+const repo = resolve(import.meta.dirname, "..");
+const modules = JSON.parse(readFileSync(resolve(repo, "test/mutation/modules.json"), "utf8"));
 const DETECTED = new Set(["Killed", "Timeout"]);
-const UNDETECTED = new Set(["Survived", "NoCoverage"]);
-console.log("module                      score  killed  survived  no coverage");
-for (const [name, owns] of MODULES) {
-  const mutants = Object.entries(report.files)
-    .filter(([file]) => owns(file.replace(/^\.\//, "")))
-    .flatMap(([, f]) => f.mutants);
-  const detected = mutants.filter((m) => DETECTED.has(m.status)).length;
-  const undetected = mutants.filter((m) => UNDETECTED.has(m.status));
-  if (detected + undetected.length === 0) continue;
-  const score = ((100 * detected) / (detected + undetected.length)).toFixed(1);
-  const survived = undetected.filter((m) => m.status === "Survived").length;
-  console.log(
-    `${name.padEnd(27)} ${score.padStart(5)}%  ${String(detected).padStart(6)}  ${String(survived).padStart(8)}  ${String(undetected.length - survived).padStart(11)}`,
-  );
+const TARGET = 80;
+
+const rows = [];
+for (const [name, { mutate }] of Object.entries(modules)) {
+  const file = resolve(repo, "reports", "mutation", `${name}.json`);
+  if (!existsSync(file)) {
+    rows.push([name, mutate.join(" "), "not run", "", "", ""]);
+    continue;
+  }
+  const mutants = Object.values(JSON.parse(readFileSync(file, "utf8")).files).flatMap((f) => f.mutants);
+  const counted = mutants.filter((m) => m.status !== "CompileError" && m.status !== "Ignored");
+  const detected = counted.filter((m) => DETECTED.has(m.status)).length;
+  const survived = counted.filter((m) => m.status === "Survived").length;
+  const uncovered = counted.filter((m) => m.status === "NoCoverage").length;
+  const score = counted.length ? (100 * detected) / counted.length : 0;
+  rows.push([
+    name,
+    mutate.join(" "),
+    `${score.toFixed(1)} %${score >= TARGET ? "" : " (below 80)"}`,
+    String(detected),
+    String(survived),
+    String(uncovered),
+  ]);
 }
+const header = ["module", "files", "score", "detected", "survived", "no coverage"];
+const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
+const line = (r) => r.map((c, i) => c.padEnd(widths[i])).join("  ").trimEnd();
+console.log(line(header));
+for (const r of rows) console.log(line(r));

@@ -1,5 +1,5 @@
 import { existsSync } from "node:fs";
-import { chmod, mkdir, readFile, readdir, rename, rm, utimes, writeFile } from "node:fs/promises";
+import { chmod, mkdir, readdir, rename, rm, utimes, writeFile } from "node:fs/promises";
 import { basename, dirname, join, resolve } from "node:path";
 import { invalidInput } from "../errors";
 import { ArtifactCache } from "../fetch/cache";
@@ -10,13 +10,14 @@ import { parseMirror } from "../fetch/mirror";
 import { displayPath, loadImageSpec } from "../spec/load";
 import type { Arch } from "../spec/schema";
 import { buildDisk } from "../image/disk";
-import { sha256File, sha256Hex } from "../util/hash";
+import { sha256Hex } from "../util/hash";
 import { removeOnExit } from "../util/cleanup";
 import { makeFolders, outputError, removeFolders } from "../util/output";
 import { packageRoot } from "../util/package-root";
 import type { Progress } from "../util/progress";
 import { MANIFEST_KIND, type Manifest, type ManifestComponent, type Target } from "./manifest";
 import { planArtifacts, type ArtifactPlan } from "./plan";
+import { inputsDigest, reusable } from "./reuse";
 import { renderTree, type TreeEntry } from "./render";
 import { describeTree, imageIdOf, inTree, TREE_EPOCH, writeEntries } from "./tree";
 
@@ -58,7 +59,7 @@ export async function bake(options: BakeOptions): Promise<BakeResult> {
   ];
   checkNoOverlap(artifacts, rendered);
   const target = options.target ?? "dir";
-  const inputs = inputsDigest(options.arch, target, specJson, rendered, artifacts);
+  const inputs = inputsDigest({ arch: options.arch, target, specJson, rendered, artifacts });
 
   await guardOutput(out);
   const previous = await reusable(out, inputs);
@@ -167,19 +168,6 @@ export async function bake(options: BakeOptions): Promise<BakeResult> {
 
 const formatOf = (plan: ArtifactPlan) => (plan.source.kind === "debian" ? "deb" : plan.source.format);
 
-function inputsDigest(
-  arch: Arch,
-  target: Target,
-  specJson: string,
-  rendered: TreeEntry[],
-  artifacts: ArtifactPlan[],
-): string {
-  const renderedDigest = rendered.map((e) =>
-    e.kind === "symlink" ? [e.path, e.target] : [e.path, e.mode, sha256Hex(e.content)],
-  );
-  return sha256Hex(JSON.stringify({ arch, target, specJson, renderedDigest, artifacts }));
-}
-
 function checkNoOverlap(artifacts: ArtifactPlan[], rendered: TreeEntry[]): void {
   const renderedPaths = new Set(rendered.map((e) => e.path));
   for (const plan of artifacts) {
@@ -206,24 +194,6 @@ async function guardOutput(out: string): Promise<void> {
       `--out ${out}: exists and is not a kubebake image folder; choose an empty or new folder`,
     );
   }
-}
-
-async function reusable(out: string, inputs: string): Promise<Manifest | undefined> {
-  let manifest: Manifest;
-  try {
-    manifest = JSON.parse(await readFile(join(out, "manifest.json"), "utf8")) as Manifest;
-  } catch {
-    return undefined;
-  }
-  if (manifest.kind !== MANIFEST_KIND || manifest.inputs !== inputs) return undefined;
-  // The tree must still be what the manifest says: a hand-edited tree is baked again.
-  const files = await describeTree(join(out, "rootfs"), false).catch(() => undefined);
-  if (!files || JSON.stringify(files) !== JSON.stringify(manifest.files)) return undefined;
-  if (manifest.disk) {
-    const digest = await sha256File(join(out, manifest.disk.file)).catch(() => undefined);
-    if (digest !== manifest.disk.sha256) return undefined;
-  }
-  return manifest;
 }
 
 async function swapInto(staging: string, out: string): Promise<void> {
