@@ -3,6 +3,10 @@
  * for every step N, fail the Nth mutating call, run again without failure, and check that a third run
  * changes nothing and that exactly one of everything exists. From every such state, the plan (or
  * destroy's dry run) lists exactly the changes the next run makes.
+ *
+ * A lost answer (the call succeeded, the caller never saw it) leaves what a failure before the next call
+ * leaves, because a failed run undoes nothing: it matters only where the answer is an id AWS chose and
+ * the next run must find the resource by its tags instead. Those steps run in both modes.
  */
 import { DescribeAutoScalingGroupsCommand } from "@aws-sdk/client-auto-scaling";
 import {
@@ -25,6 +29,10 @@ afterAll(() => moto?.stop());
 const dir = tempDir("aws-converge");
 
 class InjectedFailure extends Error {}
+
+/** Calls whose answer is an id AWS chose (the next run finds the resource by its tags, never by the id). */
+const AWS_CHOSEN_ID =
+  /^(ec2:Create(Vpc|Subnet|InternetGateway|RouteTable|SecurityGroup|LaunchTemplate)|route53:CreateHostedZone)$/;
 
 const list = (changes: Change[]) => changes.map((c) => `${c.action} ${c.kind} ${c.name}`);
 
@@ -73,7 +81,7 @@ const spec = () =>
   });
 
 describe.each(["before", "after"] as const)("a failure %s a mutating call", (when) => {
-  test("apply converges after a failure at every mutating step", async () => {
+  test(`apply converges after a failure ${when === "before" ? "at every mutating step" : "at every step that creates an id AWS chooses"}`, async () => {
     await moto.reset();
     const clean = clientsFor(moto.endpoint);
     const ami = await registerAmi(clean, "kubebake-1");
@@ -91,7 +99,11 @@ describe.each(["before", "after"] as const)("a failure %s a mutating call", (whe
       zones: 1,
     });
 
-    for (let failAt = 1; failAt <= steps; failAt++) {
+    const failures = reference.mutating
+      .map((call, index) => ({ call, failAt: index + 1 }))
+      .filter(({ call }) => when === "before" || AWS_CHOSEN_ID.test(call));
+    expect(failures.length).toBe(when === "before" ? steps : 9);
+    for (const { failAt } of failures) {
       await moto.reset();
       const setup = clientsFor(moto.endpoint);
       const stepAmi = await registerAmi(setup, "kubebake-1");
