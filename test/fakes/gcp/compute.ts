@@ -54,6 +54,10 @@ export class ComputeState {
     this.injected.push(failure);
   }
 
+  takeInjectedFailure(): OperationFailure | undefined {
+    return this.injected.shift();
+  }
+
   nextId(): string {
     return String(4_000_000_000_000_000_000n + BigInt(++this.counter));
   }
@@ -77,8 +81,7 @@ export class ComputeState {
       insertTime: new Date().toISOString(),
     };
     this.operations.set(name, operation);
-    const injected = type === "insert" && targetLink.includes("/images/") ? this.injected.shift() : undefined;
-    this.pending.set(name, () => injected ?? work());
+    this.pending.set(name, work);
     return operation;
   }
 
@@ -169,8 +172,9 @@ function insertImage(state: ComputeState, request: FakeRequest): FakeResponse {
     sourceType: "RAW",
   };
   state.images.set(body.name, image);
+  const injected = state.takeInjectedFailure();
   const operation = state.startOperation(request, "insert", selfLink, () => {
-    const failure = rawDiskProblem(state, body.rawDisk?.source);
+    const failure = injected ?? rawDiskProblem(state, body.rawDisk?.source);
     if (failure) state.images.delete(image.name);
     else {
       image.status = "READY";

@@ -123,8 +123,10 @@ function validateScalar(schema: DiscoverySchema, value: string, where: string): 
 export function validateBody(document: DiscoveryDocument, method: DiscoveryMethod, body: unknown): string[] {
   if (body === undefined) return [];
   if (!method.request) {
-    const empty = typeof body === "object" && body !== null && Object.keys(body).length === 0;
-    return empty ? [] : [`${method.id} takes no request body`];
+    // The official REST clients send `""` or `{}` to methods that take no body (wait, resize, …).
+    const empty =
+      body === "" || (typeof body === "object" && body !== null && Object.keys(body).length === 0);
+    return empty ? [] : [`${method.id} takes no request body, got ${JSON.stringify(body)}`];
   }
   const schema = resolveRef(document, method.request);
   return validateValue(document, method.request, body, schema.id ?? method.request.$ref);
