@@ -17,6 +17,8 @@ export interface Page {
 /** Runs of non-zero sectors in `chunk` (whose length is a multiple of 512), as [start, end) byte offsets. */
 export function nonZeroRuns(chunk: Buffer): [number, number][] {
   const runs: [number, number][] = [];
+  // Most of a disk is holes: one native comparison of the whole chunk settles those.
+  if (chunk.length === MAX_PAGE && chunk.equals(ZERO_CHUNK)) return runs;
   let start = -1;
   for (let at = 0; at < chunk.length; at += SECTOR) {
     const zero = isZeroSector(chunk, at);
@@ -30,11 +32,12 @@ export function nonZeroRuns(chunk: Buffer): [number, number][] {
   return runs;
 }
 
-function isZeroSector(chunk: Buffer, at: number): boolean {
-  // 8 bytes at a time: a 3 GiB disk is 6 million sectors.
-  for (let i = at; i < at + SECTOR; i += 8) if (chunk.readBigUInt64LE(i) !== 0n) return false;
-  return true;
-}
+const ZERO_CHUNK = Buffer.alloc(MAX_PAGE);
+const ZERO_SECTOR = Buffer.alloc(SECTOR);
+
+/** A native comparison (memcmp) with a zero sector: a byte loop in JavaScript scans at a tenth the speed. */
+const isZeroSector = (chunk: Buffer, at: number): boolean =>
+  chunk.compare(ZERO_SECTOR, 0, SECTOR, at, at + SECTOR) === 0;
 
 /**
  * The non-zero pages of the file at `path`, in order. A last partial sector is padded with zeros, as it
