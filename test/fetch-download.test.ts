@@ -16,7 +16,8 @@ import { tempDir } from "./helpers";
 const work = tempDir("fetch-download");
 const sha = (data: string | Buffer) => createHash("sha256").update(data).digest("hex");
 const body = Buffer.from("a stand-in payload\n".repeat(400));
-const fast: DownloadOptions = { idleTimeoutMs: 300, attempts: 3, backoffMs: 10 };
+// A generous idle timeout: a loaded machine can take a second to start a download.
+const fast: DownloadOptions = { idleTimeoutMs: 5_000, attempts: 3, backoffMs: 10 };
 let fileNo = 0;
 const dest = () => join(work, `download-${++fileNo}`);
 

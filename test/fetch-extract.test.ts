@@ -127,7 +127,7 @@ describe("apt-get download (a stand-in apt-get)", () => {
     const lines: string[] = [];
     const fetcher = new ArtifactFetcher({
       cache: new ArtifactCache(fresh("cache")),
-      download: { idleTimeoutMs: 300, attempts: 1, backoffMs: 1 },
+      download: { idleTimeoutMs: 5_000, attempts: 1, backoffMs: 1 },
       progress: { step: () => {}, info: (line) => lines.push(line) },
     });
     return { fetcher, lines, log: () => readFileSync(join(bin, "log"), "utf8") };
