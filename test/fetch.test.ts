@@ -17,7 +17,8 @@ import { fixtureMirror, fixtureSpec, runCli, tempDir } from "./helpers";
 const work = tempDir("fetch");
 const sha = (data: string | Buffer) => createHash("sha256").update(data).digest("hex");
 const body = Buffer.from("#!/bin/sh\necho a stand-in payload\n".repeat(500));
-const fast = { idleTimeoutMs: 300, attempts: 3, backoffMs: 10 };
+// A generous idle timeout: a loaded machine can take a second to start a download. Stall tests set their own.
+const fast = { idleTimeoutMs: 5_000, attempts: 3, backoffMs: 10 };
 
 type Handler = (req: IncomingMessage, res: ServerResponse, count: number) => void;
 
@@ -47,12 +48,18 @@ async function serve(handler: Handler) {
 }
 
 let caseNo = 0;
-function fetcherFor(options: { mirror?: string; attempts?: number; cacheDir?: string } = {}) {
+function fetcherFor(
+  options: { mirror?: string; attempts?: number; idleTimeoutMs?: number; cacheDir?: string } = {},
+) {
   const cacheDir = options.cacheDir ?? join(work, `cache-${++caseNo}`);
   const fetcher = new ArtifactFetcher({
     cache: new ArtifactCache(cacheDir),
     mirror: options.mirror ? parseMirror(options.mirror) : undefined,
-    download: { ...fast, attempts: options.attempts ?? fast.attempts },
+    download: {
+      ...fast,
+      attempts: options.attempts ?? fast.attempts,
+      idleTimeoutMs: options.idleTimeoutMs ?? fast.idleTimeoutMs,
+    },
     progress: silentProgress,
   });
   return { fetcher, cacheDir };
@@ -146,7 +153,7 @@ describe("fetching upstream artifacts", () => {
       res.writeHead(200, { "content-length": String(body.length) });
       res.write(body.subarray(0, 10)); // then nothing
     });
-    const { fetcher, cacheDir } = fetcherFor({ attempts: 2 });
+    const { fetcher, cacheDir } = fetcherFor({ attempts: 2, idleTimeoutMs: 300 });
     const error = await failure(fetcher.fetch(upstream(`${srv.base}/thing`)));
     expect(error.exitCode).toBe(ExitCode.downloadFailed);
     expect(error.message).toBe(`download of ${srv.base}/thing failed after 2 attempts: no data for 300 ms`);

@@ -1,4 +1,5 @@
 import { mkdir, rename, rm, stat, readFile, writeFile } from "node:fs/promises";
+import { randomUUID } from "node:crypto";
 import { join } from "node:path";
 import { removeOnExit } from "../util/cleanup";
 import { sha256File } from "../util/hash";
@@ -31,11 +32,7 @@ export class ArtifactCache {
   async scratch(label: string): Promise<string> {
     await mkdir(join(this.dir, "tmp"), { recursive: true });
     const safe = label.replace(/[^A-Za-z0-9._-]/g, "_").slice(-80);
-    const path = join(
-      this.dir,
-      "tmp",
-      `${process.pid}-${Date.now()}-${Math.random().toString(16).slice(2)}-${safe}`,
-    );
+    const path = join(this.dir, "tmp", `${randomUUID()}-${safe}`);
     removeOnExit(path); // a no-op once put() has moved it
     return path;
   }
@@ -50,11 +47,8 @@ export class ArtifactCache {
 
   /** Named pointers to digests, for artifacts that are not addressed by a pinned digest (Debian packages). */
   async readPointer(name: string): Promise<string | undefined> {
-    try {
-      return (await readFile(join(this.dir, "pointers", name), "utf8")).trim();
-    } catch {
-      return undefined;
-    }
+    const text = await readFile(join(this.dir, "pointers", name), "utf8").catch(() => undefined);
+    return text?.trim();
   }
 
   async writePointer(name: string, sha256: string): Promise<void> {

@@ -1,5 +1,4 @@
-import { createWriteStream } from "node:fs";
-import { rm } from "node:fs/promises";
+import { open, rm } from "node:fs/promises";
 import { createHash } from "node:crypto";
 import { KubebakeError, ExitCode } from "../errors";
 
@@ -27,25 +26,23 @@ class RetryableError extends Error {}
  * and returns the SHA-256 of what was written. Checking it against a pin is the caller's job.
  */
 export async function download(url: string, dest: string, options: DownloadOptions): Promise<string> {
-  let lastReason = "";
-  for (let attempt = 1; attempt <= options.attempts; attempt++) {
+  for (let attempt = 1; ; attempt++) {
     try {
       return await downloadOnce(url, dest, options.idleTimeoutMs);
     } catch (error) {
       await rm(dest, { force: true });
       if (!(error instanceof RetryableError)) throw error;
-      lastReason = error.message;
-      if (attempt < options.attempts) {
-        const delay = Math.round(options.backoffMs * 2 ** (attempt - 1) * (0.5 + Math.random() / 2));
-        options.onRetry?.(attempt, lastReason, delay);
-        await new Promise((resolve) => setTimeout(resolve, delay));
+      if (attempt >= options.attempts) {
+        throw new KubebakeError(
+          `download of ${url} failed after ${attempt} attempts: ${error.message}`,
+          ExitCode.downloadFailed,
+        );
       }
+      const delay = Math.round(options.backoffMs * 2 ** (attempt - 1) * (0.5 + Math.random() / 2));
+      options.onRetry?.(attempt, error.message, delay);
+      await new Promise((resolve) => setTimeout(resolve, delay));
     }
   }
-  throw new KubebakeError(
-    `download of ${url} failed after ${options.attempts} attempts: ${lastReason}`,
-    ExitCode.downloadFailed,
-  );
 }
 
 async function downloadOnce(url: string, dest: string, idleTimeoutMs: number): Promise<string> {
@@ -62,7 +59,13 @@ async function downloadOnce(url: string, dest: string, idleTimeoutMs: number): P
   try {
     let response: Response;
     try {
-      response = await fetch(url, { redirect: "follow", signal: abort.signal });
+      // Identity: the pin is over the file as stored, and a Content-Length over compressed bytes
+      // would not match what fetch() hands us after decoding.
+      response = await fetch(url, {
+        redirect: "follow",
+        signal: abort.signal,
+        headers: { "accept-encoding": "identity" },
+      });
     } catch (error) {
       throw asRetryable(error, abort, url);
     }
@@ -77,22 +80,29 @@ async function downloadOnce(url: string, dest: string, idleTimeoutMs: number): P
     }
     const expectedLength = Number(response.headers.get("content-length") ?? NaN);
     const hash = createHash("sha256");
-    const out = createWriteStream(dest, { mode: 0o644 });
+    // A file that cannot be written (a full disk, a read-only cache) is final, and not a network error.
+    const cannotWrite = (error: NodeJS.ErrnoException) =>
+      new KubebakeError(
+        `download of ${url} failed: cannot write ${dest} (${error.code})`,
+        ExitCode.downloadFailed,
+      );
+    const out = await open(dest, "w", 0o644).catch((error) => {
+      throw cannotWrite(error);
+    });
     let received = 0;
     try {
       for await (const chunk of response.body as unknown as AsyncIterable<Uint8Array>) {
         armIdleTimer();
         hash.update(chunk);
         received += chunk.length;
-        if (!out.write(chunk)) await new Promise<void>((resolve) => out.once("drain", () => resolve()));
+        await out.write(chunk).catch((error) => {
+          throw cannotWrite(error);
+        });
       }
     } catch (error) {
       throw asRetryable(error, abort, url);
     } finally {
-      await new Promise<void>((resolve, reject) => {
-        out.once("error", reject);
-        out.end(() => resolve());
-      });
+      await out.close();
     }
     if (Number.isFinite(expectedLength) && received !== expectedLength) {
       throw new RetryableError(`connection closed after ${received} of ${expectedLength} bytes`);
@@ -104,7 +114,8 @@ async function downloadOnce(url: string, dest: string, idleTimeoutMs: number): P
 }
 
 function asRetryable(error: unknown, abort: AbortController, url: string): Error {
-  if (abort.signal.aborted && abort.signal.reason instanceof RetryableError) return abort.signal.reason;
+  // Only the idle timer aborts, always with a RetryableError.
+  if (abort.signal.reason instanceof RetryableError) return abort.signal.reason;
   if (error instanceof KubebakeError) return error;
   const cause = (error as { cause?: { code?: string; message?: string; hostname?: string } }).cause;
   if (cause?.code !== undefined && UNRESOLVABLE.has(cause.code)) {

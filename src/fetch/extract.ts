@@ -15,7 +15,8 @@ export interface Take {
   mode: number;
 }
 
-const normalize = (member: string) => posix.normalize(member.replace(/^\.\//, "")).replace(/^\/+/, "");
+/** "./a/b", "/a/b" and "a//b" name the same member as "a/b" (normalize drops "./" and repeated slashes). */
+const normalize = (member: string) => posix.normalize(member).replace(/^\//, "");
 
 /**
  * Copies the named files out of a verified artifact, and nothing else: a tarball or .deb
@@ -31,6 +32,7 @@ export async function takeFiles(
     for (const t of takes) await placeFile(artifact, t);
     return;
   }
+  // Stryker disable next-line StringLiteral: only the name of a temporary folder
   const work = await mkdtemp(join(tmpdir(), "kubebake-extract-"));
   const forget = removeOnExit(work);
   try {
@@ -54,6 +56,7 @@ export async function takeFiles(
     }
     for (const t of takes) {
       let member = normalize(t.from);
+      // Stryker disable next-line EqualityOperator: a longer walk only goes further round a symlink cycle
       for (let hops = 0; resolved.has(member) && hops < 8; hops++) member = resolved.get(member)!;
       const source = join(work, member);
       const info = await lstat(source).catch(() => undefined);
@@ -96,15 +99,35 @@ async function extract(
   }
   // dpkg-deb knows every compression a .deb may use; we only parse the uncompressed tar it writes.
   await new Promise<void>((resolve, reject) => {
-    const child = spawn("dpkg-deb", ["--fsys-tarfile", artifact], { stdio: ["ignore", "pipe", "pipe"] });
+    const child = spawn("dpkg-deb", ["--fsys-tarfile", artifact]);
     let stderr = "";
     child.stderr.on("data", (d) => (stderr += d));
     const sink = tar.x({ cwd: into, filter, preservePaths: false });
     child.stdout.pipe(sink);
-    let finished = 0;
-    const done = () => ++finished === 2 && resolve();
-    sink.on("finish", done);
-    sink.on("error", reject);
+    // Settled once dpkg-deb has ended: for a broken package its message says more than the tar error
+    // of the empty stream it leaves behind (which alone would be an internal error, exit 1).
+    let exit: number | null | undefined;
+    let extracted = false;
+    let tarError: Error | undefined;
+    const settle = () => {
+      if (exit === undefined) return;
+      if (exit !== 0)
+        reject(new KubebakeError(`dpkg-deb ${artifact}: ${stderr.trim()}`, ExitCode.invalidInput));
+      else if (tarError)
+        reject(
+          new KubebakeError(`${artifact}: not a readable .deb (${tarError.message})`, ExitCode.invalidInput),
+        );
+      else if (extracted) resolve();
+    };
+    sink.on("finish", () => {
+      extracted = true;
+      settle();
+    });
+    sink.on("error", (error: Error) => {
+      tarError = error;
+      child.stdout.resume(); // unpiped now: drain it so that dpkg-deb can end
+      settle();
+    });
     child.on("error", (error: NodeJS.ErrnoException) =>
       reject(
         error.code === "ENOENT"
@@ -112,10 +135,9 @@ async function extract(
           : error,
       ),
     );
-    child.on("close", (code) =>
-      code === 0
-        ? done()
-        : reject(new KubebakeError(`dpkg-deb ${artifact}: ${stderr.trim()}`, ExitCode.invalidInput)),
-    );
+    child.on("close", (code) => {
+      exit = code;
+      settle();
+    });
   });
 }
