@@ -408,7 +408,10 @@ describe("writePki", () => {
   test("a failure half way removes the files written and the folders made", async () => {
     const root = join(work, "half");
     const broken: PkiFile[] = [...sample, { name: "missing/sub.key", content: "x", secret: true }];
-    await expect(writePki(join(root, "pki"), broken)).rejects.toThrow();
+    await expect(writePki(join(root, "pki"), broken)).rejects.toMatchObject({
+      exitCode: ExitCode.invalidInput,
+      message: `--out ${join(root, "pki")}: cannot be created there (a file system that takes no new files, like /proc) (ENOENT)`,
+    });
     expect(() => statSync(root)).toThrow();
   });
 });
