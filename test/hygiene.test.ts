@@ -1,42 +1,15 @@
-import { mkdirSync, readFileSync, symlinkSync, writeFileSync } from "node:fs";
-import { dirname, join } from "node:path";
+import { readFileSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
 import { spawnSync } from "node:child_process";
 import { generateKeyPairSync } from "node:crypto";
 import { checkHygiene, CLEANUP_SCRIPT, SECRET_SCAN_MAX_BYTES } from "../src/image/hygiene";
-import { runCli, tempDir } from "./helpers";
+import { tempDir } from "./helpers";
+import { cleanRoot, dirty, rootWith as rootAt, unitsExpected, unitsRoot } from "./hygiene-fixtures";
+import { cachedRsaKey } from "./keys";
 
+// In-process only: mutation testing runs this file once per mutant (test/image-check.test.ts has the CLI).
 const work = tempDir("hygiene");
-
-function rootWith(name: string, files: Record<string, string>): string {
-  const root = join(work, name);
-  mkdirSync(join(root, "etc"), { recursive: true });
-  for (const [path, content] of Object.entries(files)) {
-    mkdirSync(dirname(join(root, path)), { recursive: true });
-    writeFileSync(join(root, path), content);
-  }
-  return root;
-}
-
-const dirty = {
-  "etc/ssh/ssh_host_ed25519_key": "key",
-  "etc/ssh/ssh_host_ed25519_key.pub": "pub",
-  "etc/ssh/sshd_config": "PermitRootLogin no\n",
-  "etc/machine-id": "0123456789abcdef0123456789abcdef\n",
-  "var/lib/dbus/machine-id": "0123456789abcdef0123456789abcdef\n",
-  "var/lib/cloud/instance/boot-finished": "done",
-  "var/lib/apt/lists/deb.example_dists_bookworm_InRelease": "x",
-  "var/lib/apt/lists/lock": "",
-  "var/cache/apt/pkgcache.bin": "x",
-  "var/cache/apt/archives/curl_8_amd64.deb": "x",
-  "var/log/syslog": "Nov 23 boot\n",
-  "var/log/empty.log": "",
-  "root/.bash_history": "ls\n",
-  "home/admin/.bash_history": "sudo -i\n",
-  "etc/kubernetes/pki/ca.key":
-    "-----BEGIN PRIVATE KEY-----\nMIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBG0wawIBAQQg\n-----END PRIVATE KEY-----\n",
-  "etc/kubebake/secrets/bootstrap-token": "abcdef.0123456789abcdef\n",
-  "usr/share/doc/example/key.pem": "-----BEGIN PRIVATE KEY-----\n", // a lone BEGIN line is no key
-};
+const rootWith = (name: string, files: Record<string, string>) => rootAt(join(work, name), files);
 
 describe("image hygiene", () => {
   test("lists every violation, with the path and the rule", async () => {
@@ -77,105 +50,21 @@ describe("image hygiene", () => {
   });
 
   test("a D-Bus machine-id linked to /etc/machine-id is fine; a clean tree passes", async () => {
-    const root = rootWith("clean", {
-      "etc/machine-id": "",
-      "etc/hostname": "localhost\n",
-      "var/log/.keep": "",
-    });
-    mkdirSync(join(root, "var/lib/dbus"), { recursive: true });
-    symlinkSync("/etc/machine-id", join(root, "var/lib/dbus/machine-id"));
-    expect(await checkHygiene(root)).toEqual([]);
-  });
-
-  test("kubebake image check: exit 6 with the list, 0 when clean, 2 for what is not an image", () => {
-    const bad = runCli("kubebake", ["image", "check", join(work, "dirty")]);
-    expect(bad.code).toBe(6);
-    expect(bad.stdout).toContain("/root/.bash_history: no shell histories\n");
-    expect(bad.stderr).toBe(`error: ${join(work, "dirty")}: 13 hygiene violation(s)\n`);
-    const json = runCli("kubebake", ["image", "check", "--json", join(work, "dirty")]);
-    expect(JSON.parse(json.stdout)).toHaveLength(13);
-    const good = runCli("kubebake", ["image", "check", join(work, "clean")]);
-    expect(good.code).toBe(0);
-    const none = runCli("kubebake", ["image", "check", join(work, "nothing-here")]);
-    expect(none.code).toBe(2);
-    expect(none.stderr).toMatch(/nothing-here: no such file or folder/);
+    expect(await checkHygiene(cleanRoot(join(work, "clean")))).toEqual([]);
   });
 });
 
 describe("units whose command is not in the image", () => {
-  const unit = (command: string, pre = "") =>
-    `[Unit]\nDescription=x\n[Service]\n${pre}ExecStart=${command} \\\n  --flag=1\n[Install]\nWantedBy=multi-user.target\n`;
-  const tree = () => {
-    const root = rootWith(`units-${Math.random().toString(16).slice(2)}`, {
-      "etc/systemd/system/kube-apiserver.service": unit("/usr/local/bin/kube-apiservr"),
-      "etc/systemd/system/kubelet.service": unit(
-        "/usr/local/bin/kubelet",
-        "ExecStartPre=-/sbin/modprobe overlay\n",
-      ),
-      "etc/systemd/system/node-config.service": unit(
-        "/usr/lib/kubebake/node-config",
-        "ExecStartPre=+/usr/lib/kubebake/wait\n",
-      ),
-      "usr/lib/systemd/system/ssh.service": unit("/usr/sbin/sshd"),
-      "usr/lib/systemd/system/getty.service": unit("-/sbin/agetty"),
-      "usr/lib/systemd/system/bare.service": unit("ls"),
-      "usr/lib/systemd/system/rc-local.service": unit(
-        "/etc/rc.local start",
-        "ConditionFileIsExecutable=/etc/rc.local\n",
-      ),
-      "usr/local/bin/kubelet": "#!/bin/sh\n",
-      "usr/lib/kubebake/node-config": "#!/bin/sh\n",
-      "usr/bin/ls": "",
-    });
-    // merged /usr: /usr/sbin/sshd found through the sbin link, /lib is /usr/lib (checked once)
-    mkdirSync(join(root, "usr/sbin"), { recursive: true });
-    writeFileSync(join(root, "usr/sbin/sshd.real"), "");
-    symlinkSync("/usr/sbin/sshd.real", join(root, "usr/sbin/sshd"));
-    symlinkSync("usr/lib", join(root, "lib"));
-    return root;
-  };
-  const expected = [
-    {
-      path: "/etc/systemd/system/kube-apiserver.service",
-      rule: "the command /usr/local/bin/kube-apiservr of this unit is not in the image",
-    },
-    {
-      path: "/etc/systemd/system/node-config.service",
-      rule: "the command /usr/lib/kubebake/wait of this unit is not in the image",
-    },
-  ];
-
   test("a folder: each unit that would fail names its missing command", async () => {
-    expect(await checkHygiene(tree())).toEqual(expected);
-  });
-
-  test("raw and qcow2 disks (read with debugfs) are checked the same way", () => {
-    const root = tree();
-    const disk = join(work, "units-disk");
-    mkdirSync(disk);
-    const sh = (script: string) => {
-      const result = spawnSync("sh", ["-ec", script], { cwd: disk, encoding: "utf8" });
-      expect(result.stderr).not.toMatch(/error|failed/i);
-      expect(result.status).toBe(0);
-    };
-    // A GPT disk with one x86-64 root partition at 1 MiB holding an ext4 made from the tree.
-    sh(
-      `truncate -s 20M root.ext4 && mkfs.ext4 -q -F -d ${root} root.ext4 && truncate -s 22M disk.raw && ` +
-        `echo 'label: gpt\nstart=2048, size=40960, type=4F68BCE3-E8CD-4DB1-96E7-FBCAF984B709' | sfdisk -q disk.raw && ` +
-        `dd if=root.ext4 of=disk.raw bs=1M seek=1 conv=notrunc status=none && qemu-img convert -O qcow2 disk.raw disk.qcow2`,
-    );
-    for (const file of ["disk.raw", "disk.qcow2"]) {
-      const result = runCli("kubebake", ["image", "check", "--json", join(disk, file)]);
-      expect({ file, code: result.code }).toEqual({ file, code: 6 });
-      expect(JSON.parse(result.stdout)).toEqual(expected);
-    }
+    expect(await checkHygiene(unitsRoot(join(work, "units")))).toEqual(unitsExpected);
   });
 });
 
 describe("secrets anywhere in the image", () => {
-  const rsa = generateKeyPairSync("rsa", { modulusLength: 4096 });
+  // 4096 bits, made once per machine (seconds each time otherwise): its PKCS#1 form is over 3 KB.
+  const rsaKey = cachedRsaKey("hygiene-secrets", 4096);
   const ec = generateKeyPairSync("ec", { namedCurve: "P-256" });
-  const pkcs1 = rsa.privateKey.export({ format: "pem", type: "pkcs1" }) as string;
+  const pkcs1 = rsaKey.export({ format: "pem", type: "pkcs1" }) as string;
   const body =
     "MIIBOgIBAAJBAKj34GkxFhD90vcNLYLInFEX6Ppy1tPf9Cnzj4p4WGeKLs1Pt8Qu\nKUpRKfFLfRYC9AIKjbJTWit+CqvjWYzvQwECAwEAAQ==\n";
   const block = (label: string) => `-----BEGIN ${label}-----\n${body}-----END ${label}-----\n`;
@@ -184,8 +73,8 @@ describe("secrets anywhere in the image", () => {
   const secrets: Record<string, string> = {
     "opt/app/id_rsa": pkcs1, // PKCS#1 RSA, 4096 bits: over 3 KB
     "srv/ec.key": ec.privateKey.export({ format: "pem", type: "sec1" }) as string,
-    "var/lib/app/pkcs8.pem": rsa.privateKey.export({ format: "pem", type: "pkcs8" }) as string,
-    "usr/local/share/enc.pem": rsa.privateKey.export({
+    "var/lib/app/pkcs8.pem": rsaKey.export({ format: "pem", type: "pkcs8" }) as string,
+    "usr/local/share/enc.pem": rsaKey.export({
       format: "pem",
       type: "pkcs8",
       cipher: "aes-256-cbc",
@@ -246,6 +135,7 @@ describe("secrets anywhere in the image", () => {
 
   test("every private key form, kubeconfig secret and cloud credential file is found, wherever it is", async () => {
     const root = rootWith("secrets", { ...secrets, ...notSecrets });
+    expect(rsaKey.asymmetricKeyDetails?.modulusLength).toBe(4096);
     expect(pkcs1.length).toBeGreaterThan(3000);
     const found = (await checkHygiene(root)).map((v) => `${v.path}: ${v.rule}`);
     const kindOf = (path: string) =>
