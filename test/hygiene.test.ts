@@ -1,8 +1,8 @@
-import { readFileSync, writeFileSync } from "node:fs";
+import { mkdirSync, readFileSync, symlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { spawnSync } from "node:child_process";
 import { generateKeyPairSync } from "node:crypto";
-import { checkHygiene, CLEANUP_SCRIPT, SECRET_SCAN_MAX_BYTES } from "../src/image/hygiene";
+import { checkHygiene, CLEANUP_SCRIPT, SECRET_SCAN_MAX_BYTES, secretKindOf } from "../src/image/hygiene";
 import { tempDir } from "./helpers";
 import { cleanRoot, dirty, rootWith as rootAt, unitsExpected, unitsRoot } from "./hygiene-fixtures";
 import { cachedRsaKey } from "./keys";
@@ -51,6 +51,85 @@ describe("image hygiene", () => {
 
   test("a D-Bus machine-id linked to /etc/machine-id is fine; a clean tree passes", async () => {
     expect(await checkHygiene(cleanRoot(join(work, "clean")))).toEqual([]);
+  });
+});
+
+describe("what each rule lets through", () => {
+  const key =
+    "-----BEGIN EC PRIVATE KEY-----\nMHcCAQEEIBkg4LVWM9nuwNSk3yByxZpYRTBnVJk5oSn0zUhGnQ1g\n-----END EC PRIVATE KEY-----\n";
+  const violations = async (name: string, files: Record<string, string>) =>
+    (await checkHygiene(rootWith(name, files))).map((v) => `${v.path}: ${v.rule}`);
+
+  test("a machine-id of only a newline is empty; no machine-id at all is fine too", async () => {
+    expect(await violations("id-newline", { "etc/machine-id": "\n" })).toEqual([]);
+    expect(await violations("id-none", {})).toEqual([]);
+  });
+
+  test("a D-Bus machine-id linked anywhere but /etc/machine-id is a violation", async () => {
+    const root = rootWith("dbus-elsewhere", { "etc/machine-id": "" });
+    mkdirSync(join(root, "var/lib/dbus"), { recursive: true });
+    symlinkSync("/var/lib/dbus/id", join(root, "var/lib/dbus/machine-id"));
+    expect(await checkHygiene(root)).toEqual([
+      {
+        path: "/var/lib/dbus/machine-id",
+        rule: "the D-Bus machine-id must be absent or a link to /etc/machine-id",
+      },
+    ]);
+  });
+
+  test("ssh_host_*key and ssh_host_*key.pub are host keys; the rest of /etc/ssh stays", async () => {
+    expect(
+      await violations("ssh", {
+        "etc/ssh/ssh_host_rsa_key": "k",
+        "etc/ssh/ssh_host_rsa_key.pub": "p",
+        "etc/ssh/moduli": "m",
+      }),
+    ).toEqual([
+      "/etc/ssh/ssh_host_rsa_key: SSH host keys must be made at first boot",
+      "/etc/ssh/ssh_host_rsa_key.pub: SSH host keys must be made at first boot",
+    ]);
+  });
+
+  test("apt's lock, partial and auxfiles stay; nested logs count; every shell history of every home", async () => {
+    expect(
+      await violations("apt-logs-homes", {
+        "var/lib/apt/lists/lock": "",
+        "var/lib/apt/lists/partial/.keep": "",
+        "var/lib/apt/lists/auxfiles/.keep": "",
+        "var/cache/apt/archives/lock": "",
+        "var/cache/apt/archives/partial/.keep": "",
+        "var/cache/apt/srcpkgcache.bin": "x",
+        "var/log/apt/history.log": "install\n",
+        "var/log/journal/.keep": "",
+        "root/.lesshst": "x",
+        "root/.viminfo": "x",
+        "root/.python_history": "x",
+        "root/.wget-hsts": "x",
+        "home/dev/.viminfo": "x",
+      }),
+    ).toEqual([
+      "/home/dev/.viminfo: no shell histories",
+      "/root/.lesshst: no shell histories",
+      "/root/.python_history: no shell histories",
+      "/root/.viminfo: no shell histories",
+      "/root/.wget-hsts: no shell histories",
+      "/var/cache/apt/srcpkgcache.bin: no apt caches",
+      "/var/log/apt/history.log: no logs",
+    ]);
+  });
+
+  test("secrets are searched in files at the top, not in mount points nor through links", async () => {
+    const root = rootWith("secret-places", {
+      "key.pem": key,
+      "proc/key.pem": key,
+      "sys/key.pem": key,
+      "dev/key.pem": key,
+      "run/key.pem": key,
+      "opt/key.pem": key,
+    });
+    symlinkSync("opt/key.pem", join(root, "top-link.pem"));
+    symlinkSync("key.pem", join(root, "opt/link.pem"));
+    expect((await checkHygiene(root)).map((v) => v.path)).toEqual(["/key.pem", "/opt/key.pem"]);
   });
 });
 
@@ -165,5 +244,76 @@ describe("secrets anywhere in the image", () => {
       { path: "/opt/at-limit.pem", rule: "no secret material (a private key)" },
       { path: "/opt/half-limit.pem", rule: "no secret material (a private key)" },
     ]);
+  });
+});
+
+describe("what is a secret and what only looks like one", () => {
+  const kind = (text: string) => secretKindOf(Buffer.from(text));
+  const aws = "kJalrXUtnFEMIK7MDENGbPxRfiCYzzzzzzzzzzzz"; // 40 characters
+  const body = "MHcCAQEEIBkg4LVWM9nuwNSk3yByxZpYRTBnVJk5oSn0zUhGnQ1g\n";
+
+  test("PEM keys with Windows line ends, indented lines, headers or inside a JSON string", () => {
+    const crlf = `-----BEGIN RSA PRIVATE KEY-----\r\n${body.trim()}\r\n-----END RSA PRIVATE KEY-----\r\n`;
+    expect(kind(crlf)).toBe("a private key");
+    const indented = `key: |\n  -----BEGIN EC PRIVATE KEY-----  \n  ${body.trim()}  \n  -----END EC PRIVATE KEY-----\n`;
+    expect(kind(indented)).toBe("a private key");
+    const headers = `-----BEGIN RSA PRIVATE KEY-----\nProc-Type: 4,ENCRYPTED\nDEK-Info: AES-256-CBC,0A1B\n\n${body}-----END RSA PRIVATE KEY-----\n`;
+    expect(kind(headers)).toBe("a private key");
+    const json = JSON.stringify({
+      tls: { key: `-----BEGIN PRIVATE KEY-----\n${body}-----END PRIVATE KEY-----\n` },
+    });
+    expect(kind(json)).toBe("a private key");
+    expect(kind(json.replace(/\\n/g, "\\r\\n"))).toBe("a private key");
+  });
+
+  test("a PEM block needs its own END line and a base64 body", () => {
+    const mismatched = `-----BEGIN RSA PRIVATE KEY-----\n${body}-----END EC PRIVATE KEY-----\n`;
+    expect(kind(mismatched)).toBeUndefined();
+    expect(kind(`-----BEGIN PRIVATE KEY-----\n-----END PRIVATE KEY-----\n`)).toBeUndefined();
+    expect(kind(`-----BEGIN PRIVATE KEY-----\n<the key here>\n-----END PRIVATE KEY-----\n`)).toBeUndefined();
+    expect(kind(`-----BEGIN PUBLIC KEY-----\n${body}-----END PUBLIC KEY-----\n`)).toBeUndefined();
+  });
+
+  test("a PuTTY key with its private lines; not a mention of the format", () => {
+    const ppk =
+      "PuTTY-User-Key-File-3: ssh-ed25519\nEncryption: none\nComment: admin\nPublic-Lines: 2\n" +
+      "AAAAC3NzaC1lZDI1NTE5AAAAIB\nAAAA\nPrivate-Lines: 1\nAAAAIHh0ZXN0\nPrivate-MAC: 0a1b\n";
+    expect(kind(ppk)).toBe("a private key");
+    expect(kind("PuTTY-User-Key-File-3 is the format of .ppk files\n")).toBeUndefined();
+    expect(kind("PuTTY-User-Key-File-N: with Private-Lines:\n")).toBeUndefined();
+  });
+
+  test("AWS keys quoted or not; placeholders and variables are not secrets", () => {
+    expect(kind(`aws_secret_access_key = "${aws}"\n`)).toBe("cloud credentials");
+    expect(kind(`AWS_SECRET_ACCESS_KEY='${aws}'\n`)).toBe("cloud credentials");
+    expect(kind(`aws_secret_access_key: ${aws}\n`)).toBe("cloud credentials");
+    expect(kind(`aws_secret_access_key=${aws.slice(1)}\n`)).toBeUndefined(); // 39: not a key
+    expect(kind(`aws_secret_access_key = changeme\n`)).toBeUndefined();
+    expect(kind(`aws_secret_access_key = $AWS_SECRET\n`)).toBeUndefined();
+    expect(kind(`aws_secret_access_key = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"\n`)).toBeUndefined();
+  });
+
+  test("GCP and Azure credential files as the tools write them: indented JSON", () => {
+    const pretty = (value: unknown) => JSON.stringify(value, null, 2);
+    const gcpKey = `-----BEGIN PRIVATE KEY-----\n${body}-----END PRIVATE KEY-----\n`;
+    expect(kind(pretty({ type: "service_account", private_key: gcpKey }))).toBe("cloud credentials");
+    expect(kind(pretty({ type: "authorized_user", private_key: gcpKey }))).toBe("a private key");
+    expect(kind(pretty({ type: "service_account", private_key_id: "1" }))).toBeUndefined();
+    expect(kind(pretty({ clientId: "0", clientSecret: "Qw8Q~abc" }))).toBe("cloud credentials"); // 8
+    expect(kind(pretty({ clientId: "0", clientSecret: "Qw8Q~ab" }))).toBeUndefined(); // 7
+    expect(kind(pretty({ client_secret: "${CLIENT_SECRET}" }))).toBeUndefined();
+    expect(kind(pretty({ client_secret: "not a secret" }))).toBeUndefined();
+    const cache = (secret: string) =>
+      pretty({ RefreshToken: { k: { credential_type: "RefreshToken", secret } } });
+    expect(kind(cache("eyJ0eXAiOiJKV1Qi"))).toBe("cloud credentials"); // 16
+    expect(kind(cache("eyJ0eXAiOiJKV1Q"))).toBeUndefined(); // 15
+  });
+
+  test("AZURE_CLIENT_SECRET set in an environment file, not one read from a variable", () => {
+    expect(kind(`AZURE_CLIENT_SECRET = "Qw8Q~abc"\n`)).toBe("cloud credentials");
+    expect(kind(`AZURE_CLIENT_SECRET: Qw8Q~abc\n`)).toBe("cloud credentials");
+    expect(kind(`AZURE_CLIENT_SECRET=Qw8Q~ab\n`)).toBeUndefined();
+    expect(kind(`AZURE_CLIENT_SECRET="$SECRET_FROM_VAULT"\n`)).toBeUndefined();
+    expect(kind(`AZURE_CLIENT_SECRET is read from the environment\n`)).toBeUndefined();
   });
 });

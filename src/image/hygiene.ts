@@ -24,7 +24,7 @@ const NOT_SCANNED = new Set(["proc", "sys", "dev", "run"]);
  * headers (Proc-Type, Version…) and a base64 body up to the matching END line, also inside JSON strings
  * (\n escapes). Programs that only name the markers (ssh-keygen, libssh2) have no body between them.
  */
-const NEWLINE = String.raw`(?:\r?\n|\\r?\\n)`;
+const NEWLINE = String.raw`(?:\r?\n|(?:\\r)?\\n)`;
 const PEM_PRIVATE_KEY = new RegExp(
   String.raw`-----BEGIN ((?:RSA |EC |DSA |OPENSSH |ENCRYPTED |PGP )?PRIVATE KEY(?: BLOCK)?)-----[ \t]*${NEWLINE}` +
     String.raw`(?:[ \t]*[A-Za-z][A-Za-z-]*: [^\r\n\\]*${NEWLINE})*(?:[ \t]*${NEWLINE})?` +
