@@ -309,6 +309,38 @@ describe("what is a secret and what only looks like one", () => {
     expect(kind(cache("eyJ0eXAiOiJKV1Q"))).toBeUndefined(); // 15
   });
 
+  test("kubeconfig credentials in YAML however quoted, and in kubectl's indented JSON", () => {
+    const yaml = (user: string) => `apiVersion: v1\nkind: Config\nusers:\n- name: admin\n  user:\n${user}\n`;
+    expect(kind(yaml(`    token: "abcdef.0123456789abcdef"`))).toBe("kubeconfig credentials");
+    expect(kind(yaml(`    'password' : 's3cret'`))).toBe("kubeconfig credentials"); // 6
+    expect(kind(yaml(`    password: s3cre`))).toBeUndefined(); // 5
+    expect(kind(yaml(`  - token: abcdef.0123456789abcdef`))).toBe("kubeconfig credentials");
+    // quoted top-level keys (as some YAML writers emit them): `kind: Config` says what the file is
+    const quoted = `apiVersion: v1\nkind: Config\n'users':\n- 'name': admin\n  'user':\n    'token': abcdef.0123456789abcdef\n`;
+    expect(kind(quoted)).toBe("kubeconfig credentials");
+    expect(kind(quoted.replace("kind: Config", "kind: ConfigMap"))).toBeUndefined();
+    const json = (token: string) =>
+      JSON.stringify({ kind: "Config", users: [{ name: "a", user: { token } }] }, null, 2);
+    expect(kind(json("abcdef"))).toBe("kubeconfig credentials");
+    expect(kind(json("abcde"))).toBeUndefined();
+    expect(
+      kind(JSON.stringify({ kind: "Secret", data: { token: "abcdef.0123456789abcdef" } }, null, 2)),
+    ).toBeUndefined();
+  });
+
+  test("an application's own users: and password: are not a kubeconfig", () => {
+    expect(kind("app:\n  users: 3\n  password: hunter22222\n")).toBeUndefined();
+  });
+
+  test("a bootstrap token is a file of only the token", () => {
+    expect(kind("abcdef.0123456789abcdef")).toBe("a bootstrap token");
+    expect(kind("abcdef.0123456789abcdef \n")).toBe("a bootstrap token");
+    expect(kind("token=abcdef.0123456789abcdef\n")).toBeUndefined();
+    expect(kind("abcdef.0123456789abcdef0\n")).toBeUndefined();
+    expect(kind("abcdef.0123456789abcdef\nmore\n")).toBeUndefined();
+    expect(kind("abcdef-0123456789abcdef\n")).toBeUndefined();
+  });
+
   test("AZURE_CLIENT_SECRET set in an environment file, not one read from a variable", () => {
     expect(kind(`AZURE_CLIENT_SECRET = "Qw8Q~abc"\n`)).toBe("cloud credentials");
     expect(kind(`AZURE_CLIENT_SECRET: Qw8Q~abc\n`)).toBe("cloud credentials");

@@ -105,9 +105,10 @@ async function list(dir: string): Promise<string[]> {
   return readdir(dir).catch(() => []);
 }
 
+/** Adds the regular files below dir/rel (rel a folder, never "") to out, as paths relative to dir. */
 async function walkFiles(dir: string, rel: string, out: string[]): Promise<void> {
   for (const name of await list(join(dir, rel))) {
-    const path = rel ? `${rel}/${name}` : name;
+    const path = `${rel}/${name}`;
     const info = await lstat(join(dir, path));
     if (info.isDirectory()) await walkFiles(dir, path, out);
     else if (info.isFile()) out.push(path);
@@ -167,7 +168,7 @@ export async function checkHygiene(root: string): Promise<Violation[]> {
   }
   for (const path of candidates) {
     const info = await lstat(join(root, path));
-    if (info.size === 0 || info.size > SECRET_SCAN_MAX_BYTES) continue;
+    if (info.size > SECRET_SCAN_MAX_BYTES) continue;
     const kind = secretKindOf(await readFile(join(root, path)));
     if (kind) add(path, `no secret material (${kind})`);
   }
