@@ -77,15 +77,18 @@ describe("what each rule lets through", () => {
     ]);
   });
 
-  test("ssh_host_*key and ssh_host_*key.pub are host keys; the rest of /etc/ssh stays", async () => {
+  test("host keys, their .pub and host certificates go (as the cleanup removes them); the rest of /etc/ssh stays", async () => {
     expect(
       await violations("ssh", {
         "etc/ssh/ssh_host_rsa_key": "k",
         "etc/ssh/ssh_host_rsa_key.pub": "p",
+        "etc/ssh/ssh_host_rsa_key-cert.pub": "c",
         "etc/ssh/moduli": "m",
+        "etc/ssh/known_ssh_host_keys": "m",
       }),
     ).toEqual([
       "/etc/ssh/ssh_host_rsa_key: SSH host keys must be made at first boot",
+      "/etc/ssh/ssh_host_rsa_key-cert.pub: SSH host keys must be made at first boot",
       "/etc/ssh/ssh_host_rsa_key.pub: SSH host keys must be made at first boot",
     ]);
   });
@@ -279,6 +282,7 @@ describe("what is a secret and what only looks like one", () => {
       "PuTTY-User-Key-File-3: ssh-ed25519\nEncryption: none\nComment: admin\nPublic-Lines: 2\n" +
       "AAAAC3NzaC1lZDI1NTE5AAAAIB\nAAAA\nPrivate-Lines: 1\nAAAAIHh0ZXN0\nPrivate-MAC: 0a1b\n";
     expect(kind(ppk)).toBe("a private key");
+    expect(kind(ppk.replace("File-3", "File-10"))).toBe("a private key"); // any format version
     expect(kind("PuTTY-User-Key-File-3 is the format of .ppk files\n")).toBeUndefined();
     expect(kind("PuTTY-User-Key-File-N: with Private-Lines:\n")).toBeUndefined();
   });
@@ -314,15 +318,25 @@ describe("what is a secret and what only looks like one", () => {
     expect(kind(yaml(`    token: "abcdef.0123456789abcdef"`))).toBe("kubeconfig credentials");
     expect(kind(yaml(`    'password' : 's3cret'`))).toBe("kubeconfig credentials"); // 6
     expect(kind(yaml(`    password: s3cre`))).toBeUndefined(); // 5
+    expect(kind(yaml(`    password:   s3cret`))).toBe("kubeconfig credentials"); // aligned values
+    const oidc = `    auth-provider:\n      name: oidc\n      config:\n        client-id: kubernetes\n`;
+    expect(kind(yaml(`${oidc}        id-token: eyJhbGciOiJSUzI1NiJ9.e30.c2ln`))).toBe(
+      "kubeconfig credentials",
+    );
+    expect(kind(yaml(`${oidc}        refresh-token: Cgl0ZXN0LXRva2Vu`))).toBe("kubeconfig credentials");
+    expect(kind(yaml(`${oidc}        idp-issuer-url: https://issuer.example`))).toBeUndefined();
     expect(kind(yaml(`  - token: abcdef.0123456789abcdef`))).toBe("kubeconfig credentials");
     // quoted top-level keys (as some YAML writers emit them): `kind: Config` says what the file is
-    const quoted = `apiVersion: v1\nkind: Config\n'users':\n- 'name': admin\n  'user':\n    'token': abcdef.0123456789abcdef\n`;
+    const quoted = `apiVersion: v1\nkind:       Config\n'users':\n- 'name': admin\n  'user':\n    'token': abcdef.0123456789abcdef\n`;
     expect(kind(quoted)).toBe("kubeconfig credentials");
-    expect(kind(quoted.replace("kind: Config", "kind: ConfigMap"))).toBeUndefined();
+    expect(kind(quoted.replace("Config", "ConfigMap"))).toBeUndefined();
     const json = (token: string) =>
       JSON.stringify({ kind: "Config", users: [{ name: "a", user: { token } }] }, null, 2);
     expect(kind(json("abcdef"))).toBe("kubeconfig credentials");
     expect(kind(json("abcde"))).toBeUndefined();
+    expect(kind(json("abcde").replace('"token"', '"id-token"').replace("abcde", "eyJhbGciOi"))).toBe(
+      "kubeconfig credentials",
+    );
     expect(
       kind(JSON.stringify({ kind: "Secret", data: { token: "abcdef.0123456789abcdef" } }, null, 2)),
     ).toBeUndefined();
