@@ -325,6 +325,10 @@ describe("what is a secret and what only looks like one", () => {
     );
     expect(kind(yaml(`${oidc}        refresh-token: Cgl0ZXN0LXRva2Vu`))).toBe("kubeconfig credentials");
     expect(kind(yaml(`${oidc}        idp-issuer-url: https://issuer.example`))).toBeUndefined();
+    const gcp = `    auth-provider:\n      name: gcp\n      config:\n        token-key: '{.credential.access_token}'\n`;
+    expect(kind(yaml(`${gcp}        access-token: ya29.a0AfH6SMB`))).toBe("kubeconfig credentials");
+    expect(kind(yaml(gcp))).toBeUndefined();
+    expect(kind(yaml(`  -   token: abcdef.0123456789abcdef`))).toBe("kubeconfig credentials"); // wide list indent
     expect(kind(yaml(`  - token: abcdef.0123456789abcdef`))).toBe("kubeconfig credentials");
     // quoted top-level keys (as some YAML writers emit them): `kind: Config` says what the file is
     const quoted = `apiVersion: v1\nkind:       Config\n'users':\n- 'name': admin\n  'user':\n    'token': abcdef.0123456789abcdef\n`;
@@ -353,6 +357,22 @@ describe("what is a secret and what only looks like one", () => {
     expect(kind("abcdef.0123456789abcdef0\n")).toBeUndefined();
     expect(kind("abcdef.0123456789abcdef\nmore\n")).toBeUndefined();
     expect(kind("abcdef-0123456789abcdef\n")).toBeUndefined();
+  });
+
+  test("hand-written JSON with spaces around its colons", () => {
+    const key = `-----BEGIN PRIVATE KEY-----\\n${body.trim()}\\n-----END PRIVATE KEY-----\\n`;
+    expect(kind(`{ "type" : "service_account", "private_key" : "${key}" }`)).toBe("cloud credentials");
+    expect(kind(`{ "type" : "service_account", "private_key": "${key}" }`)).toBe("cloud credentials");
+    expect(kind(`{ "type": "service_account", "private_key" : "${key}" }`)).toBe("cloud credentials");
+    expect(kind(`{ "clientSecret" : "Qw8Q~abcdefgh" }`)).toBe("cloud credentials");
+    expect(kind(`{ "AccessToken" : { "k": { "secret": "eyJ0eXAiOiJKV1Qi" } } }`)).toBe("cloud credentials");
+    expect(kind(`{ "AccessToken": { "k": { "secret" : "eyJ0eXAiOiJKV1Qi" } } }`)).toBe("cloud credentials");
+    expect(kind(`{ "kind" : "Config", "users": [{ "user": { "token": "abcdef.0123456789abcdef" } }] }`)).toBe(
+      "kubeconfig credentials",
+    );
+    expect(kind(`{ "kind": "Config", "users": [{ "user": { "token" : "abcdef.0123456789abcdef" } }] }`)).toBe(
+      "kubeconfig credentials",
+    );
   });
 
   test("AZURE_CLIENT_SECRET set in an environment file, not one read from a variable", () => {

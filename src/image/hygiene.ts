@@ -74,13 +74,15 @@ const SECRET_KINDS: { kind: string; needles: string[]; test: (text: string) => b
     // Stryker disable next-line StringLiteral: each test needs one of its needles (see above)
     needles: ["client-key-data", "token", "password"],
     test: (text) =>
-      // YAML (the usual form) or JSON (kubectl config view -o json); OIDC users carry an id-token and refresh-token
+      // YAML (the usual form) or JSON (kubectl config view -o json); OIDC and auth-provider users carry id-, refresh- and access-tokens
       (/^(users:|kind:\s*Config\b)/m.test(text) &&
-        /^\s*(?:-\s+)?["']?(client-key-data|(?:id-|refresh-)?token|password)["']?\s*:\s*["']?[A-Za-z0-9+/=._~-]{6,}/m.test(
+        /^\s*(?:-\s+)?["']?(client-key-data|(?:id-|refresh-|access-)?token|password)["']?\s*:\s*["']?[A-Za-z0-9+/=._~-]{6,}/m.test(
           text,
         )) ||
       (/"kind"\s*:\s*"Config"/.test(text) &&
-        /"(client-key-data|(?:id-|refresh-)?token|password)"\s*:\s*"[A-Za-z0-9+/=._~-]{6,}"/.test(text)),
+        /"(client-key-data|(?:id-|refresh-|access-)?token|password)"\s*:\s*"[A-Za-z0-9+/=._~-]{6,}"/.test(
+          text,
+        )),
   },
   {
     kind: "a bootstrap token",
