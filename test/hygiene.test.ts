@@ -1,42 +1,15 @@
 import { mkdirSync, readFileSync, symlinkSync, writeFileSync } from "node:fs";
-import { dirname, join } from "node:path";
+import { join } from "node:path";
 import { spawnSync } from "node:child_process";
 import { generateKeyPairSync } from "node:crypto";
-import { checkHygiene, CLEANUP_SCRIPT, SECRET_SCAN_MAX_BYTES } from "../src/image/hygiene";
-import { runCli, tempDir } from "./helpers";
+import { checkHygiene, CLEANUP_SCRIPT, SECRET_SCAN_MAX_BYTES, secretKindOf } from "../src/image/hygiene";
+import { tempDir } from "./helpers";
+import { cleanRoot, dirty, rootWith as rootAt, unitsExpected, unitsRoot } from "./hygiene-fixtures";
+import { cachedRsaKey } from "./keys";
 
+// In-process only: mutation testing runs this file once per mutant (test/image-check.test.ts has the CLI).
 const work = tempDir("hygiene");
-
-function rootWith(name: string, files: Record<string, string>): string {
-  const root = join(work, name);
-  mkdirSync(join(root, "etc"), { recursive: true });
-  for (const [path, content] of Object.entries(files)) {
-    mkdirSync(dirname(join(root, path)), { recursive: true });
-    writeFileSync(join(root, path), content);
-  }
-  return root;
-}
-
-const dirty = {
-  "etc/ssh/ssh_host_ed25519_key": "key",
-  "etc/ssh/ssh_host_ed25519_key.pub": "pub",
-  "etc/ssh/sshd_config": "PermitRootLogin no\n",
-  "etc/machine-id": "0123456789abcdef0123456789abcdef\n",
-  "var/lib/dbus/machine-id": "0123456789abcdef0123456789abcdef\n",
-  "var/lib/cloud/instance/boot-finished": "done",
-  "var/lib/apt/lists/deb.example_dists_bookworm_InRelease": "x",
-  "var/lib/apt/lists/lock": "",
-  "var/cache/apt/pkgcache.bin": "x",
-  "var/cache/apt/archives/curl_8_amd64.deb": "x",
-  "var/log/syslog": "Nov 23 boot\n",
-  "var/log/empty.log": "",
-  "root/.bash_history": "ls\n",
-  "home/admin/.bash_history": "sudo -i\n",
-  "etc/kubernetes/pki/ca.key":
-    "-----BEGIN PRIVATE KEY-----\nMIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBG0wawIBAQQg\n-----END PRIVATE KEY-----\n",
-  "etc/kubebake/secrets/bootstrap-token": "abcdef.0123456789abcdef\n",
-  "usr/share/doc/example/key.pem": "-----BEGIN PRIVATE KEY-----\n", // a lone BEGIN line is no key
-};
+const rootWith = (name: string, files: Record<string, string>) => rootAt(join(work, name), files);
 
 describe("image hygiene", () => {
   test("lists every violation, with the path and the rule", async () => {
@@ -77,105 +50,103 @@ describe("image hygiene", () => {
   });
 
   test("a D-Bus machine-id linked to /etc/machine-id is fine; a clean tree passes", async () => {
-    const root = rootWith("clean", {
-      "etc/machine-id": "",
-      "etc/hostname": "localhost\n",
-      "var/log/.keep": "",
-    });
-    mkdirSync(join(root, "var/lib/dbus"), { recursive: true });
-    symlinkSync("/etc/machine-id", join(root, "var/lib/dbus/machine-id"));
-    expect(await checkHygiene(root)).toEqual([]);
+    expect(await checkHygiene(cleanRoot(join(work, "clean")))).toEqual([]);
+  });
+});
+
+describe("what each rule lets through", () => {
+  const key =
+    "-----BEGIN EC PRIVATE KEY-----\nMHcCAQEEIBkg4LVWM9nuwNSk3yByxZpYRTBnVJk5oSn0zUhGnQ1g\n-----END EC PRIVATE KEY-----\n";
+  const violations = async (name: string, files: Record<string, string>) =>
+    (await checkHygiene(rootWith(name, files))).map((v) => `${v.path}: ${v.rule}`);
+
+  test("a machine-id of only a newline is empty; no machine-id at all is fine too", async () => {
+    expect(await violations("id-newline", { "etc/machine-id": "\n" })).toEqual([]);
+    expect(await violations("id-none", {})).toEqual([]);
   });
 
-  test("kubebake image check: exit 6 with the list, 0 when clean, 2 for what is not an image", () => {
-    const bad = runCli("kubebake", ["image", "check", join(work, "dirty")]);
-    expect(bad.code).toBe(6);
-    expect(bad.stdout).toContain("/root/.bash_history: no shell histories\n");
-    expect(bad.stderr).toBe(`error: ${join(work, "dirty")}: 13 hygiene violation(s)\n`);
-    const json = runCli("kubebake", ["image", "check", "--json", join(work, "dirty")]);
-    expect(JSON.parse(json.stdout)).toHaveLength(13);
-    const good = runCli("kubebake", ["image", "check", join(work, "clean")]);
-    expect(good.code).toBe(0);
-    const none = runCli("kubebake", ["image", "check", join(work, "nothing-here")]);
-    expect(none.code).toBe(2);
-    expect(none.stderr).toMatch(/nothing-here: no such file or folder/);
+  test("a D-Bus machine-id linked anywhere but /etc/machine-id is a violation", async () => {
+    const root = rootWith("dbus-elsewhere", { "etc/machine-id": "" });
+    mkdirSync(join(root, "var/lib/dbus"), { recursive: true });
+    symlinkSync("/var/lib/dbus/id", join(root, "var/lib/dbus/machine-id"));
+    expect(await checkHygiene(root)).toEqual([
+      {
+        path: "/var/lib/dbus/machine-id",
+        rule: "the D-Bus machine-id must be absent or a link to /etc/machine-id",
+      },
+    ]);
+  });
+
+  test("host keys, their .pub and host certificates go (as the cleanup removes them); the rest of /etc/ssh stays", async () => {
+    expect(
+      await violations("ssh", {
+        "etc/ssh/ssh_host_rsa_key": "k",
+        "etc/ssh/ssh_host_rsa_key.pub": "p",
+        "etc/ssh/ssh_host_rsa_key-cert.pub": "c",
+        "etc/ssh/moduli": "m",
+        "etc/ssh/known_ssh_host_keys": "m",
+      }),
+    ).toEqual([
+      "/etc/ssh/ssh_host_rsa_key: SSH host keys must be made at first boot",
+      "/etc/ssh/ssh_host_rsa_key-cert.pub: SSH host keys must be made at first boot",
+      "/etc/ssh/ssh_host_rsa_key.pub: SSH host keys must be made at first boot",
+    ]);
+  });
+
+  test("apt's lock, partial and auxfiles stay; nested logs count; every shell history of every home", async () => {
+    expect(
+      await violations("apt-logs-homes", {
+        "var/lib/apt/lists/lock": "",
+        "var/lib/apt/lists/partial/.keep": "",
+        "var/lib/apt/lists/auxfiles/.keep": "",
+        "var/cache/apt/archives/lock": "",
+        "var/cache/apt/archives/partial/.keep": "",
+        "var/cache/apt/srcpkgcache.bin": "x",
+        "var/log/apt/history.log": "install\n",
+        "var/log/journal/.keep": "",
+        "root/.lesshst": "x",
+        "root/.viminfo": "x",
+        "root/.python_history": "x",
+        "root/.wget-hsts": "x",
+        "home/dev/.viminfo": "x",
+      }),
+    ).toEqual([
+      "/home/dev/.viminfo: no shell histories",
+      "/root/.lesshst: no shell histories",
+      "/root/.python_history: no shell histories",
+      "/root/.viminfo: no shell histories",
+      "/root/.wget-hsts: no shell histories",
+      "/var/cache/apt/srcpkgcache.bin: no apt caches",
+      "/var/log/apt/history.log: no logs",
+    ]);
+  });
+
+  test("secrets are searched in files at the top, not in mount points nor through links", async () => {
+    const root = rootWith("secret-places", {
+      "key.pem": key,
+      "proc/key.pem": key,
+      "sys/key.pem": key,
+      "dev/key.pem": key,
+      "run/key.pem": key,
+      "opt/key.pem": key,
+    });
+    symlinkSync("opt/key.pem", join(root, "top-link.pem"));
+    symlinkSync("key.pem", join(root, "opt/link.pem"));
+    expect((await checkHygiene(root)).map((v) => v.path)).toEqual(["/key.pem", "/opt/key.pem"]);
   });
 });
 
 describe("units whose command is not in the image", () => {
-  const unit = (command: string, pre = "") =>
-    `[Unit]\nDescription=x\n[Service]\n${pre}ExecStart=${command} \\\n  --flag=1\n[Install]\nWantedBy=multi-user.target\n`;
-  const tree = () => {
-    const root = rootWith(`units-${Math.random().toString(16).slice(2)}`, {
-      "etc/systemd/system/kube-apiserver.service": unit("/usr/local/bin/kube-apiservr"),
-      "etc/systemd/system/kubelet.service": unit(
-        "/usr/local/bin/kubelet",
-        "ExecStartPre=-/sbin/modprobe overlay\n",
-      ),
-      "etc/systemd/system/node-config.service": unit(
-        "/usr/lib/kubebake/node-config",
-        "ExecStartPre=+/usr/lib/kubebake/wait\n",
-      ),
-      "usr/lib/systemd/system/ssh.service": unit("/usr/sbin/sshd"),
-      "usr/lib/systemd/system/getty.service": unit("-/sbin/agetty"),
-      "usr/lib/systemd/system/bare.service": unit("ls"),
-      "usr/lib/systemd/system/rc-local.service": unit(
-        "/etc/rc.local start",
-        "ConditionFileIsExecutable=/etc/rc.local\n",
-      ),
-      "usr/local/bin/kubelet": "#!/bin/sh\n",
-      "usr/lib/kubebake/node-config": "#!/bin/sh\n",
-      "usr/bin/ls": "",
-    });
-    // merged /usr: /usr/sbin/sshd found through the sbin link, /lib is /usr/lib (checked once)
-    mkdirSync(join(root, "usr/sbin"), { recursive: true });
-    writeFileSync(join(root, "usr/sbin/sshd.real"), "");
-    symlinkSync("/usr/sbin/sshd.real", join(root, "usr/sbin/sshd"));
-    symlinkSync("usr/lib", join(root, "lib"));
-    return root;
-  };
-  const expected = [
-    {
-      path: "/etc/systemd/system/kube-apiserver.service",
-      rule: "the command /usr/local/bin/kube-apiservr of this unit is not in the image",
-    },
-    {
-      path: "/etc/systemd/system/node-config.service",
-      rule: "the command /usr/lib/kubebake/wait of this unit is not in the image",
-    },
-  ];
-
   test("a folder: each unit that would fail names its missing command", async () => {
-    expect(await checkHygiene(tree())).toEqual(expected);
-  });
-
-  test("raw and qcow2 disks (read with debugfs) are checked the same way", () => {
-    const root = tree();
-    const disk = join(work, "units-disk");
-    mkdirSync(disk);
-    const sh = (script: string) => {
-      const result = spawnSync("sh", ["-ec", script], { cwd: disk, encoding: "utf8" });
-      expect(result.stderr).not.toMatch(/error|failed/i);
-      expect(result.status).toBe(0);
-    };
-    // A GPT disk with one x86-64 root partition at 1 MiB holding an ext4 made from the tree.
-    sh(
-      `truncate -s 20M root.ext4 && mkfs.ext4 -q -F -d ${root} root.ext4 && truncate -s 22M disk.raw && ` +
-        `echo 'label: gpt\nstart=2048, size=40960, type=4F68BCE3-E8CD-4DB1-96E7-FBCAF984B709' | sfdisk -q disk.raw && ` +
-        `dd if=root.ext4 of=disk.raw bs=1M seek=1 conv=notrunc status=none && qemu-img convert -O qcow2 disk.raw disk.qcow2`,
-    );
-    for (const file of ["disk.raw", "disk.qcow2"]) {
-      const result = runCli("kubebake", ["image", "check", "--json", join(disk, file)]);
-      expect({ file, code: result.code }).toEqual({ file, code: 6 });
-      expect(JSON.parse(result.stdout)).toEqual(expected);
-    }
+    expect(await checkHygiene(unitsRoot(join(work, "units")))).toEqual(unitsExpected);
   });
 });
 
 describe("secrets anywhere in the image", () => {
-  const rsa = generateKeyPairSync("rsa", { modulusLength: 4096 });
+  // 4096 bits, made once per machine (seconds each time otherwise): its PKCS#1 form is over 3 KB.
+  const rsaKey = cachedRsaKey("hygiene-secrets", 4096);
   const ec = generateKeyPairSync("ec", { namedCurve: "P-256" });
-  const pkcs1 = rsa.privateKey.export({ format: "pem", type: "pkcs1" }) as string;
+  const pkcs1 = rsaKey.export({ format: "pem", type: "pkcs1" }) as string;
   const body =
     "MIIBOgIBAAJBAKj34GkxFhD90vcNLYLInFEX6Ppy1tPf9Cnzj4p4WGeKLs1Pt8Qu\nKUpRKfFLfRYC9AIKjbJTWit+CqvjWYzvQwECAwEAAQ==\n";
   const block = (label: string) => `-----BEGIN ${label}-----\n${body}-----END ${label}-----\n`;
@@ -184,8 +155,8 @@ describe("secrets anywhere in the image", () => {
   const secrets: Record<string, string> = {
     "opt/app/id_rsa": pkcs1, // PKCS#1 RSA, 4096 bits: over 3 KB
     "srv/ec.key": ec.privateKey.export({ format: "pem", type: "sec1" }) as string,
-    "var/lib/app/pkcs8.pem": rsa.privateKey.export({ format: "pem", type: "pkcs8" }) as string,
-    "usr/local/share/enc.pem": rsa.privateKey.export({
+    "var/lib/app/pkcs8.pem": rsaKey.export({ format: "pem", type: "pkcs8" }) as string,
+    "usr/local/share/enc.pem": rsaKey.export({
       format: "pem",
       type: "pkcs8",
       cipher: "aes-256-cbc",
@@ -246,6 +217,7 @@ describe("secrets anywhere in the image", () => {
 
   test("every private key form, kubeconfig secret and cloud credential file is found, wherever it is", async () => {
     const root = rootWith("secrets", { ...secrets, ...notSecrets });
+    expect(rsaKey.asymmetricKeyDetails?.modulusLength).toBe(4096);
     expect(pkcs1.length).toBeGreaterThan(3000);
     const found = (await checkHygiene(root)).map((v) => `${v.path}: ${v.rule}`);
     const kindOf = (path: string) =>
@@ -275,5 +247,139 @@ describe("secrets anywhere in the image", () => {
       { path: "/opt/at-limit.pem", rule: "no secret material (a private key)" },
       { path: "/opt/half-limit.pem", rule: "no secret material (a private key)" },
     ]);
+  });
+});
+
+describe("what is a secret and what only looks like one", () => {
+  const kind = (text: string) => secretKindOf(Buffer.from(text));
+  const aws = "kJalrXUtnFEMIK7MDENGbPxRfiCYzzzzzzzzzzzz"; // 40 characters
+  const body = "MHcCAQEEIBkg4LVWM9nuwNSk3yByxZpYRTBnVJk5oSn0zUhGnQ1g\n";
+
+  test("PEM keys with Windows line ends, indented lines, headers or inside a JSON string", () => {
+    const crlf = `-----BEGIN RSA PRIVATE KEY-----\r\n${body.trim()}\r\n-----END RSA PRIVATE KEY-----\r\n`;
+    expect(kind(crlf)).toBe("a private key");
+    const indented = `key: |\n  -----BEGIN EC PRIVATE KEY-----  \n  ${body.trim()}  \n  -----END EC PRIVATE KEY-----\n`;
+    expect(kind(indented)).toBe("a private key");
+    const headers = `-----BEGIN RSA PRIVATE KEY-----\nProc-Type: 4,ENCRYPTED\nDEK-Info: AES-256-CBC,0A1B\n\n${body}-----END RSA PRIVATE KEY-----\n`;
+    expect(kind(headers)).toBe("a private key");
+    const json = JSON.stringify({
+      tls: { key: `-----BEGIN PRIVATE KEY-----\n${body}-----END PRIVATE KEY-----\n` },
+    });
+    expect(kind(json)).toBe("a private key");
+    expect(kind(json.replace(/\\n/g, "\\r\\n"))).toBe("a private key");
+  });
+
+  test("a PEM block needs its own END line and a base64 body", () => {
+    const mismatched = `-----BEGIN RSA PRIVATE KEY-----\n${body}-----END EC PRIVATE KEY-----\n`;
+    expect(kind(mismatched)).toBeUndefined();
+    expect(kind(`-----BEGIN PRIVATE KEY-----\n-----END PRIVATE KEY-----\n`)).toBeUndefined();
+    expect(kind(`-----BEGIN PRIVATE KEY-----\n<the key here>\n-----END PRIVATE KEY-----\n`)).toBeUndefined();
+    expect(kind(`-----BEGIN PUBLIC KEY-----\n${body}-----END PUBLIC KEY-----\n`)).toBeUndefined();
+  });
+
+  test("a PuTTY key with its private lines; not a mention of the format", () => {
+    const ppk =
+      "PuTTY-User-Key-File-3: ssh-ed25519\nEncryption: none\nComment: admin\nPublic-Lines: 2\n" +
+      "AAAAC3NzaC1lZDI1NTE5AAAAIB\nAAAA\nPrivate-Lines: 1\nAAAAIHh0ZXN0\nPrivate-MAC: 0a1b\n";
+    expect(kind(ppk)).toBe("a private key");
+    expect(kind(ppk.replace("File-3", "File-10"))).toBe("a private key"); // any format version
+    expect(kind("PuTTY-User-Key-File-3 is the format of .ppk files\n")).toBeUndefined();
+    expect(kind("PuTTY-User-Key-File-N: with Private-Lines:\n")).toBeUndefined();
+  });
+
+  test("AWS keys quoted or not; placeholders and variables are not secrets", () => {
+    expect(kind(`aws_secret_access_key = "${aws}"\n`)).toBe("cloud credentials");
+    expect(kind(`AWS_SECRET_ACCESS_KEY='${aws}'\n`)).toBe("cloud credentials");
+    expect(kind(`aws_secret_access_key: ${aws}\n`)).toBe("cloud credentials");
+    expect(kind(`aws_secret_access_key=${aws.slice(1)}\n`)).toBeUndefined(); // 39: not a key
+    expect(kind(`aws_secret_access_key = changeme\n`)).toBeUndefined();
+    expect(kind(`aws_secret_access_key = $AWS_SECRET\n`)).toBeUndefined();
+    expect(kind(`aws_secret_access_key = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"\n`)).toBeUndefined();
+  });
+
+  test("GCP and Azure credential files as the tools write them: indented JSON", () => {
+    const pretty = (value: unknown) => JSON.stringify(value, null, 2);
+    const gcpKey = `-----BEGIN PRIVATE KEY-----\n${body}-----END PRIVATE KEY-----\n`;
+    expect(kind(pretty({ type: "service_account", private_key: gcpKey }))).toBe("cloud credentials");
+    expect(kind(pretty({ type: "authorized_user", private_key: gcpKey }))).toBe("a private key");
+    expect(kind(pretty({ type: "service_account", private_key_id: "1" }))).toBeUndefined();
+    expect(kind(pretty({ clientId: "0", clientSecret: "Qw8Q~abc" }))).toBe("cloud credentials"); // 8
+    expect(kind(pretty({ clientId: "0", clientSecret: "Qw8Q~ab" }))).toBeUndefined(); // 7
+    expect(kind(pretty({ client_secret: "${CLIENT_SECRET}" }))).toBeUndefined();
+    expect(kind(pretty({ client_secret: "not a secret" }))).toBeUndefined();
+    const cache = (secret: string) =>
+      pretty({ RefreshToken: { k: { credential_type: "RefreshToken", secret } } });
+    expect(kind(cache("eyJ0eXAiOiJKV1Qi"))).toBe("cloud credentials"); // 16
+    expect(kind(cache("eyJ0eXAiOiJKV1Q"))).toBeUndefined(); // 15
+  });
+
+  test("kubeconfig credentials in YAML however quoted, and in kubectl's indented JSON", () => {
+    const yaml = (user: string) => `apiVersion: v1\nkind: Config\nusers:\n- name: admin\n  user:\n${user}\n`;
+    expect(kind(yaml(`    token: "abcdef.0123456789abcdef"`))).toBe("kubeconfig credentials");
+    expect(kind(yaml(`    'password' : 's3cret'`))).toBe("kubeconfig credentials"); // 6
+    expect(kind(yaml(`    password: s3cre`))).toBeUndefined(); // 5
+    expect(kind(yaml(`    password:   s3cret`))).toBe("kubeconfig credentials"); // aligned values
+    const oidc = `    auth-provider:\n      name: oidc\n      config:\n        client-id: kubernetes\n`;
+    expect(kind(yaml(`${oidc}        id-token: eyJhbGciOiJSUzI1NiJ9.e30.c2ln`))).toBe(
+      "kubeconfig credentials",
+    );
+    expect(kind(yaml(`${oidc}        refresh-token: Cgl0ZXN0LXRva2Vu`))).toBe("kubeconfig credentials");
+    expect(kind(yaml(`${oidc}        idp-issuer-url: https://issuer.example`))).toBeUndefined();
+    const gcp = `    auth-provider:\n      name: gcp\n      config:\n        token-key: '{.credential.access_token}'\n`;
+    expect(kind(yaml(`${gcp}        access-token: ya29.a0AfH6SMB`))).toBe("kubeconfig credentials");
+    expect(kind(yaml(gcp))).toBeUndefined();
+    expect(kind(yaml(`  -   token: abcdef.0123456789abcdef`))).toBe("kubeconfig credentials"); // wide list indent
+    expect(kind(yaml(`  - token: abcdef.0123456789abcdef`))).toBe("kubeconfig credentials");
+    // quoted top-level keys (as some YAML writers emit them): `kind: Config` says what the file is
+    const quoted = `apiVersion: v1\nkind:       Config\n'users':\n- 'name': admin\n  'user':\n    'token': abcdef.0123456789abcdef\n`;
+    expect(kind(quoted)).toBe("kubeconfig credentials");
+    expect(kind(quoted.replace("Config", "ConfigMap"))).toBeUndefined();
+    const json = (token: string) =>
+      JSON.stringify({ kind: "Config", users: [{ name: "a", user: { token } }] }, null, 2);
+    expect(kind(json("abcdef"))).toBe("kubeconfig credentials");
+    expect(kind(json("abcde"))).toBeUndefined();
+    expect(kind(json("abcde").replace('"token"', '"id-token"').replace("abcde", "eyJhbGciOi"))).toBe(
+      "kubeconfig credentials",
+    );
+    expect(
+      kind(JSON.stringify({ kind: "Secret", data: { token: "abcdef.0123456789abcdef" } }, null, 2)),
+    ).toBeUndefined();
+  });
+
+  test("an application's own users: and password: are not a kubeconfig", () => {
+    expect(kind("app:\n  users: 3\n  password: hunter22222\n")).toBeUndefined();
+  });
+
+  test("a bootstrap token is a file of only the token", () => {
+    expect(kind("abcdef.0123456789abcdef")).toBe("a bootstrap token");
+    expect(kind("abcdef.0123456789abcdef \n")).toBe("a bootstrap token");
+    expect(kind("token=abcdef.0123456789abcdef\n")).toBeUndefined();
+    expect(kind("abcdef.0123456789abcdef0\n")).toBeUndefined();
+    expect(kind("abcdef.0123456789abcdef\nmore\n")).toBeUndefined();
+    expect(kind("abcdef-0123456789abcdef\n")).toBeUndefined();
+  });
+
+  test("hand-written JSON with spaces around its colons", () => {
+    const key = `-----BEGIN PRIVATE KEY-----\\n${body.trim()}\\n-----END PRIVATE KEY-----\\n`;
+    expect(kind(`{ "type" : "service_account", "private_key" : "${key}" }`)).toBe("cloud credentials");
+    expect(kind(`{ "type" : "service_account", "private_key": "${key}" }`)).toBe("cloud credentials");
+    expect(kind(`{ "type": "service_account", "private_key" : "${key}" }`)).toBe("cloud credentials");
+    expect(kind(`{ "clientSecret" : "Qw8Q~abcdefgh" }`)).toBe("cloud credentials");
+    expect(kind(`{ "AccessToken" : { "k": { "secret": "eyJ0eXAiOiJKV1Qi" } } }`)).toBe("cloud credentials");
+    expect(kind(`{ "AccessToken": { "k": { "secret" : "eyJ0eXAiOiJKV1Qi" } } }`)).toBe("cloud credentials");
+    expect(kind(`{ "kind" : "Config", "users": [{ "user": { "token": "abcdef.0123456789abcdef" } }] }`)).toBe(
+      "kubeconfig credentials",
+    );
+    expect(kind(`{ "kind": "Config", "users": [{ "user": { "token" : "abcdef.0123456789abcdef" } }] }`)).toBe(
+      "kubeconfig credentials",
+    );
+  });
+
+  test("AZURE_CLIENT_SECRET set in an environment file, not one read from a variable", () => {
+    expect(kind(`AZURE_CLIENT_SECRET = "Qw8Q~abc"\n`)).toBe("cloud credentials");
+    expect(kind(`AZURE_CLIENT_SECRET: Qw8Q~abc\n`)).toBe("cloud credentials");
+    expect(kind(`AZURE_CLIENT_SECRET=Qw8Q~ab\n`)).toBeUndefined();
+    expect(kind(`AZURE_CLIENT_SECRET="$SECRET_FROM_VAULT"\n`)).toBeUndefined();
+    expect(kind(`AZURE_CLIENT_SECRET is read from the environment\n`)).toBeUndefined();
   });
 });

@@ -24,7 +24,7 @@ const NOT_SCANNED = new Set(["proc", "sys", "dev", "run"]);
  * headers (Proc-Type, Version…) and a base64 body up to the matching END line, also inside JSON strings
  * (\n escapes). Programs that only name the markers (ssh-keygen, libssh2) have no body between them.
  */
-const NEWLINE = String.raw`(?:\r?\n|\\r?\\n)`;
+const NEWLINE = String.raw`(?:\r?\n|(?:\\r)?\\n)`;
 const PEM_PRIVATE_KEY = new RegExp(
   String.raw`-----BEGIN ((?:RSA |EC |DSA |OPENSSH |ENCRYPTED |PGP )?PRIVATE KEY(?: BLOCK)?)-----[ \t]*${NEWLINE}` +
     String.raw`(?:[ \t]*[A-Za-z][A-Za-z-]*: [^\r\n\\]*${NEWLINE})*(?:[ \t]*${NEWLINE})?` +
@@ -36,6 +36,7 @@ const PEM_PRIVATE_KEY = new RegExp(
 const SECRET_KINDS: { kind: string; needles: string[]; test: (text: string) => boolean }[] = [
   {
     kind: "cloud credentials",
+    // Stryker disable StringLiteral: each test needs one of its needles; an emptied needle (always found) changes nothing
     needles: [
       "ws_secret_access_key",
       "WS_SECRET_ACCESS_KEY",
@@ -46,9 +47,13 @@ const SECRET_KINDS: { kind: string; needles: string[]; test: (text: string) => b
       "AccessToken",
       "RefreshToken",
     ],
+    // Stryker restore StringLiteral
     test: (text) =>
       // AWS credentials files and environment files; AWS's documented example key is not a secret.
-      /aws_secret_access_key\s*[=:]\s*["']?(?![^\s"']*EXAMPLE)[A-Za-z0-9/+]{40}/i.test(text) ||
+      // Only the two spellings the needles let through (credentials files, environment variables).
+      /(?:aws_secret_access_key|AWS_SECRET_ACCESS_KEY)\s*[=:]\s*["']?(?![^\s"']*EXAMPLE)[A-Za-z0-9/+]{40}/.test(
+        text,
+      ) ||
       // GCP service-account keys
       (/"type"\s*:\s*"service_account"/.test(text) && /"private_key"\s*:\s*"-----BEGIN/.test(text)) ||
       // Azure: SDK auth files, service principal entries, AZURE_CLIENT_SECRET, the CLI's MSAL token cache
@@ -58,6 +63,7 @@ const SECRET_KINDS: { kind: string; needles: string[]; test: (text: string) => b
   },
   {
     kind: "a private key",
+    // Stryker disable next-line StringLiteral: each test needs one of its needles (see above)
     needles: ["PRIVATE KEY", "PuTTY-User-Key-File"],
     test: (text) =>
       // PKCS#1 RSA, SEC1 EC, DSA, PKCS#8, encrypted PKCS#8, OpenSSH, PGP: a BEGIN line with its END line
@@ -65,18 +71,22 @@ const SECRET_KINDS: { kind: string; needles: string[]; test: (text: string) => b
   },
   {
     kind: "kubeconfig credentials",
+    // Stryker disable next-line StringLiteral: each test needs one of its needles (see above)
     needles: ["client-key-data", "token", "password"],
     test: (text) =>
-      // YAML (the usual form) or JSON (kubectl config view -o json)
+      // YAML (the usual form) or JSON (kubectl config view -o json); OIDC and auth-provider users carry id-, refresh- and access-tokens
       (/^(users:|kind:\s*Config\b)/m.test(text) &&
-        /^\s*(?:-\s+)?["']?(client-key-data|token|password)["']?\s*:\s*["']?[A-Za-z0-9+/=._~-]{6,}/m.test(
+        /^\s*(?:-\s+)?["']?(client-key-data|(?:id-|refresh-|access-)?token|password)["']?\s*:\s*["']?[A-Za-z0-9+/=._~-]{6,}/m.test(
           text,
         )) ||
       (/"kind"\s*:\s*"Config"/.test(text) &&
-        /"(client-key-data|token|password)"\s*:\s*"[A-Za-z0-9+/=._~-]{6,}"/.test(text)),
+        /"(client-key-data|(?:id-|refresh-|access-)?token|password)"\s*:\s*"[A-Za-z0-9+/=._~-]{6,}"/.test(
+          text,
+        )),
   },
   {
     kind: "a bootstrap token",
+    // Stryker disable next-line StringLiteral: each test needs one of its needles (see above)
     needles: ["."],
     test: (text) => /^[a-z0-9]{6}\.[a-z0-9]{16}\s*$/.test(text),
   },
@@ -87,6 +97,7 @@ export function secretKindOf(content: Buffer): string | undefined {
   let text: string | undefined;
   for (const { kind, needles, test } of SECRET_KINDS) {
     // A byte search first: most files contain none of the words, and decoding them all would be slow.
+    // Stryker disable next-line ConditionalExpression: never skipping only reads more; the test decides alone
     if (!needles.some((needle) => content.includes(needle))) continue;
     text ??= content.toString("latin1");
     if (test(text)) return kind;
@@ -105,9 +116,10 @@ async function list(dir: string): Promise<string[]> {
   return readdir(dir).catch(() => []);
 }
 
+/** Adds the regular files below dir/rel (rel a folder, never "") to out, as paths relative to dir. */
 async function walkFiles(dir: string, rel: string, out: string[]): Promise<void> {
   for (const name of await list(join(dir, rel))) {
-    const path = rel ? `${rel}/${name}` : name;
+    const path = `${rel}/${name}`;
     const info = await lstat(join(dir, path));
     if (info.isDirectory()) await walkFiles(dir, path, out);
     else if (info.isFile()) out.push(path);
@@ -120,8 +132,8 @@ export async function checkHygiene(root: string): Promise<Violation[]> {
   const add = (path: string, rule: string) => found.push({ path: `/${path}`, rule });
 
   for (const name of await list(join(root, "etc/ssh"))) {
-    if (/^ssh_host_.*key(\.pub)?$/.test(name))
-      add(`etc/ssh/${name}`, "SSH host keys must be made at first boot");
+    // keys, their .pub and host certificates alike: what the cleanup's ssh_host_* removes
+    if (name.startsWith("ssh_host_")) add(`etc/ssh/${name}`, "SSH host keys must be made at first boot");
   }
   const machineId = join(root, "etc/machine-id");
   if (await exists(machineId)) {
@@ -167,7 +179,7 @@ export async function checkHygiene(root: string): Promise<Violation[]> {
   }
   for (const path of candidates) {
     const info = await lstat(join(root, path));
-    if (info.size === 0 || info.size > SECRET_SCAN_MAX_BYTES) continue;
+    if (info.size > SECRET_SCAN_MAX_BYTES) continue;
     const kind = secretKindOf(await readFile(join(root, path)));
     if (kind) add(path, `no secret material (${kind})`);
   }
