@@ -20,9 +20,8 @@ export type ManifestFile =
   | { path: string; mode: string; size: number; sha256: string }
   | { path: string; type: "symlink"; target: string };
 
-/** The path of an image file inside the tree folder. */
-export const inTree = (tree: string, imagePath: string) =>
-  join(tree, ...imagePath.split("/").filter(Boolean));
+/** The path of an image file inside the tree folder (join skips the empty parts of doubled slashes). */
+export const inTree = (tree: string, imagePath: string) => join(tree, ...imagePath.split("/"));
 
 export async function writeEntries(tree: string, entries: TreeEntry[]): Promise<void> {
   for (const entry of entries) {
