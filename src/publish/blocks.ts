@@ -45,22 +45,14 @@ export interface DiskBlock {
   zero: boolean;
 }
 
-export function describeBlock(index: number, data: Buffer): DiskBlock {
-  const digest = createHash("sha256").update(data).digest();
-  return {
-    index,
-    data,
-    sha256: digest.toString("hex"),
-    sha256Base64: digest.toString("base64"),
-    zero: isZero(data),
-  };
-}
+const ZEROS = Buffer.alloc(BLOCK_SIZE);
+const ZERO_DIGEST = createHash("sha256").update(ZEROS).digest();
 
-function isZero(data: Buffer): boolean {
-  // Compare 8 bytes at a time: a 512 KiB block is 65,536 reads, not 524,288.
-  const words = new BigUint64Array(data.buffer, data.byteOffset, data.length / 8);
-  for (const word of words) if (word !== 0n) return false;
-  return true;
+export function describeBlock(index: number, data: Buffer): DiskBlock {
+  // A memcmp against zeros is far cheaper than hashing, and most of a sparse disk is zeros.
+  const zero = data.length === BLOCK_SIZE && data.equals(ZEROS);
+  const digest = zero ? ZERO_DIGEST : createHash("sha256").update(data).digest();
+  return { index, data, sha256: digest.toString("hex"), sha256Base64: digest.toString("base64"), zero };
 }
 
 /** The blocks of a raw disk, in order, one at a time (a block's buffer is its own: it may be kept). */
