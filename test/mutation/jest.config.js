@@ -16,4 +16,5 @@ module.exports = {
   // Jest runs globalSetup on every run, and Stryker starts one run per mutant: scripts/mutate.mjs builds the
   // CLI bundle and the fixture mirror once instead, and the sandbox copies them.
   globalSetup: undefined,
+  maxWorkers: 1, // Stryker runs one jest per mutant; its own concurrency is the parallelism
 };

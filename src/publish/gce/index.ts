@@ -1,0 +1,1 @@
+export { publishGce, type GcePublishOptions } from "./publish";

@@ -1,0 +1,66 @@
+/**
+ * An apply (or destroy) that fails at any mutating call leaves a state the next run converges from:
+ * for every step N, fail the Nth mutating call, run again without failure, and check that a third run
+ * changes nothing and that exactly one of everything exists. From every such state, the plan (or
+ * destroy's dry run) lists exactly the changes the next run makes.
+ *
+ * A lost answer (the call succeeded, the caller never saw it) leaves what a failure before the next call
+ * leaves, because a failed run undoes nothing: it matters only where the answer is an id AWS chose and
+ * the next run must find the resource by its tags instead. Those steps run in both modes.
+ */
+import { tempDir } from "../helpers";
+import { AWS_CHOSEN_ID, failingClients, InjectedFailure, inventory, list, spec } from "./converge";
+import { apply, clientsFor, registerAmi, writeSpec } from "./fixture";
+import { startMoto, type Moto } from "./moto";
+
+let moto: Moto;
+beforeAll(async () => (moto = await startMoto()), 60_000);
+afterAll(() => moto?.stop());
+const dir = tempDir("aws-converge");
+
+describe.each(["before", "after"] as const)("a failure %s a mutating call", (when) => {
+  test(`apply converges after a failure ${when === "before" ? "at every mutating step" : "at every step that creates an id AWS chooses"}`, async () => {
+    await moto.reset();
+    const clean = clientsFor(moto.endpoint);
+    const ami = await registerAmi(clean, "kubebake-1");
+    const specPath = writeSpec(dir, { ...spec(), image: { ami } });
+    const reference = await apply(clean, specPath);
+    const steps = reference.mutating.length;
+    const expected = await inventory(clean);
+    expect(expected).toEqual({
+      vpcs: 1,
+      subnets: 2,
+      securityGroups: 2,
+      groups: 2,
+      instances: 3,
+      parameters: 27, // the PKI and the cluster id
+      zones: 1,
+    });
+
+    const failures = reference.mutating
+      .map((call, index) => ({ call, failAt: index + 1 }))
+      .filter(({ call }) => when === "before" || AWS_CHOSEN_ID.test(call));
+    expect(failures.length).toBe(when === "before" ? steps : 9);
+    for (const { failAt } of failures) {
+      await moto.reset();
+      const setup = clientsFor(moto.endpoint);
+      const stepAmi = await registerAmi(setup, "kubebake-1");
+      const path = writeSpec(dir, { ...spec(), image: { ami: stepAmi } });
+      let at = failAt;
+      const clients = failingClients(moto.endpoint, () => at, when);
+      await expect(apply(clients, path)).rejects.toThrow(InjectedFailure);
+      at = 0;
+      // From any state a failure leaves, the plan lists exactly what the apply then does.
+      const plan = await apply(clients, path, true);
+      const second = await apply(clients, path);
+      expect({ failAt, changes: list(second.changes) }).toEqual({ failAt, changes: list(plan.changes) });
+      const third = await apply(clients, path);
+      expect({ failAt, call: reference.mutating[failAt - 1], mutating: third.mutating }).toEqual({
+        failAt,
+        call: reference.mutating[failAt - 1],
+        mutating: [],
+      });
+      expect({ failAt, ...(await inventory(clients)) }).toEqual({ failAt, ...expected });
+    }
+  }, 600_000);
+});

@@ -1,0 +1,40 @@
+/**
+ * A destroy that fails at any mutating call leaves a state the next destroy converges from, and from every
+ * such state destroy's dry run lists exactly the changes the next destroy makes.
+ */
+import { tempDir } from "../helpers";
+import { failingClients, InjectedFailure, inventory, list, spec } from "./converge";
+import { apply, clientsFor, destroy, registerAmi, writeSpec } from "./fixture";
+import { startMoto, type Moto } from "./moto";
+
+let moto: Moto;
+beforeAll(async () => (moto = await startMoto()), 60_000);
+afterAll(() => moto?.stop());
+const dir = tempDir("aws-converge");
+
+test("destroy converges after a failure at every mutating step and leaves nothing", async () => {
+  await moto.reset();
+  const clean = clientsFor(moto.endpoint);
+  const ami = await registerAmi(clean, "kubebake-1");
+  const specPath = writeSpec(dir, { ...spec(), image: { ami } });
+  await apply(clean, specPath);
+  const steps = (await destroy(clean)).mutating.length;
+  const empty = { vpcs: 0, subnets: 0, securityGroups: 0, groups: 0, instances: 0, parameters: 0, zones: 0 };
+  expect(await inventory(clean)).toEqual(empty);
+
+  for (let failAt = 1; failAt <= steps; failAt++) {
+    await moto.reset();
+    const setup = clientsFor(moto.endpoint);
+    const stepAmi = await registerAmi(setup, "kubebake-1");
+    await apply(setup, writeSpec(dir, { ...spec(), image: { ami: stepAmi } }));
+    let at = failAt;
+    const clients = failingClients(moto.endpoint, () => at);
+    await expect(destroy(clients)).rejects.toThrow(InjectedFailure);
+    at = 0;
+    const planned = await destroy(clients, "demo", true);
+    const second = await destroy(clients);
+    expect({ failAt, changes: list(second.changes) }).toEqual({ failAt, changes: list(planned.changes) });
+    expect({ failAt, ...(await inventory(clients)) }).toEqual({ failAt, ...empty });
+    expect({ failAt, changes: (await destroy(clients)).changes }).toEqual({ failAt, changes: [] });
+  }
+}, 600_000);
