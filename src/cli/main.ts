@@ -64,6 +64,11 @@ const bakeOptions = (y: Argv) =>
       array: true,
       describe: "aws: account ids granted launch permission",
     })
+    .option("encrypted", {
+      type: "boolean",
+      describe: "aws: encrypt the snapshot (--no-encrypted: do not)",
+      defaultDescription: "the account's EBS default",
+    })
     .option("previous-manifest", {
       type: "string",
       requiresArg: true,
@@ -78,7 +83,7 @@ const isPublish = (target: string): target is PublishTarget =>
 async function runBake(args: BakeArgs): Promise<void> {
   if (!args.out) throw invalidInput("--out: expected a folder\nRun 'bake-image --help' for usage.");
   const target = args.target;
-  const cloudOnly = ["region", "regions", "share-with", "previous-manifest"].filter(
+  const cloudOnly = ["region", "regions", "share-with", "encrypted", "previous-manifest"].filter(
     (o) => args[o as keyof BakeArgs] !== undefined,
   );
   if (!isPublish(target) && cloudOnly.length > 0)
@@ -91,6 +96,7 @@ async function runBake(args: BakeArgs): Promise<void> {
         regions: listOf(args.regions),
         shareWith: listOf(args["share-with"]),
         previousManifest: args["previous-manifest"],
+        encrypted: args.encrypted,
       })
     : undefined;
   const progress = progressFor({ json: args.json });

@@ -15,6 +15,8 @@ export interface PublishArgs {
   regions: string[];
   shareWith: string[];
   previousManifest?: string;
+  /** Snapshot encryption; undefined: the account's default. */
+  encrypted?: boolean;
 }
 
 /** A list option given as `--x a,b` or `--x a --x b`. */
@@ -57,6 +59,7 @@ export async function preparePublish(args: PublishArgs) {
         ...targets,
         knownDigests: await knownDigests(out, args.previousManifest),
         recordDigests: (digests) => recordDigests(out, digests),
+        encrypted: args.encrypted,
         pollMs: Number(process.env.KUBEBAKE_POLL_MS) || undefined,
       },
     );

@@ -95,9 +95,10 @@ const FILLED = { 0: "mbr", 1: "gpt", 10: "esp", 11: "esp2", 30: "root", 31: "roo
 test("a sparse disk becomes a snapshot of its non-zero blocks and a UEFI/ENA/gp3 AMI tagged with the image id", async () => {
   const { made, seen, count } = clients();
   const disk = sparseDisk(dir, "first.raw", 40, FILLED);
-  const { images, manifest } = await publish(made, disk, "v1");
+  const { images, manifest } = await publish(made, disk, "v1", { encrypted: true });
 
   expect(count("EBS:PutSnapshotBlock")).toBe(Object.keys(FILLED).length);
+  expect(seen.find((s) => s.call === "EBS:StartSnapshot")!.input.Encrypted).toBe(true);
   const complete = seen.find((s) => s.call === "EBS:CompleteSnapshot")!.input;
   expect(complete.ChangedBlocksCount).toBe(Object.keys(FILLED).length);
 
@@ -151,6 +152,7 @@ test("republishing the same image id uploads nothing and registers nothing; a sm
   expect(next.count("EBS:PutSnapshotBlock")).toBe(2);
   const start = next.seen.find((s) => s.call === "EBS:StartSnapshot")!.input;
   expect(start.ParentSnapshotId).toBe(first.images[0]!.custom_data.snapshotId);
+  expect("Encrypted" in start && start.Encrypted !== undefined).toBe(false); // the account's default
   expect(third.images[0]!.artifact_id).not.toBe(first.images[0]!.artifact_id);
 });
 
