@@ -33,6 +33,10 @@ for (const [name, { mutate }] of Object.entries(modules)) {
 }
 const header = ["module", "files", "score", "detected", "survived", "no coverage"];
 const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
-const line = (r) => r.map((c, i) => c.padEnd(widths[i])).join("  ").trimEnd();
+const line = (r) =>
+  r
+    .map((c, i) => c.padEnd(widths[i]))
+    .join("  ")
+    .trimEnd();
 console.log(line(header));
 for (const r of rows) console.log(line(r));

@@ -1,5 +1,5 @@
 import { existsSync } from "node:fs";
-import { chmod, mkdir, readdir, rename, rm, utimes, writeFile } from "node:fs/promises";
+import { chmod, cp, mkdir, readdir, rename, rm, utimes, writeFile } from "node:fs/promises";
 import { basename, dirname, join, resolve } from "node:path";
 import { invalidInput } from "../errors";
 import { ArtifactCache } from "../fetch/cache";
@@ -10,6 +10,7 @@ import { parseMirror } from "../fetch/mirror";
 import { displayPath, loadImageSpec } from "../spec/load";
 import type { Arch } from "../spec/schema";
 import { buildDisk } from "../image/disk";
+import { BLOCKS_DIR } from "../publish/record";
 import { sha256Hex } from "../util/hash";
 import { removeOnExit } from "../util/cleanup";
 import { makeFolders, outputError, removeFolders } from "../util/output";
@@ -152,6 +153,9 @@ export async function bake(options: BakeOptions): Promise<BakeResult> {
     };
     await writeFile(join(staging, "manifest.json"), JSON.stringify(manifest, null, 2) + "\n");
     for (const path of [tree, join(staging, "manifest.json")]) await utimes(path, TREE_EPOCH, TREE_EPOCH);
+    // The previous disk's block digests: the next publish uploads only what differs from it.
+    if (existsSync(join(out, BLOCKS_DIR)))
+      await cp(join(out, BLOCKS_DIR), join(staging, BLOCKS_DIR), { recursive: true });
     await swapInto(staging, out).catch((error: unknown) => {
       throw outputError("--out", out, error);
     });
@@ -188,7 +192,9 @@ async function guardOutput(out: string): Promise<void> {
     if (error.code === "ENOTDIR") throw invalidInput(`--out ${out}: exists and is not a folder`);
     throw outputError("--out", out, error);
   });
-  const ours = names.every((n) => ["manifest.json", "rootfs", "disk.raw", "disk.qcow2"].includes(n));
+  const ours = names.every((n) =>
+    ["manifest.json", "rootfs", "disk.raw", "disk.qcow2", BLOCKS_DIR].includes(n),
+  );
   if (names.length > 0 && !(ours && names.includes("manifest.json"))) {
     throw invalidInput(
       `--out ${out}: exists and is not a kubebake image folder; choose an empty or new folder`,

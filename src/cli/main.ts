@@ -4,7 +4,7 @@ import yargs, { type Argv } from "yargs";
 import { bake } from "../bake/bake";
 import { clusterCommands } from "./cluster";
 import { writeJsonSchema } from "./schema-output";
-import { TARGETS } from "../bake/manifest";
+import { PUBLISH_TARGETS, TARGETS, type PublishTarget, type Target } from "../bake/manifest";
 import { ExitCode, KubebakeError, invalidInput } from "../errors";
 import { loadImageSpec } from "../spec/load";
 import { ARCHES, imageSpecSchema, type Arch } from "../spec/schema";
@@ -12,6 +12,7 @@ import { CLUSTER_NAME } from "../discover/names";
 import { packageRoot } from "../util/package-root";
 import { progressFor } from "../util/progress";
 import { printJson } from "./output";
+import { listOf, preparePublish } from "./publish";
 import { unknownOptions } from "./unknown-options";
 
 /** Stamped by scripts/build.mjs: the package version and the git commit it was built from. */
@@ -25,7 +26,11 @@ const defaultCache = () =>
 
 const bakeOptions = (y: Argv) =>
   y
-    .option("target", { choices: TARGETS, default: "dir" as const, describe: "what to produce" })
+    .option("target", {
+      choices: [...TARGETS, ...PUBLISH_TARGETS],
+      default: "dir" as Target | PublishTarget,
+      describe: "what to produce (aws: the raw disk, published as an AMI)",
+    })
     .option("out", {
       type: "string",
       demandOption: true,
@@ -46,24 +51,71 @@ const bakeOptions = (y: Argv) =>
       type: "boolean",
       default: false,
       describe: "print the manifest as JSON, with reused (true when nothing had changed)",
+    })
+    .option("region", {
+      type: "string",
+      requiresArg: true,
+      describe: "aws: the region to publish in",
+      defaultDescription: "AWS_REGION or the profile's",
+    })
+    .option("regions", { type: "string", array: true, describe: "aws: more regions to copy the AMI to" })
+    .option("share-with", {
+      type: "string",
+      array: true,
+      describe: "aws: account ids granted launch permission",
+    })
+    .option("encrypted", {
+      type: "boolean",
+      describe: "aws: encrypt the snapshot (--no-encrypted: do not)",
+      defaultDescription: "the account's EBS default",
+    })
+    .option("previous-manifest", {
+      type: "string",
+      requiresArg: true,
+      describe: "aws: an earlier bake's manifest.json, whose block digests let the upload send only changes",
     });
 
 type BakeArgs = Awaited<ReturnType<typeof bakeOptions>["argv"]>;
 
+const isPublish = (target: string): target is PublishTarget =>
+  (PUBLISH_TARGETS as readonly string[]).includes(target);
+
 async function runBake(args: BakeArgs): Promise<void> {
   if (!args.out) throw invalidInput("--out: expected a folder\nRun 'bake-image --help' for usage.");
+  const target = args.target;
+  const cloudOnly = ["region", "regions", "share-with", "encrypted", "previous-manifest"].filter(
+    (o) => args[o as keyof BakeArgs] !== undefined,
+  );
+  if (!isPublish(target) && cloudOnly.length > 0)
+    throw invalidInput(`--${cloudOnly[0]} applies to --target aws only\nRun 'bake-image --help' for usage.`);
+  // A cloud target checks the cloud first: a bake takes minutes, a missing credential one second.
+  const publish = isPublish(target)
+    ? await preparePublish({
+        target,
+        region: args.region,
+        regions: listOf(args.regions),
+        shareWith: listOf(args["share-with"]),
+        previousManifest: args["previous-manifest"],
+        encrypted: args.encrypted,
+      })
+    : undefined;
+  const progress = progressFor({ json: args.json });
   const result = await bake({
-    target: args.target,
+    target: isPublish(target) ? "raw" : target,
     specPath: args.spec ?? defaultSpec(),
     out: args.out,
     arch: args.arch ?? defaultArch(),
     cacheDir: args.cache ?? defaultCache(),
     mirror: args.mirror,
-    progress: progressFor({ json: args.json }),
+    progress,
   });
+  const manifest = publish ? await publish(args.out, result.manifest, progress) : result.manifest;
   // The manifest's own fields stay at the top, for readers of manifest.json; `reused` is the bake's.
-  if (args.json) printJson({ ...result.manifest, reused: result.reused });
-  else process.stdout.write(`${result.manifest.imageId}${result.reused ? " (reused)" : ""}\n`);
+  if (args.json) printJson({ ...manifest, reused: result.reused });
+  else {
+    process.stdout.write(`${manifest.imageId}${result.reused ? " (reused)" : ""}\n`);
+    if (publish) for (const build of manifest.builds ?? []) process.stdout.write(`${build.artifact_id}\n`);
+  }
 }
 
 /** `kubebake …` */

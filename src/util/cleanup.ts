@@ -20,6 +20,30 @@ export function removeOnExit(path: string, options = { folderIfEmpty: false }): 
   return () => pending.delete(path);
 }
 
+const interruptHooks = new Set<() => Promise<void>>();
+/** How long a signal waits for the hooks (deleting a half-made cloud resource) before the process ends. */
+const HOOK_TIMEOUT_MS = 60_000;
+
+/**
+ * Runs `hook` (e.g. abort an upload and delete what it made in a cloud) when a signal arrives, before the
+ * temporary files go and the process ends; the returned function unregisters it.
+ */
+export function onInterrupt(hook: () => Promise<void>): () => void {
+  install();
+  interruptHooks.add(hook);
+  return () => interruptHooks.delete(hook);
+}
+
+async function runHooks(): Promise<void> {
+  const hooks = [...interruptHooks];
+  interruptHooks.clear();
+  if (hooks.length === 0) return;
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<void>((resolve) => (timer = setTimeout(resolve, HOOK_TIMEOUT_MS)));
+  await Promise.race([Promise.allSettled(hooks.map((hook) => hook())), timeout]);
+  clearTimeout(timer);
+}
+
 function removeAll(): void {
   for (const [path, { folderIfEmpty }] of [...pending].reverse()) {
     try {
@@ -38,9 +62,14 @@ function install(): void {
   process.once("exit", removeAll);
   for (const [signal, code] of Object.entries(SIGNALS)) {
     process.once(signal, () => {
-      removeAll();
-      process.stderr.write(`\ninterrupted (${signal}); temporary files removed\n`);
-      process.exit(code);
+      const end = () => {
+        removeAll();
+        process.stderr.write(`\ninterrupted (${signal}); temporary files removed\n`);
+        process.exit(code);
+      };
+      if (interruptHooks.size === 0) return end();
+      process.stderr.write(`\ninterrupted (${signal}); removing what was made…`);
+      void runHooks().then(end);
     });
   }
 }
