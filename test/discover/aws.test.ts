@@ -10,6 +10,27 @@ import {
 } from "../../src/discover/aws";
 import { RecordConflict, Rejected, Transient } from "../../src/discover/reconcile";
 
+// Commands that only keep their input, named like the SDK's: the ports build requests, the fake clients
+// below answer them; loading the real SDK clients would only slow every run down (mutation testing).
+function mockCommands(...names: string[]) {
+  const commands: Record<string, unknown> = {};
+  for (const name of names) {
+    commands[name] = {
+      [name]: class {
+        constructor(readonly input: unknown) {}
+      },
+    }[name];
+  }
+  return commands;
+}
+jest.mock("@aws-sdk/client-auto-scaling", () =>
+  mockCommands("AutoScalingClient", "DescribeAutoScalingGroupsCommand"),
+);
+jest.mock("@aws-sdk/client-ec2", () => mockCommands("EC2Client", "DescribeInstancesCommand"));
+jest.mock("@aws-sdk/client-route-53", () =>
+  mockCommands("Route53Client", "ListResourceRecordSetsCommand", "ChangeResourceRecordSetsCommand"),
+);
+
 type Answer = (input: any) => unknown;
 
 /** One fake SDK client for all three services: answers by command name, in order, and records each call. */
