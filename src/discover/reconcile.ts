@@ -195,6 +195,7 @@ export async function reconcile(ports: DiscoveryPorts, options: ReconcileOptions
   const baseDelay = options.baseDelayMs ?? 200;
   const log = options.log ?? (() => {});
   const now = () => (ports.now ? ports.now() : Date.now());
+  const deadline = options.deadline ?? Infinity;
   const result: ReconcileResult = {
     writes: [],
     desired: { masters: [], minions: [] },
@@ -232,7 +233,7 @@ export async function reconcile(ports: DiscoveryPorts, options: ReconcileOptions
   let passesThatWrote = 0;
   let failuresInARow = 0;
   while (open().length > 0) {
-    if (options.deadline !== undefined && now() >= options.deadline) {
+    if (now() >= deadline) {
       for (const state of open())
         fail(
           state,
@@ -326,8 +327,8 @@ export async function reconcile(ports: DiscoveryPorts, options: ReconcileOptions
 
   /** Full jitter: concurrent writers that collided should not collide again in step. Never past the deadline. */
   async function backOff(reason: string) {
-    let delay = Math.random() * Math.min(baseDelay * 2 ** failuresInARow, 10_000);
-    if (options.deadline !== undefined) delay = Math.max(0, Math.min(delay, options.deadline - now()));
+    const jitter = Math.random() * Math.min(baseDelay * 2 ** failuresInARow, 10_000);
+    const delay = Math.max(0, Math.min(jitter, deadline - now()));
     log({ level: "warn", msg: "retrying", cluster: options.cluster, reason, delayMs: Math.round(delay) });
     await ports.sleep(delay);
   }

@@ -151,7 +151,8 @@ describe("a clean run", () => {
 
 describe("conflicts and throttling: counted, backed off with full jitter, given up after maxAttempts", () => {
   test("one conflict: counted as a conflict, logged with the record and error, then written on the next pass", async () => {
-    const truth = truthOf(1, 0);
+    // Minions are written in the same pass: open until confirmed, but with no error to give as a reason.
+    const truth = truthOf(1, 1);
     const { ports, sleeps, route53 } = scripted(() => truth, {
       writes: [new RecordConflict("values do not match")],
     });
@@ -299,6 +300,26 @@ describe("conflicts and throttling: counted, backed off with full jitter, given 
     expect(String(new Transient("x"))).toBe("Transient: x");
     expect(String(new Rejected("x"))).toBe("Rejected: x");
   });
+});
+
+test("a foreign record at our name: the failure says what we want and that we hold no record there", async () => {
+  const route53 = new Route53Model(prng(1));
+  route53.foreign.set(MASTERS, { name: MASTERS, type: "CNAME", ttl: 60, values: ["lb.example."] });
+  const error = await failure(
+    reconcile(
+      modelPorts(immediate, route53, () => truthOf(1, 0)),
+      options,
+    ),
+  );
+  expect(error.failures).toEqual([
+    {
+      record: MASTERS,
+      want: ["10.0.1.1"],
+      have: null,
+      attempts: 0,
+      error: `a CNAME record exists at ${MASTERS}; remove it to let discovery manage the name`,
+    },
+  ]);
 });
 
 describe("the deadline (ports.now)", () => {

@@ -146,6 +146,12 @@ test("the function is looked up and invoked by its name, synchronously, with its
     ["InvokeCommand", "fn"],
   ]);
   expect(calls[1]!.input).toMatchObject({ InvocationType: "RequestResponse", LogType: "Tail" });
+  // An EventBridge-shaped event, so that the function logs the CLI as its trigger.
+  expect(JSON.parse(new TextDecoder().decode(calls[1]!.input.Payload))).toEqual({
+    source: "kubebake.cli",
+    "detail-type": "kubebake dns sync",
+    detail: {},
+  });
 });
 
 test("a lookup that fails for another reason than a missing function fails as it was, nothing invoked or written", async () => {
