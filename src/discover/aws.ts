@@ -35,7 +35,8 @@ const THROTTLED = new Set([
   "RequestThrottledException",
   "SlowDown",
 ]);
-const NETWORK = new Set([
+/** Node's network errors, by name or by code (a plain Error's code may be anything, or missing). */
+const NETWORK = new Set<string | undefined>([
   "TimeoutError",
   "RequestTimeout",
   "ECONNRESET",
@@ -59,7 +60,7 @@ export function classifyAwsError(error: unknown): unknown {
   if (
     THROTTLED.has(error.name) ||
     NETWORK.has(error.name) ||
-    (meta.code !== undefined && NETWORK.has(meta.code)) ||
+    NETWORK.has(meta.code) ||
     status >= 500 ||
     status === 429 ||
     meta.$fault === "server"

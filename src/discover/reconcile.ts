@@ -119,14 +119,10 @@ export interface ReconcileResult {
 export const ROUTE53_MAX_ELEMENTS = 1000;
 export const ROUTE53_MAX_VALUE_CHARACTERS = 32_000;
 export const MAX_RECORD_VALUES = 400;
-const MAX_IPV4_CHARACTERS = 15;
 
 export function checkMaxValues(maxValues: number): void {
-  const fits =
-    Number.isInteger(maxValues) &&
-    maxValues >= 1 &&
-    2 * maxValues <= ROUTE53_MAX_ELEMENTS &&
-    2 * maxValues * MAX_IPV4_CHARACTERS <= ROUTE53_MAX_VALUE_CHARACTERS;
+  // The element limit is the one that binds: 1,000 IPv4 values have at most 15,000 of the 32,000 characters.
+  const fits = Number.isInteger(maxValues) && maxValues >= 1 && 2 * maxValues <= ROUTE53_MAX_ELEMENTS;
   if (!fits) {
     throw new Error(
       `maxValues ${maxValues}: DELETE + CREATE of that many addresses must fit one Route 53 change batch (${ROUTE53_MAX_ELEMENTS} elements, ${ROUTE53_MAX_VALUE_CHARACTERS} characters): at most ${ROUTE53_MAX_ELEMENTS / 2}`,
@@ -199,6 +195,7 @@ export async function reconcile(ports: DiscoveryPorts, options: ReconcileOptions
   const baseDelay = options.baseDelayMs ?? 200;
   const log = options.log ?? (() => {});
   const now = () => (ports.now ? ports.now() : Date.now());
+  const deadline = options.deadline ?? Infinity;
   const result: ReconcileResult = {
     writes: [],
     desired: { masters: [], minions: [] },
@@ -236,7 +233,7 @@ export async function reconcile(ports: DiscoveryPorts, options: ReconcileOptions
   let passesThatWrote = 0;
   let failuresInARow = 0;
   while (open().length > 0) {
-    if (options.deadline !== undefined && now() >= options.deadline) {
+    if (now() >= deadline) {
       for (const state of open())
         fail(
           state,
@@ -260,7 +257,8 @@ export async function reconcile(ports: DiscoveryPorts, options: ReconcileOptions
       }
       for (const state of open()) retryLater(state, error);
       failuresInARow++;
-      await backOff(error.message);
+      // No wait (and no "retrying") when that was every open record's last attempt.
+      if (open().length > 0) await backOff(error.message);
       continue;
     }
     result.desired = desired;
@@ -314,12 +312,13 @@ export async function reconcile(ports: DiscoveryPorts, options: ReconcileOptions
     if (wrote) passesThatWrote++;
     if (setback) {
       failuresInARow++;
-      await backOff(
-        open()
-          .filter((s) => s.lastError)
-          .map((s) => `${s.name} ${s.lastError}`)
-          .join("; "),
-      );
+      if (open().length > 0)
+        await backOff(
+          open()
+            .filter((s) => s.lastError)
+            .map((s) => `${s.name} ${s.lastError}`)
+            .join("; "),
+        );
     } else failuresInARow = 0;
   }
   const failures = states.flatMap((s) => (s.failed ? [s.failed] : []));
@@ -328,8 +327,8 @@ export async function reconcile(ports: DiscoveryPorts, options: ReconcileOptions
 
   /** Full jitter: concurrent writers that collided should not collide again in step. Never past the deadline. */
   async function backOff(reason: string) {
-    let delay = Math.random() * Math.min(baseDelay * 2 ** failuresInARow, 10_000);
-    if (options.deadline !== undefined) delay = Math.max(0, Math.min(delay, options.deadline - now()));
+    const jitter = Math.random() * Math.min(baseDelay * 2 ** failuresInARow, 10_000);
+    const delay = Math.max(0, Math.min(jitter, deadline - now()));
     log({ level: "warn", msg: "retrying", cluster: options.cluster, reason, delayMs: Math.round(delay) });
     await ports.sleep(delay);
   }
