@@ -5,7 +5,8 @@ import { readFileSync, writeFileSync } from "node:fs";
 
 const modules = JSON.parse(readFileSync(new URL("./test/mutation/modules.json", import.meta.url), "utf8"));
 const name = process.env.KUBEBAKE_MUTATION_MODULE;
-if (!modules[name]) throw new Error(`KUBEBAKE_MUTATION_MODULE=${name}: expected one of ${Object.keys(modules).join(", ")}`);
+if (!modules[name])
+  throw new Error(`KUBEBAKE_MUTATION_MODULE=${name}: expected one of ${Object.keys(modules).join(", ")}`);
 
 // The TypeScript checker weeds out mutants that do not compile. Checking only the mutated files and what
 // they import (not the tests, not every SDK the project uses) makes it several times faster.

@@ -7,7 +7,8 @@ const modules = require("./modules.json");
 
 const name = process.env.KUBEBAKE_MUTATION_MODULE;
 const module_ = modules[name];
-if (!module_) throw new Error(`KUBEBAKE_MUTATION_MODULE=${name}: expected one of ${Object.keys(modules).join(", ")}`);
+if (!module_)
+  throw new Error(`KUBEBAKE_MUTATION_MODULE=${name}: expected one of ${Object.keys(modules).join(", ")}`);
 
 module.exports = {
   ...base,
