@@ -47,7 +47,16 @@ await build({
   sourcemap: "linked",
   logLevel: "warning",
   plugins: [requireCliui],
-  define: { KUBEBAKE_VERSION: JSON.stringify(commit ? `${version} (commit ${commit})` : version) },
+  define: {
+    KUBEBAKE_VERSION: JSON.stringify(commit ? `${version} (commit ${commit})` : version),
+    // ES module builds bundled as CommonJS have no import.meta (the Azure storage SDK's createRequire needs
+    // its url): the bundle's own file URL stands in.
+    "import.meta.url": "__bundleFileUrl",
+  },
+  // ("use strict" first, so the bundle stays strict code.)
+  banner: {
+    js: '"use strict";\nconst __bundleFileUrl = require("node:url").pathToFileURL(__filename).href;',
+  },
 });
 
 mkdirSync(join(root, "dist/lambdas"), { recursive: true });

@@ -6,7 +6,7 @@ import type { ManifestFile } from "./tree";
 export const TARGETS = ["dir", "raw", "qcow2"] as const;
 export type Target = (typeof TARGETS)[number];
 /** Targets that bake the raw disk and publish it to a cloud (the manifest's own target stays raw). */
-export const PUBLISH_TARGETS = ["aws"] as const;
+export const PUBLISH_TARGETS = ["aws", "gce", "azure"] as const;
 export type PublishTarget = (typeof PUBLISH_TARGETS)[number];
 
 export const MANIFEST_KIND = "kubebake.io/image-manifest";
@@ -37,7 +37,7 @@ export interface Manifest {
   files: ManifestFile[];
   /** The bootable disk, for the raw and qcow2 targets. */
   disk?: DiskInfo;
-  /** Where the disk was published (Packer's manifest post-processor shape), added by --target aws. */
+  /** Where the disk was published (Packer's manifest post-processor shape), added by --target aws|gce|azure. */
   builds?: PublishedImage[];
   /** The disk's block digests (a file beside the manifest), for the next publish to upload only changes. */
   blockDigests?: string;

@@ -12,7 +12,7 @@ import { CLUSTER_NAME } from "../discover/names";
 import { packageRoot } from "../util/package-root";
 import { progressFor } from "../util/progress";
 import { printJson } from "./output";
-import { listOf, preparePublish } from "./publish";
+import { listOf, misplacedOption, preparePublish, type PublishArgs } from "./publish";
 import { unknownOptions } from "./unknown-options";
 
 /** Stamped by scripts/build.mjs: the package version and the git commit it was built from. */
@@ -29,7 +29,8 @@ const bakeOptions = (y: Argv) =>
     .option("target", {
       choices: [...TARGETS, ...PUBLISH_TARGETS],
       default: "dir" as Target | PublishTarget,
-      describe: "what to produce (aws: the raw disk, published as an AMI)",
+      describe:
+        "what to produce (aws, gce, azure: the raw disk, published as an AMI, a Compute Engine image, a managed image)",
     })
     .option("out", {
       type: "string",
@@ -73,6 +74,54 @@ const bakeOptions = (y: Argv) =>
       type: "string",
       requiresArg: true,
       describe: "aws: an earlier bake's manifest.json, whose block digests let the upload send only changes",
+    })
+    .option("project", {
+      type: "string",
+      requiresArg: true,
+      describe: "gce: the project to publish in",
+      defaultDescription: "GOOGLE_CLOUD_PROJECT or CLOUDSDK_CORE_PROJECT",
+    })
+    .option("bucket", {
+      type: "string",
+      requiresArg: true,
+      describe: "gce: the Cloud Storage bucket the archive passes through (required)",
+    })
+    .option("family", {
+      type: "string",
+      requiresArg: true,
+      describe: "gce: the image family",
+      defaultDescription: "the image's name",
+    })
+    .option("subscription", {
+      type: "string",
+      requiresArg: true,
+      describe: "azure: the subscription id",
+      defaultDescription: "AZURE_SUBSCRIPTION_ID",
+    })
+    .option("resource-group", {
+      type: "string",
+      requiresArg: true,
+      describe: "azure: the resource group of the image (required)",
+    })
+    .option("location", {
+      type: "string",
+      requiresArg: true,
+      describe: "azure: the image's region, the storage account's (required)",
+    })
+    .option("storage-account", {
+      type: "string",
+      requiresArg: true,
+      describe: "azure: the storage account the VHD passes through (required)",
+    })
+    .option("container", {
+      type: "string",
+      requiresArg: true,
+      describe: "azure: the blob container of the VHD (made if missing)",
+      defaultDescription: "kubebake",
+    })
+    .option("keep-blob", {
+      type: "boolean",
+      describe: "azure: keep the VHD blob after the image is made",
     });
 
 type BakeArgs = Awaited<ReturnType<typeof bakeOptions>["argv"]>;
@@ -80,25 +129,40 @@ type BakeArgs = Awaited<ReturnType<typeof bakeOptions>["argv"]>;
 const isPublish = (target: string): target is PublishTarget =>
   (PUBLISH_TARGETS as readonly string[]).includes(target);
 
-async function runBake(args: BakeArgs): Promise<void> {
-  if (!args.out) throw invalidInput("--out: expected a folder\nRun 'bake-image --help' for usage.");
-  const target = args.target;
-  const cloudOnly = ["region", "regions", "share-with", "encrypted", "previous-manifest"].filter(
-    (o) => args[o as keyof BakeArgs] !== undefined,
-  );
-  if (!isPublish(target) && cloudOnly.length > 0)
-    throw invalidInput(`--${cloudOnly[0]} applies to --target aws only\nRun 'bake-image --help' for usage.`);
-  // A cloud target checks the cloud first: a bake takes minutes, a missing credential one second.
-  const publish = isPublish(target)
-    ? await preparePublish({
+/** The options of the target's cloud, as its preparer takes them. */
+function publishArgs(target: PublishTarget, args: BakeArgs): PublishArgs {
+  switch (target) {
+    case "aws":
+      return {
         target,
         region: args.region,
         regions: listOf(args.regions),
         shareWith: listOf(args["share-with"]),
         previousManifest: args["previous-manifest"],
         encrypted: args.encrypted,
-      })
-    : undefined;
+      };
+    case "gce":
+      return { target, project: args.project, bucket: args.bucket, family: args.family };
+    case "azure":
+      return {
+        target,
+        subscription: args.subscription,
+        resourceGroup: args["resource-group"],
+        location: args.location,
+        storageAccount: args["storage-account"],
+        container: args.container ?? "kubebake",
+        keepBlob: args["keep-blob"],
+      };
+  }
+}
+
+async function runBake(args: BakeArgs): Promise<void> {
+  if (!args.out) throw invalidInput("--out: expected a folder\nRun 'bake-image --help' for usage.");
+  const target = args.target;
+  const misplaced = misplacedOption(target, (o) => args[o as keyof BakeArgs] !== undefined);
+  if (misplaced) throw invalidInput(`${misplaced}\nRun 'bake-image --help' for usage.`);
+  // A cloud target checks the cloud first: a bake takes minutes, a missing credential one second.
+  const publish = isPublish(target) ? await preparePublish(publishArgs(target, args)) : undefined;
   const progress = progressFor({ json: args.json });
   const result = await bake({
     target: isPublish(target) ? "raw" : target,

@@ -147,13 +147,13 @@ async function storage<T>(what: string, action: () => Promise<T>): Promise<T> {
   }
 }
 
-async function defaultCredential(): Promise<TokenCredential> {
+export async function defaultCredential(): Promise<TokenCredential> {
   const { DefaultAzureCredential } = await import("@azure/identity");
   return new DefaultAzureCredential();
 }
 
 /** A token before anything else, so missing credentials cost one line and no half-made upload. */
-async function checkCredential(credential: TokenCredential, armEndpoint: string): Promise<void> {
+export async function checkCredential(credential: TokenCredential, armEndpoint: string): Promise<void> {
   try {
     const token = await credential.getToken(`${armEndpoint}/.default`);
     if (!token) throw new Error("no token");

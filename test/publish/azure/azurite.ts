@@ -11,7 +11,7 @@ import { BlobServiceClient, StorageSharedKeyCredential } from "@azure/storage-bl
 
 /** The emulator's fixed, publicly documented development account (not a secret). */
 const ACCOUNT = "devstoreaccount1";
-const ACCOUNT_KEY =
+export const ACCOUNT_KEY =
   "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==";
 
 export interface Azurite {
