@@ -41,6 +41,8 @@ const BOOT_PACKAGES = [
 ];
 /** Bump when the way the base layer is made changes, so old cached layers are not reused. */
 const BASE_LAYER_VERSION = 2;
+/** Bump when the way the disk is assembled changes, so earlier bakes of the same spec are not reused. */
+const DISK_LAYOUT_VERSION = 2;
 const ROOT_LABEL = "kubebake-root";
 const ESP_TYPE = "C12A7328-F81F-11D2-BA4B-00A0C93EC93B";
 const ROOT_TYPE_AMD64 = "4F68BCE3-E8CD-4DB1-96E7-FBCAF984B709";
@@ -83,6 +85,11 @@ export function baseLayerKey(spec: ImageSpec, arch: Arch): string {
       packages: basePackages(spec, arch),
     }),
   );
+}
+
+/** How a disk of this spec is built, for the bake's reuse key: the base layer and the assembly. */
+export function diskRecipe(spec: ImageSpec, arch: Arch): string {
+  return `layout ${DISK_LAYOUT_VERSION}, base layer ${baseLayerKey(spec, arch)}`;
 }
 
 async function preflight(arch: Arch): Promise<void> {
