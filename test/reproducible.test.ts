@@ -4,6 +4,7 @@ import {
   linkSync,
   mkdirSync,
   readFileSync,
+  statSync,
   symlinkSync,
   utimesSync,
   writeFileSync,
@@ -16,6 +17,7 @@ import {
   pinTimesScript,
   usedInodes,
 } from "../src/image/reproducible";
+import { writeEntries } from "../src/bake/tree";
 import { tempDir } from "./helpers";
 
 // The pieces that make the root file system the same from one bake to the next. The whole disk, baked
@@ -137,4 +139,19 @@ describe("pinExt4Times", () => {
       expect(fsck.status).toBe(0);
     },
   );
+});
+
+test("rendered files get their modes whatever the umask of the bake", async () => {
+  const old = process.umask(0o077);
+  try {
+    const tree = join(work, "umask");
+    await writeEntries(tree, [
+      { path: "/usr/bin/tool", kind: "file", mode: 0o755, content: Buffer.from("#!/bin/sh\n") },
+      { path: "/etc/tool.conf", kind: "file", mode: 0o644, content: Buffer.from("x\n") },
+    ]);
+    expect(statSync(join(tree, "usr/bin/tool")).mode & 0o7777).toBe(0o755);
+    expect(statSync(join(tree, "etc/tool.conf")).mode & 0o7777).toBe(0o644);
+  } finally {
+    process.umask(old);
+  }
 });
