@@ -63,6 +63,23 @@ const TOOLS = [
 ];
 export const DISK_HOST_PACKAGES = "mmdebstrap qemu-utils dosfstools mtools fdisk e2fsprogs systemd-boot-efi";
 const SYSTEMD_BOOT = "/usr/lib/systemd/boot/efi/systemd-bootx64.efi";
+/**
+ * mkfs.ext4's settings, instead of the build host's /etc/mke2fs.conf (newer releases turn on more
+ * features, e.g. orphan_file): Debian 12's ext4 choices, the same for every root file system size.
+ */
+const MKE2FS_CONF = `[defaults]
+\tbase_features = sparse_super,large_file,filetype,resize_inode,dir_index,ext_attr
+\tdefault_mntopts = acl,user_xattr
+\tenable_periodic_fsck = 0
+\tblocksize = 4096
+\tinode_size = 256
+\tinode_ratio = 16384
+
+[fs_types]
+\text4 = {
+\t\tfeatures = has_journal,extent,huge_file,flex_bg,metadata_csum,64bit,dir_nlink,extra_isize
+\t}
+`;
 
 /** A UUID derived from the image id, so the same image gets the same disk, byte for byte. */
 export function derivedUuid(imageId: string, purpose: string): string {
@@ -214,6 +231,8 @@ export async function buildDisk(params: {
     const rootSize = roundUp((await ext4Bytes(root)) * 1.2 + 256 * MiB, MiB);
     const rootUuid = derivedUuid(imageId, "root");
     await run("truncate", ["-s", String(rootSize), rootImg]);
+    const mke2fsConf = join(work, "mke2fs.conf");
+    await writeFile(mke2fsConf, MKE2FS_CONF);
     await run(
       "mkfs.ext4",
       [
@@ -232,7 +251,7 @@ export async function buildDisk(params: {
       {
         // FAKE_TIME: the superblock's and the new inodes' times; LC_ALL=C: -d adds each folder's entries
         // in alphasort order (strcoll), so the same names give the same inode numbers on any host.
-        env: { E2FSPROGS_FAKE_TIME: String(TREE_EPOCH), LC_ALL: "C" },
+        env: { E2FSPROGS_FAKE_TIME: String(TREE_EPOCH), LC_ALL: "C", MKE2FS_CONFIG: mke2fsConf },
       },
     );
     // The times mkfs.ext4 copied from the host folder (atime, ctime) are the build's, not the inputs'.
