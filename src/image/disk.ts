@@ -22,9 +22,10 @@ export interface DiskInfo {
   baseLayer: string;
   /**
    * The raw disk's SHA-256 (for raw, the same as sha256): the same inputs give the same raw disk, byte for
-   * byte, whatever the format it was delivered in; what a publish uploads is this raw disk.
+   * byte, whatever the format it was delivered in; what a publish uploads is this raw disk. Absent in
+   * manifests written before it was recorded.
    */
-  rawSha256: string;
+  rawSha256?: string;
 }
 
 /** Packages every bootable image needs, whatever the spec adds. */
