@@ -29,7 +29,14 @@ jest.mock("../src/image/disk", () => ({
     const content = `stand-in ${params.format} disk of ${params.imageId}\n`;
     writeFileSync(join(params.staging, file), content);
     const sha256 = createHash("sha256").update(content).digest("hex");
-    return { format: params.format, file, sha256, size: content.length, baseLayer: "stand-in" };
+    return {
+      format: params.format,
+      file,
+      sha256,
+      size: content.length,
+      baseLayer: "stand-in",
+      rawSha256: sha256,
+    };
   },
 }));
 

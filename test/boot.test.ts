@@ -1,7 +1,8 @@
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
-import { readFileSync, readdirSync, writeFileSync } from "node:fs";
+import { readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { bake } from "../src/bake/bake";
+import type { Manifest } from "../src/bake/manifest";
 import { generateClusterPki } from "../src/pki/pki";
 import { silentProgress } from "../src/util/progress";
 import { fixtureMirror, fixtureSpec, repoRoot, tempDir } from "./helpers";
@@ -10,6 +11,7 @@ import { reports, userData, Vm } from "./vm";
 // Boots the fixture image under qemu (TCG + OVMF) and proves from the serial console that one image
 // becomes a master or a minion from its user data alone, and that a minion finds its master by DNS.
 // Needs root (the disk build keeps file owners; the two-VM test makes a network namespace).
+// It also bakes the image a second time on an empty cache: the same inputs must give the same disk.
 const asRoot = process.getuid?.() === 0 ? describe : describe.skip;
 jest.setTimeout(15 * 60_000);
 
@@ -17,6 +19,7 @@ const work = tempDir("boot");
 // The base layer (mmdebstrap, about a minute) is cached across runs in the checkout.
 const cacheDir = join(repoRoot, ".cache", "kubebake");
 let disk: string;
+let manifest: Manifest;
 let secrets: Record<string, string>;
 
 const say = `say() { echo "KBTEST $*" > /dev/ttyS0; }`;
@@ -69,6 +72,7 @@ asRoot("booting the one image", () => {
       mirror: fixtureMirror,
       progress: silentProgress,
     });
+    manifest = result.manifest;
     disk = join(work, "image", result.manifest.disk!.file);
     const files = await generateClusterPki({
       cluster: "demo",
@@ -225,5 +229,45 @@ asRoot("booting the one image", () => {
     expect(result.stdout).toBe(`${disk}: clean\n`);
     expect(result.status).toBe(0);
     expect(readdirSync(join(work, "image")).sort()).toEqual(["disk.qcow2", "manifest.json", "rootfs"]);
+  });
+
+  // The bake above may have reused the checkout's base layer; this one makes everything afresh (mmdebstrap
+  // again, about a minute) and delivers a raw disk where the first delivered a qcow2.
+  test("two bakes of the same inputs, the second on an empty cache, give the same raw disk byte for byte, its digest in the manifest beside the image id", async () => {
+    const coldCache = join(work, "cold-cache");
+    const cold = await bake({
+      target: "raw",
+      specPath: fixtureSpec,
+      out: join(work, "cold"),
+      arch: "amd64",
+      cacheDir: coldCache,
+      mirror: fixtureMirror,
+      progress: silentProgress,
+    });
+    const sha256 = (path: string) => {
+      const result = spawnSync("sha256sum", [path], { encoding: "utf8" });
+      if (result.status !== 0) throw new Error(`sha256sum ${path}: ${result.stderr}`);
+      return result.stdout.split(" ")[0]!;
+    };
+    // The base layers first, for a plain failure. They differ too when the Debian mirror has moved on
+    // since the checkout's cache was made: remove .cache/kubebake/base then.
+    const layer = `base/${manifest.disk!.baseLayer}.tar`;
+    expect({ coldBaseLayer: sha256(join(coldCache, layer)) }).toEqual({
+      coldBaseLayer: sha256(join(cacheDir, layer)),
+    });
+    const coldDisk = sha256(join(work, "cold", "disk.raw"));
+    // The first bake's disk is a qcow2: its content as a raw disk, read back by qemu-img.
+    const firstRaw = join(work, "first.raw");
+    expect(spawnSync("qemu-img", ["convert", "-f", "qcow2", "-O", "raw", disk, firstRaw]).status).toBe(0);
+    const firstDisk = sha256(firstRaw);
+    rmSync(firstRaw);
+    expect(coldDisk).toBe(firstDisk);
+    const written = JSON.parse(readFileSync(join(work, "cold", "manifest.json"), "utf8")) as Manifest;
+    expect(written).toEqual(cold.manifest);
+    expect(written).toMatchObject({
+      imageId: manifest.imageId,
+      disk: { format: "raw", file: "disk.raw", sha256: coldDisk, rawSha256: coldDisk },
+    });
+    expect(manifest.disk!.rawSha256).toBe(coldDisk);
   });
 });

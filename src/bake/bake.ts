@@ -9,7 +9,7 @@ import { ArtifactFetcher } from "../fetch/fetcher";
 import { parseMirror } from "../fetch/mirror";
 import { displayPath, loadImageSpec } from "../spec/load";
 import type { Arch } from "../spec/schema";
-import { buildDisk } from "../image/disk";
+import { buildDisk, diskRecipe } from "../image/disk";
 import { BLOCKS_DIR } from "../publish/record";
 import { sha256Hex } from "../util/hash";
 import { removeOnExit } from "../util/cleanup";
@@ -60,7 +60,8 @@ export async function bake(options: BakeOptions): Promise<BakeResult> {
   ];
   checkNoOverlap(artifacts, rendered);
   const target = options.target ?? "dir";
-  const inputs = inputsDigest({ arch: options.arch, target, specJson, rendered, artifacts });
+  const disk = target === "dir" ? undefined : diskRecipe(spec, options.arch);
+  const inputs = inputsDigest({ arch: options.arch, target, specJson, rendered, artifacts, disk });
 
   await guardOutput(out);
   const previous = await reusable(out, inputs);
@@ -124,7 +125,7 @@ export async function bake(options: BakeOptions): Promise<BakeResult> {
     progress.step("hashing the tree");
     const files = await describeTree(tree, true);
     const imageId = imageIdOf(files);
-    const disk =
+    const diskInfo =
       target === "dir"
         ? undefined
         : await buildDisk({
@@ -149,7 +150,7 @@ export async function bake(options: BakeOptions): Promise<BakeResult> {
       spec: { path: displayPath(options.specPath), sha256: sha256Hex(loaded.raw) },
       components,
       files,
-      ...(disk ? { disk } : {}),
+      ...(diskInfo ? { disk: diskInfo } : {}),
     };
     await writeFile(join(staging, "manifest.json"), JSON.stringify(manifest, null, 2) + "\n");
     for (const path of [tree, join(staging, "manifest.json")]) await utimes(path, TREE_EPOCH, TREE_EPOCH);

@@ -17,15 +17,17 @@ export interface BakeInputs {
   rendered: TreeEntry[];
   /** What is fetched, from where, with which digest, and where its files go. */
   artifacts: ArtifactPlan[];
+  /** For raw and qcow2: how the disk is built (see diskRecipe); a new way gives a new disk. */
+  disk?: string;
 }
 
 /** The reuse key: a digest over every input (each rendered file by path, mode and content digest). */
 export function inputsDigest(inputs: BakeInputs): string {
-  const { arch, target, specJson, rendered, artifacts } = inputs;
+  const { arch, target, specJson, rendered, artifacts, disk } = inputs;
   const renderedDigest = rendered.map((e) =>
     e.kind === "symlink" ? [e.path, e.target] : [e.path, e.mode, sha256Hex(e.content)],
   );
-  return sha256Hex(JSON.stringify({ arch, target, specJson, renderedDigest, artifacts }));
+  return sha256Hex(JSON.stringify({ arch, target, specJson, renderedDigest, artifacts, disk }));
 }
 
 /**

@@ -28,7 +28,10 @@ export async function writeEntries(tree: string, entries: TreeEntry[]): Promise<
     const dest = inTree(tree, entry.path);
     await mkdir(dirname(dest), { recursive: true, mode: 0o755 });
     if (entry.kind === "symlink") await symlink(entry.target, dest);
-    else await writeFile(dest, entry.content, { mode: entry.mode });
+    else {
+      await writeFile(dest, entry.content, { mode: entry.mode });
+      await chmod(dest, entry.mode); // writeFile's mode passes through the umask; the image's must not
+    }
   }
 }
 

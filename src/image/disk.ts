@@ -1,5 +1,5 @@
 import { existsSync } from "node:fs";
-import { copyFile, mkdir, readdir, rename, rm, stat, writeFile } from "node:fs/promises";
+import { chmod, copyFile, mkdir, readdir, rename, rm, stat, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { ExitCode, KubebakeError, invalidInput } from "../errors";
 import type { Arch, ImageSpec } from "../spec/schema";
@@ -9,6 +9,7 @@ import { removeOnExit } from "../util/cleanup";
 import { run } from "../util/run";
 import { TREE_EPOCH } from "../bake/tree";
 import { checkHygiene, CLEANUP_SCRIPT } from "./hygiene";
+import { ext4Bytes, pinExt4Times } from "./reproducible";
 
 export type DiskFormat = "raw" | "qcow2";
 
@@ -19,6 +20,12 @@ export interface DiskInfo {
   size: number;
   /** The cached base layer this disk was built on. */
   baseLayer: string;
+  /**
+   * The raw disk's SHA-256 (for raw, the same as sha256): the same inputs give the same raw disk, byte for
+   * byte, whatever the format it was delivered in; what a publish uploads is this raw disk. Absent in
+   * manifests written before it was recorded.
+   */
+  rawSha256?: string;
 }
 
 /** Packages every bootable image needs, whatever the spec adds. */
@@ -34,14 +41,46 @@ const BOOT_PACKAGES = [
   "openssh-server",
 ];
 /** Bump when the way the base layer is made changes, so old cached layers are not reused. */
-const BASE_LAYER_VERSION = 1;
+const BASE_LAYER_VERSION = 2;
+/** Bump when the way the disk is assembled changes, so earlier bakes of the same spec are not reused. */
+const DISK_LAYOUT_VERSION = 2;
 const ROOT_LABEL = "kubebake-root";
 const ESP_TYPE = "C12A7328-F81F-11D2-BA4B-00A0C93EC93B";
 const ROOT_TYPE_AMD64 = "4F68BCE3-E8CD-4DB1-96E7-FBCAF984B709";
 const MiB = 1024 * 1024;
-const TOOLS = ["mmdebstrap", "tar", "mkfs.ext4", "mkfs.vfat", "mcopy", "mmd", "sfdisk", "dd", "qemu-img"];
+const TOOLS = [
+  "mmdebstrap",
+  "tar",
+  "mkfs.ext4",
+  "debugfs",
+  "dumpe2fs",
+  "mkfs.vfat",
+  "mcopy",
+  "mmd",
+  "mlabel",
+  "sfdisk",
+  "dd",
+  "qemu-img",
+];
 export const DISK_HOST_PACKAGES = "mmdebstrap qemu-utils dosfstools mtools fdisk e2fsprogs systemd-boot-efi";
 const SYSTEMD_BOOT = "/usr/lib/systemd/boot/efi/systemd-bootx64.efi";
+/**
+ * mkfs.ext4's settings, instead of the build host's /etc/mke2fs.conf (newer releases turn on more
+ * features, e.g. orphan_file): Debian 12's ext4 choices, the same for every root file system size.
+ */
+const MKE2FS_CONF = `[defaults]
+\tbase_features = sparse_super,large_file,filetype,resize_inode,dir_index,ext_attr
+\tdefault_mntopts = acl,user_xattr
+\tenable_periodic_fsck = 0
+\tblocksize = 4096
+\tinode_size = 256
+\tinode_ratio = 16384
+
+[fs_types]
+\text4 = {
+\t\tfeatures = has_journal,extent,huge_file,flex_bg,metadata_csum,64bit,dir_nlink,extra_isize
+\t}
+`;
 
 /** A UUID derived from the image id, so the same image gets the same disk, byte for byte. */
 export function derivedUuid(imageId: string, purpose: string): string {
@@ -64,6 +103,11 @@ export function baseLayerKey(spec: ImageSpec, arch: Arch): string {
       packages: basePackages(spec, arch),
     }),
   );
+}
+
+/** How a disk of this spec is built, for the bake's reuse key: the base layer and the assembly. */
+export function diskRecipe(spec: ImageSpec, arch: Arch): string {
+  return `layout ${DISK_LAYOUT_VERSION}, base layer ${baseLayerKey(spec, arch)}`;
 }
 
 async function preflight(arch: Arch): Promise<void> {
@@ -115,6 +159,14 @@ async function baseLayer(
         `--architectures=${arch}`,
         `--include=${basePackages(spec, arch).join(",")}`,
         "--format=tar",
+        // What mmdebstrap leaves that is not the same from one run (or build machine) to the next: the
+        // SSH host keys openssh-server's postinst makes (never wanted in an image: per-instance secrets,
+        // made at first boot by cloud-init) and the build host's resolv.conf and hostname (dhclient
+        // writes resolv.conf at boot; the hostname is set below). With SOURCE_DATE_EPOCH the rest of
+        // the tarball is the same, byte for byte, for the same packages from the mirror.
+        '--customize-hook=rm -f "$1"/etc/ssh/ssh_host_*',
+        '--customize-hook=: > "$1"/etc/resolv.conf',
+        '--customize-hook=echo localhost > "$1"/etc/hostname',
         spec.base.suite,
         partial,
       ],
@@ -128,11 +180,6 @@ async function baseLayer(
     forget();
   }
   return { key, tar };
-}
-
-async function dirBytes(dir: string): Promise<number> {
-  const out = await run("du", ["-s", "--block-size=1", dir]);
-  return Number(out.split(/\s+/)[0]);
 }
 
 const roundUp = (n: number, unit: number) => Math.ceil(n / unit) * unit;
@@ -163,6 +210,9 @@ export async function buildDisk(params: {
     await run("cp", ["-a", "--no-preserve=ownership", `${tree}/.`, `${root}/`]);
     await writeFile(join(root, "etc/fstab"), `LABEL=${ROOT_LABEL} / ext4 defaults,errors=remount-ro 0 1\n`);
     await writeFile(join(root, "etc/hostname"), "localhost\n");
+    // Modes the process umask would otherwise decide (mkfs.ext4 -d copies them into the image).
+    await chmod(root, 0o755);
+    for (const file of ["etc/fstab", "etc/hostname"]) await chmod(join(root, file), 0o644);
     await run("sh", ["-c", CLEANUP_SCRIPT], { cwd: root });
     const violations = await checkHygiene(root);
     if (violations.length > 0) {
@@ -176,13 +226,14 @@ export async function buildDisk(params: {
     const initrd = boot.filter((f) => f.startsWith("initrd.img-")).pop();
     if (!kernel || !initrd)
       throw invalidInput("the base layer has no kernel: add a linux-image package to base.archPackages");
-    await run("find", [root, "-exec", "touch", "-h", "-d", `@${TREE_EPOCH}`, "{}", "+"]);
 
     progress.step("making the root filesystem (mkfs.ext4 -d)");
     const rootImg = join(work, "root.ext4");
-    const rootSize = roundUp((await dirBytes(root)) * 1.2 + 256 * MiB, MiB);
+    const rootSize = roundUp((await ext4Bytes(root)) * 1.2 + 256 * MiB, MiB);
     const rootUuid = derivedUuid(imageId, "root");
     await run("truncate", ["-s", String(rootSize), rootImg]);
+    const mke2fsConf = join(work, "mke2fs.conf");
+    await writeFile(mke2fsConf, MKE2FS_CONF);
     await run(
       "mkfs.ext4",
       [
@@ -199,18 +250,23 @@ export async function buildDisk(params: {
         rootImg,
       ],
       {
-        env: { E2FSPROGS_FAKE_TIME: String(TREE_EPOCH) },
+        // FAKE_TIME: the superblock's and the new inodes' times; LC_ALL=C: -d adds each folder's entries
+        // in alphasort order (strcoll), so the same names give the same inode numbers on any host.
+        env: { E2FSPROGS_FAKE_TIME: String(TREE_EPOCH), LC_ALL: "C", MKE2FS_CONFIG: mke2fsConf },
       },
     );
+    // The times mkfs.ext4 copied from the host folder (atime, ctime) are the build's, not the inputs'.
+    await pinExt4Times(rootImg, join(work, "pin-times.debugfs"), TREE_EPOCH);
 
     progress.step("making the EFI system partition (systemd-boot)");
     const espImg = join(work, "esp.vfat");
     const espSize = 256 * MiB;
     const volumeId = derivedUuid(imageId, "esp").slice(0, 8);
     await run("truncate", ["-s", String(espSize), espImg]);
-    await run("mkfs.vfat", ["-F", "32", "-n", "ESP", "-i", volumeId, espImg], {
-      env: { SOURCE_DATE_EPOCH: String(TREE_EPOCH) },
-    });
+    // mkfs.vfat 4.2 stamps the volume label's directory entry with the clock (it reads no
+    // SOURCE_DATE_EPOCH); --invariant fixes the time but also the serial, so mlabel (mtools, which
+    // does read SOURCE_DATE_EPOCH) then writes the label entry and the image's own serial.
+    await run("mkfs.vfat", ["-F", "32", "--invariant", espImg]);
     const files = join(work, "esp-files");
     await mkdir(join(files, "loader/entries"), { recursive: true });
     await copyFile(SYSTEMD_BOOT, join(files, "BOOTX64.EFI"));
@@ -223,6 +279,7 @@ export async function buildDisk(params: {
     );
     await run("find", [files, "-exec", "touch", "-h", "-d", `@${TREE_EPOCH}`, "{}", "+"]);
     const mtools = { env: { MTOOLS_SKIP_CHECK: "1", SOURCE_DATE_EPOCH: String(TREE_EPOCH) } };
+    await run("mlabel", ["-N", volumeId, "-i", espImg, "::ESP"], mtools);
     await run("mmd", ["-i", espImg, "::/EFI", "::/EFI/BOOT", "::/loader", "::/loader/entries"], mtools);
     await run("mcopy", ["-m", "-i", espImg, join(files, "BOOTX64.EFI"), "::/EFI/BOOT/BOOTX64.EFI"], mtools);
     await run(
@@ -270,17 +327,19 @@ export async function buildDisk(params: {
       "status=none",
     ]);
 
+    progress.step(`hashing the disk`);
+    const rawSha256 = await sha256File(raw);
     const file = `disk.${params.format}`;
     const dest = join(staging, file);
     if (params.format === "qcow2") await run("qemu-img", ["convert", "-f", "raw", "-O", "qcow2", raw, dest]);
     else await rename(raw, dest);
-    progress.step(`hashing the disk`);
     return {
       format: params.format,
       file,
-      sha256: await sha256File(dest),
+      sha256: params.format === "raw" ? rawSha256 : await sha256File(dest),
       size: (await stat(dest)).size,
       baseLayer: base.key,
+      rawSha256,
     };
   } finally {
     await rm(work, { recursive: true, force: true });

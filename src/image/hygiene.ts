@@ -191,6 +191,9 @@ export async function checkHygiene(root: string): Promise<Violation[]> {
 export const CLEANUP_SCRIPT = `
 set -eu
 rm -f etc/ssh/ssh_host_*
+# Empty, not "uninitialized": systemd makes each instance its own id at its first boot and keeps it, and
+# does not treat that boot as a "first boot", which would re-apply Debian's enable-everything presets over
+# the units the image enabled or left off. A fixed id would be shared by every machine of the image.
 : > etc/machine-id
 rm -f var/lib/dbus/machine-id
 rm -rf var/lib/cloud/*

@@ -185,6 +185,7 @@ describe("the reuse key: every input changes it, and nothing else does", () => {
     "one more unit": (i) => i.rendered.push(file("/etc/c.conf", "")),
     "an artifact's digest": (i) => ((i.artifacts[0]!.source as { sha256: string }).sha256 = sha("other")),
     "an install path": (i) => (i.artifacts[0]!.install[0]!.to = "/usr/bin/kubelet"),
+    "the disk recipe": (i) => (i.disk = "layout 3, base layer x"),
   };
 
   test("the same inputs give the same key, built afresh", () => {
