@@ -7,6 +7,7 @@ import {
   clusterIdParameter,
   clusterZoneName,
   discoveryConfig,
+  discoveryRoleName,
   globalName,
   groupSize,
   iamPath,
@@ -101,6 +102,7 @@ describe("desired AWS state", () => {
     expect(nodeRoleName({ name: "demo", region: "us-east-1" }, "masters")).toBe(
       "kubebake-demo-us-east-1-masters",
     );
+    expect(discoveryRoleName(spec)).toBe("kubebake-demo-eu-west-1-dns-discovery");
     expect(iamPath("demo", "eu-west-1")).toBe("/kubebake/demo/eu-west-1/");
     expect(launchTemplateData(inputs, "minions", "sg-1").IamInstanceProfile.Name).toBe(
       "kubebake-demo-eu-west-1-minions",
