@@ -163,7 +163,8 @@ describe("discovery function permission policy (simulated)", () => {
       "route53:ChangeResourceRecordSetsActions": ["UPSERT"],
     },
   });
-  const logGroup = `arn:aws:logs:${REGION}:${ACCOUNT}:log-group:/aws/lambda/${discoveryFunctionName("demo")}`;
+  // The function's own log group: Lambda logs to /aws/lambda/<function name>.
+  const logGroup = `arn:aws:logs:${REGION}:${ACCOUNT}:log-group:/aws/lambda/kubebake-demo-dns-discovery`;
   const otherLogGroup = `arn:aws:logs:${REGION}:${ACCOUNT}:log-group:/aws/lambda/other-function`;
 
   test("reads groups, instances and its zone; writes only its two A records and its own logs", async () => {
@@ -204,6 +205,28 @@ describe("discovery function permission policy (simulated)", () => {
         },
       ],
     );
+  });
+});
+
+describe("policy documents", () => {
+  test("are in IAM's current policy language, with unique alphanumeric statement ids IAM accepts", () => {
+    expect(discoveryFunctionName("demo")).toBe("kubebake-demo-dns-discovery");
+    const documents = [
+      nodePolicy(inputs, "masters"),
+      nodePolicy(inputs, "minions"),
+      discoveryPolicy(inputs, ZONE),
+      assumeRolePolicy("ec2.amazonaws.com"),
+      assumeRolePolicy("lambda.amazonaws.com"),
+    ];
+    for (const document of documents) {
+      expect(document.Version).toBe("2012-10-17");
+      const sids = document.Statement.flatMap((s) => ("Sid" in s ? [s.Sid] : []));
+      for (const sid of sids) expect(sid).toMatch(/^[A-Za-z0-9]+$/);
+      expect(new Set(sids).size).toBe(sids.length);
+    }
+    // Statements of the permission policies are named, so that a reader in the console can tell them apart.
+    expect(discoveryPolicy(inputs, ZONE).Statement.every((s) => "Sid" in s)).toBe(true);
+    expect(nodePolicy(inputs, "minions").Statement.every((s) => "Sid" in s)).toBe(true);
   });
 });
 

@@ -1,8 +1,15 @@
+import { createHash } from "node:crypto";
 import { parse } from "yaml";
 import { clusterSpecSchema } from "../../src/cluster/schema";
 import { discoveryConfigFromEnv, discoveryEnvironment } from "../../src/discover/config";
 import {
+  asTagList,
+  clusterIdParameter,
+  clusterZoneName,
+  discoveryConfig,
+  discoveryRoleName,
   globalName,
+  groupSize,
   iamPath,
   launchTemplateData,
   nodeRoleName,
@@ -10,6 +17,7 @@ import {
   rolloutBatch,
   securityGroupRules,
   subnetCidrs,
+  tagsFor,
   userData,
 } from "../../src/launch/aws/desired";
 import { PKI_FILE_NAMES } from "../../src/launch/aws/secrets";
@@ -78,6 +86,15 @@ describe("desired AWS state", () => {
     expect(subnetCidrs("172.16.0.0/12", 1)).toEqual(["172.16.0.0/20"]);
     expect(() => subnetCidrs("10.0.0.0/24", 1)).toThrow(/expected a \/20 or larger/);
     expect(() => subnetCidrs("10.0.0.0/19", 3)).toThrow(/room for 2/);
+    // The limits themselves fit: a /20 holds one subnet, a /19 two.
+    expect(subnetCidrs("10.0.0.0/20", 1)).toEqual(["10.0.0.0/20"]);
+    expect(subnetCidrs("10.0.0.0/19", 2)).toEqual(["10.0.0.0/20", "10.0.16.0/20"]);
+    expect(() => subnetCidrs("10.0.0.0/21", 1)).toThrow("network.cidr 10.0.0.0/21: expected a /20 or larger");
+    expect(() => subnetCidrs("10.0.0.0/20", 2)).toThrow(
+      "network.cidr 10.0.0.0/20: room for 1 /20 subnets, not 2",
+    );
+    // Addresses above 128.0.0.0 stay unsigned.
+    expect(subnetCidrs("192.168.0.0/16", 2)).toEqual(["192.168.0.0/20", "192.168.16.0/20"]);
   });
 
   test("global (IAM) names carry the region, fit 64 characters, and stay distinct when shortened", () => {
@@ -85,6 +102,7 @@ describe("desired AWS state", () => {
     expect(nodeRoleName({ name: "demo", region: "us-east-1" }, "masters")).toBe(
       "kubebake-demo-us-east-1-masters",
     );
+    expect(discoveryRoleName(spec)).toBe("kubebake-demo-eu-west-1-dns-discovery");
     expect(iamPath("demo", "eu-west-1")).toBe("/kubebake/demo/eu-west-1/");
     expect(launchTemplateData(inputs, "minions", "sg-1").IamInstanceProfile.Name).toBe(
       "kubebake-demo-eu-west-1-minions",
@@ -105,10 +123,31 @@ describe("desired AWS state", () => {
     for (const name of names) expect(name).toMatch(/^[\w+=,.@-]+$/);
   });
 
+  test("a global name is shortened only past 64 characters, to exactly 64, with a hash of the full name", () => {
+    const hash = (full: string) => createHash("sha256").update(full).digest("hex").slice(0, 8);
+    const fits = "c".repeat(37); // kubebake-<37>-eu-west-1-masters is 64 characters
+    expect(globalName(fits, "eu-west-1", "masters")).toBe(`kubebake-${fits}-eu-west-1-masters`);
+    const over = "c".repeat(38);
+    const shortened = globalName(over, "eu-west-1", "masters");
+    expect(shortened).toBe(`kubebake-${over}-${hash(`kubebake-${over}-eu-west-1-masters`)}-masters`);
+    expect(shortened).toHaveLength(64);
+    // A cut that ends in dashes drops them: one dash before the hash, as everywhere else.
+    const dashed = `${"c".repeat(30)}--y`;
+    expect(globalName(dashed, "ap-southeast-2", "dns-discovery")).toBe(
+      `kubebake-${"c".repeat(30)}-${hash(`kubebake-${dashed}-ap-southeast-2-dns-discovery`)}-dns-discovery`,
+    );
+  });
+
   test("rollout batches: masters one at a time, minions a share of at least one", () => {
     expect(rolloutBatch(spec, "masters", 5)).toBe(1);
     expect(rolloutBatch(spec, "minions", 20)).toBe(5);
     expect(rolloutBatch(spec, "minions", 2)).toBe(1);
+    expect(rolloutBatch(spec, "minions", 7)).toBe(1); // 25 % of 7 rounds down
+    expect(rolloutBatch(spec, "minions", 8)).toBe(2);
+    expect(rolloutBatch(spec, "minions", 0)).toBe(1);
+    const whole = clusterSpecSchema.parse(clusterYaml({ rollout: { batchPercent: 100 } }));
+    expect(rolloutBatch(whole, "minions", 3)).toBe(3);
+    expect(rolloutBatch(whole, "masters", 3)).toBe(1);
   });
 
   test("the discovery function's environment round-trips and bad values are refused", () => {
@@ -118,5 +157,62 @@ describe("desired AWS state", () => {
       discoveryConfigFromEnv({ ...discoveryEnvironment(config), EMPTY_GROUP_POLICY: "drop" }),
     ).toThrow(/expected delete or keep/);
     expect(() => discoveryConfigFromEnv({ CLUSTER_NAME: "demo" })).toThrow(/HOSTED_ZONE_ID is not set/);
+  });
+
+  test("every resource is tagged with the user's tags, the cluster, its logical name and the owner id", () => {
+    const tagged = clusterSpecSchema.parse(clusterYaml({ tags: { team: "platform", "cost-center": "42" } }));
+    expect(tagsFor(tagged, "sg-masters", "kb-0123456789abcdef")).toEqual({
+      team: "platform",
+      "cost-center": "42",
+      KubernetesCluster: "demo",
+      "kubebake:name": "sg-masters",
+      "kubebake:owner": "kb-0123456789abcdef",
+      Name: "kubebake-demo-sg-masters",
+    });
+    // As AWS takes them: a list in one stable order, so that what is written never differs run to run.
+    expect(asTagList(tagsFor(tagged, "zone", "kb-1"))).toEqual([
+      { Key: "cost-center", Value: "42" },
+      { Key: "kubebake:name", Value: "zone" },
+      { Key: "kubebake:owner", Value: "kb-1" },
+      { Key: "KubernetesCluster", Value: "demo" },
+      { Key: "Name", Value: "kubebake-demo-zone" },
+      { Key: "team", Value: "platform" },
+    ]);
+  });
+
+  test("launch templates: the AMI, the role's instance type, its security group, the key pair when given", () => {
+    const keyed = inputsFor(clusterSpecSchema.parse(clusterYaml({ sshKey: "ops" })));
+    const masters = launchTemplateData(keyed, "masters", "sg-m");
+    expect(masters).toMatchObject({
+      ImageId: "ami-0123456789abcdef0",
+      InstanceType: "t3.medium",
+      KeyName: "ops",
+      IamInstanceProfile: { Name: "kubebake-demo-eu-west-1-masters" },
+      SecurityGroupIds: ["sg-m"],
+    });
+    expect(launchTemplateData(keyed, "minions", "sg-n")).toMatchObject({
+      InstanceType: "t3.large",
+      KeyName: "ops",
+      SecurityGroupIds: ["sg-n"],
+    });
+    expect("KeyName" in launchTemplateData(inputs, "masters", "sg-m")).toBe(false);
+  });
+
+  test("group sizes: masters exactly their count, minions their min, max and desired", () => {
+    expect(groupSize(spec, "masters")).toEqual({ min: 1, max: 1, desired: 1 });
+    expect(groupSize(spec, "minions")).toEqual({ min: 1, max: 10, desired: 5 });
+  });
+
+  test("discovery settings and names follow the spec: zone, record TTL, empty-group policy, id parameter", () => {
+    const tuned = clusterSpecSchema.parse(clusterYaml({ discovery: { ttl: 60, emptyGroup: "keep" } }));
+    expect(discoveryConfig(inputsFor(tuned), "Z123")).toEqual({
+      cluster: "demo",
+      zoneId: "Z123",
+      domain: "k8s",
+      ttl: 60,
+      emptyGroup: "keep",
+    });
+    expect(clusterZoneName(inputs)).toBe("demo.k8s.");
+    expect(clusterIdParameter("demo")).toBe("/kubebake/demo/cluster-id");
   });
 });

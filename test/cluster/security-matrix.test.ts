@@ -203,6 +203,33 @@ describe("security groups as an exact matrix", () => {
     expect(revoked).toEqual({ masters: [], minions: [] });
   });
 
+  test("each permission written says in AWS (and in the plan) what it opens and to whom", async () => {
+    const { authorized } = await runSecurityStep(spec, undefined);
+    const labels = (role: Role) =>
+      authorized[role].flatMap((p) => {
+        const ports = `${p.IpProtocol} ${p.FromPort}-${p.ToPort}`;
+        return [
+          ...(p.IpRanges ?? []).map((r) => `${ports} from ${r.CidrIp}: ${r.Description}`),
+          ...(p.UserIdGroupPairs ?? []).map(
+            (pair) => `${ports} from ${roleOfGroup(pair.GroupId!)}: ${pair.Description}`,
+          ),
+        ];
+      });
+    expect(labels("masters")).toEqual([
+      "tcp 6443-6443 from minions: API server from minions",
+      "tcp 6443-6443 from masters: API server from masters",
+      "tcp 2379-2380 from masters: etcd clients and peers between masters",
+      `tcp 6443-6443 from ${API_OPERATOR}: API server from ${API_OPERATOR}`,
+      `tcp 22-22 from ${SSH_OPERATOR}: SSH from ${SSH_OPERATOR}`,
+    ]);
+    expect(labels("minions")).toEqual([
+      "udp 8472-8472 from minions: flannel VXLAN overlay",
+      "tcp 10250-10250 from masters: kubelet API from the API servers",
+      "tcp 10250-10250 from minions: kubelet API from minions (metrics)",
+      `tcp 22-22 from ${SSH_OPERATOR}: SSH from ${SSH_OPERATOR}`,
+    ]);
+  });
+
   test("without operator networks, only the cluster's own groups reach anything", () => {
     const closed = matrix(fromRules(specWith({})));
     expect(closed).toEqual(
