@@ -40,7 +40,7 @@ describe.each(["before", "after"] as const)("a failure %s a mutating call", (whe
     const failures = reference.mutating
       .map((call, index) => ({ call, failAt: index + 1 }))
       .filter(({ call }) => when === "before" || AWS_CHOSEN_ID.test(call));
-    expect(failures.length).toBe(when === "before" ? steps : 9);
+    expect(failures.length).toBe(when === "before" ? steps : 10);
     for (const { failAt } of failures) {
       await moto.reset();
       const setup = clientsFor(moto.endpoint);
