@@ -6,7 +6,9 @@ import { spawn } from "node:child_process";
 import { createHash } from "node:crypto";
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { repoRoot } from "../helpers";
+import { bake } from "../../src/bake/bake";
+import { silentProgress } from "../../src/util/progress";
+import { fixtureMirror, fixtureSpec, repoRoot } from "../helpers";
 
 export function runCliAsync(args: string[], env: NodeJS.ProcessEnv = {}) {
   const child = spawn("node", [join(repoRoot, "bin", "bake-image.js"), ...args], {
@@ -30,6 +32,18 @@ export async function standInDisk(params: { staging: string; imageId: string }) 
   const sha256 = createHash("sha256").update(content).digest("hex");
   return { format: "raw", file: "disk.raw", sha256, size: content.length, baseLayer: "stand-in" };
 }
+
+/** The fixture spec baked to --target raw into OUT (its disk the stand-in above when the test mocks buildDisk). */
+export const fixtureRawBake = (out: string, cacheDir: string) =>
+  bake({
+    specPath: fixtureSpec,
+    out,
+    arch: "amd64",
+    cacheDir,
+    mirror: fixtureMirror,
+    progress: silentProgress,
+    target: "raw",
+  });
 
 /** No ambient cloud credentials for a child: an empty home, no metadata server, no credential variables. */
 export const noCredentials = (home: string): NodeJS.ProcessEnv => ({

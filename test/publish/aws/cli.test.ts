@@ -3,25 +3,18 @@
  * a real disk needs root and minutes): the unchanged bake is reused, its disk published, the manifest
  * gains builds[]; the same command again publishes nothing new.
  */
-import { createHash } from "node:crypto";
-import { readFileSync, writeFileSync } from "node:fs";
+import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { DescribeImagesCommand } from "@aws-sdk/client-ec2";
-import { bake } from "../../../src/bake/bake";
-import { silentProgress } from "../../../src/util/progress";
 import { fixtureMirror, fixtureSpec, runCli, tempDir } from "../../helpers";
+import { fixtureRawBake } from "../cli-run";
 import { clientsFor, REGION } from "../../aws/fixture";
 import { startMoto, type Moto } from "../../aws/moto";
 
 jest.mock("../../../src/image/disk", () => ({
   ...jest.requireActual("../../../src/image/disk"),
-  buildDisk: async (params: { staging: string; imageId: string }) => {
-    const content = Buffer.alloc(3 * 512 * 1024 + 100);
-    content.write(`stand-in disk of ${params.imageId}`, 512 * 1024);
-    writeFileSync(join(params.staging, "disk.raw"), content);
-    const sha256 = createHash("sha256").update(content).digest("hex");
-    return { format: "raw", file: "disk.raw", sha256, size: content.length, baseLayer: "stand-in" };
-  },
+  buildDisk: (params: { staging: string; imageId: string }) =>
+    jest.requireActual("../cli-run").standInDisk(params),
 }));
 
 let moto: Moto;
@@ -32,15 +25,7 @@ const work = tempDir("publish-cli");
 test("bake-image --target aws --json: reuses the raw bake, publishes it once, records builds[]", async () => {
   const out = join(work, "out");
   const cache = join(work, "cache");
-  const baked = await bake({
-    specPath: fixtureSpec,
-    out,
-    arch: "amd64",
-    cacheDir: cache,
-    mirror: fixtureMirror,
-    progress: silentProgress,
-    target: "raw",
-  });
+  const baked = await fixtureRawBake(out, cache);
   const env = {
     AWS_ENDPOINT_URL: moto.endpoint,
     AWS_ACCESS_KEY_ID: "testing",

@@ -5,12 +5,10 @@
  */
 import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { bake } from "../../../src/bake/bake";
 import { ExitCode } from "../../../src/errors";
-import { silentProgress } from "../../../src/util/progress";
 import { startComputeFake, type ComputeFake } from "../../fakes/azure/compute";
 import { fixtureMirror, fixtureSpec, tempDir } from "../../helpers";
-import { noCredentials, runCliAsync } from "../cli-run";
+import { fixtureRawBake, noCredentials, runCliAsync } from "../cli-run";
 import { ACCOUNT_KEY, startAzurite, type Azurite } from "./azurite";
 
 jest.mock("../../../src/image/disk", () => ({
@@ -36,15 +34,7 @@ afterAll(async () => {
 });
 
 test("bake-image --target azure --json: reuses the raw bake, publishes it once, records builds[]", async () => {
-  const baked = await bake({
-    specPath: fixtureSpec,
-    out,
-    arch: "amd64",
-    cacheDir: cache,
-    mirror: fixtureMirror,
-    progress: silentProgress,
-    target: "raw",
-  });
+  const baked = await fixtureRawBake(out, cache);
   const caFile = join(work, "arm-ca.pem");
   writeFileSync(caFile, compute.fake.ca);
   const env = {

@@ -5,11 +5,9 @@
  */
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
-import { bake } from "../../../src/bake/bake";
 import { ExitCode } from "../../../src/errors";
-import { silentProgress } from "../../../src/util/progress";
 import { fixtureMirror, fixtureSpec, tempDir } from "../../helpers";
-import { noCredentials, runCliAsync } from "../cli-run";
+import { fixtureRawBake, noCredentials, runCliAsync } from "../cli-run";
 import { startGcpFake } from "./helpers";
 
 jest.mock("../../../src/image/disk", () => ({
@@ -32,15 +30,7 @@ afterAll(async () => {
 });
 
 test("bake-image --target gce --json: reuses the raw bake, publishes it once, records builds[]", async () => {
-  const baked = await bake({
-    specPath: fixtureSpec,
-    out,
-    arch: "amd64",
-    cacheDir: cache,
-    mirror: fixtureMirror,
-    progress: silentProgress,
-    target: "raw",
-  });
+  const baked = await fixtureRawBake(out, cache);
   const env = {
     KUBEBAKE_GCE_ENDPOINTS: JSON.stringify({
       compute: `http://127.0.0.1:${gcp.fake.port}`,
