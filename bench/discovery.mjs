@@ -3,12 +3,11 @@
 //   node bench/discovery.mjs [--json] [--instances N]   (npm run bench runs it after the bake bench)
 // Targets: at most 3 read calls and no write per event when nothing changed; the bundle under 300 KB.
 // The handler measured is the one in the Lambda bundle (dist/lambdas/dns-discovery.zip), run here.
-import { spawn } from "node:child_process";
-import { closeSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { createRequire } from "node:module";
-import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
+import { startMoto } from "./moto.mjs";
 import { execFileSync } from "node:child_process";
 import { unzipSync } from "fflate";
 
@@ -30,33 +29,8 @@ const ec2sdk = require("@aws-sdk/client-ec2");
 const asgsdk = require("@aws-sdk/client-auto-scaling");
 const r53sdk = require("@aws-sdk/client-route-53");
 
-const port = await new Promise((ok) => {
-  const server = createServer().listen(0, "127.0.0.1", () => {
-    const { port } = server.address();
-    server.close(() => ok(port));
-  });
-});
 const work = mkdtempSync(join(tmpdir(), "kubebake-bench-dns-"));
-const log = openSync(join(work, "moto.log"), "w");
-const moto = spawn(
-  "python3",
-  [join(repo, "test/aws/moto_server.py"), "-H", "127.0.0.1", "-p", String(port)],
-  {
-    stdio: ["ignore", log, log],
-    env: { ...process.env, MOTO_EC2_LOAD_DEFAULT_AMIS: "false" },
-  },
-);
-closeSync(log);
-const endpoint = `http://127.0.0.1:${port}`;
-for (let i = 0; ; i++) {
-  try {
-    await fetch(`${endpoint}/moto-api/`);
-    break;
-  } catch {
-    if (i > 300) throw new Error("moto did not start");
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
+const { endpoint, moto } = await startMoto(work);
 
 try {
   const config = {

@@ -5,13 +5,12 @@
 // blocks spread over the disk. Measured: the first upload (time, blocks written and skipped), a no-change
 // republish (target: 0 blocks), and a republish after a small change (target: only the changed blocks).
 // The publisher is bundled from src/ with esbuild (as the CLI is), so this measures the shipped code.
-import { spawn } from "node:child_process";
 import { closeSync, mkdtempSync, openSync, rmSync, writeSync } from "node:fs";
 import { createHash } from "node:crypto";
 import { createRequire } from "node:module";
-import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
+import { startMoto } from "./moto.mjs";
 
 const repo = resolve(import.meta.dirname ?? new URL(".", import.meta.url).pathname, "..");
 const require = createRequire(join(repo, "package.json"));
@@ -39,32 +38,7 @@ await require("esbuild").build({
 const { publishAws, publishClients } = require(bundle);
 
 const BLOCK = 512 * 1024;
-const port = await new Promise((ok) => {
-  const server = createServer().listen(0, "127.0.0.1", () => {
-    const { port } = server.address();
-    server.close(() => ok(port));
-  });
-});
-const log = openSync(join(work, "moto.log"), "w");
-const moto = spawn(
-  "python3",
-  [join(repo, "test/aws/moto_server.py"), "-H", "127.0.0.1", "-p", String(port)],
-  {
-    stdio: ["ignore", log, log],
-    env: { ...process.env, MOTO_EC2_LOAD_DEFAULT_AMIS: "false" },
-  },
-);
-closeSync(log);
-const endpoint = `http://127.0.0.1:${port}`;
-for (let i = 0; ; i++) {
-  try {
-    await fetch(`${endpoint}/moto-api/`);
-    break;
-  } catch {
-    if (i > 300) throw new Error("moto did not start");
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
+const { endpoint, moto } = await startMoto(work);
 
 /** Data blocks at evenly spread indices, each block's bytes derived from (index, generation). */
 function writeDisk(path, dataBlocks, generationOf) {

@@ -27,16 +27,17 @@ async function awsRegion(explicit?: string): Promise<string> {
 
 export async function prepareAws(args: AwsPublishArgs): Promise<PublishStep> {
   const { publishClients, preflightAws, publishAws } = await import("../publish/aws");
-  const { knownDigests, recordDigests } = await import("../publish/record");
+  const { knownDigests, previousDigests, recordDigests } = await import("../publish/record");
   const clients = publishClients({ endpoint: process.env.AWS_ENDPOINT_URL || undefined });
   const targets = { region: await awsRegion(args.region), regions: args.regions, shareWith: args.shareWith };
   await preflightAws(clients, targets);
+  const previous = args.previousManifest ? await previousDigests(args.previousManifest) : [];
 
   return publishStep(async (request, out) =>
     publishAws(request, {
       clients,
       ...targets,
-      knownDigests: await knownDigests(out, args.previousManifest),
+      knownDigests: await knownDigests(out, previous),
       recordDigests: (digests) => recordDigests(out, digests),
       encrypted: args.encrypted,
       pollMs: Number(process.env.KUBEBAKE_POLL_MS) || undefined,

@@ -31,23 +31,24 @@ async function digestsIn(folder: string): Promise<BlockDigests[]> {
   return found.filter((d): d is BlockDigests => d !== undefined);
 }
 
-/** The block digests known in OUT and beside an earlier manifest (--previous-manifest). */
-export async function knownDigests(out: string, previousManifest?: string): Promise<BlockDigests[]> {
-  const known = await digestsIn(out);
-  if (previousManifest) {
-    let manifest: Partial<Manifest>;
-    try {
-      manifest = JSON.parse(await readFile(previousManifest, "utf8")) as Partial<Manifest>;
-    } catch (error) {
-      throw invalidInput(
-        `--previous-manifest ${previousManifest}: cannot read it as a bake manifest (${(error as Error).message})`,
-      );
-    }
-    const base = dirname(previousManifest);
-    const named = manifest.blockDigests ? await readDigests(join(base, manifest.blockDigests)) : undefined;
-    known.push(...(named ? [named] : []), ...(await digestsIn(base)));
+/** The block digests beside an earlier manifest (--previous-manifest): read before the bake, so a wrong path fails fast. */
+export async function previousDigests(previousManifest: string): Promise<BlockDigests[]> {
+  let manifest: Partial<Manifest>;
+  try {
+    manifest = JSON.parse(await readFile(previousManifest, "utf8")) as Partial<Manifest>;
+  } catch (error) {
+    throw invalidInput(
+      `--previous-manifest ${previousManifest}: cannot read it as a bake manifest (${(error as Error).message})`,
+    );
   }
-  return known;
+  const base = dirname(previousManifest);
+  const named = manifest.blockDigests ? await readDigests(join(base, manifest.blockDigests)) : undefined;
+  return [...(named ? [named] : []), ...(await digestsIn(base))];
+}
+
+/** The block digests known in OUT, and those read from an earlier manifest. */
+export async function knownDigests(out: string, previous: BlockDigests[] = []): Promise<BlockDigests[]> {
+  return [...(await digestsIn(out)), ...previous];
 }
 
 /** Writes a file by rename, so a reader sees the old or the new content, never half of one. */

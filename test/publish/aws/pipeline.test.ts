@@ -9,7 +9,7 @@ import { preparePublish } from "../../../src/cli/publish";
 import type { Manifest } from "../../../src/bake/manifest";
 import { resolveInputs } from "../../../src/launch/aws/inputs";
 import { clusterSpecSchema } from "../../../src/cluster/schema";
-import { knownDigests } from "../../../src/publish/record";
+import { knownDigests, previousDigests } from "../../../src/publish/record";
 import { silentProgress } from "../../../src/util/progress";
 import { runCli, tempDir } from "../../helpers";
 import { clientsFor, clusterYaml, REGION } from "../../aws/fixture";
@@ -71,7 +71,9 @@ test("publish records builds[] and block digests; cluster apply finds the AMI; t
   expect((await knownDigests(out)).map((d) => d.diskSha256)).toEqual([second.disk!.sha256]);
 
   // --previous-manifest: the digests beside another folder's manifest.
-  expect((await knownDigests(join(dir, "elsewhere"), join(out, "manifest.json"))).length).toBeGreaterThan(0);
+  expect(
+    (await knownDigests(join(dir, "elsewhere"), await previousDigests(join(out, "manifest.json")))).length,
+  ).toBeGreaterThan(0);
 });
 
 describe("bake-image --target aws checks the cloud before baking: exit 7, one line, nothing made", () => {
@@ -108,6 +110,23 @@ describe("bake-image --target aws checks the cloud before baking: exit 7, one li
     expect(result.code).toBe(7);
     expect(result.stderr).toMatch(message);
     expect(result.stderr.trim().split("\n")).toHaveLength(1);
+    expect(existsSync(target)).toBe(false);
+  });
+
+  test("an unreadable --previous-manifest is refused before the bake (exit 2, nothing made)", () => {
+    const target = out();
+    const missing = join(dir, "no-such-manifest.json");
+    const env = {
+      AWS_ENDPOINT_URL: moto.endpoint,
+      AWS_ACCESS_KEY_ID: "testing",
+      AWS_SECRET_ACCESS_KEY: "testing",
+    };
+    const args = ["--target", "aws", "--out", target, "--region", REGION, "--previous-manifest", missing];
+    const result = runCli("bake-image", args, env);
+    expect(result.code).toBe(2);
+    expect(result.stderr).toMatch(
+      new RegExp(`^error: --previous-manifest ${missing}: cannot read it as a bake manifest \\(ENOENT`),
+    );
     expect(existsSync(target)).toBe(false);
   });
 
