@@ -18,6 +18,25 @@ export class InjectedFailure extends Error {}
 export const AWS_CHOSEN_ID =
   /^(ec2:Create(Vpc|Subnet|InternetGateway|RouteTable|SecurityGroup|LaunchTemplate)|route53:CreateHostedZone)$/;
 
+/**
+ * The steps worth failing at, 1-based. In a run of identical consecutive calls (one ssm:PutParameter per
+ * PKI file) the same code fails at each; the states left differ only in how many of the run's writes
+ * landed. The first, the second and the last of a run stand for the rest: none landed, some did, all but
+ * one did. Every other step is kept.
+ */
+export function representativeSteps(calls: string[]): number[] {
+  return calls
+    .map((call, index) => ({ call, index }))
+    .filter(({ call, index }) => {
+      let start = index;
+      while (start > 0 && calls[start - 1] === call) start--;
+      let end = index;
+      while (end < calls.length - 1 && calls[end + 1] === call) end++;
+      return index - start < 2 || index === end;
+    })
+    .map(({ index }) => index + 1);
+}
+
 export const list = (changes: Change[]) => changes.map((c) => `${c.action} ${c.kind} ${c.name}`);
 
 /**
