@@ -261,7 +261,7 @@ describe("bake-image --target dir", () => {
     ]);
     expect(mismatch.code).toBe(3);
     expect(mismatch.stderr).toMatch(
-      /^error: SHA-256 mismatch for .*standins\.invalid\/v1\.36\.3\/amd64\/kubelet: expected 2{64}, got [0-9a-f]{64}; the file was discarded\n$/,
+      /^error: SHA-256 mismatch for .*upstream-build\.invalid\/v1\.36\.3\/amd64\/kubelet: expected 2{64}, got [0-9a-f]{64}; the file was discarded\n$/,
     );
     expect(existsSync(join(work, "cli-bad"))).toBe(false);
     const usage = runCli("bake-image", ["--out"]);

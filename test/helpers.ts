@@ -26,3 +26,16 @@ export function runCli(bin: "kubebake" | "bake-image", args: string[], env: Node
   });
   return { code: result.status, stdout: result.stdout, stderr: result.stderr };
 }
+
+let upstream: string | undefined;
+/** The folder of the real programs test/upstream/build.sh built (global setup built them; this is a lookup). */
+export function upstreamPrograms(): string {
+  if (!upstream) {
+    const result = spawnSync("sh", [join(repoRoot, "test", "upstream", "build.sh"), "--quiet"], {
+      encoding: "utf8",
+    });
+    if (result.status !== 0) throw new Error(`test/upstream/build.sh failed:\n${result.stderr}`);
+    upstream = result.stdout.trim().split("\n").pop()!;
+  }
+  return upstream;
+}

@@ -5,11 +5,10 @@ import { readdirSync, readFileSync, statSync } from "node:fs";
 import { createServer } from "node:net";
 import { join } from "node:path";
 import * as x509 from "@peculiar/x509";
-import { takeFiles } from "../src/fetch/extract";
 import { generateClusterPki, type PkiFile } from "../src/pki/pki";
 import { writePki } from "../src/pki/write";
 import { ExitCode } from "../src/errors";
-import { fixtureMirror, runCli, tempDir } from "./helpers";
+import { runCli, tempDir, upstreamPrograms } from "./helpers";
 
 const work = tempDir("pki");
 const now = new Date("2026-11-01T00:00:00Z");
@@ -146,20 +145,8 @@ describe("the PKI with Debian's real etcd", () => {
 
   test("etcd serves TLS with client-certificate auth; the API server's etcd client certificate is healthy", async () => {
     const dir = liveDir;
-    const bin = join(work, "bin");
-    for (const [pkg, member] of [
-      ["etcd-server", "usr/bin/etcd"],
-      ["etcd-client", "usr/bin/etcdctl"],
-    ]) {
-      const deb = readdirSync(join(fixtureMirror, "debian")).find((f) => f.startsWith(`${pkg}_`))!;
-      await takeFiles(
-        join(fixtureMirror, "debian", deb),
-        "deb",
-        [{ from: member!, dest: join(bin, member!.split("/").pop()!), mode: 0o755 }],
-        pkg!,
-      );
-    }
-    spawnSync("chmod", ["+x", join(bin, "etcd"), join(bin, "etcdctl")]);
+    // The real etcd and etcdctl the fixture image bakes in (test/upstream/build.sh).
+    const bin = upstreamPrograms();
     const [client, peer] = [await freePort(), await freePort()];
     const etcd = spawn(
       join(bin, "etcd"),
