@@ -274,7 +274,10 @@ describe("Debian packages from a --mirror folder", () => {
   const tampered = Buffer.concat([readFileSync(join(fixtureMirror, "debian", debName)), Buffer.from("\n")]);
   beforeAll(() => {
     mkdirSync(join(tamperedMirror, "debian"), { recursive: true });
-    symlinkSync(join(fixtureMirror, "upstream-build.invalid"), join(tamperedMirror, "upstream-build.invalid"));
+    symlinkSync(
+      join(fixtureMirror, "upstream-build.invalid"),
+      join(tamperedMirror, "upstream-build.invalid"),
+    );
     for (const name of readdirSync(join(fixtureMirror, "debian")).filter((f) => f !== debName))
       symlinkSync(join(fixtureMirror, "debian", name), join(tamperedMirror, "debian", name));
     writeFileSync(join(tamperedMirror, "debian", debName), tampered);

@@ -178,7 +178,7 @@ describe("the PKI with Debian's real etcd", () => {
           "endpoint",
           "health",
         ],
-        { encoding: "utf8", env: { ETCDCTL_API: "3", PATH: process.env.PATH } },
+        { encoding: "utf8", env: { PATH: process.env.PATH } },
       );
     try {
       let health = etcdctl("apiserver-etcd-client.crt", "apiserver-etcd-client.key");

@@ -11,6 +11,8 @@ export interface VmOptions {
   /** "user": qemu's private NAT; otherwise a tap in a network namespace the test made. */
   net: "user" | { netns: string; tap: string; mac: string };
   memoryMiB?: number;
+  /** Virtual CPUs (default 1): a TCG vCPU is a host thread. */
+  cpus?: number;
 }
 
 const OVMF_CODE = "/usr/share/OVMF/OVMF_CODE_4M.fd";
@@ -65,7 +67,7 @@ export class Vm {
       "-cpu",
       "max",
       "-smp",
-      "1",
+      String(this.options.cpus ?? 1),
       "-m",
       String(this.options.memoryMiB ?? 1024),
       "-nographic",
