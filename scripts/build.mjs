@@ -1,9 +1,9 @@
-// Bundles the CLI into dist/cli.js (one CommonJS file, dependencies included) for bin/, and the
+// Bundles the CLI into dist/cli.js (one CommonJS file of kubebake's own code; dependencies are required
+// from node_modules when a command needs them) for bin/, and the
 // DNS-discovery Lambda into dist/lambdas/dns-discovery.zip (deterministic bytes: same code, same CodeSha256).
 // npm runs it on `npm install` in a checkout (the `prepare` script), so a fresh clone's bins work.
 import { execFileSync } from "node:child_process";
 import { mkdirSync, readFileSync, realpathSync, writeFileSync } from "node:fs";
-import { createRequire } from "node:module";
 import { dirname, join } from "node:path";
 import { build } from "esbuild";
 import { bundleDiscovery } from "./bundle-lambda.mjs";
@@ -26,17 +26,6 @@ function gitCommit() {
 const { version } = JSON.parse(readFileSync(join(root, "package.json"), "utf8"));
 const commit = gitCommit();
 
-// yargs's ES module build brings cliui's stand-in line breaker, which cuts words in half; its CommonJS build
-// (what require() finds) breaks lines between words.
-const requireCliui = {
-  name: "cliui-commonjs",
-  setup(b) {
-    b.onResolve({ filter: /^cliui$/ }, (args) => ({
-      path: createRequire(join(args.resolveDir, "index.js")).resolve("cliui"),
-    }));
-  },
-};
-
 await build({
   entryPoints: [join(root, "src/cli/index.ts")],
   outfile: join(root, "dist/cli.js"),
@@ -46,16 +35,14 @@ await build({
   format: "cjs",
   sourcemap: "linked",
   logLevel: "warning",
-  plugins: [requireCliui],
+  // Dependencies are required from node_modules, the cloud SDKs only by the commands that use them:
+  // bundled, they made an 85 MB file that node took about 2 s to parse, even for `--version`.
+  packages: "external",
+  // An import() of a package becomes require(), so each package loads once, in its CommonJS build (an ES
+  // module copy beside the CommonJS one would fail instanceof checks, e.g. Azure's shared-key credential).
+  supported: { "dynamic-import": false },
   define: {
     KUBEBAKE_VERSION: JSON.stringify(commit ? `${version} (commit ${commit})` : version),
-    // ES module builds bundled as CommonJS have no import.meta (the Azure storage SDK's createRequire needs
-    // its url): the bundle's own file URL stands in.
-    "import.meta.url": "__bundleFileUrl",
-  },
-  // ("use strict" first, so the bundle stays strict code.)
-  banner: {
-    js: '"use strict";\nconst __bundleFileUrl = require("node:url").pathToFileURL(__filename).href;',
   },
 });
 
