@@ -11,7 +11,10 @@ const repo = resolve(import.meta.dirname, "..");
 const figures = join(repo, "reports", "boot-times.json");
 if (!process.argv.includes("--print")) {
   const started = Date.now();
-  execFileSync("npx", ["jest", "test/boot.test.ts", "-t", "one image, two roles"], { cwd: repo, stdio: "inherit" });
+  execFileSync("npx", ["jest", "test/boot.test.ts", "-t", "one image, two roles"], {
+    cwd: repo,
+    stdio: "inherit",
+  });
   console.log(`boot test: ${((Date.now() - started) / 1000).toFixed(0)} s (bake included)`);
 }
 if (!existsSync(figures)) {
@@ -20,6 +23,12 @@ if (!existsSync(figures)) {
 }
 const times = JSON.parse(readFileSync(figures, "utf8"));
 console.log(`qemu TCG, ${availableParallelism()} host cores; master 2 vCPU / 2 GiB, minion 1 vCPU / 1.5 GiB`);
-console.log(`  boot → API server ready (host kubectl /readyz)   ${times.apiReadySeconds.toFixed(0).padStart(5)} s`);
-console.log(`  boot → minion Node registered                    ${times.nodeRegisteredAfterBootSeconds.toFixed(0).padStart(5)} s`);
-console.log(`  DNS record published → Node registered           ${times.nodeRegisteredAfterDnsSeconds.toFixed(0).padStart(5)} s`);
+console.log(
+  `  boot → API server ready (host kubectl /readyz)   ${times.apiReadySeconds.toFixed(0).padStart(5)} s`,
+);
+console.log(
+  `  boot → minion Node registered                    ${times.nodeRegisteredAfterBootSeconds.toFixed(0).padStart(5)} s`,
+);
+console.log(
+  `  DNS record published → Node registered           ${times.nodeRegisteredAfterDnsSeconds.toFixed(0).padStart(5)} s`,
+);

@@ -45,7 +45,7 @@ journalctl -f -n all -u etcd -u kube-apiserver -u kube-controller-manager -u kub
   grep --line-buffered -v '^I[0-9]\\|"level":"info"' | sed -u 's/^/KBJOURNAL /' > /dev/ttyS0 &
 for i in $(seq 1 300); do systemctl is-active -q kube-apiserver && systemctl is-active -q etcd && break; sleep 1; done
 say "role-file $(test -f /etc/sysconfig/kubernetes-masters && echo present || echo absent)"
-say "modules $(lsmod | awk '$1 == "br_netfilter" || $1 == "overlay" { print $1 }' | sort | xargs)"
+say "modules $(lsmod | awk '$1 == "br_netfilter" || $1 == "nf_conntrack" || $1 == "overlay" { print $1 }' | sort | xargs)"
 say "sysctl $(sysctl -n net.bridge.bridge-nf-call-iptables net.bridge.bridge-nf-call-ip6tables net.ipv4.ip_forward | xargs)"
 say "etcd-health $(etcdctl --dial-timeout=20s --command-timeout=60s --endpoints=https://127.0.0.1:2379 --cacert=/etc/kubernetes/pki/etcd-ca.crt --cert=/etc/kubernetes/pki/apiserver-etcd-client.crt --key=/etc/kubernetes/pki/apiserver-etcd-client.key endpoint health 2>&1 | tr '\\n' ' ')"
 say "node-ip $(. /run/kubebake/node.env; echo $NODE_IP)"
@@ -66,6 +66,9 @@ say "role-file $(test -f /etc/sysconfig/kubernetes-minions && echo present || ec
 ${unitReport("waiting-")}
 say "waiting-kubelet-pid $(systemctl show -p MainPID --value kubelet)"
 for i in $(seq 1 1200); do systemctl is-active -q kubelet && test -s /var/lib/kubelet/pki/kubelet-client-current.pem && break; sleep 1; done
+# kube-proxy starts with the kubelet's client certificate: wait until it has stayed up for 30 s.
+up() { echo $(( $(date +%s) - $(date -d "$(systemctl show -p ActiveEnterTimestamp --value kube-proxy)" +%s 2>/dev/null || date +%s) )); }
+for i in $(seq 1 600); do systemctl is-active -q kube-proxy && [ "$(up)" -ge 30 ] && break; sleep 1; done
 ${unitReport()}
 ${cmdline("kubelet")}
 say minion-done
@@ -239,7 +242,7 @@ asRoot("booting the one image", () => {
       const m = reports(master.serial());
       expect(m.get("node-ip")).toBe("10.77.0.10");
       expect(m.get("role-file")).toBe("present");
-      expect(m.get("modules")).toBe("br_netfilter overlay");
+      expect(m.get("modules")).toBe("br_netfilter nf_conntrack overlay");
       expect(m.get("sysctl")).toBe("1 1 1");
       expect(m.get("etcd-health")).toMatch(/https:\/\/127\.0\.0\.1:2379 is healthy/);
       for (const unit of [
@@ -359,6 +362,7 @@ asRoot("booting the one image", () => {
       await minion.waitFor(/KBTEST minion-done/, 10 * 60_000);
       const n = reports(minion.serial());
       expect(n.get("unit-kubelet")).toBe("active/running condition=yes");
+      expect(n.get("unit-kube-proxy")).toBe("active/running condition=yes");
       expect(n.get("cmdline-kubelet")).toContain("--node-ip=10.77.0.11");
       expect(n.get("cmdline-kubelet")).toContain(
         "--bootstrap-kubeconfig=/etc/kubernetes/bootstrap-kubelet.kubeconfig",

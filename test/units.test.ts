@@ -268,12 +268,16 @@ describe("the baked fixture tree", () => {
     expect(crictl.stdout.trim()).toBe("crictl version v1.36.0");
   });
 
-  test("the node loads br_netfilter and overlay and turns on bridged iptables and forwarding", () => {
+  test("the node loads br_netfilter, nf_conntrack and overlay and turns on bridged iptables and forwarding", () => {
     const lines = (path: string) =>
       readFileSync(join(tree, path), "utf8")
         .split("\n")
         .filter((l) => l && !l.startsWith("#"));
-    expect(lines("etc/modules-load.d/kubernetes.conf").sort()).toEqual(["br_netfilter", "overlay"]);
+    expect(lines("etc/modules-load.d/kubernetes.conf").sort()).toEqual([
+      "br_netfilter",
+      "nf_conntrack",
+      "overlay",
+    ]);
     expect(
       Object.fromEntries(
         lines("etc/sysctl.d/90-kubernetes.conf").map((l) => l.split(/\s*=\s*/) as [string, string]),
