@@ -1,16 +1,15 @@
 import { createHash } from "node:crypto";
 import { readFileSync, statSync, writeFileSync } from "node:fs";
-import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
-import type { AddressInfo } from "node:net";
 import { basename, dirname, join } from "node:path";
 import { gzipSync } from "node:zlib";
 import type { ArtifactPlan } from "../src/bake/plan";
-import { ExitCode, KubebakeError } from "../src/errors";
+import { ExitCode } from "../src/errors";
 import { ArtifactCache } from "../src/fetch/cache";
 import { download, type DownloadOptions } from "../src/fetch/download";
 import { ArtifactFetcher } from "../src/fetch/fetcher";
 import { debFileName, mirrorDebianLocation, mirrorLocation, parseMirror } from "../src/fetch/mirror";
-import { tempDir } from "./helpers";
+import { failure, tempDir } from "./helpers";
+import { serve } from "./local-server";
 
 // In-process tests of download(), the cache and mirror addressing: they run against mutants.
 const work = tempDir("fetch-download");
@@ -21,37 +20,7 @@ const fast: DownloadOptions = { idleTimeoutMs: 5_000, attempts: 3, backoffMs: 10
 let fileNo = 0;
 const dest = () => join(work, `download-${++fileNo}`);
 
-const listening = new Set<() => Promise<void>>();
-afterEach(async () => {
-  jest.restoreAllMocks();
-  await Promise.all([...listening].map((close) => close()));
-});
-
-async function serve(handler: (req: IncomingMessage, res: ServerResponse, count: number) => void) {
-  const requests: IncomingMessage[] = [];
-  const server = createServer((req, res) => {
-    requests.push(req);
-    handler(req, res, requests.length);
-  });
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  const close = () =>
-    new Promise<void>((resolve) => {
-      listening.delete(close);
-      server.closeAllConnections();
-      server.close(() => resolve());
-    });
-  listening.add(close);
-  return { base: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, requests };
-}
-
-async function failure(promise: Promise<unknown>): Promise<KubebakeError> {
-  const error = await promise.then(
-    () => undefined,
-    (e: unknown) => e,
-  );
-  expect(error).toBeInstanceOf(KubebakeError);
-  return error as KubebakeError;
-}
+afterEach(() => jest.restoreAllMocks());
 
 describe("download", () => {
   test("gives up after the configured attempts, naming the last reason; retries back off with jitter", async () => {

@@ -2,11 +2,11 @@ import { chmodSync, mkdirSync, readFileSync, symlinkSync, writeFileSync } from "
 import { join } from "node:path";
 import * as tar from "tar";
 import type { ArtifactPlan } from "../src/bake/plan";
-import { ExitCode, KubebakeError } from "../src/errors";
+import { ExitCode } from "../src/errors";
 import { ArtifactCache } from "../src/fetch/cache";
 import { takeFiles } from "../src/fetch/extract";
 import { ArtifactFetcher } from "../src/fetch/fetcher";
-import { tempDir } from "./helpers";
+import { failure, tempDir } from "./helpers";
 
 // In-process tests of taking files out of archives and of `apt-get download` (a stand-in apt-get on PATH).
 const work = tempDir("fetch-extract");
@@ -19,15 +19,6 @@ const fresh = (label: string) => {
 
 const savedPath = process.env.PATH;
 afterEach(() => (process.env.PATH = savedPath));
-
-async function failure(promise: Promise<unknown>): Promise<KubebakeError> {
-  const error = await promise.then(
-    () => undefined,
-    (e: unknown) => e,
-  );
-  expect(error).toBeInstanceOf(KubebakeError);
-  return error as KubebakeError;
-}
 
 /** A tar.gz of the given files and symlinks (values starting with "->" are link targets). */
 async function tarball(entries: Record<string, string>, options: { preservePaths?: boolean } = {}) {

@@ -1,51 +1,23 @@
 import { createHash } from "node:crypto";
-import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
-import type { AddressInfo } from "node:net";
 import { existsSync, mkdirSync, readdirSync, readFileSync, symlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import * as tar from "tar";
 import type { ArtifactPlan } from "../src/bake/plan";
-import { ExitCode, KubebakeError } from "../src/errors";
+import { ExitCode } from "../src/errors";
 import { ArtifactCache } from "../src/fetch/cache";
 import { takeFiles } from "../src/fetch/extract";
 import { ArtifactFetcher } from "../src/fetch/fetcher";
 import { parseMirror } from "../src/fetch/mirror";
 import { loadImageSpec } from "../src/spec/load";
 import { silentProgress } from "../src/util/progress";
-import { fixtureMirror, fixtureSpec, runCli, tempDir } from "./helpers";
+import { failure, fixtureMirror, fixtureSpec, runCli, tempDir } from "./helpers";
+import { serve } from "./local-server";
 
 const work = tempDir("fetch");
 const sha = (data: string | Buffer) => createHash("sha256").update(data).digest("hex");
 const body = Buffer.from("#!/bin/sh\necho a stand-in payload\n".repeat(500));
 // A generous idle timeout: a loaded machine can take a second to start a download. Stall tests set their own.
 const fast = { idleTimeoutMs: 5_000, attempts: 3, backoffMs: 10 };
-
-type Handler = (req: IncomingMessage, res: ServerResponse, count: number) => void;
-
-/** Servers still listening: closed after each test, so a failing assertion cannot leave jest hanging. */
-const listening = new Set<() => Promise<void>>();
-afterEach(async () => {
-  await Promise.all([...listening].map((close) => close()));
-});
-
-/** A server on 127.0.0.1 that records every request path; closed after the test. */
-async function serve(handler: Handler) {
-  const requests: string[] = [];
-  const server = createServer((req, res) => {
-    requests.push(req.url!);
-    handler(req, res, requests.length);
-  });
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  const base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
-  const close = () =>
-    new Promise<void>((resolve) => {
-      listening.delete(close);
-      server.closeAllConnections();
-      server.close(() => resolve());
-    });
-  listening.add(close);
-  return { base, requests };
-}
 
 let caseNo = 0;
 function fetcherFor(
@@ -73,16 +45,6 @@ const upstream = (url: string, digest = sha(body)): ArtifactPlan => ({
   install: [{ from: "thing", to: "/usr/local/bin/thing", mode: 0o755 }],
 });
 
-async function failure(promise: Promise<unknown>): Promise<KubebakeError> {
-  try {
-    await promise;
-  } catch (error) {
-    expect(error).toBeInstanceOf(KubebakeError);
-    return error as KubebakeError;
-  }
-  throw new Error("expected a failure");
-}
-
 /** Nothing but verified files in the cache, and no scratch files left. */
 function cacheFiles(cacheDir: string): string[] {
   const dir = join(cacheDir, "sha256");
@@ -100,7 +62,7 @@ describe("fetching upstream artifacts", () => {
     expect(first.fromCache).toBe(false);
     const second = await fetcherFor({ cacheDir }).fetcher.fetch(upstream(`${srv.base}/bin/thing`));
     expect(second.fromCache).toBe(true);
-    expect(srv.requests).toEqual(["/bin/thing"]);
+    expect(srv.paths).toEqual(["/bin/thing"]);
     expect(cacheFiles(cacheDir)).toEqual([sha(body)]);
   });
 
@@ -123,7 +85,7 @@ describe("fetching upstream artifacts", () => {
     });
     const { fetcher } = fetcherFor();
     await fetcher.fetch(upstream(`${srv.base}/release/thing`));
-    expect(srv.requests).toEqual(["/release/thing", "/cdn/1/thing", "/cdn/2/thing"]);
+    expect(srv.paths).toEqual(["/release/thing", "/cdn/1/thing", "/cdn/2/thing"]);
   });
 
   test("5xx answers are retried with backoff", async () => {
@@ -227,7 +189,7 @@ describe("fetching upstream artifacts", () => {
     const { fetcher } = fetcherFor({ mirror: `${srv.base}/mirror/` });
     const fetched = await fetcher.fetch(upstream("https://dl.example.invalid/release/v1/bin/thing"));
     expect(fetched.origin).toBe("https://dl.example.invalid/release/v1/bin/thing");
-    expect(srv.requests).toEqual(["/mirror/dl.example.invalid/release/v1/bin/thing"]);
+    expect(srv.paths).toEqual(["/mirror/dl.example.invalid/release/v1/bin/thing"]);
   });
 
   test("--mirror DIR works offline, for upstream files and Debian packages", async () => {

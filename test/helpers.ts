@@ -2,6 +2,7 @@ import { spawnSync } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { KubebakeError } from "../src/errors";
 
 export const repoRoot = join(__dirname, "..");
 export const fixtureSpec = join(repoRoot, "test", "fixtures", "image.yaml");
@@ -16,6 +17,16 @@ export function tempDir(label: string): string {
   // KUBEBAKE_KEEP_TEST_DIRS=1 keeps them (serial logs of boot tests, baked trees) for a look afterwards.
   if (!process.env.KUBEBAKE_KEEP_TEST_DIRS) afterAll(() => rmSync(dir, { recursive: true, force: true }));
   return dir;
+}
+
+/** The KubebakeError a promise rejects with (the test fails if it resolves or rejects with anything else). */
+export async function failure(promise: Promise<unknown>): Promise<KubebakeError> {
+  const error = await promise.then(
+    () => undefined,
+    (e: unknown) => e,
+  );
+  expect(error).toBeInstanceOf(KubebakeError);
+  return error as KubebakeError;
 }
 
 export function runCli(bin: "kubebake" | "bake-image", args: string[], env: NodeJS.ProcessEnv = {}) {
