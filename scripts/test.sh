@@ -7,7 +7,7 @@ bash scripts/host-tools.sh
 if [ -z "$(apt-cache policy etcd-server 2>/dev/null | grep -v 'Candidate: (none)' | grep Candidate)" ]; then
   if [ "$(id -u)" -eq 0 ]; then apt-get update -qq; else echo "run 'sudo apt-get update' first" >&2 && exit 5; fi
 fi
-# The real Kubernetes programs the fixture image bakes in, from their Go modules: about 25 minutes the first
+# The real Kubernetes programs the fixture image bakes in, from their Go modules: about 15 minutes the first
 # time on two cores, then cached by version (test/upstream/build.sh).
 command -v go >/dev/null || { echo "test: go is not on PATH; the tests build Kubernetes from its Go modules (Go 1.26)" >&2; exit 5; }
 sh test/upstream/build.sh >/dev/null
