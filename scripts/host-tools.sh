@@ -26,6 +26,7 @@ tools=(
   mkfs.ext4:e2fsprogs
   debugfs:e2fsprogs
   dnsmasq:dnsmasq-base
+  docker-registry:docker-registry
   /usr/lib/systemd/boot/efi/systemd-bootx64.efi:systemd-boot-efi
   /usr/share/OVMF/OVMF_CODE_4M.fd:ovmf
 )

@@ -15,7 +15,7 @@ test("kubebake image check: exit 6 with the list, 0 when clean, 2 for what is no
   expect(bad.stdout).toContain("/root/.bash_history: no shell histories\n");
   expect(bad.stderr).toBe(`error: ${dirtyRoot}: 13 hygiene violation(s)\n`);
   const json = runCli("kubebake", ["image", "check", "--json", dirtyRoot]);
-  expect(JSON.parse(json.stdout)).toHaveLength(13);
+  expect(JSON.parse(json.stdout).violations).toHaveLength(13);
   const good = runCli("kubebake", ["image", "check", cleanRoot(join(work, "clean"))]);
   expect(good.code).toBe(0);
   const none = runCli("kubebake", ["image", "check", join(work, "nothing-here")]);
@@ -41,6 +41,6 @@ test("raw and qcow2 disks (read with debugfs) are checked the same way as a fold
   for (const file of ["disk.raw", "disk.qcow2"]) {
     const result = runCli("kubebake", ["image", "check", "--json", join(disk, file)]);
     expect({ file, code: result.code }).toEqual({ file, code: 6 });
-    expect(JSON.parse(result.stdout)).toEqual(unitsExpected);
+    expect(JSON.parse(result.stdout).violations).toEqual(unitsExpected);
   }
 });

@@ -119,23 +119,24 @@ describe("rendered units and config files", () => {
   });
 
   const masters = ["etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubebake-addons"];
-  const minions = ["containerd", "kubelet", "kube-proxy"];
+  const everyNode = ["containerd", "kubebake-images", "kubelet", "kube-proxy"];
   test("the role file alone decides what starts: each unit carries its role's condition", () => {
     for (const name of masters) {
       const unit = text(`/etc/systemd/system/${name}.service`);
       expect(unit).toContain(`\nConditionPathExists=${roleFile("masters")}\n`);
       expect(unit).not.toContain("kubernetes-minions");
     }
-    for (const name of minions) {
+    // Masters are nodes too: either role file starts these (systemd's "|" makes the conditions an OR).
+    for (const name of everyNode) {
       const unit = text(`/etc/systemd/system/${name}.service`);
-      expect(unit).toContain(`\nConditionPathExists=${roleFile("minions")}\n`);
-      expect(unit).toContain(`\nConditionPathExists=!${roleFile("masters")}\n`);
+      expect(unit).toContain(`\nConditionPathExists=|${roleFile("masters")}\nConditionPathExists=|${roleFile("minions")}\n`);
+      expect(unit).not.toContain("ConditionPathExists=!");
     }
     const nodeConfig = text("/etc/systemd/system/kubebake-node-config.service");
     expect(nodeConfig).toContain(`ConditionPathExists=|${roleFile("masters")}`);
     expect(nodeConfig).toContain(`ConditionPathExists=|${roleFile("minions")}`);
     expect(units.map((u) => unitName(u.path)).sort()).toEqual(
-      [...masters, ...minions, "kubebake-node-config"].map((n) => `${n}.service`).sort(),
+      [...masters, ...everyNode, "kubebake-node-config"].map((n) => `${n}.service`).sort(),
     );
   });
 
@@ -154,6 +155,7 @@ describe("rendered units and config files", () => {
       "node-config",
       "wait-for-masters",
       "apply-addons",
+      "import-images",
       "lib.sh",
       "providers/aws.sh",
       "providers/gce.sh",

@@ -16,7 +16,10 @@ import { removeOnExit } from "../util/cleanup";
 import { makeFolders, outputError, removeFolders } from "../util/output";
 import { packageRoot } from "../util/package-root";
 import type { Progress } from "../util/progress";
-import { MANIFEST_KIND, type Manifest, type ManifestComponent, type Target } from "./manifest";
+import { IMAGES_DIR, layoutIndex, specImages, writeLayout } from "../images/layout";
+import { pullImage, type PulledImage } from "../images/pull";
+import { RegistryClient } from "../images/registry";
+import { MANIFEST_KIND, type Manifest, type ManifestComponent, type ManifestImage, type Target } from "./manifest";
 import { planArtifacts, type ArtifactPlan } from "./plan";
 import { inputsDigest, reusable } from "./reuse";
 import { renderTree, type TreeEntry } from "./render";
@@ -84,9 +87,11 @@ export async function bake(options: BakeOptions): Promise<BakeResult> {
     await removeFolders(created);
     throw outputError("--out", out, error);
   }
+  const cache = new ArtifactCache(options.cacheDir);
+  const mirror = options.mirror ? parseMirror(options.mirror) : undefined;
   const fetcher = new ArtifactFetcher({
-    cache: new ArtifactCache(options.cacheDir),
-    mirror: options.mirror ? parseMirror(options.mirror) : undefined,
+    cache,
+    mirror,
     download: options.download ?? defaultDownloadOptions,
     progress,
   });
@@ -111,6 +116,12 @@ export async function bake(options: BakeOptions): Promise<BakeResult> {
       };
       return component;
     });
+    const images = specImages(spec);
+    progress.step(`pulling ${images.length} add-on images for linux/${options.arch}`);
+    const client = new RegistryClient();
+    const pullContext = { cache, client, mirror, download: options.download ?? defaultDownloadOptions, progress };
+    const pulled = await mapLimited(images, 2, ({ name, image }) => pullImage(name, image, options.arch, pullContext));
+    await writeLayout(inTree(tree, IMAGES_DIR), pulled, cache);
     progress.step(`rendering ${rendered.length} units, config files and node scripts`);
     const componentsJson = JSON.stringify(components, null, 2) + "\n";
     await writeEntries(tree, [
@@ -121,6 +132,8 @@ export async function bake(options: BakeOptions): Promise<BakeResult> {
         mode: 0o644,
         content: Buffer.from(componentsJson),
       },
+      { path: `${IMAGES_DIR}/oci-layout`, kind: "file", mode: 0o644, content: Buffer.from(OCI_LAYOUT) },
+      { path: `${IMAGES_DIR}/index.json`, kind: "file", mode: 0o644, content: Buffer.from(layoutIndex(pulled)) },
     ]);
     progress.step("hashing the tree");
     const files = await describeTree(tree, true);
@@ -149,6 +162,7 @@ export async function bake(options: BakeOptions): Promise<BakeResult> {
       inputs,
       spec: { path: displayPath(options.specPath), sha256: sha256Hex(loaded.raw) },
       components,
+      images: pulled.map(manifestImage),
       files,
       ...(diskInfo ? { disk: diskInfo } : {}),
     };
@@ -162,13 +176,25 @@ export async function bake(options: BakeOptions): Promise<BakeResult> {
     });
     for (const f of forget) f(); // OUT now lives in those folders
     progress.step(`baked ${manifest.imageId} into ${out}`);
-    return { manifest, reused: false, requests: fetcher.requests };
+    return { manifest, reused: false, requests: fetcher.requests + client.requests };
   } catch (error) {
     await rm(staging, { recursive: true, force: true });
     await removeFolders(created);
     for (const f of forget) f();
     throw error;
   }
+}
+
+const OCI_LAYOUT = JSON.stringify({ imageLayoutVersion: "1.0.0" }) + "\n";
+
+function manifestImage(p: PulledImage): ManifestImage {
+  return {
+    name: p.name,
+    reference: p.image.reference,
+    digest: p.top.digest,
+    manifest: p.manifest.digest,
+    size: p.size,
+  };
 }
 
 const formatOf = (plan: ArtifactPlan) => (plan.source.kind === "debian" ? "deb" : plan.source.format);

@@ -21,6 +21,19 @@ export interface ManifestComponent {
   sha256: string;
 }
 
+/** A container image preloaded into the image (containerd imports it before the kubelet starts). */
+export interface ManifestImage {
+  /** Where the spec names it: addons.pause, addons.extra[0]… */
+  name: string;
+  reference: string;
+  /** The pinned digest (an index or a manifest). */
+  digest: string;
+  /** The manifest of the image's platform. */
+  manifest: string;
+  /** Bytes of its blobs (shared layers counted in each image). */
+  size: number;
+}
+
 export interface Manifest {
   kind: typeof MANIFEST_KIND;
   manifestVersion: 1;
@@ -34,6 +47,8 @@ export interface Manifest {
   inputs: string;
   spec: { path: string; sha256: string };
   components: ManifestComponent[];
+  /** Absent in manifests of bakes before preloading. */
+  images?: ManifestImage[];
   files: ManifestFile[];
   /** The bootable disk, for the raw and qcow2 targets. */
   disk?: DiskInfo;

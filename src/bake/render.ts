@@ -13,9 +13,12 @@ export const NODE_PATHS = {
   bin: "/usr/local/bin",
   libexec: "/usr/lib/kubebake",
   addons: "/usr/lib/kubebake/addons",
+  images: "/usr/lib/kubebake/images",
   config: "/etc/kubernetes",
   pki: "/etc/kubernetes/pki",
   nodeEnv: "/run/kubebake/node.env",
+  /** Kubelet config drop-ins node-config writes per role (the control-plane taint on masters). */
+  kubeletDropins: "/run/kubebake/kubelet.conf.d",
   systemd: "/etc/systemd/system",
 } as const;
 

@@ -214,7 +214,7 @@ export function kubebake(argv: string[]): Argv {
       y
         .command(
           "check <image>",
-          "list hygiene violations (host keys, machine-id, instance state, caches, logs, histories, secrets); exit 6 if any",
+          "list the preloaded images and hygiene violations (host keys, machine-id, instance state, caches, logs, histories, secrets, add-on images not preloaded); exit 6 if any",
           (y2) =>
             y2
               .positional("image", {
@@ -225,9 +225,12 @@ export function kubebake(argv: string[]): Argv {
               .option("json", { type: "boolean", default: false, describe: "print the violations as JSON" }),
           async (args) => {
             const { checkImage } = await import("../image/check");
-            const violations = await checkImage(args.image);
-            if (args.json) printJson(violations);
-            else for (const v of violations) process.stdout.write(`${v.path}: ${v.rule}\n`);
+            const { violations, images } = await checkImage(args.image);
+            if (args.json) printJson({ violations, images });
+            else {
+              for (const i of images) process.stdout.write(`preloaded ${i.name} ${i.digest}\n`);
+              for (const v of violations) process.stdout.write(`${v.path}: ${v.rule}\n`);
+            }
             if (violations.length > 0) {
               throw new KubebakeError(
                 `${args.image}: ${violations.length} hygiene violation(s)`,

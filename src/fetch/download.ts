@@ -9,6 +9,8 @@ export interface DownloadOptions {
   attempts: number;
   /** First backoff; doubled after each failed attempt, with jitter. */
   backoffMs: number;
+  /** Request headers (a registry's bearer token); fetch drops Authorization on a redirect to another origin. */
+  headers?: Record<string, string>;
   onRetry?: (attempt: number, reason: string, delayMs: number) => void;
 }
 
@@ -28,7 +30,7 @@ class RetryableError extends Error {}
 export async function download(url: string, dest: string, options: DownloadOptions): Promise<string> {
   for (let attempt = 1; ; attempt++) {
     try {
-      return await downloadOnce(url, dest, options.idleTimeoutMs);
+      return await downloadOnce(url, dest, options.idleTimeoutMs, options.headers);
     } catch (error) {
       await rm(dest, { force: true });
       if (!(error instanceof RetryableError)) throw error;
@@ -45,7 +47,12 @@ export async function download(url: string, dest: string, options: DownloadOptio
   }
 }
 
-async function downloadOnce(url: string, dest: string, idleTimeoutMs: number): Promise<string> {
+async function downloadOnce(
+  url: string,
+  dest: string,
+  idleTimeoutMs: number,
+  headers: Record<string, string> = {},
+): Promise<string> {
   const abort = new AbortController();
   let timer: NodeJS.Timeout | undefined;
   const armIdleTimer = () => {
@@ -64,7 +71,7 @@ async function downloadOnce(url: string, dest: string, idleTimeoutMs: number): P
       response = await fetch(url, {
         redirect: "follow",
         signal: abort.signal,
-        headers: { "accept-encoding": "identity" },
+        headers: { ...headers, "accept-encoding": "identity" },
       });
     } catch (error) {
       throw asRetryable(error, abort, url);

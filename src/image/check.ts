@@ -6,19 +6,26 @@ import { invalidInput } from "../errors";
 import { removeOnExit } from "../util/cleanup";
 import { run } from "../util/run";
 import { checkHygiene, type Violation } from "./hygiene";
+import { preloadedImages, type PreloadedImage } from "./preloaded";
 
 /**
  * Checks an image for hygiene: a bake output folder, a root filesystem folder, or a raw/qcow2 disk
  * (its root partition is read with debugfs: no mounts).
  */
-export async function checkImage(path: string): Promise<Violation[]> {
+export interface ImageCheck {
+  violations: Violation[];
+  /** The preloaded container images, by the names containerd knows them. */
+  images: PreloadedImage[];
+}
+
+export async function checkImage(path: string): Promise<ImageCheck> {
   if (!existsSync(path)) throw invalidInput(`${path}: no such file or folder`);
   if (statSync(path).isDirectory()) {
     const rootfs = existsSync(join(path, "manifest.json")) ? join(path, "rootfs") : path;
     if (!existsSync(join(rootfs, "etc")) && !existsSync(join(rootfs, "usr"))) {
       throw invalidInput(`${path}: not a root filesystem (no etc/ or usr/) nor a bake output folder`);
     }
-    return checkHygiene(rootfs);
+    return { violations: await checkHygiene(rootfs), images: await preloadedImages(rootfs) };
   }
   const work = await mkdtemp(join(tmpdir(), "kubebake-check-"));
   const forget = removeOnExit(work);
@@ -49,7 +56,8 @@ export async function checkImage(path: string): Promise<Violation[]> {
     const tree = join(work, "root");
     await mkdir(tree);
     await run("debugfs", ["-R", `rdump / ${tree}`, part]);
-    return await checkHygiene(tree); // awaited here, before finally removes the tree
+    // awaited here, before finally removes the tree
+    return { violations: await checkHygiene(tree), images: await preloadedImages(tree) };
   } finally {
     await rm(work, { recursive: true, force: true });
     forget();

@@ -1,5 +1,6 @@
 import { lstat, readdir, readFile, readlink } from "node:fs/promises";
 import { join } from "node:path";
+import { checkPreloaded } from "./preloaded";
 import { checkUnitCommands } from "./units";
 
 /**
@@ -184,6 +185,7 @@ export async function checkHygiene(root: string): Promise<Violation[]> {
     if (kind) add(path, `no secret material (${kind})`);
   }
   found.push(...(await checkUnitCommands(root)));
+  found.push(...(await checkPreloaded(root)));
   return found.sort((a, b) => a.path.localeCompare(b.path));
 }
 

@@ -1,5 +1,6 @@
 import { z } from "zod";
 import { closest } from "../util/did-you-mean";
+import { parsePinnedImage } from "../images/reference";
 import { KNOWN_COMPONENTS } from "./components";
 
 /** The architectures kubebake bakes for (Debian and Kubernetes both call them this). */
@@ -120,11 +121,16 @@ const ipv4 = z
   .regex(/^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})$/, { error: "expected an IPv4 address", abort: true })
   .refine((v) => v.split(".").every((o) => Number(o) <= 255), { error: "expected an IPv4 address" });
 
-const image = z
-  .string({ error: "expected a container image reference like registry.k8s.io/pause:3.10.2" })
-  .regex(/^[a-z0-9.-]+(:[0-9]+)?\/[a-z0-9._/-]+(:[A-Za-z0-9._-]+|@sha256:[0-9a-f]{64})$/, {
-    error:
-      "expected a container image reference with a registry and a tag or digest, like registry.k8s.io/pause:3.10.2",
+const TAGGED = /^[a-z0-9.-]+(:[0-9]+)?\/[a-z0-9._/-]+(:[A-Za-z0-9._-]+)?$/;
+
+/** An add-on image pinned by digest: a tag alone can be moved to other bytes after the image is tested. */
+const pinnedImage = z
+  .string({ error: "expected a container image reference pinned by digest, like registry.k8s.io/pause:3.10.2@sha256:<64 hex>" })
+  .refine((v) => parsePinnedImage(v) !== undefined, {
+    error: (issue) =>
+      typeof issue.input === "string" && TAGGED.test(issue.input)
+        ? `expected the image pinned by digest, like ${issue.input}@sha256:<64 hex>; a tag alone can change under you`
+        : "expected a container image reference with a registry, pinned by digest, like registry.k8s.io/pause:3.10.2@sha256:<64 hex>",
   });
 
 export const imageSpecSchema = z
@@ -157,10 +163,12 @@ export const imageSpecSchema = z
     }),
     /** Container images of the add-ons the masters apply and of the sandbox. */
     addons: z.strictObject({
-      flannel: image,
-      flannelCNIPlugin: image,
-      coredns: image,
-      pause: image,
+      flannel: pinnedImage,
+      flannelCNIPlugin: pinnedImage,
+      coredns: pinnedImage,
+      pause: pinnedImage,
+      /** More images to preload, for workloads that must run without a registry. */
+      extra: z.array(pinnedImage, { error: "expected a list of image references" }).default([]),
     }),
     components: z.array(component, { error: "expected a list of components" }).min(1, {
       error: "expected at least one component",
