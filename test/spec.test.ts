@@ -136,11 +136,25 @@ const cases: Case[] = [
     "clusterDomain",
   ],
   [
-    "add-on image without tag",
+    "add-on image without a registry",
     (s) => (s.addons.pause = "pause"),
     "addons.pause",
-    "expected a container image reference with a registry and a tag or digest, like registry.k8s.io/pause:3.10.2",
+    "expected a container image reference with a registry, pinned by digest, like registry.k8s.io/pause:3.10.2@sha256:<64 hex>",
     "pause: pause",
+  ],
+  [
+    "add-on image by tag alone",
+    (s) => (s.addons.coredns = "registry.k8s.io/coredns/coredns:v1.12.1"),
+    "addons.coredns",
+    "expected the image pinned by digest, like registry.k8s.io/coredns/coredns:v1.12.1@sha256:<64 hex>; a tag alone can change under you",
+    "coredns: registry.k8s.io/coredns/coredns:v1.12.1",
+  ],
+  [
+    "extra image with a short digest",
+    (s) => (s.addons.extra = ["docker.io/library/busybox:1.36@sha256:abc"]),
+    "addons.extra.0",
+    "expected a container image reference with a registry, pinned by digest, like registry.k8s.io/pause:3.10.2@sha256:<64 hex>",
+    "docker.io/library/busybox:1.36@sha256:abc",
   ],
   [
     "no components",

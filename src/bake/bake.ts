@@ -98,6 +98,13 @@ export async function bake(options: BakeOptions): Promise<BakeResult> {
   try {
     const tree = join(staging, "rootfs");
     await mkdir(tree);
+    // Images first: a missing architecture there is a spec error, found before the big downloads.
+    const images = specImages(spec);
+    progress.step(`pulling ${images.length} add-on images for linux/${options.arch}`);
+    const client = new RegistryClient();
+    const pullContext = { cache, client, mirror, download: options.download ?? defaultDownloadOptions, progress };
+    const pulled = await mapLimited(images, 2, ({ name, image }) => pullImage(name, image, options.arch, pullContext));
+    await writeLayout(inTree(tree, IMAGES_DIR), pulled, cache);
     progress.step(`fetching ${artifacts.length} components for ${options.arch}`);
     const components = await mapLimited(artifacts, options.concurrency ?? 4, async (plan) => {
       const fetched = await fetcher.fetch(plan);
@@ -116,12 +123,6 @@ export async function bake(options: BakeOptions): Promise<BakeResult> {
       };
       return component;
     });
-    const images = specImages(spec);
-    progress.step(`pulling ${images.length} add-on images for linux/${options.arch}`);
-    const client = new RegistryClient();
-    const pullContext = { cache, client, mirror, download: options.download ?? defaultDownloadOptions, progress };
-    const pulled = await mapLimited(images, 2, ({ name, image }) => pullImage(name, image, options.arch, pullContext));
-    await writeLayout(inTree(tree, IMAGES_DIR), pulled, cache);
     progress.step(`rendering ${rendered.length} units, config files and node scripts`);
     const componentsJson = JSON.stringify(components, null, 2) + "\n";
     await writeEntries(tree, [

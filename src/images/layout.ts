@@ -1,4 +1,4 @@
-import { copyFile, mkdir } from "node:fs/promises";
+import { chmod, copyFile, mkdir } from "node:fs/promises";
 import { join } from "node:path";
 import { NODE_PATHS } from "../bake/render";
 import type { ArtifactCache } from "../fetch/cache";
@@ -64,5 +64,6 @@ export async function writeLayout(
   for (const digest of layoutBlobs(images)) {
     const hex = digest.replace(/^sha256:/, "");
     await copyFile(cache.pathOf(hex), join(blobs, hex));
+    await chmod(join(blobs, hex), 0o644); // copyFile keeps the cache file's mode, which depends on its source
   }
 }
