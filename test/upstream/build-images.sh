@@ -166,7 +166,7 @@ image flannel-cni-plugin "$cni" '"Cmd": ["cp", "-f", "/flannel", "/opt/cni/bin/f
 # /coredns, without which a non-root user loses the NET_BIND_SERVICE the manifest adds on exec and cannot
 # bind :53. Root with only that capability (the manifest drops ALL) is what the manifest grants.
 image coredns "$coredns" '"Entrypoint": ["/coredns"], "User": "0"' coredns
-image probe v1 '"Entrypoint": ["/probe"], "User": "65534"' probe
+image probe v1 '"Entrypoint": ["/probe"], "User": "65534:65534"' probe
 
 rm -rf "$stage" "$layers"
 touch "$tmp/.complete"
