@@ -1,0 +1,8 @@
+//go:build tools
+
+// The program build-images.sh builds, named here so that `go mod tidy` keeps what it needs.
+package tools
+
+import (
+	_ "github.com/containernetworking/plugins/plugins/meta/flannel"
+)
