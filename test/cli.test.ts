@@ -81,7 +81,7 @@ describe("help", () => {
     expect(
       wordsIntact(
         result.stdout,
-        "list hygiene violations (host keys, machine-id, instance state, caches, logs, histories, secrets); exit 6 if any",
+        "list the preloaded images and hygiene violations (host keys, machine-id, instance state, caches, logs, histories, secrets, images not preloaded); exit 6 if any",
       ),
     ).toEqual([]);
   });

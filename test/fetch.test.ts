@@ -157,7 +157,8 @@ describe("fetching upstream artifacts", () => {
     );
     expect(result.code).toBe(4);
     expect(result.stderr).toMatch(
-      /^error: cannot reach dl\.k8s\.io \(ENOTFOUND: .*--mirror test\/fixtures\/mirror\n$/,
+      // The add-on images come first: their registry is the first name that does not resolve.
+      /^error: cannot reach registry\.k8s\.io \(ENOTFOUND: .*--mirror test\/fixtures\/mirror\n$/,
     );
     expect(result.stdout).toBe("");
     expect(Date.now() - started).toBeLessThan(15_000); // no backoff (5 attempts wait 15 s and more)
@@ -240,6 +241,7 @@ describe("Debian packages from a --mirror folder", () => {
       join(fixtureMirror, "upstream-build.invalid"),
       join(tamperedMirror, "upstream-build.invalid"),
     );
+    symlinkSync(join(fixtureMirror, "oci"), join(tamperedMirror, "oci"));
     for (const name of readdirSync(join(fixtureMirror, "debian")).filter((f) => f !== debName))
       symlinkSync(join(fixtureMirror, "debian", name), join(tamperedMirror, "debian", name));
     writeFileSync(join(tamperedMirror, "debian", debName), tampered);

@@ -64,7 +64,7 @@ const cases: Case[] = [
     "name: Node",
   ],
   ["missing name", (s) => delete s.name, "", "missing field name; expected a name", "apiVersion"],
-  ["unknown top-level field", (s) => (s.extra = 1), "", "unknown field extra", "extra:"],
+  ["unknown top-level field", (s) => (s.flavour = 1), "", "unknown field flavour", "flavour:"],
   [
     "other distribution",
     (s) => (s.base.distribution = "ubuntu"),
@@ -152,7 +152,7 @@ const cases: Case[] = [
   [
     "extra image with a short digest",
     (s) => (s.addons.extra = ["docker.io/library/busybox:1.36@sha256:abc"]),
-    "addons.extra.0",
+    "addons.extra[0]",
     "expected a container image reference with a registry, pinned by digest, like registry.k8s.io/pause:3.10.2@sha256:<64 hex>",
     "docker.io/library/busybox:1.36@sha256:abc",
   ],

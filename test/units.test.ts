@@ -129,7 +129,9 @@ describe("rendered units and config files", () => {
     // Masters are nodes too: either role file starts these (systemd's "|" makes the conditions an OR).
     for (const name of everyNode) {
       const unit = text(`/etc/systemd/system/${name}.service`);
-      expect(unit).toContain(`\nConditionPathExists=|${roleFile("masters")}\nConditionPathExists=|${roleFile("minions")}\n`);
+      expect(unit).toContain(
+        `\nConditionPathExists=|${roleFile("masters")}\nConditionPathExists=|${roleFile("minions")}\n`,
+      );
       expect(unit).not.toContain("ConditionPathExists=!");
     }
     const nodeConfig = text("/etc/systemd/system/kubebake-node-config.service");

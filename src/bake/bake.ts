@@ -19,7 +19,13 @@ import type { Progress } from "../util/progress";
 import { IMAGES_DIR, layoutIndex, specImages, writeLayout } from "../images/layout";
 import { pullImage, type PulledImage } from "../images/pull";
 import { RegistryClient } from "../images/registry";
-import { MANIFEST_KIND, type Manifest, type ManifestComponent, type ManifestImage, type Target } from "./manifest";
+import {
+  MANIFEST_KIND,
+  type Manifest,
+  type ManifestComponent,
+  type ManifestImage,
+  type Target,
+} from "./manifest";
 import { planArtifacts, type ArtifactPlan } from "./plan";
 import { inputsDigest, reusable } from "./reuse";
 import { renderTree, type TreeEntry } from "./render";
@@ -102,8 +108,16 @@ export async function bake(options: BakeOptions): Promise<BakeResult> {
     const images = specImages(spec);
     progress.step(`pulling ${images.length} add-on images for linux/${options.arch}`);
     const client = new RegistryClient();
-    const pullContext = { cache, client, mirror, download: options.download ?? defaultDownloadOptions, progress };
-    const pulled = await mapLimited(images, 2, ({ name, image }) => pullImage(name, image, options.arch, pullContext));
+    const pullContext = {
+      cache,
+      client,
+      mirror,
+      download: options.download ?? defaultDownloadOptions,
+      progress,
+    };
+    const pulled = await mapLimited(images, 2, ({ name, image }) =>
+      pullImage(name, image, options.arch, pullContext),
+    );
     await writeLayout(inTree(tree, IMAGES_DIR), pulled, cache);
     progress.step(`fetching ${artifacts.length} components for ${options.arch}`);
     const components = await mapLimited(artifacts, options.concurrency ?? 4, async (plan) => {
@@ -134,7 +148,12 @@ export async function bake(options: BakeOptions): Promise<BakeResult> {
         content: Buffer.from(componentsJson),
       },
       { path: `${IMAGES_DIR}/oci-layout`, kind: "file", mode: 0o644, content: Buffer.from(OCI_LAYOUT) },
-      { path: `${IMAGES_DIR}/index.json`, kind: "file", mode: 0o644, content: Buffer.from(layoutIndex(pulled)) },
+      {
+        path: `${IMAGES_DIR}/index.json`,
+        kind: "file",
+        mode: 0o644,
+        content: Buffer.from(layoutIndex(pulled)),
+      },
     ]);
     progress.step("hashing the tree");
     const files = await describeTree(tree, true);
@@ -244,18 +263,19 @@ async function swapInto(staging: string, out: string): Promise<void> {
 async function mapLimited<T, R>(items: T[], limit: number, fn: (item: T) => Promise<R>): Promise<R[]> {
   const results: R[] = new Array(items.length);
   let next = 0;
-  let failure: unknown;
+  // The failure of the earliest item started wins, so the same bad input always gives the same message.
+  const failures = new Map<number, unknown>();
   const worker = async () => {
-    while (next < items.length && failure === undefined) {
+    while (next < items.length && failures.size === 0) {
       const index = next++;
       try {
         results[index] = await fn(items[index]!);
       } catch (error) {
-        failure ??= error;
+        failures.set(index, error);
       }
     }
   };
   await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
-  if (failure !== undefined) throw failure;
+  if (failures.size > 0) throw failures.get(Math.min(...failures.keys()));
   return results;
 }

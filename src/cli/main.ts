@@ -214,7 +214,7 @@ export function kubebake(argv: string[]): Argv {
       y
         .command(
           "check <image>",
-          "list the preloaded images and hygiene violations (host keys, machine-id, instance state, caches, logs, histories, secrets, add-on images not preloaded); exit 6 if any",
+          "list the preloaded images and hygiene violations (host keys, machine-id, instance state, caches, logs, histories, secrets, images not preloaded); exit 6 if any",
           (y2) =>
             y2
               .positional("image", {

@@ -136,9 +136,9 @@ function asRetryable(error: unknown, abort: AbortController, url: string): Error
  * A name that does not resolve means no network or no DNS here: waiting and asking again (with backoff,
  * for minutes) would only delay the one useful answer, which is to bake from a mirror.
  */
-const UNRESOLVABLE = new Set(["ENOTFOUND", "EAI_AGAIN"]);
+export const UNRESOLVABLE = new Set(["ENOTFOUND", "EAI_AGAIN"]);
 
-function unreachable(host: string, url: string, code: string): KubebakeError {
+export function unreachable(host: string, url: string, code: string): KubebakeError {
   return new KubebakeError(
     `cannot reach ${host} (${code}: the name does not resolve; no network or no DNS?) for ${url}; ` +
       "bake from a mirror with --mirror DIR|URL, or for a first try without network: " +

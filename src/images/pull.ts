@@ -1,11 +1,11 @@
-import { copyFile, readFile, rm, stat, writeFile } from "node:fs/promises";
+import { copyFile, readFile, rm, stat } from "node:fs/promises";
 import { join } from "node:path";
 import { ExitCode, invalidInput, KubebakeError } from "../errors";
 import type { ArtifactCache } from "../fetch/cache";
 import { download, type DownloadOptions } from "../fetch/download";
 import type { Mirror } from "../fetch/mirror";
 import type { Arch } from "../spec/schema";
-import { sha256File, sha256Hex } from "../util/hash";
+import { sha256File } from "../util/hash";
 import type { Progress } from "../util/progress";
 import { registryEndpoint, type PinnedImage } from "./reference";
 import { MANIFEST_TYPES, type RegistryClient } from "./registry";
@@ -177,20 +177,17 @@ async function obtainBlob(
       );
     });
     actual = await sha256File(scratch);
-  } else if (kind === "manifests") {
-    location = `${source.endpoint}/v2/${source.repository}/manifests/${digest}`;
-    const response = await ctx.client.get(source.endpoint, source.repository, `manifests/${digest}`, accept);
-    const body = Buffer.from(await response.arrayBuffer());
-    await writeFile(scratch, body);
-    actual = sha256Hex(body);
   } else {
-    location = `${source.endpoint}/v2/${source.repository}/blobs/${digest}`;
+    location = `${source.endpoint}/v2/${source.repository}/${kind}/${digest}`;
     ctx.progress.info(`fetch ${location}`);
     ctx.client.requests++;
     // Registries answer blob requests with a redirect to storage; fetch drops the token on the way there.
     actual = await download(location, scratch, {
       ...ctx.download,
-      headers: await ctx.client.authorization(source.endpoint, source.repository),
+      headers: {
+        ...(accept ? { accept } : {}),
+        ...(await ctx.client.authorization(source.endpoint, source.repository)),
+      },
     });
   }
   if (actual !== hex) {

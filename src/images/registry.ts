@@ -3,6 +3,7 @@ import { readFileSync } from "node:fs";
 import { homedir } from "node:os";
 import { join } from "node:path";
 import { ExitCode, KubebakeError } from "../errors";
+import { unreachable, UNRESOLVABLE } from "../fetch/download";
 
 /**
  * A small client of the OCI distribution API, enough to pull by digest: GET manifests and blobs, answer
@@ -113,34 +114,13 @@ export class RegistryClient {
     return value ? { authorization: value } : {};
   }
 
-  /** GETs endpoint/v2/<repository>/<path>; a 401 (an expired token) is answered once more. */
-  async get(endpoint: string, repository: string, path: string, accept?: string): Promise<Response> {
-    const url = `${endpoint}/v2/${repository}/${path}`;
-    const headers = async () => ({
-      ...(accept ? { accept } : {}),
-      ...(await this.authorization(endpoint, repository)),
-    });
-    let response = await this.send(url, await headers());
-    if (response.status === 401) {
-      await response.body?.cancel();
-      await this.answer(endpoint, repository, response.headers.get("www-authenticate") ?? "", url);
-      response = await this.send(url, await headers());
-    }
-    if (!response.ok) {
-      await response.body?.cancel();
-      const hint =
-        response.status === 401 || response.status === 403
-          ? " (credentials come from the Docker config file)"
-          : "";
-      throw new KubebakeError(`GET ${url}: HTTP ${response.status}${hint}`, ExitCode.downloadFailed);
-    }
-    return response;
-  }
-
   private async send(url: string, headers: Record<string, string>): Promise<Response> {
     this.requests++;
     return fetch(url, { redirect: "follow", headers }).catch((error: unknown) => {
-      const cause = (error as { cause?: { code?: string } }).cause;
+      const cause = (error as { cause?: { code?: string; hostname?: string } }).cause;
+      if (cause?.code !== undefined && UNRESOLVABLE.has(cause.code)) {
+        throw unreachable(cause.hostname ?? new URL(url).hostname, url, cause.code);
+      }
       throw new KubebakeError(
         `cannot reach ${url}: ${cause?.code ?? (error as Error).message}`,
         ExitCode.downloadFailed,

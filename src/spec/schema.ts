@@ -125,7 +125,10 @@ const TAGGED = /^[a-z0-9.-]+(:[0-9]+)?\/[a-z0-9._/-]+(:[A-Za-z0-9._-]+)?$/;
 
 /** An add-on image pinned by digest: a tag alone can be moved to other bytes after the image is tested. */
 const pinnedImage = z
-  .string({ error: "expected a container image reference pinned by digest, like registry.k8s.io/pause:3.10.2@sha256:<64 hex>" })
+  .string({
+    error:
+      "expected a container image reference pinned by digest, like registry.k8s.io/pause:3.10.2@sha256:<64 hex>",
+  })
   .refine((v) => parsePinnedImage(v) !== undefined, {
     error: (issue) =>
       typeof issue.input === "string" && TAGGED.test(issue.input)

@@ -117,7 +117,7 @@ test("a manifest that is not what its digest says: exit 3, nothing cached; a dig
     pullImage("addons.pause", pinned(registry.host, "pause", unknown), "amd64", ctx),
   ).rejects.toMatchObject({
     exitCode: 4,
-    message: expect.stringContaining(`/v2/pause/manifests/${unknown}: HTTP 404`),
+    message: expect.stringContaining(`/v2/pause/manifests/${unknown} failed: HTTP 404`),
   });
   expect(cached(ctx.cache)).toEqual([]);
   expect(leftovers(ctx.cache)).toEqual([]);
