@@ -28,7 +28,7 @@ const say = `say() { echo "KBTEST $*" > /dev/ttyS0; }`;
 // Unit states, and the last journal lines of any unit that is not where it should be (for the failure message).
 const unitReport = (
   prefix = "",
-) => `for u in kubebake-node-config etcd kube-apiserver kube-controller-manager kube-scheduler kubebake-addons containerd kubelet kube-proxy; do
+) => `for u in kubebake-node-config etcd kube-apiserver kube-controller-manager kube-scheduler kubebake-addons containerd kubebake-images kubelet kube-proxy; do
   state="$(systemctl show -p ActiveState --value $u)/$(systemctl show -p SubState --value $u)"
   say "${prefix}unit-$u $state condition=$(systemctl show -p ConditionResult --value $u)"
   case "$state" in failed/* | activating/auto-restart) journalctl -u $u -o cat -n 15 --no-pager | sed "s/^/KBLOG $u: /" > /dev/ttyS0 ;; esac
@@ -36,6 +36,14 @@ done`;
 // The command line a unit's main process runs with, as the kernel has it.
 const cmdline = (unit: string) =>
   `say "cmdline-${unit} $(tr '\\0' ' ' < /proc/$(systemctl show -p MainPID --value ${unit})/cmdline)"`;
+
+// Both nodes end with this loop, read by the host once the pods run: containerd's CRI logs every pull
+// ("PullImage"), so the count proves nothing was pulled; the images its containers run (sandboxes included).
+const runtimeReport = `while :; do
+  say "pulls $(journalctl -u containerd -o cat --no-pager | grep -c PullImage || true)"
+  say "container-images $(ctr -n k8s.io containers ls 2>/dev/null | awk 'NR > 1 { print $2 }' | sort -u | xargs)"
+  sleep 10
+done`;
 
 // The master stays up: the host talks to its API and the minion joins it after the report.
 const masterReport = `#!/bin/bash
@@ -50,10 +58,13 @@ say "sysctl $(sysctl -n net.bridge.bridge-nf-call-iptables net.bridge.bridge-nf-
 say "etcd-health $(etcdctl --dial-timeout=20s --command-timeout=60s --endpoints=https://127.0.0.1:2379 --cacert=/etc/kubernetes/pki/etcd-ca.crt --cert=/etc/kubernetes/pki/apiserver-etcd-client.crt --key=/etc/kubernetes/pki/apiserver-etcd-client.key endpoint health 2>&1 | tr '\\n' ' ')"
 say "node-ip $(. /run/kubebake/node.env; echo $NODE_IP)"
 for i in $(seq 1 900); do systemctl is-active -q kubebake-addons && break; sleep 1; done
+# A master is a node too: its kubelet joins through the local API, then kube-proxy starts with its certificate.
+for i in $(seq 1 900); do systemctl is-active -q kubelet && test -s /var/lib/kubelet/pki/kubelet-client-current.pem && break; sleep 1; done
+for i in $(seq 1 300); do systemctl is-active -q kube-proxy && break; sleep 1; done
 ${unitReport()}
 for c in etcd kube-apiserver kube-controller-manager kube-scheduler; do ${cmdline("$c")}; done
 say master-done
-sleep infinity
+${runtimeReport}
 `;
 
 // The minion stays up after its report: its kubelet keeps the node's status current while the host looks.
@@ -72,7 +83,7 @@ for i in $(seq 1 600); do systemctl is-active -q kube-proxy && [ "$(up)" -ge 30 
 ${unitReport()}
 ${cmdline("kubelet")}
 say minion-done
-sleep infinity
+${runtimeReport}
 `;
 
 asRoot("booting the one image", () => {
@@ -111,7 +122,7 @@ asRoot("booting the one image", () => {
 
   // One boot of each role (TCG boots are the slowest part of the suite, so every check shares them): what the
   // role file starts and skips, the API from the host, then the minion finding its master by DNS and joining.
-  test("one image, two roles on a private network: the master runs etcd over TLS and the real control plane with the rendered command lines, and serves v1.36.3 with the Node authorizer and RBAC on; the minion skips the control plane and waits while masters.demo.k8s is absent; once it points at the master, the kubelet joins with the bootstrap token, its client certificate comes through an approved CSR, and the node registers NotReady because no network plugin runs yet", async () => {
+  test("one image, two roles, no registry: the master runs etcd over TLS and the real control plane with the rendered command lines, serves v1.36.3 with the Node authorizer and RBAC on, and is a tainted node itself; the minion waits while masters.demo.k8s is absent, then joins with the bootstrap token through an approved CSR; flannel and CoreDNS from the preloaded images make both nodes Ready; pods on both nodes reach each other, resolve through CoreDNS and reach the API on its service address; nothing is pulled", async () => {
     const netns = `kbtest-${process.pid}`;
     const hosts = join(work, "k8s.hosts");
     writeFileSync(hosts, "");
@@ -160,7 +171,7 @@ asRoot("booting the one image", () => {
       name: "net-master",
       disk,
       dir: work,
-      memoryMiB: 2048,
+      memoryMiB: 2560,
       cpus: 2, // the control plane's start-up checks have deadlines; the minion idles meanwhile
       net: { netns, tap: "tap0", mac: "52:54:00:77:00:10" },
       userData: userData("masters", "CLUSTER_NAME=demo\n", secrets, masterReport),
@@ -169,7 +180,7 @@ asRoot("booting the one image", () => {
       name: "net-minion",
       disk,
       dir: work,
-      memoryMiB: 1536,
+      memoryMiB: 2048,
       net: { netns, tap: "tap1", mac: "52:54:00:77:00:11" },
       userData: userData(
         "minions",
@@ -245,6 +256,7 @@ asRoot("booting the one image", () => {
       expect(m.get("modules")).toBe("br_netfilter nf_conntrack overlay");
       expect(m.get("sysctl")).toBe("1 1 1");
       expect(m.get("etcd-health")).toMatch(/https:\/\/127\.0\.0\.1:2379 is healthy/);
+      // Every unit runs on a master: the control plane, and the node units (masters are tainted nodes).
       for (const unit of [
         "kubebake-node-config",
         "etcd",
@@ -252,13 +264,14 @@ asRoot("booting the one image", () => {
         "kube-controller-manager",
         "kube-scheduler",
         "kubebake-addons",
+        "containerd",
+        "kubebake-images",
+        "kubelet",
+        "kube-proxy",
       ]) {
         expect(`${unit} ${m.get(`unit-${unit}`)}`).toMatch(
           new RegExp(`^${unit} active/(running|exited) condition=yes$`),
         );
-      }
-      for (const unit of ["containerd", "kubelet", "kube-proxy"]) {
-        expect(`${unit} ${m.get(`unit-${unit}`)}`).toBe(`${unit} inactive/dead condition=no`);
       }
       // Each control-plane process runs the command line the baked unit renders, with this node's values.
       const node = { NODE_NAME: "net-master", NODE_IP: "10.77.0.10", CLUSTER_NAME: "demo" };
@@ -305,7 +318,10 @@ asRoot("booting the one image", () => {
       const registered = await until(
         "the minion's Node",
         ["get", "nodes", "-o", "json"],
-        (out) => (JSON.parse(out) as { items: unknown[] }).items.length > 0,
+        (out) =>
+          (JSON.parse(out) as { items: { metadata: { name: string } }[] }).items.some(
+            (n) => n.metadata.name === "net-minion",
+          ),
         20 * 60_000,
       );
       times.nodeRegisteredAfterDnsSeconds = (Date.now() - published) / 1000;
@@ -316,12 +332,23 @@ asRoot("booting the one image", () => {
       );
       type Node = {
         metadata: { name: string; labels: Record<string, string> };
+        spec: { taints?: { key: string; effect: string }[] };
         status: { addresses: { type: string; address: string }[] };
       };
       const nodes = (JSON.parse(registered) as { items: Node[] }).items;
-      expect(nodes.map((n) => n.metadata.name)).toEqual(["net-minion"]);
-      expect(nodes[0]!.metadata.labels["kubebake.io/role"]).toBe("minions");
-      expect(nodes[0]!.status.addresses).toContainEqual({ type: "InternalIP", address: "10.77.0.11" });
+      expect(nodes.map((n) => n.metadata.name).sort()).toEqual(["net-master", "net-minion"]);
+      const byName = (name: string) => nodes.find((n) => n.metadata.name === name)!;
+      expect(byName("net-minion").metadata.labels["kubebake.io/role"]).toBe("minions");
+      expect(byName("net-minion").status.addresses).toContainEqual({
+        type: "InternalIP",
+        address: "10.77.0.11",
+      });
+      expect(byName("net-minion").spec.taints ?? []).toEqual([]);
+      expect(byName("net-master").metadata.labels["kubebake.io/role"]).toBe("masters");
+      expect(byName("net-master").spec.taints).toContainEqual({
+        key: "node-role.kubernetes.io/control-plane",
+        effect: "NoSchedule",
+      });
       // The client certificate came through the CSR flow: requested with the bootstrap token, approved, issued.
       type Csr = {
         spec: { signerName: string; username: string };
@@ -341,23 +368,149 @@ asRoot("booting the one image", () => {
         conditions: ["Approved"],
         issued: true,
       });
-      // No network plugin runs yet (the add-on images come with a later change): NotReady, and for that reason.
-      type Condition = { type: string; status: string; reason: string; message: string };
-      // The kubelet's first moments add passing reasons (PLEG not yet run, CSINode not yet written): wait
-      // until the network is the only one left.
-      const ready = JSON.parse(
+      // flannel (preloaded, applied by the master) gives both nodes their pod network: both become Ready.
+      for (const name of ["net-master", "net-minion"]) {
         await until(
-          "the node's Ready condition to name the network alone",
-          ["get", "node", "net-minion", "-o", 'jsonpath={.status.conditions[?(@.type=="Ready")]}'],
-          (out) => /NetworkPluginNotReady/.test(out) && !/PLEG|CSINode/.test(out),
-          10 * 60_000,
+          `${name} Ready`,
+          ["get", "node", name, "-o", 'jsonpath={.status.conditions[?(@.type=="Ready")].status}'],
+          (out) => out === "True",
+          15 * 60_000,
+        );
+      }
+      times.allNodesReadySeconds = (Date.now() - booted) / 1000;
+
+      // Two pods of the probe image (preloaded too), one on each node, tolerating the masters' taint.
+      const probeImage = (
+        JSON.parse(
+          readFileSync(join(work, "image", "rootfs", "etc", "kubebake", "image-spec.json"), "utf8"),
+        ) as {
+          addons: { extra: string[] };
+        }
+      ).addons.extra[0]!;
+      const deployment = {
+        apiVersion: "apps/v1",
+        kind: "Deployment",
+        metadata: { name: "probe", namespace: "default" },
+        spec: {
+          replicas: 2,
+          selector: { matchLabels: { app: "probe" } },
+          template: {
+            metadata: { labels: { app: "probe" } },
+            spec: {
+              tolerations: [
+                { key: "node-role.kubernetes.io/control-plane", operator: "Exists", effect: "NoSchedule" },
+              ],
+              topologySpreadConstraints: [
+                {
+                  maxSkew: 1,
+                  topologyKey: "kubernetes.io/hostname",
+                  whenUnsatisfiable: "DoNotSchedule",
+                  labelSelector: { matchLabels: { app: "probe" } },
+                },
+              ],
+              containers: [
+                {
+                  name: "probe",
+                  image: probeImage,
+                  args: ["serve", ":8080"],
+                  ports: [{ containerPort: 8080 }],
+                },
+              ],
+            },
+          },
+        },
+      };
+      const manifestFile = join(work, "probe.json");
+      writeFileSync(manifestFile, JSON.stringify(deployment));
+      const applied = kubectl("apply", "-f", manifestFile);
+      expect({ status: applied.status, stderr: applied.stderr }).toEqual({ status: 0, stderr: "" });
+      type Pod = {
+        metadata: { name: string };
+        spec: { nodeName?: string };
+        status: { phase: string; podIP?: string };
+      };
+      const pods = (
+        JSON.parse(
+          await until(
+            "two probe pods running, one per node",
+            ["get", "pods", "-l", "app=probe", "-o", "json"],
+            (out) => {
+              const items = (JSON.parse(out) as { items: Pod[] }).items.filter(
+                (p) => p.status.phase === "Running",
+              );
+              return items.length === 2 && new Set(items.map((p) => p.spec.nodeName)).size === 2;
+            },
+            15 * 60_000,
+          ),
+        ) as { items: Pod[] }
+      ).items.filter((p) => p.status.phase === "Running");
+      times.firstPodsRunningSeconds = (Date.now() - booted) / 1000;
+      const onMaster = pods.find((p) => p.spec.nodeName === "net-master")!;
+      const onMinion = pods.find((p) => p.spec.nodeName === "net-minion")!;
+      const exec = (pod: Pod, ...args: string[]) => {
+        const result = kubectl("exec", pod.metadata.name, "--", "/probe", ...args);
+        return { status: result.status, out: `${result.stdout}${result.stderr}` };
+      };
+      // Pod to pod across nodes, through flannel's vxlan, both ways.
+      expect(exec(onMaster, "get", `http://${onMinion.status.podIP}:8080/`)).toEqual({
+        status: 0,
+        out: expect.stringContaining(onMinion.metadata.name),
+      });
+      expect(exec(onMinion, "get", `http://${onMaster.status.podIP}:8080/`)).toEqual({
+        status: 0,
+        out: expect.stringContaining(onMaster.metadata.name),
+      });
+      // CoreDNS answers the cluster's names, and the API server answers on its service address.
+      const resolved = await (async () => {
+        for (let i = 0; ; i++) {
+          const r = exec(onMinion, "resolve", "kubernetes.default.svc.cluster.local");
+          if (r.status === 0 || i >= 20) return r;
+          await new Promise((resolve) => setTimeout(resolve, 3000));
+        }
+      })();
+      expect(resolved).toEqual({ status: 0, out: expect.stringContaining("10.32.0.1") });
+      const sa = "/var/run/secrets/kubernetes.io/serviceaccount";
+      expect(
+        exec(
+          onMinion,
+          "get",
+          "https://kubernetes.default.svc.cluster.local/readyz",
+          "--ca",
+          `${sa}/ca.crt`,
+          "--bearer-file",
+          `${sa}/token`,
         ),
-      ) as Condition;
-      expect(ready).toMatchObject({ status: "False", reason: "KubeletNotReady" });
-      expect(ready.message).toBe(
-        "container runtime network not ready: NetworkReady=false reason:NetworkPluginNotReady " +
-          "message:Network plugin returns error: cni plugin not initialized",
-      );
+      ).toEqual({ status: 0, out: expect.stringMatching(/200[\s\S]*ok/) });
+
+      // Nothing was pulled: no Pulling event anywhere, containerd logged no PullImage on either node, the
+      // sandboxes run the preloaded pause, and the nodes have no route out of the test's network.
+      const events = JSON.parse(kubectl("get", "events", "-A", "-o", "json").stdout) as {
+        items: { reason: string; message: string }[];
+      };
+      expect(events.items.filter((e) => /^Pull/.test(e.reason)).map((e) => e.message)).toEqual([]);
+      const spec = JSON.parse(
+        readFileSync(join(work, "image", "rootfs", "etc", "kubebake", "image-spec.json"), "utf8"),
+      ) as {
+        addons: Record<string, string>;
+      };
+      const criName = (ref: string) => ref.replace(/:[^:/@]+@/, "@");
+      for (const [name, vm] of [
+        ["net-master", master],
+        ["net-minion", minion],
+      ] as const) {
+        await vm.waitFor(/KBTEST container-images .*kubebake\/probe/, 120_000);
+        const r = reports(vm.serial());
+        expect({ name, pulls: r.get("pulls") }).toEqual({ name, pulls: "0" });
+        const running = r.get("container-images")!.split(" ");
+        expect(running).toContain(criName(spec.addons.pause!));
+        expect(running).toContain(criName(spec.addons.flannel!));
+        expect(running.every((image) => image.includes("@sha256:"))).toBe(true);
+      }
+      // The VMs' only way out is the test's bridge, in a namespace with no other link and no route beyond.
+      const netnsRoutes = spawnSync("ip", ["netns", "exec", netns, "ip", "-4", "route"], {
+        encoding: "utf8",
+      });
+      expect(netnsRoutes.stdout.trim()).toBe("10.77.0.0/24 dev br0 proto kernel scope link src 10.77.0.1");
 
       await minion.waitFor(/KBTEST minion-done/, 10 * 60_000);
       const n = reports(minion.serial());
@@ -377,11 +530,15 @@ asRoot("booting the one image", () => {
     }
   });
 
-  test("the disk is clean by the image check", () => {
+  test("the disk is clean by the image check, which lists the preloaded images", () => {
     const result = spawnSync("node", [join(repoRoot, "bin", "kubebake.js"), "image", "check", disk], {
       encoding: "utf8",
     });
-    expect(result.stdout).toBe(`${disk}: clean\n`);
+    const lines = result.stdout.trim().split("\n");
+    expect(lines.pop()).toBe(`${disk}: clean`);
+    expect(lines).toHaveLength(2 * manifest.images!.length);
+    for (const image of manifest.images!)
+      expect(lines).toContain(`preloaded ${image.reference.replace(/@.*/, "")} ${image.digest}`);
     expect(result.status).toBe(0);
     expect(readdirSync(join(work, "image")).sort()).toEqual(["disk.qcow2", "manifest.json", "rootfs"]);
   });

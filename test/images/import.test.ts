@@ -164,6 +164,21 @@ test("import-images loads the baked layout into containerd's k8s.io namespace on
 
   const second = sh("bash", [join(repoRoot, "src", "node", "import-images")], env);
   expect(second.stdout).toMatch(/preloaded images already imported/);
+  // An image removed since (the kubelet's image GC does that under disk pressure) is imported again.
+  expect(sh("ctr", ["--address", socket, "--namespace", "k8s.io", "images", "rm", names[0]!]).code).toBe(0);
+  const third = sh("bash", [join(repoRoot, "src", "node", "import-images")], env);
+  expect(third.stdout).toMatch(/imported 4 image names/);
+  expect(
+    sh("ctr", ["--address", socket, "--namespace", "k8s.io", "images", "list", "--quiet"]).stdout,
+  ).toContain(`${names[0]}\n`);
+  // A store emptied under a stamp that still matches (a wiped /var/lib/containerd) is filled again too.
+  const all = sh("ctr", ["--address", socket, "--namespace", "k8s.io", "images", "list", "--quiet"])
+    .stdout.trim()
+    .split("\n");
+  expect(sh("ctr", ["--address", socket, "--namespace", "k8s.io", "images", "rm", ...all]).code).toBe(0);
+  expect(sh("bash", [join(repoRoot, "src", "node", "import-images")], env).stdout).toMatch(
+    /imported 4 image names/,
+  );
   expect(readFileSync(join(work, "state-kubebake", "images-imported"), "utf8").trim()).toMatch(
     /^[0-9a-f]{64}$/,
   );
