@@ -45,7 +45,8 @@ const bakeOptions = (y: Argv) =>
     .option("arch", { choices: ARCHES, describe: "architecture to bake", defaultDescription: "the host's" })
     .option("mirror", {
       type: "string",
-      describe: "folder or URL holding <host>/<path> copies of upstream files",
+      describe:
+        "folder or URL holding <host>/<path> copies of upstream files; add-on images: a folder's oci/blobs/sha256/, or the URL as a registry of <host>/<repository>",
     })
     .option("cache", { type: "string", describe: "artifact cache", defaultDescription: "~/.cache/kubebake" })
     .option("json", {

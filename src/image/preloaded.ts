@@ -43,13 +43,16 @@ export function criName(reference: string): string {
   return `${name.replace(/:[^/]+$/, "")}${ref.slice(at)}`;
 }
 
-/** Every string under an `image` key of every document (containers, init containers, anything). */
+const CONTAINER_LISTS = new Set(["containers", "initContainers", "ephemeralContainers"]);
+
+/** The image of every container, init container and ephemeral container, wherever a pod template sits. */
 function imagesIn(node: unknown, found: string[] = []): string[] {
   if (Array.isArray(node)) for (const item of node) imagesIn(item, found);
   else if (node && typeof node === "object") {
     for (const [key, value] of Object.entries(node)) {
-      if (key === "image" && typeof value === "string") found.push(value);
-      else imagesIn(value, found);
+      if (CONTAINER_LISTS.has(key) && Array.isArray(value)) {
+        for (const c of value) if (typeof c?.image === "string") found.push(c.image);
+      } else imagesIn(value, found);
     }
   }
   return found;
