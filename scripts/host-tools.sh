@@ -27,6 +27,9 @@ tools=(
   debugfs:e2fsprogs
   dnsmasq:dnsmasq-base
   docker-registry:docker-registry
+  # the add-on images built from source (test/upstream/build-images.sh): pause is static C
+  gcc:gcc
+  /usr/lib/x86_64-linux-gnu/libc.a:libc6-dev
   /usr/lib/systemd/boot/efi/systemd-bootx64.efi:systemd-boot-efi
   /usr/share/OVMF/OVMF_CODE_4M.fd:ovmf
 )
