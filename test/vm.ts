@@ -13,6 +13,8 @@ export interface VmOptions {
   memoryMiB?: number;
   /** Virtual CPUs (default 1): a TCG vCPU is a host thread. */
   cpus?: number;
+  /** The root volume (GiB), grown into by cloud-init at first boot; default 8. */
+  diskGiB?: number;
 }
 
 const OVMF_CODE = "/usr/share/OVMF/OVMF_CODE_4M.fd";
@@ -44,7 +46,20 @@ export class Vm {
     );
     const overlay = join(dir, `${name}.qcow2`);
     check(
-      spawnSync("qemu-img", ["create", "-q", "-f", "qcow2", "-b", this.options.disk, "-F", "qcow2", overlay]),
+      // A root volume larger than the image, as clouds give: cloud-init's growpart and resizefs take the rest at
+      // first boot (the image's root file system has little room; the kubelet's image GC would free it).
+      spawnSync("qemu-img", [
+        "create",
+        "-q",
+        "-f",
+        "qcow2",
+        "-b",
+        this.options.disk,
+        "-F",
+        "qcow2",
+        overlay,
+        `${this.options.diskGiB ?? 8}G`,
+      ]),
       "qemu-img",
     );
     const vars = join(dir, `${name}-vars.fd`);
