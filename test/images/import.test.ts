@@ -132,6 +132,14 @@ test("import-images loads the baked layout into containerd's k8s.io namespace on
   const ids = images.map((p) => p.config.digest);
   expect(listed.stdout.trim().split("\n").sort()).toEqual([...names, ...ids].sort());
 
+  // Each is labelled pinned, which containerd 1.7+ reports to the kubelet so that its image GC keeps it.
+  const labels = sh("ctr", ["--address", socket, "--namespace", "k8s.io", "images", "list"])
+    .stdout.split("\n")
+    .slice(1)
+    .filter(Boolean);
+  for (const name of names) {
+    expect(labels.find((l) => l.startsWith(`${name} `))).toContain("io.cri-containerd.pinned=pinned");
+  }
   // What the kubelet does before it would pull: ImageStatus by the reference in the manifest (tag@digest).
   writeFileSync(
     join(work, "crictl.yaml"),
