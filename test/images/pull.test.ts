@@ -40,6 +40,16 @@ function context(name: string, extra: Partial<PullContext> = {}): PullContext & 
   };
 }
 
+/** Runs fn while the registry serves the bytes of digest altered. */
+async function whileTampered(digest: string, fn: () => Promise<void>): Promise<void> {
+  registry.tamper.add(digest);
+  try {
+    await fn();
+  } finally {
+    registry.tamper.delete(digest);
+  }
+}
+
 const cached = (cache: ArtifactCache) =>
   existsSync(join(cache.dir, "sha256")) ? readdirSync(join(cache.dir, "sha256")).sort() : [];
 const leftovers = (cache: ArtifactCache) =>
@@ -78,8 +88,7 @@ test("pulls through the bearer-token flow and storage redirects; every blob veri
 test("a blob whose bytes do not match its digest fails with exit 3 and is not cached", async () => {
   const ctx = context("cache-tamper");
   const layer = pauseImage.blobs[0]!.digest;
-  registry.tamper.add(layer);
-  try {
+  await whileTampered(layer, async () => {
     await expect(
       pullImage("addons.pause", pinned(registry.host, "pause", pauseDigest), "amd64", ctx),
     ).rejects.toMatchObject({
@@ -90,17 +99,14 @@ test("a blob whose bytes do not match its digest fails with exit 3 and is not ca
         ),
       ),
     });
-  } finally {
-    registry.tamper.delete(layer);
-  }
+  });
   expect(cached(ctx.cache)).not.toContain(layer.slice(7));
   expect(leftovers(ctx.cache)).toEqual([]);
 });
 
 test("a manifest that is not what its digest says: exit 3, nothing cached; a digest the registry lacks: exit 4", async () => {
   const ctx = context("cache-wrong-pin");
-  registry.tamper.add(pauseDigest);
-  try {
+  await whileTampered(pauseDigest, async () => {
     await expect(
       pullImage("addons.pause", pinned(registry.host, "pause", pauseDigest), "amd64", ctx),
     ).rejects.toMatchObject({
@@ -109,9 +115,7 @@ test("a manifest that is not what its digest says: exit 3, nothing cached; a dig
         `/v2/pause/manifests/${pauseDigest}: expected ${pauseDigest.slice(7)}, got `,
       ),
     });
-  } finally {
-    registry.tamper.delete(pauseDigest);
-  }
+  });
   const unknown = `sha256:${"ab".repeat(32)}`;
   await expect(
     pullImage("addons.pause", pinned(registry.host, "pause", unknown), "amd64", ctx),
