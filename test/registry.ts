@@ -81,7 +81,8 @@ export async function startRegistry(work: string, options: FrontOptions = {}): P
   const direct = `http://127.0.0.1:${port}`;
   await waitFor(`${direct}/v2/`, child, () => errors);
 
-  const tokens = new Set<string>();
+  /** Issued tokens and the scope each was asked for. */
+  const tokens = new Map<string, string>();
   const tamper = new Set<string>();
   const counts = { ping: 0, token: 0, manifest: 0, blob: 0, storage: 0, file: 0 };
   const storageAuthorizations: string[] = [];
@@ -111,18 +112,23 @@ export async function startRegistry(work: string, options: FrontOptions = {}): P
       const basic = want && `Basic ${Buffer.from(`${want.username}:${want.password}`).toString("base64")}`;
       if (basic && given !== basic) return reply(res, 401, { errors: [{ code: "UNAUTHORIZED" }] });
       const token = randomBytes(16).toString("hex");
-      tokens.add(token);
+      tokens.set(token, url.searchParams.get("scope") ?? "");
       return reply(res, 200, { token, expires_in: 300 });
     }
     if (url.pathname === "/v2/") {
       counts.ping++;
-      res.writeHead(401, { "www-authenticate": challenge(), "content-type": "application/json" });
+      // As ghcr.io does: the ping's challenge names a placeholder repository, not the one a client wants.
+      res.writeHead(401, {
+        "www-authenticate": challenge("repository:user/image:pull"),
+        "content-type": "application/json",
+      });
       return res.end("{}");
     }
     const m = /^\/v2\/(.+)\/(manifests|blobs)\/([^/]+)$/.exec(url.pathname);
     if (m) {
       const token = /^Bearer (\S+)$/.exec(req.headers.authorization ?? "")?.[1];
-      if (!token || !tokens.has(token)) {
+      // A token is good only for the repository it was issued for.
+      if (!token || tokens.get(token) !== `repository:${m[1]}:pull`) {
         res.writeHead(401, { "www-authenticate": challenge(`repository:${m[1]}:pull`) });
         return res.end();
       }

@@ -153,7 +153,9 @@ export class RegistryClient {
     }
     const realm = new URL(challenge.params.realm);
     if (challenge.params.service) realm.searchParams.set("service", challenge.params.service);
-    realm.searchParams.set("scope", challenge.params.scope ?? `repository:${repository}:pull`);
+    // Always this repository's pull scope: the /v2/ ping's challenge may carry a placeholder scope (ghcr.io
+    // sends repository:user/image:pull), which would earn a token for another repository.
+    realm.searchParams.set("scope", `repository:${repository}:pull`);
     this.requests++;
     const response = await fetch(realm, { headers: basic ? { authorization: basic } : {} }).catch(
       (error: unknown) => {
