@@ -129,6 +129,27 @@ const cases: Case[] = [
     "clusterDNS",
   ],
   [
+    "leader lease in minutes",
+    (s) => (s.cluster.leaderElection.leaseDuration = "1m"),
+    "cluster.leaderElection.leaseDuration",
+    'expected a duration in whole seconds, like "15s"',
+    "leaseDuration",
+  ],
+  [
+    "renew deadline as long as the lease",
+    (s) => (s.cluster.leaderElection.renewDeadline = "60s"),
+    "cluster.leaderElection.renewDeadline",
+    "expected less than leaseDuration (60s), got 60s",
+    "renewDeadline",
+  ],
+  [
+    "renew deadline within the retry jitter",
+    (s) => (s.cluster.leaderElection.retryPeriod = "40s"),
+    "cluster.leaderElection.renewDeadline",
+    "expected more than 1.2 times retryPeriod (40s), got 45s",
+    "renewDeadline",
+  ],
+  [
     "bad cluster domain",
     (s) => (s.cluster.clusterDomain = "Cluster_Local"),
     "cluster.clusterDomain",

@@ -121,6 +121,32 @@ const ipv4 = z
   .regex(/^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})$/, { error: "expected an IPv4 address", abort: true })
   .refine((v) => v.split(".").every((o) => Number(o) <= 255), { error: "expected an IPv4 address" });
 
+const SECONDS = /^[1-9][0-9]{0,3}s$/;
+const seconds = z
+  .string({ error: 'expected a duration in whole seconds, like "15s"' })
+  .regex(SECONDS, { error: 'expected a duration in whole seconds, like "15s"' });
+const inSeconds = (d: string) => Number(d.slice(0, -1));
+
+/** client-go refuses a renew deadline not under the lease, or not above 1.2 retry periods (its jitter). */
+const leaderElection = z
+  .strictObject({ leaseDuration: seconds, renewDeadline: seconds, retryPeriod: seconds })
+  .superRefine((le, ctx) => {
+    // A malformed duration has its own message; the comparisons need three well-formed ones.
+    if (![le.leaseDuration, le.renewDeadline, le.retryPeriod].every((d) => SECONDS.test(d))) return;
+    if (inSeconds(le.renewDeadline) >= inSeconds(le.leaseDuration))
+      ctx.addIssue({
+        code: "custom",
+        path: ["renewDeadline"],
+        message: `expected less than leaseDuration (${le.leaseDuration}), got ${le.renewDeadline}`,
+      });
+    if (inSeconds(le.renewDeadline) <= 1.2 * inSeconds(le.retryPeriod))
+      ctx.addIssue({
+        code: "custom",
+        path: ["renewDeadline"],
+        message: `expected more than 1.2 times retryPeriod (${le.retryPeriod}), got ${le.renewDeadline}`,
+      });
+  });
+
 const TAGGED = /^[a-z0-9.-]+(:[0-9]+)?\/[a-z0-9._/-]+(:[A-Za-z0-9._-]+)?$/;
 
 /** An add-on image pinned by digest: a tag alone can be moved to other bytes after the image is tested. */
@@ -163,6 +189,16 @@ export const imageSpecSchema = z
           error: "expected a DNS zone like k8s",
         })
         .default("k8s"),
+      /**
+       * How the controller manager and the scheduler keep their leader lease. Upstream's timings by default;
+       * slow or emulated machines, whose API server may take seconds to answer, raise them rather than have
+       * both restart whenever one renewal is late.
+       */
+      leaderElection: leaderElection.default({
+        leaseDuration: "15s",
+        renewDeadline: "10s",
+        retryPeriod: "2s",
+      }),
     }),
     /** Container images of the add-ons the masters apply and of the sandbox. */
     addons: z.strictObject({
