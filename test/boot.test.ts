@@ -127,7 +127,7 @@ asRoot("booting the one image", () => {
     // The real kubectl, on the host inside the test's network, with the admin kubeconfig `pki init` writes.
     const kubeconfig = join(work, "admin.kubeconfig");
     writeFileSync(kubeconfig, secrets["admin.kubeconfig"]!, { mode: 0o600 });
-    const kubectl = (...args: string[]) =>
+    const kubectlOnce = (...args: string[]) =>
       spawnSync(
         "ip",
         [
@@ -141,6 +141,18 @@ asRoot("booting the one image", () => {
         ],
         { encoding: "utf8" },
       );
+    // An API server under TCG sometimes misses a request's deadline: such a call is asked again (every call
+    // here is a read or an idempotent apply); an answer of the API, even a refusal, is kept.
+    const transient =
+      /Client\.Timeout exceeded|context deadline exceeded|TLS handshake timeout|connection refused|i\/o timeout|unexpected EOF|the server is currently unable to handle the request|etcdserver: request timed out/;
+    const kubectl = (...args: string[]) => {
+      let result = kubectlOnce(...args);
+      for (let i = 0; i < 5 && result.status !== 0 && transient.test(result.stderr); i++) {
+        spawnSync("sleep", ["5"]);
+        result = kubectlOnce(...args);
+      }
+      return result;
+    };
     /** Polls a kubectl call until `done` accepts its result; the last result is in the failure message. */
     const until = async (what: string, args: string[], done: (stdout: string) => boolean, ms: number) => {
       const deadline = Date.now() + ms;

@@ -140,7 +140,7 @@ describe("node-config", () => {
     expect(env).toMatch(/\nNODE_IP=\d+\.\d+\.\d+\.\d+\n/);
   });
 
-  test("a master signs its own etcd peer certificate for its address, and gets local kubeconfigs", () => {
+  test("a master signs its own etcd certificate for its address and loopback, and gets local kubeconfigs", () => {
     const box = sandbox(
       "master",
       "masters",
@@ -161,8 +161,6 @@ describe("node-config", () => {
       "apiserver-kubelet-client.key",
       "apiserver-etcd-client.crt",
       "apiserver-etcd-client.key",
-      "etcd-server.crt",
-      "etcd-server.key",
       "controller-manager.crt",
       "controller-manager.key",
       "scheduler.crt",
@@ -177,15 +175,18 @@ describe("node-config", () => {
     expect(result.status).toBe(0);
     const verify = spawnSync(
       "openssl",
-      ["verify", "-CAfile", join(box.paths.pki, "etcd-ca.crt"), join(box.paths.pki, "etcd-peer.crt")],
+      ["verify", "-CAfile", join(box.paths.pki, "etcd-ca.crt"), join(box.paths.pki, "etcd-member.crt")],
       { encoding: "utf8" },
     );
     expect(verify.stdout).toContain(": OK");
-    const text = openssl(["x509", "-in", join(box.paths.pki, "etcd-peer.crt"), "-noout", "-text"], box.dir);
-    expect(text).toMatch(/IP Address:10\.0\.0\.9/);
-    expect(text).toMatch(/DNS:master-1/);
+    const text = openssl(["x509", "-in", join(box.paths.pki, "etcd-member.crt"), "-noout", "-text"], box.dir);
+    // the peers and the other masters' etcd-member reach it on its address, the API server on loopback
+    expect(text).toMatch(/IP Address:10\.0\.0\.9, IP Address:127\.0\.0\.1, DNS:master-1, DNS:localhost/);
+    expect(text).toMatch(/TLS Web Server Authentication, TLS Web Client Authentication/);
+    // the cluster's shared etcd server key is not fetched: each master's certificate is its own
+    expect(statSync(join(box.paths.pki, "etcd-ca.key")).mode & 0o777).toBe(0o600);
+    expect(() => statSync(join(box.paths.pki, "etcd-server.key"))).toThrow();
     const nodeEnv = readFileSync(box.paths.nodeEnv, "utf8");
-    expect(nodeEnv).toContain("KUBEBAKE_ETCD_CLUSTER=master-1=https://10.0.0.9:2380\n");
     // etcd reads ETCD_* variables as settings and exits when they shadow its flags.
     expect(nodeEnv).not.toMatch(/^ETCD_/m);
     const cm = parse(readFileSync(join(box.paths.config, "controller-manager.kubeconfig"), "utf8"));

@@ -114,8 +114,11 @@ describe("rendered units and config files", () => {
       "--bootstrap-kubeconfig=/etc/kubernetes/bootstrap-kubelet.kubeconfig",
     );
     const etcd = execStart(text("/etc/systemd/system/etcd.service"));
-    expect(etcd).toContain("--listen-client-urls=https://127.0.0.1:2379");
+    // The API server's loopback, and this master's address for the other masters' etcd-member; both
+    // only with a certificate of the etcd CA, as on the peer port.
+    expect(etcd).toContain("--listen-client-urls=https://127.0.0.1:2379,https://${NODE_IP}:2379");
     expect(etcd).toContain("--client-cert-auth=true");
+    expect(etcd).toContain("--peer-client-cert-auth=true");
   });
 
   const masters = ["etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubebake-addons"];
@@ -216,7 +219,8 @@ describe("the baked fixture tree", () => {
       NODE_NAME: "node-1",
       NODE_IP: "10.0.0.5",
       CLUSTER_NAME: "demo",
-      KUBEBAKE_ETCD_CLUSTER: "node-1=https://10.0.0.5:2380",
+      KUBEBAKE_ETCD_INITIAL_CLUSTER: "node-1=https://10.0.0.5:2380",
+      KUBEBAKE_ETCD_INITIAL_STATE: "new",
     };
     const unit = readFileSync(join(tree, "etc/systemd/system", `${name}.service`), "utf8");
     const [binary, ...args] = execStart(unit);

@@ -17,6 +17,8 @@ export const NODE_PATHS = {
   config: "/etc/kubernetes",
   pki: "/etc/kubernetes/pki",
   nodeEnv: "/run/kubebake/node.env",
+  /** How etcd starts this time (seed, join, own data), written by etcd-member before each start. */
+  etcdEnv: "/run/kubebake/etcd.env",
   /** Kubelet config drop-ins node-config writes per role (the control-plane taint on masters). */
   kubeletDropins: "/run/kubebake/kubelet.conf.d",
   systemd: "/etc/systemd/system",
@@ -87,8 +89,8 @@ export function renderTree(spec: ImageSpec, root: string): TreeEntry[] {
   const nodeDir = join(root, "src", "node");
   for (const file of listFiles(nodeDir)) {
     const rel = relative(nodeDir, file);
-    // Scripts that run have no extension; sourced shell libraries end in .sh.
-    const mode = rel.endsWith(".sh") ? 0o644 : 0o755;
+    // Scripts that run have no extension; what they read (shell libraries, jq programs) has one.
+    const mode = /\.(sh|jq)$/.test(rel) ? 0o644 : 0o755;
     entries.push({ path: `${NODE_PATHS.libexec}/${rel}`, kind: "file", mode, content: readFileSync(file) });
   }
   return entries;

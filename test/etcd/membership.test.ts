@@ -1,0 +1,211 @@
+import { tempDir } from "../helpers";
+import { Net, until, type Master } from "./net";
+
+// One etcd cluster across the masters group, with the real etcd and etcdctl, each master in its own network
+// namespace, a real DNS server for the masters record, and the node's etcd-member run as its unit runs it.
+// A writer puts keys without pause through the replacement scenarios; every acknowledged key must survive.
+const asRoot = process.getuid?.() === 0 ? describe : describe.skip;
+jest.setTimeout(15 * 60_000);
+
+const BOOTSTRAP_RUNS = Number(process.env.KUBEBAKE_ETCD_BOOTSTRAP_RUNS ?? 50);
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** The one cluster every given master answers for, with all of them as voters; else undefined. */
+async function oneClusterOf(masters: Master[]) {
+  const views = await Promise.all(masters.map((m) => m.view()));
+  if (views.some((v) => v === undefined)) return undefined;
+  const clusters = new Set(views.map((v) => v!.cluster));
+  if (clusters.size !== 1) return undefined;
+  const members = views[0]!.members;
+  const wanted = masters.map((m) => m.ip).sort();
+  const voters = members.filter((m) => !m.learner && m.name !== "").map((m) => m.peerIp);
+  if (members.length !== masters.length || voters.sort().join() !== wanted.join()) return undefined;
+  return { cluster: views[0]!.cluster, members };
+}
+
+const describeViews = (masters: Master[]) => async () =>
+  (
+    await Promise.all(
+      masters.map(
+        async (m) =>
+          `${m.name} (${m.ip}): ${JSON.stringify(await m.view())}\n${m.journalText().split("\n").slice(-12).join("\n")}`,
+      ),
+    )
+  ).join("\n\n");
+
+asRoot("etcd membership across the masters group", () => {
+  let net: Net;
+  beforeAll(async () => {
+    net = new Net(tempDir("etcd"));
+    await net.start();
+  });
+  afterAll(async () => {
+    await net?.stop();
+  });
+
+  test(`three masters starting at once, ${BOOTSTRAP_RUNS} times with random delays and record timing, always form ONE cluster of three voters`, async () => {
+    // Trios of masters of their own clusters side by side (an empty etcd is light), each run after run.
+    const trios = Math.min(3, BOOTSTRAP_RUNS);
+    const seeds: string[][] = [];
+    await Promise.all(
+      Array.from({ length: trios }, async (_, t) => {
+        const cluster = `boot${t}`;
+        const masters = [1, 2, 3].map((i) => net.master(20 + 10 * t + i, { retryMs: 200, cluster }));
+        for (let run = t + 1; run <= BOOTSTRAP_RUNS; run += trios) {
+          net.publish([], cluster);
+          // Each master boots after a random delay; the reconciler publishes each after another random delay.
+          const timers = masters.flatMap((m) => [
+            setTimeout(() => m.start(), Math.random() * 1500),
+            setTimeout(() => net.publish([...net.published(cluster), m.ip], cluster), Math.random() * 2500),
+          ]);
+          try {
+            await until(
+              `run ${run}: one cluster of three voters`,
+              () => oneClusterOf(masters),
+              90_000,
+              describeViews(masters),
+            );
+          } finally {
+            timers.forEach(clearTimeout);
+          }
+          seeds.push(masters.filter((m) => /decision: seed:/.test(m.journalText())).map((m) => m.ip));
+          await Promise.all(masters.map((m) => m.stop()));
+          for (const m of masters) {
+            m.wipe();
+            m.resetJournal(`run${run}`);
+          }
+        }
+      }),
+    );
+    // Exactly one seed per run, and it is always the trio's lowest address.
+    expect(seeds).toHaveLength(BOOTSTRAP_RUNS);
+    for (const seed of seeds) expect(seed).toEqual([expect.stringMatching(/\.[3-9]1$/)]);
+  });
+
+  describe("a running cluster of three under a writer", () => {
+    let masters: Master[];
+    let writer: ReturnType<Net["writer"]>;
+    const endpoints = () => net.masters.map((m) => m.endpoint);
+
+    beforeAll(async () => {
+      for (const m of net.masters) await m.stop();
+      masters = [4, 5, 6].map((n) => net.master(n));
+      net.publish(masters.map((m) => m.ip));
+      masters.forEach((m) => m.start());
+      await until(
+        "one cluster of three voters",
+        () => oneClusterOf(masters),
+        120_000,
+        describeViews(masters),
+      );
+      writer = net.writer(endpoints);
+      await sleep(2000);
+    });
+
+    afterAll(async () => {
+      await writer?.stop();
+    });
+
+    test("a master killed with its disk: the replacement (a new address) removes the dead member, joins as a learner, is promoted; no acknowledged write is lost", async () => {
+      const [dead, ...alive] = masters as [Master, Master, Master];
+      await dead.stop();
+      dead.wipe();
+      const replacement = net.master(7);
+      net.publish([...alive.map((m) => m.ip), replacement.ip]);
+      const started = Date.now();
+      replacement.start();
+      const now = [...alive, replacement];
+      const cluster = await until("three voters again", () => oneClusterOf(now), 120_000, describeViews(now));
+      const seconds = (Date.now() - started) / 1000;
+      expect(cluster.members.map((m) => m.peerIp)).not.toContain(dead.ip);
+      const journal = replacement.journalText();
+      expect(journal).toMatch(
+        new RegExp(
+          `decision: remove: member ${dead.name} \\(${dead.ip.replace(/\./g, "\\.")}\\) is no healthy master of the group and does not answer`,
+        ),
+      );
+      expect(journal).toMatch(/decision: add-learner:/);
+      expect(journal).toMatch(/decision: promote: learner \w+ has caught up; promoted to voter/);
+      expect(journal).not.toMatch(/decision: seed:/);
+      await sleep(1000);
+      expect(writer.acked.length).toBeGreaterThan(20);
+      expect(writer.lost(now.map((m) => m.endpoint))).toEqual([]);
+      masters = now;
+      process.stdout.write(`etcd replacement became a voter in ${seconds} s\n`);
+    });
+
+    test("rolling replacement of all three, one at a time, under the writer: never a second cluster, nothing lost", async () => {
+      for (const n of [8, 9, 10]) {
+        const [old, ...rest] = masters as [Master, Master, Master];
+        await old.stop();
+        old.wipe();
+        const next = net.master(n);
+        net.publish([...rest.map((m) => m.ip), next.ip]);
+        next.start();
+        masters = [...rest, next];
+        await until(
+          `voters after replacing ${old.name}`,
+          () => oneClusterOf(masters),
+          120_000,
+          describeViews(masters),
+        );
+        const acked = writer.acked.length;
+        await until("the writer goes on", () => (writer.acked.length > acked + 5 ? true : undefined), 30_000);
+      }
+      expect(writer.lost(masters.map((m) => m.endpoint))).toEqual([]);
+    });
+
+    test("a joining master cut off from the others never seeds a cluster of its own; once back, it joins the one cluster", async () => {
+      // The record lists the new master (InService) while a partition hides the others from it.
+      const [old, ...rest] = masters as [Master, Master, Master];
+      await old.stop();
+      old.wipe();
+      const cut = net.master(11);
+      cut.plug();
+      const others = net.masters.filter((m) => m !== cut).map((m) => m.ip);
+      cut.partition(others, true);
+      net.publish([...rest.map((m) => m.ip), cut.ip]);
+      cut.start();
+      masters = [...rest, cut];
+      await until(
+        "the cut master's decision",
+        () =>
+          /decision: wait: no cluster answers, but .* cannot be reached/.test(cut.journalText())
+            ? true
+            : undefined,
+        60_000,
+        async () => cut.journalText(),
+      );
+      await sleep(5000); // and it keeps waiting
+      expect(cut.etcdEnvWritten()).toBe(false);
+      expect(cut.journalText()).not.toMatch(/decision: seed/);
+      cut.partition(others, false);
+      await until("the cut master joins", () => oneClusterOf(masters), 120_000, describeViews(masters));
+      expect(writer.lost(masters.map((m) => m.endpoint))).toEqual([]);
+    });
+
+    test("an old master returning with stale data after it was replaced moves its data aside and rejoins: never a second cluster", async () => {
+      const [stale, ...rest] = masters as [Master, Master, Master];
+      await stale.stop(); // keeps its data folder
+      const replacement = net.master(12);
+      net.publish([...rest.map((m) => m.ip), replacement.ip]);
+      replacement.start();
+      const now = [...rest, replacement];
+      await until("replaced", () => oneClusterOf(now), 120_000, describeViews(now));
+      // The old instance comes back (same address, same disk) while the group still lists it.
+      net.publish([...now.map((m) => m.ip), stale.ip]);
+      stale.start();
+      const four = [...now, stale];
+      const cluster = await until(
+        "one cluster with the returned master in it",
+        () => oneClusterOf(four),
+        120_000,
+        describeViews(four),
+      );
+      expect(stale.journalText()).toMatch(/decision: discard-data: cluster \w+ no longer lists this master/);
+      const views = await Promise.all(four.map((m) => m.view()));
+      expect(new Set(views.map((v) => v?.cluster))).toEqual(new Set([cluster.cluster]));
+      expect(writer.lost(four.map((m) => m.endpoint))).toEqual([]);
+    });
+  });
+});
