@@ -58,6 +58,7 @@ say "modules $(lsmod | awk '$1 == "br_netfilter" || $1 == "nf_conntrack" || $1 =
 say "sysctl $(sysctl -n net.bridge.bridge-nf-call-iptables net.bridge.bridge-nf-call-ip6tables net.ipv4.ip_forward | xargs)"
 say "etcd-health $(etcdctl --dial-timeout=20s --command-timeout=60s --endpoints=https://127.0.0.1:2379 --cacert=/etc/kubernetes/pki/etcd-ca.crt --cert=/etc/kubernetes/pki/apiserver-etcd-client.crt --key=/etc/kubernetes/pki/apiserver-etcd-client.key endpoint health 2>&1 | tr '\\n' ' ')"
 say "node-ip $(. /run/kubebake/node.env; echo $NODE_IP)"
+say "etcd-decisions $(journalctl -u etcd -o cat | grep -o 'decision: [a-z-]*' | xargs)"
 for i in $(seq 1 900); do systemctl is-active -q kubebake-addons && break; sleep 1; done
 # A master is a node too: its kubelet joins through the local API, then kube-proxy starts with its certificate.
 for i in $(seq 1 900); do systemctl is-active -q kubelet && test -s /var/lib/kubelet/pki/kubelet-client-current.pem && break; sleep 1; done
@@ -256,6 +257,8 @@ asRoot("booting the one image", () => {
       expect(m.get("modules")).toBe("br_netfilter nf_conntrack overlay");
       expect(m.get("sysctl")).toBe("1 1 1");
       expect(m.get("etcd-health")).toMatch(/https:\/\/127\.0\.0\.1:2379 is healthy/);
+      // etcd-member let the one master of a one-master group seed its cluster (no masters record yet).
+      expect(m.get("etcd-decisions")).toBe("decision: seed");
       // Every unit runs on a master: the control plane, and the node units (masters are tainted nodes).
       for (const unit of [
         "kubebake-node-config",
@@ -284,9 +287,11 @@ asRoot("booting the one image", () => {
             ).replace(/\s*\\\n\s*/g, " "),
           )![1]!
           .replace(/\$\{(\w+)\}/g, (_, v: string) =>
-            v === "KUBEBAKE_ETCD_CLUSTER"
+            v === "KUBEBAKE_ETCD_INITIAL_CLUSTER"
               ? "net-master=https://10.77.0.10:2380"
-              : node[v as keyof typeof node],
+              : v === "KUBEBAKE_ETCD_INITIAL_STATE"
+                ? "new"
+                : node[v as keyof typeof node],
           )
           .replace(/\s*\$CONTROLLER_MANAGER_CLOUD_ARGS/, "")
           .trim();

@@ -128,12 +128,12 @@ export const clusterSpecSchema = z
   })
   .superRefine((spec, ctx) => {
     if (spec.groups.masters.count > 1) {
-      // The odd-number rule above stays for when masters form one etcd cluster (docs/architecture.md).
+      // Lifted once rollouts wait for each new master to vote and snapshots can restore (docs/architecture.md).
       ctx.addIssue({
         code: "custom",
         path: ["groups", "masters", "count"],
         message:
-          "expected 1 for now: each master runs its own one-member etcd, so several API servers would not share state; a later release lifts this",
+          "expected 1 for now: masters form one etcd cluster, but replacing several safely needs the rollout gate and the snapshots of a later release",
       });
     }
     for (const key of Object.keys(spec.tags).filter((k) => reservedTag.test(k))) {

@@ -26,6 +26,8 @@ def peer_url(ip): "https://\(ip):2380";
 | ($members | map(select(.learner | not)) | length) as $voters
 # Not a healthy member of the group (its address left the masters record) and not answering: gone.
 | ($rest | map(select((.healthy | not) and (.ip as $ip | $dns | index($ip) | not)))) as $dead
+# Another master's join under way: added and not started yet, or started and not promoted yet.
+| ($rest | map(select(.learner or (.started | not)))) as $joining
 | (.peers // {}) as $peers
 | ($others | map(select($peers[.] == "unreachable"))) as $unreachable
 
@@ -85,9 +87,8 @@ def peer_url(ip): "https://\(ip):2380";
                        + ["\($self.name)=\(peer_url($self.ip))"] | join(",")),
       reason: "added to cluster \(.clusters[0]) as member \($me.id); starting to catch up" }
 
-  elif ($rest | map(select(.learner or (.started | not))) | length) > 0 then
-    ($rest | map(select(.learner or (.started | not))) | first) as $j
-    | { action: "wait", reason: "the master at \($j.ip) is joining; one learner at a time" }
+  elif ($joining | length) > 0 then
+    { action: "wait", reason: "the master at \($joining[0].ip) is joining; one learner at a time" }
 
   else
     { action: "add-learner", reason: "cluster \(.clusters[0]) has \($voters) voters, all healthy or still masters of the group; joining as a learner" }

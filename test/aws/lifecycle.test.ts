@@ -217,7 +217,10 @@ describe("AWS cluster lifecycle (moto)", () => {
       expect(userData.startsWith("#cloud-config\n")).toBe(true);
       const file = parse(userData).write_files[0];
       expect(file.path).toBe(`/etc/sysconfig/kubernetes-${role}`);
-      expect(file.content).toBe("CLUSTER_NAME=demo\nCLOUD_PROVIDER=aws\nSECRET_SOURCE=ssm:/kubebake/demo\n");
+      expect(file.content).toBe(
+        "CLUSTER_NAME=demo\nCLOUD_PROVIDER=aws\nSECRET_SOURCE=ssm:/kubebake/demo\n" +
+          (role === "masters" ? "MASTERS_COUNT=1\n" : ""),
+      );
       expect(userData).not.toContain(token);
       expect(userData).not.toMatch(/PRIVATE KEY|BEGIN CERTIFICATE/);
     }

@@ -38,7 +38,9 @@ describe("desired AWS state", () => {
             path: `/etc/sysconfig/kubernetes-${role}`,
             owner: "root:root",
             permissions: "0644",
-            content: "CLUSTER_NAME=demo\nCLOUD_PROVIDER=aws\nSECRET_SOURCE=ssm:/kubebake/demo\n",
+            content:
+              "CLUSTER_NAME=demo\nCLOUD_PROVIDER=aws\nSECRET_SOURCE=ssm:/kubebake/demo\n" +
+              (role === "masters" ? "MASTERS_COUNT=1\n" : ""),
           },
         ],
       });

@@ -102,7 +102,7 @@ describe("cluster spec", () => {
       },
     });
     expect(problems(three)).toMatch(
-      /bad\.yaml:\d+: groups\.masters\.count: expected 1 for now: each master runs its own one-member etcd, so several API servers would not share state; a later release lifts this/,
+      /bad\.yaml:\d+: groups\.masters\.count: expected 1 for now: masters form one etcd cluster, but replacing several safely needs the rollout gate and the snapshots of a later release/,
     );
     const file = writeSpec(dir, three, "three-masters.yaml");
     for (const command of ["validate", "plan", "apply"]) {

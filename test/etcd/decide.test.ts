@@ -4,7 +4,8 @@ import { repoRoot } from "../helpers";
 
 // etcd-decide.jq, the one decision of the node's etcd-member agent, as a pure function: what a master saw
 // in, what it does next out. The agent around it and the real etcd are tested in membership.test.ts.
-const program = join(repoRoot, "src", "node", "etcd-decide.jq");
+// scripts/mutate-jq.mjs points this at each mutant of the program.
+const program = process.env.KUBEBAKE_ETCD_DECIDE ?? join(repoRoot, "src", "node", "etcd-decide.jq");
 
 type Member = { id: string; name: string; ip: string; learner: boolean; started: boolean; healthy: boolean };
 type Seen = {
@@ -64,6 +65,18 @@ describe("bootstrap: no cluster anywhere", () => {
       action: "wait",
       reason: "no cluster yet; the seed is 10.0.0.1, the lowest address",
     });
+  });
+
+  test("every octet counts, the first most", () => {
+    const seedOf = (dns: string[]) =>
+      decide({
+        dns,
+        peers: Object.fromEntries(dns.slice(1).map((ip) => [ip, "none"])),
+        self: { name: "x", ip: dns[0]! },
+      }).reason;
+    expect(seedOf(["10.1.0.1", "10.0.2.0", "9.255.0.1"])).toContain("the seed is 9.255.0.1");
+    expect(seedOf(["10.1.0.1", "10.0.2.0", "10.0.1.255"])).toContain("the seed is 10.0.1.255");
+    expect(seedOf(["10.1.0.1", "10.0.2.0", "10.2.0.0"])).toContain("the seed is 10.0.2.0");
   });
 
   test("addresses compare as numbers, not as text (10.0.0.9 is below 10.0.0.10)", () => {
@@ -130,6 +143,17 @@ describe("a running cluster", () => {
       action: "add-learner",
       reason: "cluster c1 has 2 voters, all healthy or still masters of the group; joining as a learner",
     });
+  });
+
+  test("added but not started: another unstarted member is no part of the initial cluster", () => {
+    const members = [
+      member(1),
+      member(2, { name: "", started: false, learner: true, healthy: false }),
+      member(4, { name: "", started: false, healthy: false }),
+    ];
+    expect(decide({ ...found, dns: [...three, "10.0.0.4"], members }).initialCluster).toBe(
+      "m1=https://10.0.0.1:2380,m2=https://10.0.0.2:2380",
+    );
   });
 
   test("added but not started: starts with every started member and itself as the initial cluster", () => {
@@ -210,7 +234,10 @@ describe("a running cluster", () => {
       reason: "the master at 10.0.0.4 is joining; one learner at a time",
     });
     const learning = member(4, { learner: true });
-    expect(decide({ ...found, dns: three, members: [member(1), member(3), learning] }).action).toBe("wait");
+    expect(decide({ ...found, dns: three, members: [member(1), member(3), learning] })).toEqual({
+      action: "wait",
+      reason: "the master at 10.0.0.4 is joining; one learner at a time",
+    });
   });
 
   test("its own old member, when this master has no data (a new disk, the same address), is removed first", () => {
@@ -222,6 +249,9 @@ describe("a running cluster", () => {
       name: "m2",
       reason: "this master's old member id2 has no data here (a new disk); removing it to join afresh",
     });
+    // four voters, two healthy: removing this master's old one leaves three, two of them healthy
+    const four = [member(1), member(2, { healthy: false }), member(3), member(4, { healthy: false })];
+    expect(decide({ ...found, dns: [...three, "10.0.0.4"], members: four }).action).toBe("remove");
     // …unless that would cost the quorum
     const members = [member(1, { healthy: false }), member(2, { healthy: false }), member(3)];
     expect(decide({ ...found, dns: three, members }).action).toBe("wait");

@@ -201,6 +201,8 @@ export function userData(spec: ClusterSpec, role: Role): string {
     `CLUSTER_NAME=${spec.name}`,
     "CLOUD_PROVIDER=aws",
     `SECRET_SOURCE=ssm:${secretPrefix(spec.name)}`,
+    // etcd-member seeds a new etcd cluster only once the whole group is in the masters record.
+    ...(role === "masters" ? [`MASTERS_COUNT=${spec.groups.masters.count}`] : []),
   ];
   return (
     "#cloud-config\n" +
