@@ -90,8 +90,9 @@ export const clusterSpecSchema = z
     }),
     groups: z.strictObject({
       masters: z.strictObject({
-        count: z.union([z.literal(1), z.literal(3), z.literal(5), z.literal(7)], {
-          error: "expected 1, 3, 5 or 7 (etcd needs an odd number of members)",
+        count: z.union([z.literal(1), z.literal(3), z.literal(5)], {
+          error:
+            "expected 1, 3 or 5: the masters form one etcd cluster, which an even size makes no safer (4 tolerate one failure, as 3 do) and more members make slower",
         }),
         instanceType,
       }),
