@@ -89,7 +89,8 @@ for (const [i, mutant] of mutants.entries()) {
   );
   if (result.status === 0) survivors.push(mutant);
   else killed++;
-  if (process.stdout.isTTY) process.stdout.write(`\r${i + 1}/${mutants.length} mutants, ${survivors.length} survived`);
+  if (process.stdout.isTTY)
+    process.stdout.write(`\r${i + 1}/${mutants.length} mutants, ${survivors.length} survived`);
 }
 rmSync(dir, { recursive: true, force: true });
 const score = mutants.length ? (100 * killed) / mutants.length : 100;

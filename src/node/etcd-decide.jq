@@ -55,6 +55,8 @@ def peer_url(ip): "https://\(ip):2380";
         reason: "no cluster answers, but \($unreachable | join(", ")) cannot be reached: a partition or a master still booting could hide a running cluster" }
     elif ($others | map(select($peers[.] != "none")) | length) > 0 then
       { action: "wait", reason: "no answer yet from \($others | map(select($peers[.] != "none")) | join(", "))" }
+    elif ($others | length) == 0 then
+      { action: "seed", reason: "no cluster anywhere, and no other master in the record of a one-master group" }
     elif ([$dns[], $self.ip] | unique | min_by(ipnum)) == $self.ip then
       { action: "seed", reason: "no cluster anywhere, every other master answers without one, and this master has the lowest address" }
     else

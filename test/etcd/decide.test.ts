@@ -122,7 +122,10 @@ describe("bootstrap: no cluster anywhere", () => {
 
   test("one master: seeds without a record (a single master needs no peers), but not past an unreachable or lower address", () => {
     const self = { name: "m1", ip: "10.0.0.5" };
-    expect(decide({ self, expected: 1, dns: [] }).action).toBe("seed");
+    expect(decide({ self, expected: 1, dns: [] })).toEqual({
+      action: "seed",
+      reason: "no cluster anywhere, and no other master in the record of a one-master group",
+    });
     expect(decide({ self, expected: 1, dns: ["10.0.0.5"] }).action).toBe("seed");
     expect(
       decide({ self, expected: 1, dns: ["10.0.0.4"], peers: { "10.0.0.4": "unreachable" } }).action,
