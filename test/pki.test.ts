@@ -1,7 +1,7 @@
 /** The cluster PKI cross-checked with openssl and a real etcd (test/pki/ reads it back in-process). */
 import "reflect-metadata";
 import { spawn, spawnSync } from "node:child_process";
-import { readdirSync, readFileSync, statSync } from "node:fs";
+import { readdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { createServer } from "node:net";
 import { join } from "node:path";
 import * as x509 from "@peculiar/x509";
@@ -45,7 +45,6 @@ describe("cluster PKI", () => {
     ["scheduler", "ca"],
     ["admin", "ca"],
     ["front-proxy-client", "front-proxy-ca"],
-    ["etcd-server", "etcd-ca"],
     ["apiserver-etcd-client", "etcd-ca"],
   ];
 
@@ -148,6 +147,41 @@ describe("the PKI with Debian's real etcd", () => {
     // The real etcd and etcdctl the fixture image bakes in (test/upstream/build.sh).
     const bin = upstreamPrograms();
     const [client, peer] = [await freePort(), await freePort()];
+    // etcd's own certificate is each master's, signed with the etcd CA at boot (node-config); the same here.
+    const sign = (args: string[]) => {
+      const result = spawnSync("openssl", args, { cwd: dir, encoding: "utf8" });
+      if (result.status !== 0) throw new Error(`openssl: ${result.stderr}`);
+    };
+    sign(
+      [
+        "req",
+        "-new",
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:prime256v1",
+        "-nodes",
+        "-subj",
+        "/CN=test",
+      ].concat(["-keyout", "etcd-member.key", "-out", "etcd-member.csr"]),
+    );
+    writeFileSync(
+      join(dir, "etcd-member.ext"),
+      "subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth,clientAuth\n",
+    );
+    sign(
+      [
+        "x509",
+        "-req",
+        "-in",
+        "etcd-member.csr",
+        "-CA",
+        "etcd-ca.crt",
+        "-CAkey",
+        "etcd-ca.key",
+        "-CAcreateserial",
+      ].concat(["-days", "1", "-extfile", "etcd-member.ext", "-out", "etcd-member.crt"]),
+    );
     const etcd = spawn(
       join(bin, "etcd"),
       [
@@ -160,8 +194,8 @@ describe("the PKI with Debian's real etcd", () => {
         `--initial-cluster=test=http://127.0.0.1:${peer}`,
         "--client-cert-auth=true",
         `--trusted-ca-file=${join(dir, "etcd-ca.crt")}`,
-        `--cert-file=${join(dir, "etcd-server.crt")}`,
-        `--key-file=${join(dir, "etcd-server.key")}`,
+        `--cert-file=${join(dir, "etcd-member.crt")}`,
+        `--key-file=${join(dir, "etcd-member.key")}`,
       ],
       { stdio: "ignore" },
     );

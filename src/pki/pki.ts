@@ -124,7 +124,8 @@ export function bootstrapToken(): string {
 
 /**
  * The whole cluster PKI: the cluster CA, the API server's serving certificate, the front-proxy CA, the
- * etcd CA with server and client certificates, the service-account key pair, the control plane's client
+ * etcd CA (each master signs its own etcd certificate at boot, for its address) with the API server's client
+ * certificate, the service-account key pair, the control plane's client
  * certificates, an admin kubeconfig and a bootstrap token. Pure apart from randomness.
  */
 export async function generateClusterPki(params: PkiParams): Promise<PkiFile[]> {
@@ -168,15 +169,6 @@ export async function generateClusterPki(params: PkiParams): Promise<PkiFile[]> 
     [
       "front-proxy-client",
       await leaf(frontProxyCA, { subject: "CN=front-proxy-client", usages: ["client"] }),
-    ],
-    [
-      "etcd-server",
-      await leaf(etcdCA, {
-        subject: "CN=etcd-server",
-        usages: ["server", "client"],
-        dns: ["localhost"],
-        ips: ["127.0.0.1"],
-      }),
     ],
     [
       "apiserver-etcd-client",

@@ -87,13 +87,6 @@ const LEAVES: Record<
     subject: "CN=front-proxy-client",
     eku: [x509.ExtendedKeyUsage.clientAuth],
   },
-  "etcd-server": {
-    issuer: "etcd-ca",
-    subject: "CN=etcd-server",
-    eku: [x509.ExtendedKeyUsage.serverAuth, x509.ExtendedKeyUsage.clientAuth],
-    dns: ["localhost"],
-    ips: ["127.0.0.1"],
-  },
   "apiserver-etcd-client": {
     issuer: "etcd-ca",
     subject: "CN=kube-apiserver-etcd-client",

@@ -12,7 +12,7 @@ import { foreign } from "./owner";
 /** The files of generateClusterPki, which the node scripts fetch by these names. */
 export const PKI_FILE_NAMES = [
   ...["admin", "apiserver", "apiserver-etcd-client", "apiserver-kubelet-client", "ca", "controller-manager"],
-  ...["etcd-ca", "etcd-server", "front-proxy-ca", "front-proxy-client", "scheduler"],
+  ...["etcd-ca", "front-proxy-ca", "front-proxy-client", "scheduler"],
 ]
   .flatMap((base) => [`${base}.crt`, `${base}.key`])
   .concat(["admin.kubeconfig", "bootstrap-token", "sa.key", "sa.pub"])
