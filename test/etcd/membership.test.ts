@@ -216,6 +216,7 @@ asRoot("etcd membership across the masters group", () => {
         describeViews(four),
       );
       expect(stale.journalText()).toMatch(/decision: discard-data: cluster \w+ no longer lists this master/);
+      expect(stale.setAside()).toEqual([expect.stringMatching(/^data\.removed-\d{8}T\d{6}Z\/member$/)]);
       const views = await Promise.all(four.map((m) => m.view()));
       expect(new Set(views.map((v) => v?.cluster))).toEqual(new Set([cluster.cluster]));
       expect(writer.lost(four.map((m) => m.endpoint))).toEqual([]);

@@ -3,6 +3,7 @@ import {
   appendFileSync,
   existsSync,
   mkdirSync,
+  readdirSync,
   readFileSync,
   renameSync,
   rmSync,
@@ -441,6 +442,13 @@ export class Master {
   /** The agent's lines (one per decision) and the harness's. */
   journalText(): string {
     return existsSync(this.log) ? readFileSync(this.log, "utf8") : "";
+  }
+
+  /** The member folders etcd-member moved aside (data.removed-<time>/member). */
+  setAside(): string[] {
+    return readdirSync(this.dir)
+      .filter((name) => name.startsWith("data.removed-"))
+      .flatMap((name) => readdirSync(join(this.dir, name)).map((entry) => `${name}/${entry}`));
   }
 
   etcdEnvWritten(): boolean {
