@@ -9,6 +9,7 @@ import { Net, until, type Master } from "./net";
 const asRoot = process.getuid?.() === 0 ? describe : describe.skip;
 jest.setTimeout(15 * 60_000);
 
+const work = tempDir("etcd");
 const BOOTSTRAP_RUNS = Number(process.env.KUBEBAKE_ETCD_BOOTSTRAP_RUNS ?? 50);
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 // Figures for bench/etcd.mjs: how long a run of three takes to vote, how long a replacement takes to vote.
@@ -43,7 +44,7 @@ const describeViews = (masters: Master[]) => async () =>
 asRoot("etcd membership across the masters group", () => {
   let net: Net;
   beforeAll(async () => {
-    net = new Net(tempDir("etcd"));
+    net = new Net(work);
     await net.start();
   });
   afterAll(async () => {
