@@ -151,7 +151,7 @@ test("two clusters named demo in two regions: each keeps its own IAM and zone; d
     }
     expect(found.zone.name).toBe("demo.k8s.");
     expect(found.zone.vpcs).toEqual(found.vpc);
-    expect(found.parameters.length).toBeGreaterThanOrEqual(26);
+    expect(found.parameters.length).toBeGreaterThanOrEqual(24);
     expect(found.groups).toHaveLength(2);
   }
   // Nothing global is shared.

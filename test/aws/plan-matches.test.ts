@@ -44,7 +44,7 @@ test.each([
   120_000,
 );
 
-test("from every state a failed apply leaves (the PKI's 26 writes sampled), destroy's dry run equals destroy", async () => {
+test("from every state a failed apply leaves (the PKI's 24 writes sampled), destroy's dry run equals destroy", async () => {
   await moto.reset();
   const reference = clientsFor(moto.endpoint);
   const spec = () => clusterYaml({ network: { zones: ["eu-west-1a"], apiAccess: ["203.0.113.0/24"] } });
