@@ -242,6 +242,18 @@ describe("node-config", () => {
   });
 });
 
+describe("etcd-member", () => {
+  test("a masters count etcd cannot keep a quorum with is refused, naming the role file's field; nothing is written", () => {
+    const box = sandbox("count", "masters", "CLUSTER_NAME=demo\nMASTERS_COUNT=4\n");
+    const result = box.run("etcd-member", { KUBEBAKE_ETCD_ENV: join(box.dir, "etcd.env") });
+    expect({ status: result.status, stderr: result.stderr }).toEqual({
+      status: 1,
+      stderr: "kubebake etcd-member: error: MASTERS_COUNT '4' in the role file is not 1, 3 or 5\n",
+    });
+    expect(() => statSync(join(box.dir, "etcd.env"))).toThrow();
+  });
+});
+
 describe("wait-for-masters", () => {
   test("is bounded and logs every attempt while the masters' name does not resolve", () => {
     const box = sandbox("wait", "minions", "CLUSTER_NAME=nowhere-to-be-found\n");

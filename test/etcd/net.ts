@@ -195,7 +195,6 @@ export class Writer {
   private stopped = false;
   private done: Promise<void>;
   readonly acked: number[] = [];
-  failures = 0;
 
   constructor(
     private net: Net,
@@ -204,22 +203,8 @@ export class Writer {
     this.done = (async () => {
       for (let i = 1; !this.stopped; i++) {
         const args = ["put", `/writer/${String(i).padStart(8, "0")}`, `value-${i}`];
-        const result = await new Promise<number | null>((resolve) => {
-          const child = spawn(
-            "ip",
-            [
-              ...["netns", "exec", net.hub, join(upstreamPrograms(), "etcdctl")],
-              `--endpoints=${endpoints().join(",")}`,
-              ...[`--cacert=${join(net.secrets, "etcd-ca.crt")}`, `--cert=${net.client}.crt`],
-              ...[`--key=${net.client}.key`, "--dial-timeout=2s", "--command-timeout=5s"],
-              ...args,
-            ],
-            { stdio: "ignore" },
-          );
-          child.on("exit", (code) => resolve(code));
-        });
-        if (result === 0) this.acked.push(i);
-        else this.failures++;
+        const { status } = await net.etcdctlAsync(endpoints(), args, 5);
+        if (status === 0) this.acked.push(i);
         await sleep(20);
       }
     })();
