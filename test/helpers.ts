@@ -57,6 +57,19 @@ export function runCliAsync(
   });
 }
 
+let etcdutlDir: string | undefined;
+/** The folder of etcdutl, which test/upstream/build-etcdutl.sh built (global setup built it; a lookup). */
+export function etcdutlProgramDir(): string {
+  if (!etcdutlDir) {
+    const result = spawnSync("sh", [join(repoRoot, "test", "upstream", "build-etcdutl.sh"), "--quiet"], {
+      encoding: "utf8",
+    });
+    if (result.status !== 0) throw new Error(`test/upstream/build-etcdutl.sh failed:\n${result.stderr}`);
+    etcdutlDir = result.stdout.trim().split("\n").pop()!;
+  }
+  return etcdutlDir;
+}
+
 let upstream: string | undefined;
 /** The folder of the real programs test/upstream/build.sh built (global setup built them; this is a lookup). */
 export function upstreamPrograms(): string {

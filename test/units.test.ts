@@ -1,5 +1,5 @@
 import { spawnSync } from "node:child_process";
-import { cpSync, existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from "node:fs";
+import { cpSync, existsSync, mkdirSync, readFileSync, readdirSync, statSync, writeFileSync } from "node:fs";
 import { dirname, join, relative } from "node:path";
 import { parse } from "yaml";
 import { bake } from "../src/bake/bake";
@@ -121,7 +121,15 @@ describe("rendered units and config files", () => {
     expect(etcd).toContain("--peer-client-cert-auth=true");
   });
 
-  const masters = ["etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubebake-addons"];
+  const masters = [
+    "etcd",
+    "etcd-snapshot",
+    "kube-apiserver",
+    "kube-controller-manager",
+    "kube-scheduler",
+    "kubebake-addons",
+    "kubebake-launch-ready",
+  ];
   const everyNode = ["containerd", "kubebake-images", "kubelet", "kube-proxy"];
   test("the role file alone decides what starts: each unit carries its role's condition", () => {
     for (const name of masters) {
@@ -145,8 +153,16 @@ describe("rendered units and config files", () => {
     );
   });
 
-  test("every unit is enabled in the one image", () => {
-    for (const unit of units) {
+  test("every unit is enabled in the one image; the snapshot service through its timer, which has the masters' condition", () => {
+    const timer = files.find((f) => f.path === "/etc/systemd/system/etcd-snapshot.timer");
+    expect(timer?.content?.toString()).toContain(`\nConditionPathExists=${roleFile("masters")}\n`);
+    expect(
+      rendered.find((e) => e.path === "/etc/systemd/system/timers.target.wants/etcd-snapshot.timer"),
+    ).toEqual(
+      expect.objectContaining({ kind: "symlink", target: "/etc/systemd/system/etcd-snapshot.timer" }),
+    );
+    expect(text("/etc/systemd/system/etcd-snapshot.service")).not.toContain("[Install]");
+    for (const unit of units.filter((u) => !u.path.endsWith("/etcd-snapshot.service"))) {
       const link = rendered.find(
         (e) => e.path === `/etc/systemd/system/multi-user.target.wants/${unitName(unit.path)}`,
       );
@@ -156,17 +172,13 @@ describe("rendered units and config files", () => {
 
   test("the node scripts pass shellcheck", () => {
     const nodeDir = join(repoRoot, "src", "node");
-    const scripts = [
-      "node-config",
-      "wait-for-masters",
-      "apply-addons",
-      "import-images",
-      "lib.sh",
-      "providers/aws.sh",
-      "providers/gce.sh",
-      "providers/azure.sh",
-      "providers/none.sh",
-    ];
+    // Every script and shell library of the node (the jq program is tested on its own).
+    const scripts = (readdirSync(nodeDir, { recursive: true }) as string[])
+      .filter((f) => !f.endsWith(".jq") && !statSync(join(nodeDir, f)).isDirectory())
+      .sort();
+    expect(scripts).toEqual(
+      expect.arrayContaining(["etcd-member", "launch-ready", "s3.sh", "providers/aws.sh"]),
+    );
     const result = spawnSync("shellcheck", ["-x", "-P", "SCRIPTDIR", ...scripts], {
       cwd: nodeDir,
       encoding: "utf8",

@@ -37,9 +37,10 @@ describe.each([
   ])("%s: k8s.io/kubernetes", (name) =>
     expect(required("kubernetes", "k8s.io/kubernetes")).toBe(versions[name]),
   );
-  test("etcd: go.etcd.io/etcd server and etcdctl", () => {
+  test("etcd: go.etcd.io/etcd server, etcdctl and etcdutl", () => {
     expect(required("etcd", "go.etcd.io/etcd/server/v3")).toBe(versions.etcd);
     expect(required("etcd", "go.etcd.io/etcd/etcdctl/v3")).toBe(versions.etcd);
+    expect(required("etcdutl", "go.etcd.io/etcd/etcdutl/v3")).toBe(versions.etcd);
   });
   test("crictl: sigs.k8s.io/cri-tools", () => {
     expect(required("cri-tools", "sigs.k8s.io/cri-tools")).toBe(versions.crictl);

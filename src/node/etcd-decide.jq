@@ -9,12 +9,49 @@
 #   peers     {ip: "cluster" | "none" | "unreachable"}   what each other address in dns answered
 #   clusters  [cluster id]               the distinct clusters those peers serve
 #   members   [{id, name, ip, learner, started, healthy}]   the cluster's members, if one answered
+#   snapshots "unconfigured" (no store) | "unreadable" (the store did not answer) | [name], newest first;
+#             read only when no cluster answers and this master has no data
+#   requested the snapshot `kubebake cluster restore` asked for, or null
+#   refused   [name]   snapshots that failed their integrity check on this master
 # Output: {action, reason, ...}; the agent carries it out and asks again until it is a start.
-#   seed | start-data | start-added {initialCluster} | add-learner | remove {id, name} | discard-data | wait
+#   seed | restore {snapshot} | start-data | start-added {initialCluster} | add-learner | remove {id, name}
+#   | discard-data | wait
 
 def ipnum: split(".") | map(tonumber) | .[0] * 16777216 + .[1] * 65536 + .[2] * 256 + .[3];
 def quorum(voters): (voters / 2 | floor) + 1;
 def peer_url(ip): "https://\(ip):2380";
+
+# Where a new cluster would start: from a snapshot when the store has one (every master was lost), empty
+# only when the store has none. A store that cannot be read could hide the data: wait for it.
+def new_cluster($why):
+  (.refused // []) as $refused
+  | (.snapshots // "unconfigured") as $snapshots
+  | if $snapshots == "unreadable" then
+      { action: "wait", reason: "\($why), but the snapshot store cannot be read: an empty cluster could hide lost data" }
+    elif .requested != null then
+      .requested as $r
+      | if ($snapshots | type) != "array" or ($snapshots | index($r)) == null then
+          { action: "wait", reason: "\($why); snapshot \($r) was asked for, but the store has no such snapshot" }
+        elif ($refused | index($r)) != null then
+          { action: "wait",
+            reason: "\($why); snapshot \($r) was asked for, but it failed its integrity check: restore another one" }
+        else
+          { action: "restore", snapshot: $r, reason: "\($why); restoring snapshot \($r), as asked" }
+        end
+    elif ($snapshots | type) != "array" then
+      { action: "seed", reason: $why }
+    elif ($snapshots | length) == 0 then
+      { action: "seed", reason: "\($why), and the store holds no snapshot" }
+    else
+      [$snapshots[] | select(. as $s | $refused | index($s) | not)] as $good
+      | if ($good | length) == 0 then
+          { action: "wait",
+            reason: "\($why); every snapshot in the store failed its integrity check: an operator must look" }
+        else
+          { action: "restore", snapshot: $good[0],
+            reason: "\($why); restoring the newest snapshot \($good[0])\(if ($refused | length) > 0 then " (refused: \($refused | join(", ")))" else "" end)" }
+        end
+    end;
 
 .self as $self
 | (.dns | unique) as $dns
@@ -56,9 +93,9 @@ def peer_url(ip): "https://\(ip):2380";
     elif ($others | map(select($peers[.] != "none")) | length) > 0 then
       { action: "wait", reason: "no answer yet from \($others | map(select($peers[.] != "none")) | join(", "))" }
     elif ($others | length) == 0 then
-      { action: "seed", reason: "no cluster anywhere, and no other master in the record of a one-master group" }
+      new_cluster("no cluster anywhere, and no other master in the record of a one-master group")
     elif ([$dns[], $self.ip] | unique | min_by(ipnum)) == $self.ip then
-      { action: "seed", reason: "no cluster anywhere, every other master answers without one, and this master has the lowest address" }
+      new_cluster("no cluster anywhere, every other master answers without one, and this master has the lowest address")
     else
       { action: "wait",
         reason: "no cluster yet; the seed is \([$dns[], $self.ip] | unique | min_by(ipnum)), the lowest address" }

@@ -16,8 +16,18 @@ type Seen = {
   peers: Record<string, "cluster" | "none" | "unreachable">;
   clusters: string[];
   members: Member[];
+  snapshots: "unconfigured" | "unreadable" | string[];
+  requested: string | null;
+  refused: string[];
 };
-type Decision = { action: string; reason: string; id?: string; name?: string; initialCluster?: string };
+type Decision = {
+  action: string;
+  reason: string;
+  id?: string;
+  name?: string;
+  initialCluster?: string;
+  snapshot?: string;
+};
 
 function decide(seen: Partial<Seen>): Decision {
   const input: Seen = {
@@ -28,6 +38,9 @@ function decide(seen: Partial<Seen>): Decision {
     peers: {},
     clusters: [],
     members: [],
+    snapshots: "unconfigured",
+    requested: null,
+    refused: [],
     ...seen,
   };
   const result = spawnSync("jq", ["-c", "-f", program], { input: JSON.stringify(input), encoding: "utf8" });
@@ -302,5 +315,95 @@ describe("a master with data", () => {
     // listed again but only as a fresh, unstarted member: the old data is still not that member's
     const members = [member(1), member(3), member(2, { id: "new", name: "", started: false, learner: true })];
     expect(decide({ ...found, hasData: true, dns: three, members }).action).toBe("discard-data");
+  });
+});
+
+describe("every master lost: a new cluster starts from the newest good snapshot", () => {
+  // The seed's situation: the lowest address of the full record, every other master answers without a cluster.
+  const seed = {
+    self: { name: "m1", ip: "10.0.0.1" },
+    dns: three,
+    peers: { "10.0.0.2": "none", "10.0.0.3": "none" } as const,
+  };
+  const stored = ["20261201T030000Z-r900.db", "20261201T020000Z-r800.db", "20261201T010000Z-r700.db"];
+
+  test("the seed restores the newest snapshot instead of starting empty", () => {
+    expect(decide({ ...seed, snapshots: stored })).toMatchObject({
+      action: "restore",
+      snapshot: "20261201T030000Z-r900.db",
+      reason: expect.stringContaining("restoring the newest snapshot 20261201T030000Z-r900.db"),
+    });
+  });
+
+  test("a one-master group restores too", () => {
+    expect(
+      decide({ self: { name: "m1", ip: "10.0.0.1" }, expected: 1, dns: ["10.0.0.1"], snapshots: stored }),
+    ).toMatchObject({ action: "restore", snapshot: "20261201T030000Z-r900.db" });
+  });
+
+  test("an empty store, or none configured, seeds an empty cluster", () => {
+    expect(decide({ ...seed, snapshots: [] })).toMatchObject({
+      action: "seed",
+      reason: expect.stringContaining("the store holds no snapshot"),
+    });
+    expect(decide({ ...seed, snapshots: "unconfigured" })).toMatchObject({ action: "seed" });
+  });
+
+  test("a store that cannot be read makes the seed wait: an empty cluster could hide the data", () => {
+    expect(decide({ ...seed, snapshots: "unreadable" })).toMatchObject({
+      action: "wait",
+      reason: expect.stringContaining("the snapshot store cannot be read"),
+    });
+  });
+
+  test("a snapshot refused by the integrity check is skipped for the next newest, and the reason names it", () => {
+    expect(decide({ ...seed, snapshots: stored, refused: ["20261201T030000Z-r900.db"] })).toMatchObject({
+      action: "restore",
+      snapshot: "20261201T020000Z-r800.db",
+      reason: expect.stringContaining("(refused: 20261201T030000Z-r900.db)"),
+    });
+  });
+
+  test("when every snapshot is refused, nothing starts: never an empty cluster over lost data", () => {
+    expect(decide({ ...seed, snapshots: stored, refused: stored })).toMatchObject({
+      action: "wait",
+      reason: expect.stringContaining("every snapshot in the store failed its integrity check"),
+    });
+  });
+
+  test("a requested snapshot wins over the newest; missing or refused, the seed waits and says why", () => {
+    const requested = "20261201T010000Z-r700.db";
+    expect(decide({ ...seed, snapshots: stored, requested })).toMatchObject({
+      action: "restore",
+      snapshot: requested,
+      reason: expect.stringContaining("as asked"),
+    });
+    expect(decide({ ...seed, snapshots: stored, requested: "nope.db" })).toMatchObject({
+      action: "wait",
+      reason: expect.stringContaining("snapshot nope.db was asked for, but the store has no such snapshot"),
+    });
+    expect(decide({ ...seed, snapshots: stored, requested, refused: [requested] })).toMatchObject({
+      action: "wait",
+      reason: expect.stringContaining(
+        `snapshot ${requested} was asked for, but it failed its integrity check`,
+      ),
+    });
+    expect(decide({ ...seed, snapshots: [], requested })).toMatchObject({ action: "wait" });
+    expect(decide({ ...seed, snapshots: "unreadable", requested })).toMatchObject({ action: "wait" });
+  });
+
+  test("only the seed restores: the others wait for it, and a master with data starts with its data", () => {
+    expect(
+      decide({
+        ...seed,
+        self: { name: "m2", ip: "10.0.0.2" },
+        peers: { "10.0.0.1": "none", "10.0.0.3": "none" },
+        snapshots: stored,
+      }),
+    ).toMatchObject({
+      action: "wait",
+      reason: expect.stringContaining("the seed is 10.0.0.1"),
+    });
+    expect(decide({ ...seed, hasData: true, snapshots: stored })).toMatchObject({ action: "start-data" });
   });
 });

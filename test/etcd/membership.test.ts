@@ -1,3 +1,4 @@
+import { createHash } from "node:crypto";
 import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { repoRoot, tempDir } from "../helpers";
@@ -13,10 +14,12 @@ const work = tempDir("etcd");
 const BOOTSTRAP_RUNS = Number(process.env.KUBEBAKE_ETCD_BOOTSTRAP_RUNS ?? 50);
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 // Figures for bench/etcd.mjs: how long a run of three takes to vote, how long a replacement takes to vote.
-const figures: { bootstrapSeconds: number[]; replacementSeconds: number[] } = {
+const figures: { bootstrapSeconds: number[]; replacementSeconds: number[]; restoreSeconds: number[] } = {
   bootstrapSeconds: [],
   replacementSeconds: [],
+  restoreSeconds: [],
 };
+const sha256 = (data: Buffer) => createHash("sha256").update(data).digest("hex");
 
 /** The one cluster every given master answers for, with all of them as voters; else undefined. */
 async function oneClusterOf(masters: Master[]) {
@@ -46,6 +49,7 @@ asRoot("etcd membership across the masters group", () => {
   beforeAll(async () => {
     net = new Net(work);
     await net.start();
+    await net.startStore();
   });
   afterAll(async () => {
     await net?.stop();
@@ -101,7 +105,7 @@ asRoot("etcd membership across the masters group", () => {
 
     beforeAll(async () => {
       for (const m of net.masters) await m.stop();
-      masters = [4, 5, 6].map((n) => net.master(n));
+      masters = [4, 5, 6].map((n) => net.master(n, { store: true }));
       net.publish(masters.map((m) => m.ip));
       masters.forEach((m) => m.start());
       await until(
@@ -122,7 +126,7 @@ asRoot("etcd membership across the masters group", () => {
       const [dead, ...alive] = masters as [Master, Master, Master];
       await dead.stop();
       dead.wipe();
-      const replacement = net.master(7);
+      const replacement = net.master(7, { store: true });
       net.publish([...alive.map((m) => m.ip), replacement.ip]);
       const started = Date.now();
       replacement.start();
@@ -139,6 +143,10 @@ asRoot("etcd membership across the masters group", () => {
       expect(journal).toMatch(/decision: add-learner:/);
       expect(journal).toMatch(/decision: promote: learner \w+ has caught up; promoted to voter/);
       expect(journal).not.toMatch(/decision: seed:/);
+      // Before its first membership change, a snapshot through a healthy voter.
+      expect(journal).toMatch(
+        /snapshot: \d{8}T\d{6}Z-r\d+\.db \(\d+ bytes, before a membership change\) stored in s3:/,
+      );
       await sleep(1000);
       expect(writer.acked.length).toBeGreaterThan(20);
       expect(writer.lost(now.map((m) => m.endpoint))).toEqual([]);
@@ -151,7 +159,7 @@ asRoot("etcd membership across the masters group", () => {
         const [old, ...rest] = masters as [Master, Master, Master];
         await old.stop();
         old.wipe();
-        const next = net.master(n);
+        const next = net.master(n, { store: true });
         net.publish([...rest.map((m) => m.ip), next.ip]);
         const started = Date.now();
         next.start();
@@ -174,7 +182,7 @@ asRoot("etcd membership across the masters group", () => {
       const [old, ...rest] = masters as [Master, Master, Master];
       await old.stop();
       old.wipe();
-      const cut = net.master(11);
+      const cut = net.master(11, { store: true });
       cut.plug();
       const others = net.masters.filter((m) => m !== cut).map((m) => m.ip);
       cut.partition(others, true);
@@ -201,7 +209,7 @@ asRoot("etcd membership across the masters group", () => {
     test("an old master returning with stale data after it was replaced moves its data aside and rejoins: never a second cluster", async () => {
       const [stale, ...rest] = masters as [Master, Master, Master];
       await stale.stop(); // keeps its data folder
-      const replacement = net.master(12);
+      const replacement = net.master(12, { store: true });
       net.publish([...rest.map((m) => m.ip), replacement.ip]);
       replacement.start();
       const now = [...rest, replacement];
@@ -221,6 +229,69 @@ asRoot("etcd membership across the masters group", () => {
       const views = await Promise.all(four.map((m) => m.view()));
       expect(new Set(views.map((v) => v?.cluster))).toEqual(new Set([cluster.cluster]));
       expect(writer.lost(four.map((m) => m.endpoint))).toEqual([]);
+      masters = four;
+    });
+
+    test("every master lost at once: the new masters restore the newest snapshot that passes its integrity check, refusing corrupt ones, and the data is the snapshot's", async () => {
+      await writer.stop();
+      // The hourly timer fires on every master; only the leader stores a snapshot.
+      const before = net.storedSnapshots();
+      expect(await Promise.all(masters.map((m) => m.snapshot()))).toEqual(masters.map(() => 0));
+      const taken = net.storedSnapshots().filter((name) => !before.includes(name));
+      expect(taken).toEqual([expect.stringMatching(/^\d{8}T\d{6}Z-r\d+\.db$/)]);
+      const said = masters.map((m) => m.journalText());
+      expect(
+        said.filter((j) => /snapshot: \S+ \(\d+ bytes, scheduled\) stored in s3:\/\//.test(j)),
+      ).toHaveLength(1);
+      expect(said.filter((j) => /not the leader: the leader stores the snapshot/.test(j))).toHaveLength(
+        masters.length - 1,
+      );
+      // Written after the snapshot: lost with the masters, as a restore means.
+      const alive = masters.map((m) => m.endpoint);
+      expect(net.etcdctl(alive, ["put", "/after-snapshot", "x"]).status).toBe(0);
+      // Two newer copies that must be refused: bytes that differ from the digest the store recorded, and a
+      // recorded digest that matches bytes whose own etcd hash does not.
+      const good = net.storeGet(taken[0]!);
+      const corrupt = Buffer.from(good);
+      corrupt[Math.floor(corrupt.length / 2)] ^= 0xff;
+      const mismatched = "29991231T000000Z-r1.db";
+      const badHash = "29991231T000001Z-r1.db";
+      net.storePut(mismatched, corrupt, sha256(good));
+      net.storePut(badHash, corrupt, sha256(corrupt));
+
+      for (const m of masters) await m.stop();
+      for (const m of masters) m.wipe();
+      net.publish([]);
+      const fresh = [13, 14, 15].map((n) => net.master(n, { store: true }));
+      net.publish(fresh.map((m) => m.ip));
+      const started = Date.now();
+      fresh.forEach((m) => m.start());
+      await until(
+        "one restored cluster of three voters",
+        () => oneClusterOf(fresh),
+        180_000,
+        describeViews(fresh),
+      );
+      figures.restoreSeconds.push((Date.now() - started) / 1000);
+
+      const [seed, ...others] = fresh as [Master, Master, Master];
+      const journal = seed.journalText();
+      expect(journal).toContain(
+        `snapshot ${badHash} failed its integrity check and is refused: etcdutl refused it`,
+      );
+      expect(journal).toContain(
+        `snapshot ${mismatched} failed its integrity check and is refused: its SHA-256 is ${sha256(corrupt)}, the store recorded ${sha256(good)}`,
+      );
+      expect(journal).toContain(
+        `decision: restore: no cluster anywhere, every other master answers without one, and this master has the lowest address; restoring the newest snapshot ${taken[0]} (refused: ${badHash}, ${mismatched})`,
+      );
+      for (const m of others) expect(m.journalText()).not.toMatch(/decision: (seed|restore):/);
+      // The data is the snapshot's: every key the writer had acknowledged, and not the key written after it.
+      const restored = fresh.map((m) => m.endpoint);
+      expect(writer.lost(restored)).toEqual([]);
+      const after = net.etcdctl(restored, ["get", "/after-snapshot", "-w", "json"]);
+      expect(after.status).toBe(0);
+      expect((JSON.parse(after.stdout) as { kvs?: unknown[] }).kvs).toBeUndefined();
     });
   });
 });

@@ -10,17 +10,20 @@ import {
   writeFileSync,
 } from "node:fs";
 import { join } from "node:path";
-import { repoRoot, upstreamPrograms } from "../helpers";
+import { etcdutlProgramDir, repoRoot, upstreamPrograms } from "../helpers";
 
 // Several masters on one machine, each in its own network namespace with its own address on a bridge, a real
 // DNS server (dnsmasq) answering masters.demo.k8s from a hosts file the test edits as the discovery
 // reconciler would, and each master's etcd run the way its systemd unit runs it: etcd-member prepare, the
 // rendered ExecStart with this master's values, etcd-member promote, and again whenever etcd exits.
-// Needs root. Only addresses inside the namespaces made here are used.
+// Needs root. Only addresses inside the namespaces made here are used. The snapshot store is moto's S3,
+// started on the hub's address when a test asks for it.
 
 const nodeDir = join(repoRoot, "src", "node");
 export const SUBNET = "10.78.0";
 const HUB_IP = `${SUBNET}.1`;
+const STORE_PORT = 4566;
+export const STORE_BUCKET = "kubebake-demo-snapshots";
 
 function sh(script: string): string {
   const result = spawnSync("sh", ["-ec", script], { encoding: "utf8" });
@@ -52,6 +55,7 @@ export class Net {
   readonly secrets: string;
   readonly client: string;
   private dnsmasq?: ChildProcess;
+  private moto?: ChildProcess;
   private records = new Map<string, string[]>();
   readonly masters: Master[] = [];
 
@@ -79,6 +83,78 @@ export class Net {
     );
     this.makeSecrets();
     await sleep(300);
+  }
+
+  /** moto's S3 on the hub's address, with the cluster's bucket: the masters' snapshot store. */
+  async startStore(): Promise<void> {
+    const log = join(this.dir, "moto.log");
+    writeFileSync(log, "");
+    this.moto = spawn(
+      "sh",
+      ["-c", `exec ip netns exec ${this.hub} moto_server -H ${HUB_IP} -p ${STORE_PORT} >>${log} 2>&1`],
+      { stdio: "ignore" },
+    );
+    await until(
+      "moto's S3 on the hub",
+      () => (this.storeCurl(`/${STORE_BUCKET}`, ["-X", "PUT"]).status === 0 ? true : undefined),
+      30_000,
+      async () => readFileSync(log, "utf8").slice(-2000),
+    );
+  }
+
+  get storeEndpoint(): string {
+    return `http://${HUB_IP}:${STORE_PORT}`;
+  }
+
+  /** curl against the store from the hub, unsigned (moto lets anonymous calls make and list buckets). */
+  storeCurl(path: string, options: string[] = []) {
+    return spawnSync("ip", [
+      ...["netns", "exec", this.hub, "curl", "-sSf", "--max-time", "10", ...options],
+      `${this.storeEndpoint}${path}`,
+    ]);
+  }
+
+  /** The masters' own store functions (src/node/s3.sh, signed), from the hub, for a cluster's prefix. */
+  private store(call: string, cluster: string, args: string[] = []) {
+    const script = `set -euo pipefail; . ${nodeDir}/lib.sh; . ${nodeDir}/providers/aws.sh; . ${nodeDir}/s3.sh; ${call}`;
+    const result = spawnSync("ip", ["netns", "exec", this.hub, "bash", "-c", script, "store", ...args], {
+      env: { ...process.env, ...this.storeEnv(), SNAPSHOT_STORE: `s3://${STORE_BUCKET}/${cluster}/etcd` },
+      maxBuffer: 1 << 28,
+    });
+    if (result.status !== 0) throw new Error(`${call} ${args.join(" ")}: ${result.stderr}`);
+    return result.stdout;
+  }
+
+  /** The store's endpoint and a key pair moto accepts; on an instance these come from its role (IMDS). */
+  storeEnv(): Record<string, string> {
+    return {
+      AWS_ENDPOINT_URL_S3: this.storeEndpoint,
+      AWS_ACCESS_KEY_ID: "AKIAKUBEBAKETEST0001",
+      AWS_SECRET_ACCESS_KEY: "kubebake-test-secret",
+      AWS_REGION: "us-east-1",
+    };
+  }
+
+  /** The snapshot names under a cluster's prefix, oldest first. */
+  storedSnapshots(cluster = "demo"): string[] {
+    return this.store("store_list", cluster).toString().split("\n").filter(Boolean);
+  }
+
+  storeGet(name: string, cluster = "demo"): Buffer {
+    const file = join(this.dir, `fetched-${name}`);
+    this.store('store_get "$1" "$2" >/dev/null', cluster, [name, file]);
+    return readFileSync(file);
+  }
+
+  /** Stores an object as a master would, but with the SHA-256 given (a corrupt copy may lie). */
+  storePut(name: string, content: Buffer, sha256: string, cluster = "demo"): void {
+    const file = join(this.dir, `stored-${name}`);
+    writeFileSync(file, content);
+    this.store('s3_target; s3_call PUT "$s3_prefix/$1" "" "$2" /dev/null /dev/null "$3"', cluster, [
+      name,
+      file,
+      sha256,
+    ]);
   }
 
   /** The cluster's secrets as a files: source: real CAs (the etcd CA signs each master's certificate). */
@@ -136,8 +212,18 @@ export class Net {
   }
 
   /** A master with its own namespace and address (not started). */
-  master(n: number, options: { expected?: number; retryMs?: number; cluster?: string } = {}): Master {
-    const m = new Master(this, n, options.expected ?? 3, options.retryMs ?? 500, options.cluster ?? "demo");
+  master(
+    n: number,
+    options: { expected?: number; retryMs?: number; cluster?: string; store?: boolean } = {},
+  ): Master {
+    const m = new Master(
+      this,
+      n,
+      options.expected ?? 3,
+      options.retryMs ?? 500,
+      options.cluster ?? "demo",
+      options.store ?? false,
+    );
     this.masters.push(m);
     return m;
   }
@@ -186,6 +272,8 @@ export class Net {
   async stop(): Promise<void> {
     await Promise.all(this.masters.map((m) => m.stop()));
     this.dnsmasq?.kill();
+    spawnSync("sh", ["-c", `ip netns pids ${this.hub} 2>/dev/null | xargs -r kill`]);
+    this.moto?.kill();
     for (const m of this.masters) m.destroy();
     spawnSync("ip", ["netns", "delete", this.hub]);
   }
@@ -247,6 +335,7 @@ export class Master {
     readonly expected: number,
     private retryMs: number,
     readonly cluster: string,
+    readonly store: boolean,
   ) {
     this.ns = `kbe${net.id}m${n}`;
     this.ip = `${SUBNET}.${10 + n}`;
@@ -293,6 +382,7 @@ export class Master {
         `SECRET_SOURCE=files:${this.net.secrets}`,
         `NODE_NAME=${this.name}`,
         `NODE_IP=${this.ip}`,
+        ...(this.store ? [`SNAPSHOT_STORE=s3://${STORE_BUCKET}/${this.cluster}/etcd`] : []),
         "",
       ].join("\n"),
     );
@@ -315,7 +405,9 @@ export class Master {
   private env(): NodeJS.ProcessEnv {
     const p = this.paths();
     return {
-      PATH: `${upstreamPrograms()}:${process.env.PATH}`,
+      PATH: `${upstreamPrograms()}:${etcdutlProgramDir()}:${process.env.PATH}`,
+      TMPDIR: this.dir,
+      ...this.net.storeEnv(),
       KUBEBAKE_IMAGE_ENV: join(this.dir, "image.env"),
       KUBEBAKE_SYSCONFIG_DIR: p.sysconfig,
       KUBEBAKE_ETCD_DATA_DIR: p.data,
@@ -330,8 +422,13 @@ export class Master {
     for (const line of text.split("\n").filter(Boolean)) appendFileSync(this.log, `${at} ${line}\n`);
   }
 
+  /** `etcd-member snapshot`, as the timer runs it on this master; its lines go to the journal too. */
+  async snapshot(): Promise<number | null> {
+    return this.agentRun("snapshot");
+  }
+
   /** Runs etcd-member in this master's namespace; its lines go to the journal. */
-  private agentRun(verb: "prepare" | "promote"): Promise<number | null> {
+  private agentRun(verb: "prepare" | "promote" | "snapshot"): Promise<number | null> {
     return new Promise((resolve) => {
       const child = spawn("ip", ["netns", "exec", this.ns, "bash", join(nodeDir, "etcd-member"), verb], {
         env: this.env(),

@@ -21,34 +21,59 @@ sha256_hex() { openssl dgst -sha256 -hex | sed 's/^.* //'; }
 # hmac_hex KEYSPEC DATA, KEYSPEC is openssl's "key:..." or "hexkey:..."
 hmac_hex() { printf '%s' "$2" | openssl dgst -sha256 -mac HMAC -macopt "$1" | sed 's/^.* //'; }
 
-# aws_json_call SERVICE TARGET BODY: a signed AWS JSON 1.1 request; prints the response body.
-aws_json_call() {
-  local service=$1 target=$2 body=$3 region creds role akid secret token endpoint host
-  region=${AWS_REGION:-$(aws_imds meta-data/placement/region)}
+# The instance role's credentials (or, like the SDK's chain, AWS_ACCESS_KEY_ID… from the environment first),
+# and the region: sets aws_akid, aws_secret, aws_token (may be empty), aws_region.
+aws_credentials() {
+  local role creds
+  aws_region=${AWS_REGION:-$(aws_imds meta-data/placement/region)}
+  if [ -n "${AWS_ACCESS_KEY_ID:-}" ]; then
+    aws_akid=$AWS_ACCESS_KEY_ID aws_secret=${AWS_SECRET_ACCESS_KEY:-} aws_token=${AWS_SESSION_TOKEN:-}
+    return 0
+  fi
   role=$(aws_imds meta-data/iam/security-credentials/ | head -n1) || die "the instance has no IAM role"
   creds=$(aws_imds "meta-data/iam/security-credentials/$role")
-  akid=$(jq -r .AccessKeyId <<<"$creds")
-  secret=$(jq -r .SecretAccessKey <<<"$creds")
-  token=$(jq -r .Token <<<"$creds")
-  endpoint=${AWS_ENDPOINT_URL_SSM:-https://$service.$region.amazonaws.com}
-  host=${endpoint#*://}
-  host=${host%%/*}
-  local amz_date date_stamp scope canonical_headers signed_headers canonical_request string_to_sign k
-  amz_date=$(date -u +%Y%m%dT%H%M%SZ)
-  date_stamp=${amz_date%%T*}
-  scope="$date_stamp/$region/$service/aws4_request"
-  canonical_headers="content-type:application/x-amz-json-1.1"$'\n'"host:$host"$'\n'"x-amz-date:$amz_date"$'\n'"x-amz-security-token:$token"$'\n'"x-amz-target:$target"$'\n'
-  signed_headers="content-type;host;x-amz-date;x-amz-security-token;x-amz-target"
-  canonical_request="POST"$'\n'"/"$'\n'$'\n'"$canonical_headers"$'\n'"$signed_headers"$'\n'"$(printf '%s' "$body" | sha256_hex)"
-  string_to_sign="AWS4-HMAC-SHA256"$'\n'"$amz_date"$'\n'"$scope"$'\n'"$(printf '%s' "$canonical_request" | sha256_hex)"
-  k=$(hmac_hex "key:AWS4$secret" "$date_stamp")
-  k=$(hmac_hex "hexkey:$k" "$region")
+  aws_akid=$(jq -r .AccessKeyId <<<"$creds")
+  aws_secret=$(jq -r .SecretAccessKey <<<"$creds")
+  aws_token=$(jq -r .Token <<<"$creds")
+}
+
+# aws_authorization SERVICE METHOD PATH QUERY HEADERS PAYLOAD_HASH: the SigV4 Authorization header value.
+# HEADERS are the canonical "name:value" lines, lowercase names sorted, each ending in a newline; the
+# caller sends exactly those headers (x-amz-date among them, as $aws_amz_date).
+aws_authorization() {
+  local service=$1 method=$2 path=$3 query=$4 headers=$5 payload_hash=$6
+  local date_stamp scope signed canonical_request string_to_sign k
+  date_stamp=${aws_amz_date%%T*}
+  scope="$date_stamp/$aws_region/$service/aws4_request"
+  signed=$(printf '%s' "$headers" | cut -d: -f1 | paste -sd';')
+  canonical_request="$method"$'\n'"$path"$'\n'"$query"$'\n'"$headers"$'\n'"$signed"$'\n'"$payload_hash"
+  string_to_sign="AWS4-HMAC-SHA256"$'\n'"$aws_amz_date"$'\n'"$scope"$'\n'"$(printf '%s' "$canonical_request" | sha256_hex)"
+  k=$(hmac_hex "key:AWS4$aws_secret" "$date_stamp")
+  k=$(hmac_hex "hexkey:$k" "$aws_region")
   k=$(hmac_hex "hexkey:$k" "$service")
   k=$(hmac_hex "hexkey:$k" aws4_request)
+  printf 'AWS4-HMAC-SHA256 Credential=%s/%s, SignedHeaders=%s, Signature=%s' \
+    "$aws_akid" "$scope" "$signed" "$(hmac_hex "hexkey:$k" "$string_to_sign")"
+}
+
+# aws_json_call SERVICE TARGET BODY: a signed AWS JSON 1.1 request; prints the response body.
+aws_json_call() {
+  local service=$1 target=$2 body=$3 endpoint host headers token_header=()
+  aws_credentials
+  endpoint=${AWS_ENDPOINT_URL_SSM:-https://$service.$aws_region.amazonaws.com}
+  host=${endpoint#*://}
+  host=${host%%/*}
+  aws_amz_date=$(date -u +%Y%m%dT%H%M%SZ)
+  headers="content-type:application/x-amz-json-1.1"$'\n'"host:$host"$'\n'"x-amz-date:$aws_amz_date"$'\n'
+  if [ -n "$aws_token" ]; then
+    headers="$headers""x-amz-security-token:$aws_token"$'\n'
+    token_header=(-H "X-Amz-Security-Token: $aws_token")
+  fi
+  headers="$headers""x-amz-target:$target"$'\n'
   curl -sSf --max-time 15 -X POST "$endpoint/" \
-    -H "Content-Type: application/x-amz-json-1.1" -H "X-Amz-Date: $amz_date" \
-    -H "X-Amz-Security-Token: $token" -H "X-Amz-Target: $target" \
-    -H "Authorization: AWS4-HMAC-SHA256 Credential=$akid/$scope, SignedHeaders=$signed_headers, Signature=$(hmac_hex "hexkey:$k" "$string_to_sign")" \
+    -H "Content-Type: application/x-amz-json-1.1" -H "X-Amz-Date: $aws_amz_date" \
+    "${token_header[@]}" -H "X-Amz-Target: $target" \
+    -H "Authorization: $(aws_authorization "$service" POST / "" "$headers" "$(printf '%s' "$body" | sha256_hex)")" \
     --data-binary "$body"
 }
 
@@ -60,4 +85,53 @@ provider_fetch_secret() {
   esac
   body=$(jq -cn --arg n "${prefix%/}/$name" '{Name: $n, WithDecryption: true}')
   aws_json_call ssm AmazonSSM.GetParameter "$body" | jq -je .Parameter.Value >"$dest"
+}
+
+# aws_query_call SERVICE ENDPOINT BODY OUT: a signed AWS Query API request (form-encoded POST, as Auto
+# Scaling speaks it); the response body goes to OUT, the HTTP status to stdout.
+aws_query_call() {
+  local service=$1 endpoint=$2 body=$3 out=$4 host headers token_header=()
+  local type="application/x-www-form-urlencoded; charset=utf-8"
+  aws_credentials
+  host=${endpoint#*://}
+  host=${host%%/*}
+  aws_amz_date=$(date -u +%Y%m%dT%H%M%SZ)
+  headers="content-type:$type"$'\n'"host:$host"$'\n'"x-amz-date:$aws_amz_date"$'\n'
+  if [ -n "$aws_token" ]; then
+    headers="$headers""x-amz-security-token:$aws_token"$'\n'
+    token_header=(-H "X-Amz-Security-Token: $aws_token")
+  fi
+  curl -sS --max-time 15 -o "$out" -w '%{http_code}' -X POST "${endpoint%/}/" \
+    -H "Content-Type: $type" -H "X-Amz-Date: $aws_amz_date" "${token_header[@]}" \
+    -H "Authorization: $(aws_authorization "$service" POST / "" "$headers" "$(printf '%s' "$body" | sha256_hex)")" \
+    --data-binary "$body"
+}
+
+# provider_instance_ready: completes this instance's launch lifecycle action (LAUNCH_HOOK of GROUP_NAME in
+# the role file), which keeps it out of service until then. No action waiting is not an error: the hook
+# was completed already (a restarted unit) or timed out.
+provider_instance_ready() {
+  local instance body endpoint status out
+  instance=$(aws_imds meta-data/instance-id) || die "IMDS gave no instance id"
+  aws_credentials
+  endpoint=${AWS_ENDPOINT_URL_AUTO_SCALING:-https://autoscaling.$aws_region.amazonaws.com}
+  body="Action=CompleteLifecycleAction&AutoScalingGroupName=$(jq -rn --arg s "$GROUP_NAME" '$s | @uri')"
+  body="$body&InstanceId=$instance&LifecycleActionResult=CONTINUE"
+  body="$body&LifecycleHookName=$(jq -rn --arg s "$LAUNCH_HOOK" '$s | @uri')&Version=2011-01-01"
+  out=$(mktemp)
+  status=$(aws_query_call autoscaling "$endpoint" "$body" "$out") || {
+    rm -f "$out"
+    die "Auto Scaling did not answer CompleteLifecycleAction"
+  }
+  if [ "$status" = 200 ]; then
+    log "completed launch hook $LAUNCH_HOOK of $GROUP_NAME for $instance: the group may put it in service"
+  elif grep -q "No active Lifecycle Action" "$out"; then
+    log "no launch action waits for $instance in $GROUP_NAME (completed before, or timed out)"
+  else
+    local answer
+    answer=$(grep -o '<Message>[^<]*</Message>' "$out" | sed 's/<[^>]*>//g')
+    rm -f "$out"
+    die "CompleteLifecycleAction for $instance: HTTP $status ${answer:-}"
+  fi
+  rm -f "$out"
 }

@@ -23,3 +23,6 @@ provider_fetch_secret() {
   curl -sSf --max-time 15 -H "Authorization: Bearer $token" \
     "$api/v1/$prefix-$(secret_id "$name")/versions/latest:access" | jq -r .payload.data | base64 -d >"$dest"
 }
+
+# No launch gate on this provider yet: nothing waits for the instance.
+provider_instance_ready() { log "provider $CLOUD_PROVIDER has no launch gate: nothing to tell"; }

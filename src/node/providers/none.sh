@@ -18,3 +18,6 @@ provider_fetch_secret() {
   [ -f "$dir/$name" ] || return 1
   install -m 0600 "$dir/$name" "$dest"
 }
+
+# No launch gate on this provider yet: nothing waits for the instance.
+provider_instance_ready() { log "provider $CLOUD_PROVIDER has no launch gate: nothing to tell"; }

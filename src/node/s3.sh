@@ -1,0 +1,132 @@
+#!/bin/bash
+# The etcd snapshot store on S3 (SNAPSHOT_STORE=s3://bucket/prefix in the masters' role file): put, list,
+# get and delete objects under the prefix, signed with SigV4 (providers/aws.sh; the instance role's
+# credentials). AWS_ENDPOINT_URL_S3 names another endpoint, addressed path-style as the SDK does then.
+# Sourced by etcd-member after providers/aws.sh; defines store_put, store_list, store_get, store_read,
+# store_delete.
+# shellcheck disable=SC2154  # aws_region, aws_token: set by aws_credentials (providers/aws.sh)
+
+EMPTY_SHA256=e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855
+
+s3_target() {
+  local rest=${SNAPSHOT_STORE#s3://}
+  s3_bucket=${rest%%/*}
+  s3_prefix=""
+  [ "$rest" = "$s3_bucket" ] || s3_prefix=${rest#*/}
+  s3_prefix=${s3_prefix%/}
+  if [ -z "$s3_bucket" ] || [ "$SNAPSHOT_STORE" = "$rest" ]; then
+    die "SNAPSHOT_STORE '$SNAPSHOT_STORE' is not s3://bucket/prefix"
+  fi
+}
+
+uri_encode() { jq -rn --arg s "$1" '$s | @uri'; }
+
+# An object key as a URI path: each segment encoded once (S3 does not normalize), '/' kept.
+key_path() {
+  local IFS=/ out="" segment
+  for segment in $1; do out="$out/$(uri_encode "$segment")"; done
+  printf '%s' "$out"
+}
+
+# s3_call METHOD KEY QUERY UPLOAD_FILE OUT_FILE HEADER_DUMP [META_SHA256]: one signed request; the body goes
+# to OUT_FILE, the response headers to HEADER_DUMP. Fails, with S3's error code on stderr, unless 2xx.
+s3_call() {
+  local method=$1 key=$2 query=$3 upload=$4 out=$5 dump=$6 meta=${7:-}
+  local endpoint host path url payload_hash headers status args=()
+  aws_credentials
+  if [ -n "${AWS_ENDPOINT_URL_S3:-}" ]; then
+    endpoint=${AWS_ENDPOINT_URL_S3%/}
+    host=${endpoint#*://}
+    host=${host%%/*}
+    path="/$s3_bucket$(key_path "$key")"
+    url="$endpoint$path"
+  else
+    host="$s3_bucket.s3.$aws_region.amazonaws.com"
+    path=$(key_path "$key")
+    path=${path:-/}
+    url="https://$host$path"
+  fi
+  payload_hash=$EMPTY_SHA256
+  [ -z "$upload" ] || payload_hash=$(sha256_hex <"$upload")
+  aws_amz_date=$(date -u +%Y%m%dT%H%M%SZ)
+  headers="host:$host"$'\n'"x-amz-content-sha256:$payload_hash"$'\n'"x-amz-date:$aws_amz_date"$'\n'
+  args=(-H "X-Amz-Content-Sha256: $payload_hash" -H "X-Amz-Date: $aws_amz_date")
+  if [ -n "$meta" ]; then
+    headers="$headers""x-amz-meta-sha256:$meta"$'\n'
+    args+=(-H "X-Amz-Meta-Sha256: $meta")
+  fi
+  if [ -n "$aws_token" ]; then
+    headers="$headers""x-amz-security-token:$aws_token"$'\n'
+    args+=(-H "X-Amz-Security-Token: $aws_token")
+  fi
+  [ -z "$upload" ] || args+=(--upload-file "$upload")
+  args+=(-H "Authorization: $(aws_authorization s3 "$method" "$path" "$query" "$headers" "$payload_hash")")
+  status=$(curl -sS --max-time 600 -X "$method" -o "$out" -D "$dump" -w '%{http_code}' "${args[@]}" \
+    "$url${query:+?$query}") || return 1
+  case "$status" in
+    2??) return 0 ;;
+    *)
+      printf 's3 %s %s: HTTP %s %s\n' "$method" "${key:-/}" "$status" \
+        "$(grep -o '<Code>[^<]*</Code>' "$out" 2>/dev/null | sed 's/<[^>]*>//g')" >&2
+      return 1
+      ;;
+  esac
+}
+
+# Runs s3_call with scratch files; the body is printed.
+s3_simple() {
+  local tmp rc=0
+  tmp=$(mktemp -d)
+  s3_call "$1" "$2" "$3" "" "$tmp/body" "$tmp/headers" || rc=$?
+  [ "$rc" -ne 0 ] || cat "$tmp/body"
+  rm -rf "$tmp"
+  return "$rc"
+}
+
+# store_put FILE NAME: uploads FILE as NAME under the prefix, its SHA-256 in the object's metadata.
+store_put() {
+  local tmp rc=0
+  s3_target
+  tmp=$(mktemp -d)
+  s3_call PUT "$s3_prefix/$2" "" "$1" "$tmp/body" "$tmp/headers" "$(sha256_hex <"$1")" || rc=$?
+  rm -rf "$tmp"
+  return "$rc"
+}
+
+# store_list: the names under the prefix, one per line, sorted (every page of the listing).
+store_list() {
+  local token="" query page
+  s3_target
+  while :; do
+    query=""
+    [ -z "$token" ] || query="continuation-token=$(uri_encode "$token")&"
+    query="${query}list-type=2&prefix=$(uri_encode "$s3_prefix/")"
+    page=$(s3_simple GET "" "$query") || return 1
+    printf '%s' "$page" | grep -o '<Key>[^<]*</Key>' | sed -e 's/<[^>]*>//g' -e "s|^$s3_prefix/||" || true
+    token=$(printf '%s' "$page" | grep -o '<NextContinuationToken>[^<]*</NextContinuationToken>' |
+      sed 's/<[^>]*>//g' || true)
+    [ -n "$token" ] || break
+  done | sort
+}
+
+# store_get NAME DEST: downloads NAME to DEST; prints the SHA-256 its metadata records (empty if none).
+store_get() {
+  local tmp rc=0
+  s3_target
+  tmp=$(mktemp -d)
+  s3_call GET "$s3_prefix/$1" "" "" "$2" "$tmp/headers" || rc=$?
+  [ "$rc" -ne 0 ] || tr -d '\r' <"$tmp/headers" | awk 'tolower($1) == "x-amz-meta-sha256:" { print $2 }'
+  rm -rf "$tmp"
+  return "$rc"
+}
+
+# store_read NAME: a small object's content on stdout.
+store_read() {
+  s3_target
+  s3_simple GET "$s3_prefix/$1" ""
+}
+
+store_delete() {
+  s3_target
+  s3_simple DELETE "$s3_prefix/$1" "" >/dev/null
+}
