@@ -122,10 +122,30 @@ export const clusterSpecSchema = z
       .strictObject({
         /** Share of a group's instances replaced at once when the image changes (masters: one at a time). */
         batchPercent: z.number().int().min(1).max(100).default(25),
-        /** How long to wait for replacements to be InService and Healthy. */
-        timeoutSeconds: z.number().int().min(1).default(900),
+        timeoutSeconds: z
+          .number()
+          .int()
+          .min(1)
+          .default(900)
+          .describe(
+            "How long a rollout waits for each batch's replacements to be InService and Healthy. Also how long a new master may take to become a voting etcd member with a ready API server before Auto Scaling abandons it (the launch hook's heartbeat timeout, kept within AWS's 30 to 7200 s).",
+          ),
       })
       .default({ batchPercent: 25, timeoutSeconds: 900 }),
+    etcd: z
+      .strictObject({
+        snapshotRetentionDays: z
+          .number({ error: "expected a whole number of days from 1 to 3650" })
+          .int({ error: "expected a whole number of days from 1 to 3650" })
+          .min(1, { error: "expected a whole number of days from 1 to 3650" })
+          .max(3650, { error: "expected a whole number of days from 1 to 3650" })
+          .default(7)
+          .describe(
+            "Days an etcd snapshot is kept in the cluster's S3 bucket before it expires (1 to 3650); a version that a newer upload replaced is deleted a day after it was replaced.",
+          ),
+      })
+      .default({ snapshotRetentionDays: 7 })
+      .describe("The masters' etcd cluster: how long its snapshots in S3 are kept."),
   })
   .superRefine((spec, ctx) => {
     if (spec.groups.masters.count > 1) {

@@ -57,6 +57,9 @@ test("plan, apply asks (no terminal, --json: exit 9), apply --yes --json, a no-o
   expect(plan.stdout).toContain(`+ create launch-template kubebake-demo-masters (${ami}, t3.medium)`);
   expect(plan.stdout).toMatch(/\d+ change\(s\) planned\n$/);
   expect(plan.stdout).toContain("+ create hosted-zone demo.internal.");
+  expect(plan.stdout).toMatch(
+    /^\+ create s3-bucket kubebake-demo-[0-9a-f]{12} \(etcd snapshots kept 7 days; versioned, AES256, no public access, TLS only\)$/m,
+  );
 
   // Off a terminal nobody can answer: the plan is shown, nothing changes, exit 9.
   const unasked = kubebake("cluster", "apply", "-f", spec);
@@ -116,6 +119,10 @@ test("plan, apply asks (no terminal, --json: exit 9), apply --yes --json, a no-o
   const refused = kubebake("cluster", "destroy", "-f", spec);
   expect(refused.code).toBe(9);
   expect(refused.stdout).toContain("- delete vpc kubebake-demo-vpc");
+  // The bucket holds the cluster's only backups: its line says what goes with it.
+  expect(refused.stdout).toMatch(
+    /^- delete s3-bucket kubebake-demo-[0-9a-f]{12} \(holds 0 object\(s\) in 0 version\(s\) and 0 delete marker\(s\): the cluster's etcd snapshots go with it\)$/m,
+  );
   expect(refused.stderr).toMatch(
     /cluster demo: \d+ change\(s\) need confirmation: answer on a terminal or pass --yes/,
   );

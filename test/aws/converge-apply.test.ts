@@ -46,6 +46,8 @@ describe.each(["before", "after"] as const)("a failure %s a mutating call", (whe
       instances: 3,
       parameters: 25, // the PKI and the cluster id
       zones: 1,
+      buckets: 1,
+      launchHooks: ["kubebake-etcd-voter ABANDON 900"],
     });
 
     const failures =

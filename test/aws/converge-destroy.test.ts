@@ -1,9 +1,18 @@
 /**
  * A destroy that fails at any mutating call leaves a state the next destroy converges from, and from every
- * such state destroy's dry run lists exactly the changes the next destroy makes.
+ * such state destroy's dry run lists exactly the changes the next destroy makes. The snapshot bucket holds
+ * versions and a delete marker, so emptying it is one of the steps.
  */
 import { tempDir } from "../helpers";
-import { failingClients, InjectedFailure, inventory, list, representativeSteps, spec } from "./converge";
+import {
+  failingClients,
+  InjectedFailure,
+  inventory,
+  list,
+  putSnapshots,
+  representativeSteps,
+  spec,
+} from "./converge";
 import { apply, clientsFor, destroy, registerAmi, writeSpec } from "./fixture";
 import { startMoto, type Moto } from "./moto";
 
@@ -18,8 +27,14 @@ test("destroy converges after a failure at every mutating step and leaves nothin
   const ami = await registerAmi(clean, "kubebake-1");
   const specPath = writeSpec(dir, { ...spec(), image: { ami } });
   await apply(clean, specPath);
-  const steps = representativeSteps((await destroy(clean)).mutating);
-  const empty = { vpcs: 0, subnets: 0, securityGroups: 0, groups: 0, instances: 0, parameters: 0, zones: 0 };
+  await putSnapshots(clean);
+  const reference = (await destroy(clean)).mutating;
+  expect(reference).toEqual(expect.arrayContaining(["s3:DeleteObjects", "s3:DeleteBucket"]));
+  const steps = representativeSteps(reference);
+  const empty = {
+    ...{ vpcs: 0, subnets: 0, securityGroups: 0, groups: 0, instances: 0, parameters: 0, zones: 0 },
+    ...{ buckets: 0, launchHooks: [] },
+  };
   expect(await inventory(clean)).toEqual(empty);
 
   expect(steps.length).toBeGreaterThan(15);
@@ -28,6 +43,7 @@ test("destroy converges after a failure at every mutating step and leaves nothin
     const setup = clientsFor(moto.endpoint);
     const stepAmi = await registerAmi(setup, "kubebake-1");
     await apply(setup, writeSpec(dir, { ...spec(), image: { ami: stepAmi } }));
+    await putSnapshots(setup);
     let at = failAt;
     const clients = failingClients(moto.endpoint, () => at);
     await expect(destroy(clients)).rejects.toThrow(InjectedFailure);

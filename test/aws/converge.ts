@@ -1,5 +1,8 @@
 /** What the converge tests share: clients that fail at the Nth mutating call, and what exists afterwards. */
-import { DescribeAutoScalingGroupsCommand } from "@aws-sdk/client-auto-scaling";
+import {
+  DescribeAutoScalingGroupsCommand,
+  DescribeLifecycleHooksCommand,
+} from "@aws-sdk/client-auto-scaling";
 import {
   DescribeInstancesCommand,
   DescribeSecurityGroupsCommand,
@@ -7,10 +10,12 @@ import {
   DescribeVpcsCommand,
 } from "@aws-sdk/client-ec2";
 import { ListHostedZonesByNameCommand } from "@aws-sdk/client-route-53";
+import { DeleteObjectCommand, ListBucketsCommand, PutObjectCommand } from "@aws-sdk/client-s3";
 import { isMutating, type AwsClients } from "../../src/launch/aws/clients";
 import type { Change } from "../../src/launch/changes";
+import { snapshotBucketName } from "../../src/launch/aws/desired";
 import { storedParameterNames } from "../../src/launch/aws/secrets";
-import { clientsFor, clusterYaml } from "./fixture";
+import { clientsFor, clusterYaml, REGION } from "./fixture";
 
 export class InjectedFailure extends Error {}
 
@@ -62,6 +67,11 @@ export async function inventory(clients: AwsClients) {
     )
   ).Reservations!.flatMap((r) => r.Instances ?? []);
   const zones = (await clients.route53.send(new ListHostedZonesByNameCommand({}))).HostedZones!;
+  const hooks = (
+    await clients.autoScaling.send(
+      new DescribeLifecycleHooksCommand({ AutoScalingGroupName: "kubebake-demo-masters" }),
+    )
+  ).LifecycleHooks!;
   return {
     vpcs: (await clients.ec2.send(new DescribeVpcsCommand({ Filters: cluster }))).Vpcs!.length,
     subnets: (await clients.ec2.send(new DescribeSubnetsCommand({ Filters: cluster }))).Subnets!.length,
@@ -72,6 +82,10 @@ export async function inventory(clients: AwsClients) {
     instances: running.length,
     parameters: (await storedParameterNames({ clients }, "demo")).size,
     zones: zones.filter((z) => z.Name === "demo.k8s.").length,
+    buckets: ((await clients.s3.send(new ListBucketsCommand({}))).Buckets ?? []).filter((b) =>
+      b.Name!.startsWith("kubebake-demo-"),
+    ).length,
+    launchHooks: hooks.map((h) => `${h.LifecycleHookName} ${h.DefaultResult} ${h.HeartbeatTimeout}`),
   };
 }
 
@@ -82,3 +96,11 @@ export const spec = () =>
       minions: { min: 1, max: 3, desired: 2, instanceType: "t3.large" },
     },
   });
+
+/** What masters leave in the snapshot bucket: snapshots, one overwritten (two versions), one deleted. */
+export async function putSnapshots(clients: AwsClients, account = "123456789012") {
+  const Bucket = snapshotBucketName(account, REGION, "demo");
+  for (const key of ["1.db", "2.db", "2.db", "3.db"])
+    await clients.s3.send(new PutObjectCommand({ Bucket, Key: `demo/etcd/${key}`, Body: key }));
+  await clients.s3.send(new DeleteObjectCommand({ Bucket, Key: "demo/etcd/3.db" }));
+}

@@ -13,7 +13,12 @@ import {
   RevokeSecurityGroupIngressCommand,
   type SecurityGroup,
 } from "@aws-sdk/client-ec2";
-import { DescribeAutoScalingGroupsCommand } from "@aws-sdk/client-auto-scaling";
+import {
+  DeleteLifecycleHookCommand,
+  DescribeAutoScalingGroupsCommand,
+  DescribeLifecycleHooksCommand,
+  PutLifecycleHookCommand,
+} from "@aws-sdk/client-auto-scaling";
 import {
   AttachRolePolicyCommand,
   CreatePolicyCommand,
@@ -25,6 +30,20 @@ import {
   UpdateAssumeRolePolicyCommand,
 } from "@aws-sdk/client-iam";
 import { ChangeResourceRecordSetsCommand, ListResourceRecordSetsCommand } from "@aws-sdk/client-route-53";
+import {
+  DeleteBucketPolicyCommand,
+  DeletePublicAccessBlockCommand,
+  GetBucketEncryptionCommand,
+  GetBucketLifecycleConfigurationCommand,
+  GetBucketPolicyCommand,
+  GetBucketTaggingCommand,
+  GetBucketVersioningCommand,
+  GetPublicAccessBlockCommand,
+  PutBucketEncryptionCommand,
+  PutBucketLifecycleConfigurationCommand,
+  PutBucketTaggingCommand,
+  PutBucketVersioningCommand,
+} from "@aws-sdk/client-s3";
 import { loadClusterSpec } from "../../src/cluster/load";
 import { awsDiscoveryPorts } from "../../src/discover/aws";
 import { dnsSync } from "../../src/discover/sync";
@@ -36,6 +55,7 @@ import {
   nodePolicy,
   nodeRoleName,
   resourceName,
+  snapshotBucketName,
 } from "../../src/launch/aws/desired";
 import { comparableTemplateData } from "../../src/launch/aws/groups";
 import { resolveInputs } from "../../src/launch/aws/inputs";
@@ -284,4 +304,127 @@ test("a discovery record changed out of band: dns sync (through the function) re
   expect(repaired.writes).toEqual([expect.objectContaining({ name, from: ["192.0.2.66"], to: masters })]);
   expect(await record()).toEqual(desired);
   expect((await sync()).writes).toEqual([]);
+});
+
+describe("the snapshot bucket and the launch hook", () => {
+  const bucket = snapshotBucketName("123456789012", "eu-west-1", "demo");
+  const ref = { Bucket: bucket };
+
+  test("bucket settings and tags changed out of band are restored; tags added by others are kept", async () => {
+    const tags = (await clients.s3.send(new GetBucketTaggingCommand(ref))).TagSet!;
+    await clients.s3.send(
+      new PutBucketTaggingCommand({
+        ...ref,
+        Tagging: {
+          TagSet: [
+            ...tags.filter((t) => t.Key !== "team"),
+            { Key: "team", Value: "x" },
+            { Key: "extra", Value: "1" },
+          ],
+        },
+      }),
+    );
+    await clients.s3.send(
+      new PutBucketEncryptionCommand({
+        ...ref,
+        ServerSideEncryptionConfiguration: {
+          Rules: [
+            {
+              ApplyServerSideEncryptionByDefault: { SSEAlgorithm: "aws:kms", KMSMasterKeyID: "alias/other" },
+            },
+          ],
+        },
+      }),
+    );
+    await clients.s3.send(
+      new PutBucketVersioningCommand({ ...ref, VersioningConfiguration: { Status: "Suspended" } }),
+    );
+    await clients.s3.send(new DeletePublicAccessBlockCommand(ref));
+    await clients.s3.send(new DeleteBucketPolicyCommand(ref));
+    await clients.s3.send(
+      new PutBucketLifecycleConfigurationCommand({
+        ...ref,
+        LifecycleConfiguration: {
+          Rules: [
+            {
+              ID: "expire-etcd-snapshots",
+              Status: "Enabled",
+              Filter: { Prefix: "" },
+              Expiration: { Days: 1 },
+            },
+          ],
+        },
+      }),
+    );
+    await planShowsAndApplyRepairs([
+      new RegExp(`^update s3-bucket ${bucket}: tags team$`),
+      new RegExp(`^update s3-bucket ${bucket}: default encryption AES256$`),
+      new RegExp(`^update s3-bucket ${bucket}: versioning Enabled$`),
+      new RegExp(`^update s3-bucket ${bucket}: public access block$`),
+      new RegExp(`^update s3-bucket ${bucket}: bucket policy \\(TLS only\\)$`),
+      new RegExp(`^update s3-bucket ${bucket}: lifecycle \\(snapshots expire after 7 days\\)$`),
+    ]);
+    const repaired = Object.fromEntries(
+      (await clients.s3.send(new GetBucketTaggingCommand(ref))).TagSet!.map((t) => [t.Key, t.Value]),
+    );
+    expect(repaired).toMatchObject({ team: "platform", extra: "1" });
+    const encryption = await clients.s3.send(new GetBucketEncryptionCommand(ref));
+    expect(
+      encryption.ServerSideEncryptionConfiguration!.Rules![0]!.ApplyServerSideEncryptionByDefault,
+    ).toEqual({
+      SSEAlgorithm: "AES256",
+    });
+    expect((await clients.s3.send(new GetBucketVersioningCommand(ref))).Status).toBe("Enabled");
+    expect(
+      (await clients.s3.send(new GetPublicAccessBlockCommand(ref))).PublicAccessBlockConfiguration,
+    ).toMatchObject({
+      BlockPublicPolicy: true,
+    });
+    expect((await clients.s3.send(new GetBucketPolicyCommand(ref))).Policy).toContain("aws:SecureTransport");
+    const rules = (await clients.s3.send(new GetBucketLifecycleConfigurationCommand(ref))).Rules!;
+    expect(rules.map((r) => [r.Filter?.Prefix, r.Expiration?.Days])).toEqual([["demo/etcd/", 7]]);
+  });
+
+  test("the masters' hook changed or deleted is put back; a hook of that name on minions is removed; other hooks are left", async () => {
+    const MINIONS = resourceName("demo", "minions");
+    const hook = {
+      LifecycleHookName: "kubebake-etcd-voter",
+      LifecycleTransition: "autoscaling:EC2_INSTANCE_LAUNCHING",
+    };
+    await clients.autoScaling.send(
+      new PutLifecycleHookCommand({
+        ...hook,
+        AutoScalingGroupName: MASTERS,
+        DefaultResult: "CONTINUE",
+        HeartbeatTimeout: 60,
+      }),
+    );
+    await clients.autoScaling.send(new PutLifecycleHookCommand({ ...hook, AutoScalingGroupName: MINIONS }));
+    await clients.autoScaling.send(
+      new PutLifecycleHookCommand({ ...hook, LifecycleHookName: "drain", AutoScalingGroupName: MINIONS }),
+    );
+    await planShowsAndApplyRepairs([
+      new RegExp(
+        `^update auto-scaling-group ${MASTERS}: launch hook kubebake-etcd-voter: DefaultResult CONTINUE → ABANDON, HeartbeatTimeout 60 → 900$`,
+      ),
+      new RegExp(`^update auto-scaling-group ${MINIONS}: remove launch hook kubebake-etcd-voter$`),
+    ]);
+    const hooks = async (group: string) =>
+      (
+        await clients.autoScaling.send(new DescribeLifecycleHooksCommand({ AutoScalingGroupName: group }))
+      ).LifecycleHooks!.map((h) => `${h.LifecycleHookName} ${h.DefaultResult} ${h.HeartbeatTimeout}`);
+    expect(await hooks(MASTERS)).toEqual(["kubebake-etcd-voter ABANDON 900"]);
+    expect(await hooks(MINIONS)).toEqual(["drain ABANDON 3600"]);
+
+    await clients.autoScaling.send(
+      new DeleteLifecycleHookCommand({
+        AutoScalingGroupName: MASTERS,
+        LifecycleHookName: "kubebake-etcd-voter",
+      }),
+    );
+    await planShowsAndApplyRepairs([
+      new RegExp(`^update auto-scaling-group ${MASTERS}: add launch hook kubebake-etcd-voter$`),
+    ]);
+    expect(await hooks(MASTERS)).toEqual(["kubebake-etcd-voter ABANDON 900"]);
+  });
 });

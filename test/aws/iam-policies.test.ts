@@ -13,6 +13,8 @@ import {
   iamPath,
   nodePolicy,
   nodeRoleName,
+  resourceName,
+  snapshotBucketName,
 } from "../../src/launch/aws/desired";
 import { PKI_FILE_NAMES } from "../../src/launch/aws/secrets";
 import { clusterYaml, inputsFor } from "./fixture";
@@ -123,14 +125,92 @@ const neverAllowed: Request[] = [
   },
 ];
 
+const BUCKET = snapshotBucketName(ACCOUNT, REGION, "demo");
+/** A request on an S3 object or bucket, in the account that owns it unless said otherwise. */
+const s3 = (action: string, resource: string, context: Record<string, string> = {}): Request => ({
+  action,
+  resource: `arn:aws:s3:::${resource}`,
+  context: { "s3:ResourceAccount": ACCOUNT, ...context },
+});
+const snapshot = (key = "demo/etcd/snapshot-20261130T1200Z.db", bucket = BUCKET) => `${bucket}/${key}`;
+const groupArn = (name: string, region = REGION, account = ACCOUNT) =>
+  `arn:aws:autoscaling:${region}:${account}:autoScalingGroup:6d3f5e8a-0b1c-4d2e-9f3a-1b2c3d4e5f60:autoScalingGroupName/${name}`;
+const complete = (name: string, region = REGION): Request => ({
+  action: "autoscaling:CompleteLifecycleAction",
+  resource: groupArn(name, region),
+});
+
+/**
+ * What masters need for etcd snapshots and the rollout gate: put and get under their prefix, list it,
+ * delete the restore request they consumed, complete their hook.
+ */
+const snapshotsAndGate: Request[] = [
+  s3("s3:PutObject", snapshot()),
+  s3("s3:GetObject", snapshot()),
+  s3("s3:ListBucket", BUCKET, { "s3:prefix": "demo/etcd/" }),
+  // The operator's restore request, deleted by the master that restored it (src/node/etcd-member).
+  s3("s3:DeleteObject", snapshot("demo/etcd/restore-request")),
+  complete(resourceName("demo", "masters")),
+];
+
+/** Beside what masters need: other keys, buckets, owners, actions and groups. */
+const besideSnapshotsAndGate: Request[] = [
+  s3("s3:PutObject", snapshot("demo/other/x.db")),
+  s3("s3:PutObject", snapshot("demo/etcd-old/x.db")),
+  s3("s3:PutObject", snapshot("other/etcd/x.db")),
+  s3("s3:GetObject", snapshot("x.db")),
+  // Another cluster's bucket, and ours after its name went to another account.
+  s3("s3:PutObject", snapshot("demo/etcd/x.db", snapshotBucketName(ACCOUNT, REGION, "demo2"))),
+  s3("s3:PutObject", snapshot("demo/etcd/x.db", snapshotBucketName(ACCOUNT, "us-east-1", "demo"))),
+  s3("s3:PutObject", snapshot(), { "s3:ResourceAccount": OTHER_ACCOUNT }),
+  s3("s3:GetObject", snapshot(), { "s3:ResourceAccount": OTHER_ACCOUNT }),
+  s3("s3:ListBucket", BUCKET, { "s3:prefix": "demo/etcd/", "s3:ResourceAccount": OTHER_ACCOUNT }),
+  // Nothing deletes a snapshot (only the restore request, as a delete marker) or reconfigures the bucket:
+  // a compromised master cannot erase the backups.
+  s3("s3:DeleteObject", snapshot()),
+  s3("s3:DeleteObject", snapshot("demo/etcd/restore-request.db")),
+  s3("s3:DeleteObject", snapshot("demo/etcd/restore-request", snapshotBucketName(ACCOUNT, REGION, "demo2"))),
+  s3("s3:DeleteObject", snapshot("demo/etcd/restore-request"), { "s3:ResourceAccount": OTHER_ACCOUNT }),
+  s3("s3:DeleteObjectVersion", snapshot("demo/etcd/restore-request")),
+  s3("s3:DeleteObjectVersion", snapshot()),
+  s3("s3:GetObjectVersion", snapshot()),
+  s3("s3:PutBucketPolicy", BUCKET),
+  s3("s3:PutLifecycleConfiguration", BUCKET),
+  s3("s3:DeleteBucket", BUCKET),
+  s3("s3:ListBucketVersions", BUCKET, { "s3:prefix": "demo/etcd/" }),
+  // Listing only under the prefix.
+  s3("s3:ListBucket", BUCKET),
+  s3("s3:ListBucket", BUCKET, { "s3:prefix": "demo/" }),
+  s3("s3:ListBucket", BUCKET, { "s3:prefix": "other/etcd/" }),
+  // Only its own group's hook, and nothing else of Auto Scaling.
+  complete(resourceName("demo", "minions")),
+  complete(resourceName("demo2", "masters")),
+  complete(resourceName("demo", "masters"), "us-east-1"),
+  {
+    action: "autoscaling:CompleteLifecycleAction",
+    resource: groupArn(resourceName("demo", "masters"), REGION, OTHER_ACCOUNT),
+  },
+  {
+    action: "autoscaling:RecordLifecycleActionHeartbeat",
+    resource: groupArn(resourceName("demo", "masters")),
+  },
+  {
+    action: "autoscaling:TerminateInstanceInAutoScalingGroup",
+    resource: groupArn(resourceName("demo", "masters")),
+  },
+  { action: "autoscaling:PutLifecycleHook", resource: groupArn(resourceName("demo", "masters")) },
+  { action: "autoscaling:SetDesiredCapacity", resource: groupArn(resourceName("demo", "masters")) },
+];
+
 describe("node permission policies (simulated)", () => {
-  test("masters read every secret of their cluster, and nothing else", async () => {
+  test("masters read every secret of their cluster, keep etcd snapshots under their prefix, complete their group's launch hook, and nothing else", async () => {
     await expectDecisions(
       nodeRoleName(spec, "masters"),
       nodePolicy(inputs, "masters"),
-      [...PKI_FILE_NAMES, "cluster-id"].map((name) => get(parameter(name))),
+      [...[...PKI_FILE_NAMES, "cluster-id"].map((name) => get(parameter(name))), ...snapshotsAndGate],
       [
         ...neverAllowed,
+        ...besideSnapshotsAndGate,
         { action: "ssm:GetParametersByPath", resource: parameter("").replace(/\/$/, "") },
         { action: "ssm:GetParameter", resource: `arn:aws:ssm:${REGION}:${ACCOUNT}:parameter/kubebake/demo` },
       ],
@@ -147,7 +227,14 @@ describe("node permission policies (simulated)", () => {
       nodeRoleName(spec, "minions"),
       nodePolicy(inputs, "minions"),
       readable.map((name) => get(parameter(name))),
-      [...forbidden.map((name) => get(parameter(name))), get(parameter("cluster-id")), ...neverAllowed],
+      [
+        ...forbidden.map((name) => get(parameter(name))),
+        get(parameter("cluster-id")),
+        ...neverAllowed,
+        // Snapshots and the rollout gate are the masters' alone.
+        ...snapshotsAndGate,
+        ...besideSnapshotsAndGate,
+      ],
     );
   });
 });
@@ -227,6 +314,16 @@ describe("policy documents", () => {
     // Statements of the permission policies are named, so that a reader in the console can tell them apart.
     expect(discoveryPolicy(inputs, ZONE).Statement.every((s) => "Sid" in s)).toBe(true);
     expect(nodePolicy(inputs, "minions").Statement.every((s) => "Sid" in s)).toBe(true);
+    expect(nodePolicy(inputs, "masters").Statement.map((s) => (s as { Sid?: string }).Sid)).toEqual([
+      "ReadClusterSecrets",
+      "WriteEtcdSnapshots",
+      "ListEtcdSnapshots",
+      "ConsumeRestoreRequest",
+      "CompleteOwnLaunch",
+    ]);
+    expect(nodePolicy(inputs, "minions").Statement.map((s) => (s as { Sid?: string }).Sid)).toEqual([
+      "ReadClusterSecrets",
+    ]);
   });
 });
 

@@ -29,12 +29,21 @@ import {
   ListResourceRecordSetsCommand,
   ListTagsForResourceCommand,
 } from "@aws-sdk/client-route-53";
+import {
+  CreateBucketCommand,
+  DeleteBucketCommand,
+  GetBucketTaggingCommand,
+  HeadBucketCommand,
+  PutBucketTaggingCommand,
+  S3Client,
+} from "@aws-sdk/client-s3";
 import { KubebakeError } from "../../src/errors";
 import type { AwsClients } from "../../src/launch/aws/clients";
+import { snapshotBucketName } from "../../src/launch/aws/desired";
 import { readClusterId } from "../../src/launch/aws/owner";
 import { storedParameterNames } from "../../src/launch/aws/secrets";
 import { runCli, tempDir } from "../helpers";
-import { apply, clientsFor, clusterYaml, destroy, registerAmi, writeSpec } from "./fixture";
+import { apply, clientsFor, clusterYaml, credentials, destroy, registerAmi, writeSpec } from "./fixture";
 import { startMoto, type Moto } from "./moto";
 
 let moto: Moto;
@@ -43,6 +52,9 @@ afterAll(() => moto?.stop());
 const dir = tempDir("aws-isolation");
 
 const REGIONS = ["us-east-1", "eu-west-1"] as const;
+/** moto's account, and another one (moto keeps accounts apart by the x-moto-account-id header). */
+const ACCOUNT = "123456789012";
+const OTHER_ACCOUNT = "210987654321";
 const cluster = [{ Name: "tag:KubernetesCluster", Values: ["demo"] }];
 
 async function specIn(clients: AwsClients, region: string): Promise<string> {
@@ -115,9 +127,13 @@ async function inventory(clients: AwsClients) {
   const vpc = (await clients.ec2.send(new DescribeVpcsCommand({ Filters: cluster }))).Vpcs!.map(
     (v) => v.VpcId,
   );
+  const region = await clients.s3.config.region();
+  const bucket = snapshotBucketName(ACCOUNT, region, "demo");
+  const bucketTags = (await clients.s3.send(new GetBucketTaggingCommand({ Bucket: bucket }))).TagSet!;
   return {
     roles,
     profiles,
+    bucket: { name: bucket, owner: bucketTags.find((t) => t.Key === "kubebake:owner")?.Value },
     zone: { id: zoneId, name: zone.HostedZone!.Name, vpcs: zone.VPCs!.map((v) => v.VPCId) },
     vpc,
     parameters: [...(await storedParameterNames({ clients }, "demo"))].sort(),
@@ -158,6 +174,8 @@ test("two clusters named demo in two regions: each keeps its own IAM and zone; d
   expect(Object.keys(east.roles).filter((name) => name in west.roles)).toEqual([]);
   expect(Object.keys(east.profiles).filter((name) => name in west.profiles)).toEqual([]);
   expect(east.zone.id).not.toBe(west.zone.id);
+  expect(east.bucket.name).not.toBe(west.bucket.name);
+  expect(east.bucket.owner).not.toBe(west.bucket.owner);
   // `kubebake dns sync` writes each region's records into that region's zone (found by its id, not its name).
   for (const [region, found] of [
     ["us-east-1", east],
@@ -335,3 +353,103 @@ test("a foreign zone of the cluster's name on the cluster's existing VPC is refu
     foreign,
   );
 }, 120_000);
+
+describe("a bucket with the cluster's snapshot bucket name that is not its own", () => {
+  const bucket = snapshotBucketName(ACCOUNT, "eu-west-1", "demo");
+
+  test("in this account, untagged or another cluster's: refused with exit 8 before anything is created; destroy leaves it", async () => {
+    await moto.reset();
+    const clients = clientsFor(moto.endpoint);
+    const spec = await specIn(clients, "eu-west-1");
+    await clients.s3.send(
+      new CreateBucketCommand({
+        Bucket: bucket,
+        CreateBucketConfiguration: { LocationConstraint: "eu-west-1" },
+      }),
+    );
+    const refused = async (owner: string) => {
+      for (const dryRun of [true, false]) {
+        const error = await apply(clients, spec, dryRun).catch((e) => e);
+        expect(error).toBeInstanceOf(KubebakeError);
+        expect(error.exitCode).toBe(8);
+        expect(error.message).toContain(
+          `s3-bucket ${bucket} exists but was not created by this cluster (its kubebake:owner tag ${owner}`,
+        );
+      }
+      // Refused before anything was created: not even the cluster id.
+      expect(await readClusterId(clients, "demo")).toBeUndefined();
+    };
+    // S3 answers NoSuchTagSet for a bucket without tags: read as no owner, not as a failure.
+    await refused("is absent");
+    await clients.s3.send(
+      new PutBucketTaggingCommand({
+        Bucket: bucket,
+        Tagging: {
+          TagSet: [
+            { Key: "kubebake:owner", Value: "kb-0000000000000000" },
+            { Key: "KubernetesCluster", Value: "demo" },
+          ],
+        },
+      }),
+    );
+    await refused('is "kb-0000000000000000"');
+
+    // Destroy deletes only the bucket of the cluster's id: one whose owner tag changed after apply is left.
+    await clients.s3.send(new DeleteBucketCommand({ Bucket: bucket }));
+    await apply(clients, spec);
+    const tags = (await clients.s3.send(new GetBucketTaggingCommand({ Bucket: bucket }))).TagSet!;
+    const retagged = tags.map((t) =>
+      t.Key === "kubebake:owner" ? { ...t, Value: "kb-0000000000000000" } : t,
+    );
+    await clients.s3.send(new PutBucketTaggingCommand({ Bucket: bucket, Tagging: { TagSet: retagged } }));
+    const gone = await destroy(clients);
+    expect(gone.changes.filter((c) => c.kind === "s3-bucket")).toEqual([]);
+    expect(gone.changes).toContainEqual(expect.objectContaining({ action: "delete", kind: "vpc" }));
+    expect((await clients.s3.send(new GetBucketTaggingCommand({ Bucket: bucket }))).TagSet).toEqual(retagged);
+  }, 120_000);
+
+  test("in another account (S3 names are global): refused with exit 8, never written to", async () => {
+    await moto.reset();
+    const clients = clientsFor(moto.endpoint);
+    const spec = await specIn(clients, "eu-west-1");
+    const other = new S3Client({
+      region: "eu-west-1",
+      endpoint: moto.endpoint,
+      credentials,
+      forcePathStyle: true,
+    });
+    other.middlewareStack.add(
+      (next) => async (args) => {
+        (args.request as { headers: Record<string, string> }).headers["x-moto-account-id"] = OTHER_ACCOUNT;
+        return next(args);
+      },
+      { step: "build", name: "otherAccount" },
+    );
+    await other.send(
+      new CreateBucketCommand({
+        Bucket: bucket,
+        CreateBucketConfiguration: { LocationConstraint: "eu-west-1" },
+      }),
+    );
+    // Ours by every tag but its account: the expected-owner check (HeadBucket 403) still refuses it.
+    await other.send(
+      new PutBucketTaggingCommand({
+        Bucket: bucket,
+        Tagging: { TagSet: [{ Key: "KubernetesCluster", Value: "demo" }] },
+      }),
+    );
+    await expect(
+      clients.s3.send(new HeadBucketCommand({ Bucket: bucket, ExpectedBucketOwner: ACCOUNT })),
+    ).rejects.toMatchObject({ $metadata: { httpStatusCode: 403 } });
+    for (const dryRun of [true, false]) {
+      const error = await apply(clients, spec, dryRun).catch((e) => e);
+      expect(error).toBeInstanceOf(KubebakeError);
+      expect(error.exitCode).toBe(8);
+      expect(error.message).toMatch(
+        new RegExp(`^s3-bucket ${bucket} exists but this account cannot read it \\(HeadBucket: 403\\)`),
+      );
+    }
+    expect(await readClusterId(clients, "demo")).toBeUndefined();
+    other.destroy();
+  }, 120_000);
+});

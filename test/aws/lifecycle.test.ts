@@ -5,6 +5,7 @@
 import {
   SetDesiredCapacityCommand,
   DescribeAutoScalingGroupsCommand,
+  DescribeLifecycleHooksCommand,
   TerminateInstanceInAutoScalingGroupCommand,
 } from "@aws-sdk/client-auto-scaling";
 import {
@@ -31,12 +32,24 @@ import {
   ListHostedZonesByNameCommand,
   ListResourceRecordSetsCommand,
 } from "@aws-sdk/client-route-53";
+import {
+  DeleteObjectCommand,
+  GetBucketEncryptionCommand,
+  GetBucketLifecycleConfigurationCommand,
+  GetBucketPolicyCommand,
+  GetBucketTaggingCommand,
+  GetBucketVersioningCommand,
+  GetPublicAccessBlockCommand,
+  HeadBucketCommand,
+  PutObjectCommand,
+} from "@aws-sdk/client-s3";
 import { DescribeParametersCommand, GetParameterCommand } from "@aws-sdk/client-ssm";
 import { X509Certificate } from "node:crypto";
 import { parse } from "yaml";
 import { createHandler } from "../../lambdas/dns-discovery";
 import { compareIPv4 } from "../../src/discover/reconcile";
 import type { AwsClients } from "../../src/launch/aws/clients";
+import { snapshotBucketName } from "../../src/launch/aws/desired";
 import { PKI_FILE_NAMES, storedParameterNames } from "../../src/launch/aws/secrets";
 import { tempDir } from "../helpers";
 import {
@@ -57,6 +70,9 @@ const dir = tempDir("aws-lifecycle");
 let ami: string;
 let specPath: string;
 let spec: Record<string, any>;
+/** moto's account. */
+const ACCOUNT = "123456789012";
+const BUCKET = snapshotBucketName(ACCOUNT, REGION, "demo");
 
 beforeAll(async () => {
   moto = await startMoto();
@@ -163,9 +179,19 @@ describe("AWS cluster lifecycle (moto)", () => {
       "eventbridge-rule kubebake-demo-dns-schedule",
       "launch-template kubebake-demo-minions",
       "auto-scaling-group kubebake-demo-masters",
+      `s3-bucket ${BUCKET}`,
     ]) {
       expect(created).toContain(expected);
     }
+    const details = Object.fromEntries(plan.changes.map((c) => [`${c.kind} ${c.name}`, c.detail]));
+    expect(details[`s3-bucket ${BUCKET}`]).toBe(
+      "etcd snapshots kept 7 days; versioned, AES256, no public access, TLS only",
+    );
+    // Masters wait for the rollout gate from their very first launch; minions have none.
+    expect(details["auto-scaling-group kubebake-demo-masters"]).toBe(
+      "1 × t3.medium, launch hook kubebake-etcd-voter",
+    );
+    expect(details["auto-scaling-group kubebake-demo-minions"]).toBe("5 × t3.large");
     expect((await clients.ec2.send(new DescribeVpcsCommand({}))).Vpcs!.filter((v) => v.Tags?.length)).toEqual(
       [],
     );
@@ -219,7 +245,11 @@ describe("AWS cluster lifecycle (moto)", () => {
       expect(file.path).toBe(`/etc/sysconfig/kubernetes-${role}`);
       expect(file.content).toBe(
         "CLUSTER_NAME=demo\nCLOUD_PROVIDER=aws\nSECRET_SOURCE=ssm:/kubebake/demo\n" +
-          (role === "masters" ? "MASTERS_COUNT=1\n" : ""),
+          (role === "masters"
+            ? "MASTERS_COUNT=1\n" +
+              `SNAPSHOT_STORE=s3://${BUCKET}/demo/etcd\n` +
+              "GROUP_NAME=kubebake-demo-masters\nLAUNCH_HOOK=kubebake-etcd-voter\n"
+            : ""),
       );
       expect(userData).not.toContain(token);
       expect(userData).not.toMatch(/PRIVATE KEY|BEGIN CERTIFICATE/);
@@ -253,6 +283,77 @@ describe("AWS cluster lifecycle (moto)", () => {
     ).LaunchTemplateVersions![0]!.LaunchTemplateData!;
     expect(template.MetadataOptions?.HttpTokens).toBe("required");
     expect(template.IamInstanceProfile?.Name).toBe("kubebake-demo-eu-west-1-masters");
+  });
+
+  test("the snapshot bucket: tagged as ours, encrypted, versioned, private, TLS only, snapshots expiring; the masters' launch hook", async () => {
+    const clusterId = (await clients.ssm.send(new GetParameterCommand({ Name: "/kubebake/demo/cluster-id" })))
+      .Parameter!.Value!;
+    const ref = { Bucket: BUCKET, ExpectedBucketOwner: ACCOUNT };
+    expect((await clients.s3.send(new HeadBucketCommand(ref))).BucketRegion).toBe(REGION);
+    const tags = Object.fromEntries(
+      (await clients.s3.send(new GetBucketTaggingCommand(ref))).TagSet!.map((t) => [t.Key, t.Value]),
+    );
+    expect(tags).toEqual({
+      team: "platform",
+      KubernetesCluster: "demo",
+      "kubebake:name": "snapshots",
+      "kubebake:owner": clusterId,
+      Name: "kubebake-demo-snapshots",
+    });
+    const encryption = await clients.s3.send(new GetBucketEncryptionCommand(ref));
+    expect(
+      encryption.ServerSideEncryptionConfiguration!.Rules!.map((r) => r.ApplyServerSideEncryptionByDefault),
+    ).toEqual([{ SSEAlgorithm: "AES256" }]);
+    expect((await clients.s3.send(new GetBucketVersioningCommand(ref))).Status).toBe("Enabled");
+    expect(
+      (await clients.s3.send(new GetPublicAccessBlockCommand(ref))).PublicAccessBlockConfiguration,
+    ).toEqual({
+      BlockPublicAcls: true,
+      IgnorePublicAcls: true,
+      BlockPublicPolicy: true,
+      RestrictPublicBuckets: true,
+    });
+    // moto stores the policy but has no TLS to refuse (test/aws/moto_server.py, repair 7).
+    const policy = JSON.parse((await clients.s3.send(new GetBucketPolicyCommand(ref))).Policy!);
+    expect(policy.Statement).toEqual([
+      expect.objectContaining({
+        Effect: "Deny",
+        Principal: "*",
+        Action: "s3:*",
+        Condition: { Bool: { "aws:SecureTransport": "false" } },
+      }),
+    ]);
+    const rules = (await clients.s3.send(new GetBucketLifecycleConfigurationCommand(ref))).Rules!;
+    expect(rules).toEqual([
+      expect.objectContaining({
+        Status: "Enabled",
+        Filter: { Prefix: "demo/etcd/" },
+        Expiration: { Days: 7 },
+        NoncurrentVersionExpiration: { NoncurrentDays: 1 },
+        AbortIncompleteMultipartUpload: { DaysAfterInitiation: 1 },
+      }),
+    ]);
+
+    const hooks = async (group: string) =>
+      (
+        await clients.autoScaling.send(new DescribeLifecycleHooksCommand({ AutoScalingGroupName: group }))
+      ).LifecycleHooks!.map(
+        ({ LifecycleHookName, LifecycleTransition, DefaultResult, HeartbeatTimeout }) => ({
+          LifecycleHookName,
+          LifecycleTransition,
+          DefaultResult,
+          HeartbeatTimeout,
+        }),
+      );
+    expect(await hooks("kubebake-demo-masters")).toEqual([
+      {
+        LifecycleHookName: "kubebake-etcd-voter",
+        LifecycleTransition: "autoscaling:EC2_INSTANCE_LAUNCHING",
+        DefaultResult: "ABANDON",
+        HeartbeatTimeout: 900,
+      },
+    ]);
+    expect(await hooks("kubebake-demo-minions")).toEqual([]);
   });
 
   test("least privilege: no wildcard action; minions read only the CA and the bootstrap token", async () => {
@@ -465,8 +566,22 @@ describe("AWS cluster lifecycle (moto)", () => {
   });
 
   test("destroy removes everything in dependency order; nothing tagged remains; a second destroy finds nothing", async () => {
+    // What masters leave in the bucket: snapshots, an overwritten one (two versions), a deleted one.
+    const put = (Key: string) =>
+      clients.s3.send(new PutObjectCommand({ Bucket: BUCKET, Key: `demo/etcd/${Key}`, Body: Key }));
+    for (const key of ["a.db", "b.db", "b.db", "c.db"]) await put(key);
+    await clients.s3.send(new DeleteObjectCommand({ Bucket: BUCKET, Key: "demo/etcd/c.db" }));
     const planned = await destroy(clients, "demo", true);
     expect(planned.mutating).toEqual([]);
+    expect(planned.changes.filter((c) => c.kind === "s3-bucket")).toEqual([
+      {
+        action: "delete",
+        kind: "s3-bucket",
+        name: BUCKET,
+        detail:
+          "holds 2 object(s) in 4 version(s) and 1 delete marker(s): the cluster's etcd snapshots go with it",
+      },
+    ]);
     const done = await destroy(clients);
     expect(done.changes.map((c) => `${c.action} ${c.kind}`)).toEqual(
       planned.changes.map((c) => `${c.action} ${c.kind}`),
@@ -520,6 +635,9 @@ describe("AWS cluster lifecycle (moto)", () => {
       .map((r) => r.ResourceARN!)
       .filter((arn) => !arn.includes(":instance/"));
     expect(left).toEqual([]);
+    await expect(clients.s3.send(new HeadBucketCommand({ Bucket: BUCKET }))).rejects.toMatchObject({
+      $metadata: { httpStatusCode: 404 },
+    });
     const again = await destroy(clients);
     expect(again.changes).toEqual([]);
     expect(again.mutating).toEqual([]);

@@ -26,6 +26,23 @@
    repository's node_modules for the `@aws-sdk/*` packages that Lambda's runtime provides, and a context
    whose getRemainingTimeInMillis counts down from the function's Timeout. The handler's result is the
    payload; a thrown error is a FunctionError with Lambda's {errorType, errorMessage} payload.
+
+5. Auto Scaling lifecycle hooks given at creation. moto ignores CreateAutoScalingGroup's
+   LifecycleHookSpecificationList (AWS creates those hooks with the group, so its first instances already
+   wait), and keeps a group's hooks after DeleteAutoScalingGroup (AWS deletes them with the group). The
+   repair creates and deletes them as AWS does. moto still never holds an instance in Pending:Wait:
+   test/aws/rollout.test.ts models that.
+
+6. S3 tags given at creation and bucket owners. moto ignores CreateBucketConfiguration's Tags (AWS tags
+   the bucket as it creates it) and ExpectedBucketOwner on HeadBucket (AWS answers 403 when the bucket
+   belongs to another account). The repair tags the bucket and answers 403.
+
+7. S3 bucket policies on object requests. moto evaluates a bucket policy for object requests, but skips
+   conditions of any operator but StringEquals (so a `Bool` condition always matches) and treats a
+   statement whose condition does not match as an explicit Deny. A policy that denies requests without
+   TLS (`aws:SecureTransport` false) therefore denies every PutObject and DeleteObjects. AWS evaluates
+   `Bool` and ignores a statement whose condition does not match; the repair does both, and evaluates
+   requests as coming over TLS: the SDK talks https to AWS, and http only to this local endpoint.
 """
 import sys
 
@@ -229,6 +246,105 @@ def _invoke_node(self, event=None):
 
 
 lambda_models.LambdaFunction._invoke_lambda = _invoke_node
+
+# --- 5. Auto Scaling lifecycle hooks given at creation ---------------------------------------------
+from moto.autoscaling import responses as autoscaling_responses  # noqa: E402
+
+_create_group = autoscaling_responses.AutoScalingResponse.create_auto_scaling_group
+_delete_group = autoscaling_responses.AutoScalingResponse.delete_auto_scaling_group
+
+
+def _create_group_with_hooks(self):
+    result = _create_group(self)
+    group = self._get_param("AutoScalingGroupName")
+    for hook in self._get_params().get("LifecycleHookSpecificationList") or []:
+        timeout = hook.get("HeartbeatTimeout")
+        self.autoscaling_backend.create_lifecycle_hook(
+            name=hook["LifecycleHookName"],
+            as_name=group,
+            transition=hook["LifecycleTransition"],
+            timeout=int(timeout) if timeout is not None else None,
+            result=hook.get("DefaultResult"),
+        )
+    return result
+
+
+def _delete_group_and_hooks(self):
+    result = _delete_group(self)
+    group = self._get_param("AutoScalingGroupName")
+    hooks = self.autoscaling_backend.lifecycle_hooks
+    for key in [k for k, hook in hooks.items() if hook.auto_scaling_group_name == group]:
+        del hooks[key]
+    return result
+
+
+autoscaling_responses.AutoScalingResponse.create_auto_scaling_group = _create_group_with_hooks
+autoscaling_responses.AutoScalingResponse.delete_auto_scaling_group = _delete_group_and_hooks
+
+# --- 6. S3 tags at creation, ExpectedBucketOwner on HeadBucket --------------------------------------
+import xmltodict  # noqa: E402
+from moto.s3 import models as s3_models  # noqa: E402
+from moto.s3 import responses as s3_responses  # noqa: E402
+
+_bucket_put = s3_responses.S3Response._bucket_response_put
+_head_bucket = s3_responses.S3Response.head_bucket
+
+
+def _bucket_put_with_tags(self, request, bucket_name, querystring):
+    result = _bucket_put(self, request, bucket_name, querystring)
+    if self.data.get("Action") == "CreateBucket" and self.body:
+        config = xmltodict.parse(self.body).get("CreateBucketConfiguration") or {}
+        tags = (config.get("Tags") or {}).get("Tag") or []
+        tags = tags if isinstance(tags, list) else [tags]
+        if tags:
+            self.backend.put_bucket_tagging(bucket_name, {t["Key"]: t.get("Value") or "" for t in tags})
+    return result
+
+
+def _head_bucket_of_owner(self):
+    expected = self.headers.get("x-amz-expected-bucket-owner")
+    if expected:
+        try:
+            bucket = self.backend.get_bucket(self.bucket_name)
+        except Exception:  # absent: the original answers 404
+            bucket = None
+        if bucket is not None and bucket.account_id != expected:
+            return 403, {}, ""
+    return _head_bucket(self)
+
+
+s3_responses.S3Response._bucket_response_put = _bucket_put_with_tags
+s3_responses.S3Response.head_bucket = _head_bucket_of_owner
+
+# --- 7. S3 bucket policies: conditions that do not match, and TLS -----------------------------------
+from moto.iam import access_control, policy_conditions  # noqa: E402
+
+
+def _bool_operation(expected, actual):
+    wanted = expected if isinstance(expected, list) else [expected]
+    return str(actual).lower() in [str(w).lower() for w in wanted]
+
+
+policy_conditions.CONDITION_OPERATIONS["Bool"] = _bool_operation
+
+_statement_permitted = access_control.IAMPolicyStatement.is_action_permitted
+
+
+def _aws_statement_permitted(self, action, resource="*", principal=None, incoming_condition_values=None):
+    if self._statement.get("Condition") and not self._check_conditions(incoming_condition_values):
+        return access_control.PermissionResult.NEUTRAL
+    return _statement_permitted(self, action, resource, principal, incoming_condition_values)
+
+
+def _bucket_permission_over_tls(self, action, resource):
+    if self.policy is None:
+        return access_control.PermissionResult.NEUTRAL
+    policy = access_control.IAMPolicy(self.policy.decode())
+    return policy.is_action_permitted(action, resource, incoming_condition_values={"aws:SecureTransport": "true"})
+
+
+access_control.IAMPolicyStatement.is_action_permitted = _aws_statement_permitted
+s3_models.FakeBucket.get_permission = _bucket_permission_over_tls
 
 from moto.server import main  # noqa: E402  (after the repairs)
 

@@ -11,11 +11,17 @@ import {
   globalName,
   groupSize,
   iamPath,
+  LAUNCH_HOOK_NAME,
+  launchHook,
   launchTemplateData,
   nodeRoleName,
   nodePolicy,
   rolloutBatch,
   securityGroupRules,
+  snapshotBucketName,
+  snapshotBucketPolicy,
+  snapshotLifecycleRules,
+  snapshotStore,
   subnetCidrs,
   tagsFor,
   userData,
@@ -28,9 +34,10 @@ const spec = clusterSpecSchema.parse(clusterYaml());
 const inputs = inputsFor(spec);
 
 describe("desired AWS state", () => {
-  test("user data writes only the role file: cluster, provider and where secrets are", () => {
+  test("user data writes only the role file: cluster, provider and where secrets are; masters also where snapshots go and which hook to complete", () => {
+    const bucket = snapshotBucketName("123456789012", "eu-west-1", "demo");
     for (const role of ["masters", "minions"] as const) {
-      const text = userData(spec, role);
+      const text = userData(inputs, role);
       expect(text.startsWith("#cloud-config\n")).toBe(true);
       expect(parse(text)).toEqual({
         write_files: [
@@ -40,7 +47,12 @@ describe("desired AWS state", () => {
             permissions: "0644",
             content:
               "CLUSTER_NAME=demo\nCLOUD_PROVIDER=aws\nSECRET_SOURCE=ssm:/kubebake/demo\n" +
-              (role === "masters" ? "MASTERS_COUNT=1\n" : ""),
+              (role === "masters"
+                ? "MASTERS_COUNT=1\n" +
+                  `SNAPSHOT_STORE=s3://${bucket}/demo/etcd\n` +
+                  "GROUP_NAME=kubebake-demo-masters\n" +
+                  "LAUNCH_HOOK=kubebake-etcd-voter\n"
+                : ""),
           },
         ],
       });
@@ -138,6 +150,67 @@ describe("desired AWS state", () => {
     expect(globalName(dashed, "ap-southeast-2", "dns-discovery")).toBe(
       `kubebake-${"c".repeat(30)}-${hash(`kubebake-${dashed}-ap-southeast-2-dns-discovery`)}-dns-discovery`,
     );
+  });
+
+  test("the snapshot bucket's name: deterministic, one per account, region and cluster, a valid S3 name of at most 63 characters", () => {
+    const hash = (key: string) => createHash("sha256").update(key).digest("hex").slice(0, 12);
+    expect(snapshotBucketName("123456789012", "eu-west-1", "demo")).toBe(
+      `kubebake-demo-${hash("123456789012:eu-west-1:demo")}`,
+    );
+    const longest = "c".repeat(39) + "9";
+    const names = ["123456789012", "210987654321"].flatMap((account) =>
+      ["eu-west-1", "us-east-1"].flatMap((region) =>
+        ["demo", "demo2", longest].map((cluster) => snapshotBucketName(account, region, cluster)),
+      ),
+    );
+    expect(new Set(names).size).toBe(names.length);
+    expect(snapshotBucketName("123456789012", "eu-west-1", "demo")).toBe(names[0]);
+    for (const name of names) {
+      expect(name.length).toBeLessThanOrEqual(63);
+      // S3: lowercase letters, digits and hyphens here, starting and ending with a letter or digit.
+      expect(name).toMatch(/^[a-z0-9][a-z0-9-]{1,61}[a-z0-9]$/);
+    }
+    expect(snapshotBucketName("123456789012", "eu-west-1", longest)).toHaveLength(62);
+    expect(snapshotStore(inputs)).toBe(`s3://${names[0]}/demo/etcd`);
+  });
+
+  test("the snapshot bucket denies every request without TLS and expires snapshots under the cluster's prefix only", () => {
+    expect(snapshotBucketPolicy("b").Statement).toEqual([
+      {
+        Sid: "DenyInsecureTransport",
+        Effect: "Deny",
+        Principal: "*",
+        Action: "s3:*",
+        Resource: ["arn:aws:s3:::b", "arn:aws:s3:::b/*"],
+        Condition: { Bool: { "aws:SecureTransport": "false" } },
+      },
+    ]);
+    const kept = clusterSpecSchema.parse(clusterYaml({ etcd: { snapshotRetentionDays: 30 } }));
+    expect(snapshotLifecycleRules(kept)).toEqual([
+      {
+        ID: "expire-etcd-snapshots",
+        Status: "Enabled",
+        Filter: { Prefix: "demo/etcd/" },
+        Expiration: { Days: 30 },
+        NoncurrentVersionExpiration: { NoncurrentDays: 1 },
+        AbortIncompleteMultipartUpload: { DaysAfterInitiation: 1 },
+      },
+    ]);
+    expect(snapshotLifecycleRules(spec)[0]!.Expiration.Days).toBe(7); // the default
+  });
+
+  test("the launch hook: masters only, abandoned when not completed within the rollout timeout (30 to 7200 s)", () => {
+    expect(launchHook(spec, "minions")).toBeUndefined();
+    expect(launchHook(spec, "masters")).toEqual({
+      LifecycleHookName: LAUNCH_HOOK_NAME,
+      LifecycleTransition: "autoscaling:EC2_INSTANCE_LAUNCHING",
+      DefaultResult: "ABANDON",
+      HeartbeatTimeout: 900,
+    });
+    const timeout = (timeoutSeconds: number) =>
+      launchHook(clusterSpecSchema.parse(clusterYaml({ rollout: { timeoutSeconds } })), "masters")!
+        .HeartbeatTimeout;
+    expect([1, 29, 30, 1800, 7200, 7201, 86400].map(timeout)).toEqual([30, 30, 30, 1800, 7200, 7200, 7200]);
   });
 
   test("rollout batches: masters one at a time, minions a share of at least one", () => {

@@ -29,6 +29,8 @@ describe("cluster spec", () => {
     expect(minimal.network).toEqual({ cidr: "10.0.0.0/16", apiAccess: [], sshAccess: [] });
     expect(minimal.discovery).toEqual({ ttl: 30, emptyGroup: "delete" });
     expect(minimal.rollout).toEqual({ batchPercent: 25, timeoutSeconds: 900 });
+    expect(minimal.etcd).toEqual({ snapshotRetentionDays: 7 });
+    expect(spec.etcd).toEqual({ snapshotRetentionDays: 7 });
   });
 
   test("each bad field is named with its line and what was expected", () => {
@@ -81,6 +83,14 @@ describe("cluster spec", () => {
         /tags\.KubernetesCluster: expected a key of your own/,
       ],
       [clusterYaml({ extra: 1 }), /bad\.yaml:\d+: unknown field extra/],
+      ...[0, 3651, 1.5, "seven"].map(
+        (days) =>
+          [
+            clusterYaml({ etcd: { snapshotRetentionDays: days } }),
+            /bad\.yaml:\d+: etcd\.snapshotRetentionDays: expected a whole number of days from 1 to 3650(, got .*)?$/,
+          ] as [Record<string, unknown>, RegExp],
+      ),
+      [clusterYaml({ etcd: { retention: 7 } }), /bad\.yaml:\d+: etcd: unknown field retention/],
       [clusterYaml({ network: { cidr: "10.0.0.0/24" } }), /network\.cidr: expected a \/20 or larger/],
       [
         clusterYaml({ network: { cidr: "10.0.0.0/19", zones: ["eu-west-1a", "eu-west-1b", "eu-west-1c"] } }),

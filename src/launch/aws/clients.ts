@@ -5,6 +5,7 @@ import { EventBridgeClient } from "@aws-sdk/client-eventbridge";
 import { IAMClient } from "@aws-sdk/client-iam";
 import { LambdaClient } from "@aws-sdk/client-lambda";
 import { Route53Client } from "@aws-sdk/client-route-53";
+import { S3Client } from "@aws-sdk/client-s3";
 import { SSMClient } from "@aws-sdk/client-ssm";
 import { STSClient } from "@aws-sdk/client-sts";
 import type {
@@ -20,6 +21,7 @@ export interface AwsClients {
   iam: IAMClient;
   ssm: SSMClient;
   route53: Route53Client;
+  s3: S3Client;
   lambda: LambdaClient;
   events: EventBridgeClient;
   sts: STSClient;
@@ -38,7 +40,7 @@ export interface ClientOptions {
   afterCall?: (call: string) => void;
 }
 
-const READ = /:(Describe|List|Get)/;
+const READ = /:(Describe|List|Get|Head)/;
 export const isMutating = (call: string) => !READ.test(call);
 
 export function awsClients(options: ClientOptions): AwsClients {
@@ -54,6 +56,8 @@ export function awsClients(options: ClientOptions): AwsClients {
     iam: new IAMClient(config),
     ssm: new SSMClient(config),
     route53: new Route53Client(config),
+    // An emulator serves buckets under its one host (path style); AWS under each bucket's own host name.
+    s3: new S3Client({ ...config, ...(options.endpoint ? { forcePathStyle: true } : {}) }),
     lambda: new LambdaClient(config),
     events: new EventBridgeClient(config),
     sts: new STSClient(config),

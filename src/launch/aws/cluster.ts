@@ -11,6 +11,7 @@ import { checkNetwork, ensureNetwork } from "./network";
 import { ensureClusterId, readClusterId } from "./owner";
 import { ensurePki } from "./secrets";
 import { ensureSecurityGroups } from "./security";
+import { checkSnapshotBucket, ensureSnapshotBucket } from "./snapshots";
 import { ensureZone, ownZoneOnVpc } from "./zone";
 
 export interface ApplyResult {
@@ -26,6 +27,7 @@ export async function applyCluster(base: BaseContext): Promise<ApplyResult> {
   const checked = await checkNetwork(base);
   const stored = await readClusterId(base.clients, spec.name);
   await checkIamNames(base, stored);
+  await checkSnapshotBucket(base, stored);
   if ("existing" in checked) await ownZoneOnVpc(base, checked.existing.vpcId, stored);
   const ctx: Context = { ...base, clusterId: await ensureClusterId(base, stored) };
   const network = await ensureNetwork(ctx, checked);
@@ -50,9 +52,12 @@ export async function applyCluster(base: BaseContext): Promise<ApplyResult> {
     }),
   );
   await ensurePki(ctx, (running.AutoScalingGroups ?? []).length > 0);
+  // Before the groups: their first masters already take snapshots.
+  await ensureSnapshotBucket(ctx);
   const zoneId = await ensureZone(ctx, network.vpcId);
   // Discovery first, so that the groups' first launches already reach it.
   await ensureDiscovery(ctx, zoneId);
+  // ROLES lists masters first: their rollout (one voter at a time) ends before any minion is replaced.
   for (const role of ROLES) {
     const template = await ensureLaunchTemplate(ctx, role, groupIds[role]);
     const existed = await ensureGroup(ctx, role, template, network.subnetIds);

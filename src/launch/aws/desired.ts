@@ -56,6 +56,33 @@ export function globalName(cluster: string, region: string, part: string): strin
   const head = `${prefix(cluster)}-${region}`.slice(0, IAM_NAME_LIMIT - part.length - hash.length - 2);
   return `${head.replace(/-+$/, "")}-${hash}-${part}`;
 }
+
+/** S3 bucket names: 3 to 63 lowercase letters, digits, dots and hyphens, in one namespace across accounts. */
+const BUCKET_NAME_LIMIT = 63;
+
+/**
+ * The cluster's etcd snapshot bucket, `kubebake-<cluster>-<12 hex digits>`: S3 names are global across
+ * accounts and regions, so a hash of account, region and cluster keeps clusters of one name in two regions
+ * (or accounts) apart, while the name stays known before anything exists (plan, IAM policy, role file).
+ * 62 characters for a 40-character cluster name.
+ */
+export function snapshotBucketName(account: string, region: string, cluster: string): string {
+  const hash = createHash("sha256").update(`${account}:${region}:${cluster}`).digest("hex").slice(0, 12);
+  const name = `${prefix(cluster)}-${hash}`;
+  if (name.length > BUCKET_NAME_LIMIT)
+    throw new Error(`bucket name ${name} exceeds ${BUCKET_NAME_LIMIT} characters`);
+  return name;
+}
+export const snapshotBucket = (inputs: Pick<Inputs, "spec" | "account">) =>
+  snapshotBucketName(inputs.account, inputs.spec.region, inputs.spec.name);
+/** The key prefix of a cluster's etcd snapshots in its bucket, with its trailing `/`. */
+export const snapshotPrefix = (cluster: string) => `${cluster}/etcd/`;
+/** The object under the snapshot prefix naming the snapshot to restore (read by src/node/etcd-member). */
+export const RESTORE_REQUEST = "restore-request";
+/** SNAPSHOT_STORE in the masters' role file: `s3://<bucket>/<cluster>/etcd`, objects below it after a `/`. */
+export const snapshotStore = (inputs: Pick<Inputs, "spec" | "account">) =>
+  `s3://${snapshotBucket(inputs)}/${inputs.spec.name}/etcd`;
+
 /** IAM path of a cluster's roles and profiles: by cluster and region, so destroy lists only its own. */
 export const iamPath = (cluster: string, region: string) => `/kubebake/${cluster}/${region}/`;
 /** Role and instance profile of a node role, and the discovery function's role. */
@@ -127,18 +154,116 @@ export function assumeRolePolicy(service: "ec2.amazonaws.com" | "lambda.amazonaw
   return policy([{ Effect: "Allow", Principal: { Service: service }, Action: "sts:AssumeRole" }]);
 }
 
-/** Masters read every secret of their cluster; minions only the CA certificate and the bootstrap token. */
+/**
+ * Masters read every secret of their cluster; minions only the CA certificate and the bootstrap token.
+ * Masters also write and read etcd snapshots under their prefix of the cluster's bucket (deleting only a
+ * consumed restore request), and complete the launch hook of their own group (nothing else of Auto Scaling).
+ */
 export function nodePolicy(inputs: Inputs, role: Role) {
   const arn = (name: string) =>
     `arn:aws:ssm:${inputs.spec.region}:${inputs.account}:parameter${secretPrefix(inputs.spec.name)}/${name}`;
+  const readSecrets = {
+    Sid: "ReadClusterSecrets",
+    Effect: "Allow",
+    Action: ["ssm:GetParameter"],
+    Resource: role === "masters" ? [arn("*")] : [arn("ca.crt"), arn("bootstrap-token")],
+  };
+  return policy(role === "masters" ? [readSecrets, ...masterStatements(inputs)] : [readSecrets]);
+}
+
+function masterStatements(inputs: Inputs) {
+  const { region, name } = inputs.spec;
+  const bucket = `arn:aws:s3:::${snapshotBucket(inputs)}`;
+  // S3 names are global: if the bucket were ever deleted and its name taken by another account, the
+  // snapshots (every Secret of the cluster) must not follow it there.
+  const inOwnAccount = { "s3:ResourceAccount": inputs.account };
+  return [
+    {
+      Sid: "WriteEtcdSnapshots",
+      Effect: "Allow",
+      Action: ["s3:PutObject", "s3:GetObject"],
+      Resource: `${bucket}/${snapshotPrefix(name)}*`,
+      Condition: { StringEquals: inOwnAccount },
+    },
+    {
+      Sid: "ListEtcdSnapshots",
+      Effect: "Allow",
+      Action: ["s3:ListBucket"],
+      Resource: bucket,
+      Condition: { StringEquals: inOwnAccount, StringLike: { "s3:prefix": [`${snapshotPrefix(name)}*`] } },
+    },
+    {
+      // The one object a master deletes: the operator's restore request, once it restored that snapshot
+      // (left behind, it would pick an old snapshot again at the next loss of every master). Snapshots
+      // themselves cannot be deleted by a master.
+      Sid: "ConsumeRestoreRequest",
+      Effect: "Allow",
+      Action: ["s3:DeleteObject"],
+      Resource: `${bucket}/${snapshotPrefix(name)}${RESTORE_REQUEST}`,
+      Condition: { StringEquals: inOwnAccount },
+    },
+    {
+      Sid: "CompleteOwnLaunch",
+      Effect: "Allow",
+      Action: ["autoscaling:CompleteLifecycleAction"],
+      // The group's ARN holds a uuid AWS chooses: matched by name.
+      Resource: `arn:aws:autoscaling:${region}:${inputs.account}:autoScalingGroup:*:autoScalingGroupName/${resourceName(name, "masters")}`,
+    },
+  ];
+}
+
+/**
+ * Default encryption of the snapshot bucket: SSE-S3 (AES256). The AWS managed key aws/s3 would add no
+ * control: its key policy lets whoever may read an object through S3 in the account decrypt it, so IAM
+ * and the bucket policy decide either way, and KMS would only add request costs, throttling and one more
+ * service for every snapshot. A key of the cluster's own would add control but is another resource to
+ * own (and, once scheduled for deletion, to wait 7 days for). Uploads with a key of the writer's own
+ * (SSE-C), which a restore would need and never have, are refused.
+ */
+export const SNAPSHOT_ENCRYPTION = { SSEAlgorithm: "AES256" } as const;
+export const BLOCKED_ENCRYPTION = { EncryptionType: ["SSE-C"] as "SSE-C"[] };
+/** No public ACL or policy can ever open the snapshot bucket. */
+export const PUBLIC_ACCESS_BLOCK = {
+  BlockPublicAcls: true,
+  IgnorePublicAcls: true,
+  BlockPublicPolicy: true,
+  RestrictPublicBuckets: true,
+} as const;
+
+/** The snapshot bucket's policy: nothing reaches it without TLS (the snapshots hold every Secret). */
+export function snapshotBucketPolicy(bucket: string) {
   return policy([
     {
-      Sid: "ReadClusterSecrets",
-      Effect: "Allow",
-      Action: ["ssm:GetParameter"],
-      Resource: role === "masters" ? [arn("*")] : [arn("ca.crt"), arn("bootstrap-token")],
+      Sid: "DenyInsecureTransport",
+      Effect: "Deny",
+      Principal: "*",
+      Action: "s3:*",
+      Resource: [`arn:aws:s3:::${bucket}`, `arn:aws:s3:::${bucket}/*`],
+      Condition: { Bool: { "aws:SecureTransport": "false" } },
     },
   ]);
+}
+
+export const SNAPSHOT_RULE_ID = "expire-etcd-snapshots";
+
+/**
+ * The snapshot bucket's one lifecycle rule, under the cluster's prefix: a snapshot becomes a noncurrent
+ * version after `etcd.snapshotRetentionDays` days and is deleted a day later (versioning keeps an
+ * overwritten or deleted snapshot for that day; the delete marker left alone is then removed by the same
+ * rule, as S3 does for a Days expiration), and unfinished multipart uploads go after a day. S3 runs
+ * lifecycle rules about once a day, so deletions may lag by a day or so.
+ */
+export function snapshotLifecycleRules(spec: ClusterSpec) {
+  return [
+    {
+      ID: SNAPSHOT_RULE_ID,
+      Status: "Enabled" as const,
+      Filter: { Prefix: snapshotPrefix(spec.name) },
+      Expiration: { Days: spec.etcd.snapshotRetentionDays },
+      NoncurrentVersionExpiration: { NoncurrentDays: 1 },
+      AbortIncompleteMultipartUpload: { DaysAfterInitiation: 1 },
+    },
+  ];
 }
 
 /** The discovery settings of a cluster: the function's environment, and `kubebake dns sync`'s options. */
@@ -195,14 +320,26 @@ export function discoveryPolicy(inputs: Inputs, zoneId: string) {
   ]);
 }
 
-/** cloud-init user data: the role file and nothing secret (secrets come from SSM with the instance role). */
-export function userData(spec: ClusterSpec, role: Role): string {
+/**
+ * cloud-init user data: the role file and nothing secret (secrets come from SSM with the instance role).
+ * Masters also learn where their etcd snapshots go, and which group and launch hook to complete once
+ * they vote.
+ */
+export function userData(inputs: Pick<Inputs, "spec" | "account">, role: Role): string {
+  const { spec } = inputs;
   const roleFile = [
     `CLUSTER_NAME=${spec.name}`,
     "CLOUD_PROVIDER=aws",
     `SECRET_SOURCE=ssm:${secretPrefix(spec.name)}`,
-    // etcd-member seeds a new etcd cluster only once the whole group is in the masters record.
-    ...(role === "masters" ? [`MASTERS_COUNT=${spec.groups.masters.count}`] : []),
+    ...(role === "masters"
+      ? [
+          // etcd-member seeds a new etcd cluster only once the whole group is in the masters record.
+          `MASTERS_COUNT=${spec.groups.masters.count}`,
+          `SNAPSHOT_STORE=${snapshotStore(inputs)}`,
+          `GROUP_NAME=${resourceName(spec.name, "masters")}`,
+          `LAUNCH_HOOK=${LAUNCH_HOOK_NAME}`,
+        ]
+      : []),
   ];
   return (
     "#cloud-config\n" +
@@ -236,7 +373,7 @@ export function launchTemplateData(inputs: Inputs, role: Role, securityGroupId: 
     ImageId: inputs.ami,
     InstanceType: group.instanceType as _InstanceType,
     ...(spec.sshKey ? { KeyName: spec.sshKey } : {}),
-    UserData: Buffer.from(userData(spec, role)).toString("base64"),
+    UserData: Buffer.from(userData(inputs, role)).toString("base64"),
     IamInstanceProfile: { Name: nodeRoleName(spec, role) },
     SecurityGroupIds: [securityGroupId],
     // IMDSv2 only, and a hop limit of 1 keeps pods (one hop further) away from the node's credentials.
@@ -251,6 +388,38 @@ export function groupSize(spec: ClusterSpec, role: Role) {
   }
   const { min, max, desired } = spec.groups.minions;
   return { min, max, desired };
+}
+
+/** The masters group's launch hook; the masters' role file names it (LAUNCH_HOOK). */
+export const LAUNCH_HOOK_NAME = "kubebake-etcd-voter";
+/** Auto Scaling's bounds of a lifecycle hook's heartbeat timeout, in seconds. */
+const HEARTBEAT_BOUNDS = { min: 30, max: 7200 } as const;
+
+export interface LaunchHook {
+  LifecycleHookName: string;
+  LifecycleTransition: "autoscaling:EC2_INSTANCE_LAUNCHING";
+  DefaultResult: "ABANDON";
+  HeartbeatTimeout: number;
+}
+
+/**
+ * The rollout gate: a new master stays Pending:Wait until it completes this hook, once it is a voting etcd
+ * member with a ready API server, so a rollout (which waits for the group to be whole and healthy)
+ * replaces the next master only after that. Not completed in time, the instance is abandoned (terminated
+ * and replaced), never let into service unvoted. It waits as long as a rollout waits for it
+ * (rollout.timeoutSeconds): abandoned sooner, a replacement that is still catching up would start over
+ * while the rollout still waits; abandoned later, it would hold its place after apply has given up.
+ * Minions have nothing to wait for.
+ */
+export function launchHook(spec: ClusterSpec, role: Role): LaunchHook | undefined {
+  if (role !== "masters") return undefined;
+  const { min, max } = HEARTBEAT_BOUNDS;
+  return {
+    LifecycleHookName: LAUNCH_HOOK_NAME,
+    LifecycleTransition: "autoscaling:EC2_INSTANCE_LAUNCHING",
+    DefaultResult: "ABANDON",
+    HeartbeatTimeout: Math.min(max, Math.max(min, spec.rollout.timeoutSeconds)),
+  };
 }
 
 /** Instances replaced at once on a new image: masters one by one (etcd quorum), minions a share. */

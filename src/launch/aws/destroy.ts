@@ -55,12 +55,14 @@ import {
   type ResourceRecordSet,
 } from "@aws-sdk/client-route-53";
 import { DeleteParameterCommand, DeleteParametersCommand } from "@aws-sdk/client-ssm";
-import { clusterIdParameter, discoveryFunctionName, iamPath, OWNER_TAG } from "./desired";
+import { GetCallerIdentityCommand } from "@aws-sdk/client-sts";
+import { clusterIdParameter, discoveryFunctionName, iamPath, OWNER_TAG, snapshotBucketName } from "./desired";
 import { awsErrorCode, ifExists } from "./clients";
 import { tagFilters, waitFor, type BaseContext } from "./context";
 import { eventsRuleName, scheduleRuleName } from "./discovery";
 import { ownedBy, ownerOf, readClusterId } from "./owner";
 import { storedParameterNames } from "./secrets";
+import { destroySnapshotBucket } from "./snapshots";
 import { bareZoneId, zoneOwned } from "./zone";
 
 type DestroyContext = Omit<BaseContext, "inputs"> & { cluster: string; timeoutMs: number };
@@ -252,6 +254,10 @@ export async function destroyCluster(ctx: DestroyContext): Promise<void> {
       undefined,
     );
   }
+
+  // After the groups: no master writes a snapshot any more. The name is the account's and region's.
+  const account = (await clients.sts.send(new GetCallerIdentityCommand({}))).Account!;
+  await destroySnapshotBucket(ctx, snapshotBucketName(account, region, cluster), account, clusterId);
 
   for (const zone of await clusterZones(ctx, clusterId)) {
     await rec.make(

@@ -2,7 +2,10 @@
 import {
   CreateAutoScalingGroupCommand,
   CreateOrUpdateTagsCommand,
+  DeleteLifecycleHookCommand,
   DescribeAutoScalingGroupsCommand,
+  DescribeLifecycleHooksCommand,
+  PutLifecycleHookCommand,
   TerminateInstanceInAutoScalingGroupCommand,
   UpdateAutoScalingGroupCommand,
   type AutoScalingGroup,
@@ -23,6 +26,8 @@ import { waitFor, type Context } from "./context";
 import {
   asTagList,
   groupSize,
+  LAUNCH_HOOK_NAME,
+  launchHook,
   launchTemplateData,
   resourceName,
   rolloutBatch,
@@ -169,17 +174,26 @@ export async function ensureGroup(ctx: Context, role: Role, template: TemplateRe
     LaunchTemplate,
     VPCZoneIdentifier: subnetIds.join(","),
   };
+  const hook = launchHook(ctx.inputs.spec, role);
   if (!found) {
     await ctx.rec.make(
       {
         action: "create",
         kind: "auto-scaling-group",
         name,
-        detail: `${size.desired} × ${ctx.inputs.spec.groups[role].instanceType}`,
+        detail:
+          `${size.desired} × ${ctx.inputs.spec.groups[role].instanceType}` +
+          (hook ? `, launch hook ${hook.LifecycleHookName}` : ""),
       },
       () =>
         autoScaling.send(
-          new CreateAutoScalingGroupCommand({ ...settings, HealthCheckType: "EC2", Tags: tagList }),
+          new CreateAutoScalingGroupCommand({
+            ...settings,
+            HealthCheckType: "EC2",
+            Tags: tagList,
+            // With the group, so that its very first instances already wait for the hook.
+            ...(hook ? { LifecycleHookSpecificationList: [hook] } : {}),
+          }),
         ),
       undefined,
     );
@@ -220,7 +234,61 @@ export async function ensureGroup(ctx: Context, role: Role, template: TemplateRe
       undefined,
     );
   }
+  await ensureLaunchHook(ctx, role, name);
   return true;
+}
+
+/**
+ * The group's launch hook as launchHook says: put when missing or different, removed from a group that
+ * should have none. Only kubebake's hook is managed; hooks of other names are someone else's.
+ */
+async function ensureLaunchHook(ctx: Context, role: Role, group: string): Promise<void> {
+  const { autoScaling } = ctx.clients;
+  const desired = launchHook(ctx.inputs.spec, role);
+  const found = (
+    await autoScaling.send(
+      new DescribeLifecycleHooksCommand({
+        AutoScalingGroupName: group,
+        LifecycleHookNames: [LAUNCH_HOOK_NAME],
+      }),
+    )
+  ).LifecycleHooks?.find((h) => h.LifecycleHookName === LAUNCH_HOOK_NAME);
+  if (!desired) {
+    if (!found) return;
+    await ctx.rec.make(
+      {
+        action: "update",
+        kind: "auto-scaling-group",
+        name: group,
+        detail: `remove launch hook ${LAUNCH_HOOK_NAME}`,
+      },
+      () =>
+        autoScaling.send(
+          new DeleteLifecycleHookCommand({
+            AutoScalingGroupName: group,
+            LifecycleHookName: LAUNCH_HOOK_NAME,
+          }),
+        ),
+      undefined,
+    );
+    return;
+  }
+  const differences = (["LifecycleTransition", "DefaultResult", "HeartbeatTimeout"] as const)
+    .filter((field) => found?.[field] !== desired[field])
+    .map((field) => `${field} ${found?.[field]} → ${desired[field]}`);
+  if (found && differences.length === 0) return;
+  await ctx.rec.make(
+    {
+      action: "update",
+      kind: "auto-scaling-group",
+      name: group,
+      detail: found
+        ? `launch hook ${LAUNCH_HOOK_NAME}: ${differences.join(", ")}`
+        : `add launch hook ${LAUNCH_HOOK_NAME}`,
+    },
+    () => autoScaling.send(new PutLifecycleHookCommand({ AutoScalingGroupName: group, ...desired })),
+    undefined,
+  );
 }
 
 /** In-service members whose image or instance type is not the template's, read from EC2 (the truth). */
@@ -245,10 +313,23 @@ async function outdatedMembers(
   return { ids, size: group?.DesiredCapacity ?? 0, healthy };
 }
 
+/** Whether every instance the group should have is InService and Healthy, and none of `leaving` is left. */
+async function groupWhole(ctx: Context, name: string, leaving: string[] = []): Promise<boolean> {
+  const group = await describeGroup(ctx, name);
+  const members = group?.Instances ?? [];
+  const ready = members.filter((i) => i.LifecycleState === "InService" && i.HealthStatus === "Healthy");
+  return (
+    ready.length >= (group?.DesiredCapacity ?? 0) && !members.some((m) => leaving.includes(m.InstanceId!))
+  );
+}
+
 /**
- * Replaces outdated instances in batches: terminate a batch without lowering the desired capacity, wait
- * until the group is back to full strength and healthy, repeat. Read from truth each round, so a rollout
- * interrupted at any point resumes on the next apply.
+ * Replaces outdated instances in batches: wait until the group is at full strength and healthy, terminate
+ * a batch without lowering the desired capacity, wait until its replacements are in service, repeat. A
+ * new master is in service only once it completed the launch hook (it votes), so masters are replaced one
+ * voter at a time. The wait before a batch also covers a rollout resumed while a replacement from an
+ * earlier run is still pending; a group with nothing outdated is not waited for. Read from truth each
+ * round, so a rollout interrupted at any point resumes on the next apply.
  */
 export async function rollOut(ctx: Context, role: Role, groupExisted: boolean): Promise<void> {
   if (!groupExisted) return;
@@ -257,6 +338,10 @@ export async function rollOut(ctx: Context, role: Role, groupExisted: boolean): 
   for (;;) {
     const { ids, size } = await outdatedMembers(ctx, role);
     if (ids.length === 0) return;
+    if (!ctx.rec.dryRun && !(await groupWhole(ctx, name))) {
+      await waitFor(ctx, `${name} to be at full strength`, timeoutMs, () => groupWhole(ctx, name));
+      continue; // the wait may have changed who is outdated
+    }
     const batch = ids.slice(0, rolloutBatch(ctx.inputs.spec, role, size));
     const detail = `${ids.length} outdated instance(s), ${batch.length} now: ${batch.join(", ")}`;
     await ctx.rec.make(
@@ -270,17 +355,9 @@ export async function rollOut(ctx: Context, role: Role, groupExisted: boolean): 
             }),
           );
         }
-        await waitFor(ctx, `${name} to replace ${batch.join(", ")}`, timeoutMs, async () => {
-          const group = await describeGroup(ctx, name);
-          const members = group?.Instances ?? [];
-          const ready = members.filter(
-            (i) => i.LifecycleState === "InService" && i.HealthStatus === "Healthy",
-          );
-          return (
-            ready.length >= (group?.DesiredCapacity ?? 0) &&
-            !members.some((m) => batch.includes(m.InstanceId!))
-          );
-        });
+        await waitFor(ctx, `${name} to replace ${batch.join(", ")}`, timeoutMs, () =>
+          groupWhole(ctx, name, batch),
+        );
       },
       undefined,
     );
