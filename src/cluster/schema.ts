@@ -148,15 +148,6 @@ export const clusterSpecSchema = z
       .describe("The masters' etcd cluster: how long its snapshots in S3 are kept."),
   })
   .superRefine((spec, ctx) => {
-    if (spec.groups.masters.count > 1) {
-      // Lifted once rollouts wait for each new master to vote and snapshots can restore (docs/architecture.md).
-      ctx.addIssue({
-        code: "custom",
-        path: ["groups", "masters", "count"],
-        message:
-          "expected 1 for now: masters form one etcd cluster, but replacing several safely needs the rollout gate and the snapshots of a later release",
-      });
-    }
     for (const key of Object.keys(spec.tags).filter((k) => reservedTag.test(k))) {
       ctx.addIssue({
         code: "custom",

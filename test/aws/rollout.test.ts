@@ -225,7 +225,7 @@ function fakeClients(model: GroupModel): AwsClients {
 }
 
 /**
- * `masters` sizes the fake group only: the spec allows one master for now, rollOut is the same for three.
+ * `masters` sizes the fake group (the spec's count is not read by rollOut).
  * The masters group has the launch hook, as apply makes it; its nodes vote after `votesAfter` ticks.
  */
 function contextFor(

@@ -24,7 +24,7 @@ describe("cluster spec", () => {
   test("the documented example is valid and gets the documented defaults", () => {
     const { spec } = loadClusterSpec(example);
     expect(spec.name).toBe("demo");
-    expect(spec.groups.masters.count).toBe(1);
+    expect(spec.groups.masters.count).toBe(3);
     const { spec: minimal } = loadClusterSpec(writeSpec(dir, clusterYaml({ network: {}, tags: undefined })));
     expect(minimal.network).toEqual({ cidr: "10.0.0.0/16", apiAccess: [], sshAccess: [] });
     expect(minimal.discovery).toEqual({ ttl: 30, emptyGroup: "delete" });
@@ -116,24 +116,34 @@ describe("cluster spec", () => {
     expect(missing.stderr).toMatch(/absent\.yaml: cannot read the file \(ENOENT\)/);
   });
 
-  test("more than one master is refused until masters share one etcd cluster (validate, plan, apply)", () => {
-    const three = clusterYaml({
-      groups: {
-        masters: { count: 3, instanceType: "t3.medium" },
-        minions: { min: 1, max: 3, desired: 2, instanceType: "t3.large" },
-      },
-    });
-    expect(problems(three)).toMatch(
-      /bad\.yaml:\d+: groups\.masters\.count: expected 1 for now: masters form one etcd cluster, but replacing several safely needs the rollout gate and the snapshots of a later release/,
-    );
-    const file = writeSpec(dir, three, "three-masters.yaml");
-    for (const command of ["validate", "plan", "apply"]) {
-      const result = runCli("kubebake", ["cluster", command, "-f", file], {
-        AWS_ENDPOINT_URL: "http://127.0.0.1:9",
+  test("masters: 1, 3 or 5 are valid; 2 or 4 are refused with the reason, exit 2, before any cloud call (validate, plan, apply)", () => {
+    const withMasters = (count: number) =>
+      clusterYaml({
+        groups: {
+          masters: { count, instanceType: "t3.medium" },
+          minions: { min: 1, max: 3, desired: 2, instanceType: "t3.large" },
+        },
       });
-      expect({ command, code: result.code }).toEqual({ command, code: 2 });
-      expect(result.stderr).toContain("groups.masters.count: expected 1 for now");
+    for (const count of [1, 3, 5])
+      expect(
+        loadClusterSpec(writeSpec(dir, withMasters(count), `ok-${count}.yaml`)).spec.groups.masters.count,
+      ).toBe(count);
+    for (const count of [2, 4]) {
+      expect(problems(withMasters(count))).toMatch(
+        /bad\.yaml:\d+: groups\.masters\.count: expected 1, 3 or 5: the masters form one etcd cluster, which an even size makes no safer/,
+      );
+      const file = writeSpec(dir, withMasters(count), `masters-${count}.yaml`);
+      for (const command of ["validate", "plan", "apply"]) {
+        const result = runCli("kubebake", ["cluster", command, "-f", file], {
+          AWS_ENDPOINT_URL: "http://127.0.0.1:9",
+        });
+        expect({ count, command, code: result.code }).toEqual({ count, command, code: 2 });
+        expect(result.stderr).toContain("groups.masters.count: expected 1, 3 or 5");
+        expect(result.stderr).not.toMatch(/\n\s+at /);
+      }
     }
+    const three = writeSpec(dir, withMasters(3), "masters-3.yaml");
+    expect(runCli("kubebake", ["cluster", "validate", "-f", three]).code).toBe(0);
   });
 
   test("regions come from the list in the code, with a suggestion; zones must be the region's", () => {
