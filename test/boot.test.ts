@@ -257,7 +257,7 @@ asRoot("booting the one image", () => {
       expect(m.get("modules")).toBe("br_netfilter nf_conntrack overlay");
       expect(m.get("sysctl")).toBe("1 1 1");
       expect(m.get("etcd-health")).toMatch(/https:\/\/127\.0\.0\.1:2379 is healthy/);
-      // etcd-member let the one master of a one-master group seed its cluster (no masters record yet).
+      // etcd-member let the one master of a one-master group seed its cluster (no etcd record yet).
       expect(m.get("etcd-decisions")).toBe("decision: seed");
       // Every unit runs on a master: the control plane, and the node units (masters are tainted nodes).
       for (const unit of [

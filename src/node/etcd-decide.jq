@@ -4,7 +4,7 @@
 # Input:
 #   self      {name, ip}                 this master
 #   expected  the size of the masters group (MASTERS_COUNT in the role file)
-#   dns       [ip]                       the healthy masters the discovery reconciler publishes
+#   dns       [ip]                       the live masters of the group (etcd.<cluster>.<domain>)
 #   hasData   whether this master's etcd data folder holds a member
 #   peers     {ip: "cluster" | "none" | "unreachable"}   what each other address in dns answered
 #   clusters  [cluster id]               the distinct clusters those peers serve
@@ -61,7 +61,7 @@ def new_cluster($why):
 | ($members | map(select(.ip != $self.ip))) as $rest
 | ($rest | map(select(.learner | not) | select(.healthy)) | length) as $healthyVoters
 | ($members | map(select(.learner | not)) | length) as $voters
-# Not a healthy member of the group (its address left the masters record) and not answering: gone.
+# Not a healthy member of the group (its address left the etcd record) and not answering: gone.
 | ($rest | map(select((.healthy | not) and (.ip as $ip | $dns | index($ip) | not)))) as $dead
 # Another master's join under way: added and not started yet, or started and not promoted yet.
 | ($rest | map(select(.learner or (.started | not)))) as $joining
@@ -84,9 +84,9 @@ def new_cluster($why):
 
   elif (.clusters | length) == 0 then
     if (.expected > 1) and ($dns | index($self.ip) | not) then
-      { action: "wait", reason: "no cluster yet, and this master is not in the masters record yet" }
+      { action: "wait", reason: "no cluster yet, and this master is not in the etcd record yet" }
     elif (.expected > 1) and ($dns | length) != .expected then
-      { action: "wait", reason: "no cluster yet, and \($dns | length) of \(.expected) masters are in the masters record" }
+      { action: "wait", reason: "no cluster yet, and \($dns | length) of \(.expected) masters are in the etcd record" }
     elif ($unreachable | length) > 0 then
       { action: "wait",
         reason: "no cluster answers, but \($unreachable | join(", ")) cannot be reached: a partition or a master still booting could hide a running cluster" }

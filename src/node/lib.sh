@@ -36,6 +36,9 @@ load_role() {
     *) die "CLOUD_PROVIDER '$CLOUD_PROVIDER' is not one of aws, gce, azure, none" ;;
   esac
   MASTERS_FQDN="masters.${CLUSTER_NAME}.${DISCOVERY_DOMAIN}"
+  # The masters group's live members, ready or still joining (the discovery reconciler's etcd record):
+  # the peers etcd-member looks at. masters.* lists only masters whose API is ready.
+  ETCD_PEERS_FQDN="etcd.${CLUSTER_NAME}.${DISCOVERY_DOMAIN}"
 }
 
 # Secret names as stored in a cloud secret store: the file name with '.' as '-'.

@@ -63,7 +63,7 @@ const found = { clusters: ["c1"], peers: { "10.0.0.1": "cluster", "10.0.0.3": "c
 describe("bootstrap: no cluster anywhere", () => {
   const none = { "10.0.0.1": "none", "10.0.0.3": "none" } as const;
 
-  test("the lowest address of the full masters record seeds, once every other master answers without a cluster", () => {
+  test("the lowest address of the full etcd record seeds, once every other master answers without a cluster", () => {
     expect(
       decide({
         self: { name: "m1", ip: "10.0.0.1" },
@@ -111,11 +111,11 @@ describe("bootstrap: no cluster anywhere", () => {
       decide({ self, dns: ["10.0.0.2", "10.0.0.3"], peers: { "10.0.0.2": "none", "10.0.0.3": "none" } }),
     ).toEqual({
       action: "wait",
-      reason: "no cluster yet, and this master is not in the masters record yet",
+      reason: "no cluster yet, and this master is not in the etcd record yet",
     });
     expect(decide({ self, dns: ["10.0.0.1", "10.0.0.2"], peers: { "10.0.0.2": "none" } })).toEqual({
       action: "wait",
-      reason: "no cluster yet, and 2 of 3 masters are in the masters record",
+      reason: "no cluster yet, and 2 of 3 masters are in the etcd record",
     });
   });
 

@@ -5,7 +5,7 @@ import { repoRoot, tempDir } from "../helpers";
 import { Net, until, type Master } from "./net";
 
 // One etcd cluster across the masters group, with the real etcd and etcdctl, each master in its own network
-// namespace, a real DNS server for the masters record, and the node's etcd-member run as its unit runs it.
+// namespace, a real DNS server for the etcd record, and the node's etcd-member run as its unit runs it.
 // A writer puts keys without pause through the replacement scenarios; every acknowledged key must survive.
 const asRoot = process.getuid?.() === 0 ? describe : describe.skip;
 jest.setTimeout(15 * 60_000);

@@ -13,7 +13,7 @@ import { join } from "node:path";
 import { etcdutlProgramDir, repoRoot, upstreamPrograms } from "../helpers";
 
 // Several masters on one machine, each in its own network namespace with its own address on a bridge, a real
-// DNS server (dnsmasq) answering masters.demo.k8s from a hosts file the test edits as the discovery
+// DNS server (dnsmasq) answering etcd.demo.k8s from a hosts file the test edits as the discovery
 // reconciler would, and each master's etcd run the way its systemd unit runs it: etcd-member prepare, the
 // rendered ExecStart with this master's values, etcd-member promote, and again whenever etcd exits.
 // Needs root. Only addresses inside the namespaces made here are used. The snapshot store is moto's S3,
@@ -197,12 +197,10 @@ export class Net {
     );
   }
 
-  /** The masters record of a cluster, as the discovery reconciler keeps it: the healthy masters of its group. */
+  /** The etcd record of a cluster, as the discovery reconciler keeps it: the live masters of its group. */
   publish(ips: string[], cluster = "demo"): void {
     this.records.set(cluster, [...new Set(ips)]);
-    const lines = [...this.records].flatMap(([name, list]) =>
-      list.map((ip) => `${ip} masters.${name}.k8s\n`),
-    );
+    const lines = [...this.records].flatMap(([name, list]) => list.map((ip) => `${ip} etcd.${name}.k8s\n`));
     writeFileSync(this.hosts, lines.join(""));
     this.dnsmasq?.kill("SIGHUP");
   }
