@@ -96,6 +96,25 @@ async function destroy(args: { file: string; json: boolean; yes: boolean }) {
   });
 }
 
+async function restore(args: { file: string; json: boolean; yes: boolean; snapshot: string }) {
+  const { spec } = loadClusterSpec(args.file);
+  const clients = await clientsFor(spec);
+  await changeConfirmed({
+    json: args.json,
+    yes: args.yes,
+    subject: `cluster ${spec.name}`,
+    question: () =>
+      `Restore cluster ${spec.name} from ${args.snapshot}? Every change made since is lost, and the API is down until the new masters vote.`,
+    run: (rec) =>
+      cloudCall(clients.calls, async () => {
+        const { resolveInputs } = await import("../launch/aws/inputs");
+        const { restoreCluster } = await import("../launch/aws/restore");
+        const inputs = await resolveInputs(clients, spec, args.file);
+        return restoreCluster({ clients, inputs, rec, pollMs: pollMs(), sleep }, args.snapshot);
+      }),
+  });
+}
+
 async function dns(args: { file: string; json: boolean }, mode: "deploy" | "sync") {
   const { spec } = loadClusterSpec(args.file);
   const clients = await clientsFor(spec);
@@ -140,8 +159,12 @@ async function dns(args: { file: string; json: boolean }, mode: "deploy" | "sync
     else {
       for (const w of result.writes)
         process.stdout.write(`${w.name} ${w.from?.join(",") ?? "(none)"} → ${w.to?.join(",") ?? "(none)"}\n`);
+      // A function deployed by an earlier kubebake keeps no etcd record: `dns deploy` updates it.
+      const etcd = result.desired.etcd
+        ? `${result.desired.etcd.length}`
+        : "not kept (run kubebake dns deploy)";
       process.stdout.write(
-        `masters ${result.desired.masters.length}, minions ${result.desired.minions.length}, ${result.writes.length} record(s) written\n`,
+        `masters ${result.desired.masters.length}, minions ${result.desired.minions.length}, etcd ${etcd}, ${result.writes.length} record(s) written\n`,
       );
     }
   });
@@ -178,7 +201,19 @@ export function clusterCommands(y: Argv): Argv {
           yesOption("delete"),
           (a) => destroy(a),
         )
-        .demandCommand(1, "name a cluster command: validate, schema, plan, apply or destroy"),
+        .command(
+          "restore",
+          "start the masters' etcd over from a snapshot in the cluster's bucket: checks it, shows the plan and asks on a terminal; exit 9 if not confirmed",
+          (c2) =>
+            yesOption("restore")(c2).option("snapshot", {
+              type: "string",
+              demandOption: true,
+              requiresArg: true,
+              describe: "the snapshot's name in the bucket, e.g. 20261201T010000Z-r1234.db",
+            }),
+          (a) => restore(a),
+        )
+        .demandCommand(1, "name a cluster command: validate, schema, plan, apply, destroy or restore"),
     )
     .command("dns", "DNS discovery of masters and minions", (c) =>
       c
