@@ -55,6 +55,7 @@ export function describeTrigger(event: unknown): Fields {
       ...(detail?.AutoScalingGroupName ? { group: detail.AutoScalingGroupName } : {}),
       ...(detail?.EC2InstanceId ? { instance: detail.EC2InstanceId } : {}),
       ...(detail?.StatusCode ? { status: detail.StatusCode } : {}),
+      ...(detail?.LifecycleTransition ? { transition: detail.LifecycleTransition } : {}),
     };
   }
   return { shape: "unknown", keys: Object.keys(e).slice(0, 10) };
@@ -87,6 +88,7 @@ export function createHandler(
         cluster: config.cluster,
         masters: result.desired.masters.length,
         minions: result.desired.minions.length,
+        etcd: result.desired.etcd.length,
         writes: result.writes.length,
         conflicts: result.conflicts,
         throttles: result.throttles,

@@ -126,7 +126,10 @@ export function awsDiscoveryPorts(clients: DiscoveryClients, pages = PAGE_SIZES)
             new DescribeInstancesCommand({
               Filters: [
                 { Name: "tag:KubernetesCluster", Values: [cluster] },
-                { Name: "instance-state-name", Values: ["running"] },
+                // A booting instance has its private IP already: a master that Auto Scaling holds in
+                // Pending:Wait (and announces then) may still be pending in EC2, and belongs in `etcd.`.
+                // The role records are unaffected: an InService member is never pending in EC2.
+                { Name: "instance-state-name", Values: ["pending", "running"] },
               ],
               MaxResults: pages.instances,
               NextToken,

@@ -1,11 +1,12 @@
 /**
  * DNS discovery: make `<role>.<cluster>.<domain>` hold exactly the private IPs of the cluster's healthy
- * group members. Reconciles from truth on every call (events only say "look again"), and writes with a
+ * group members, and `etcd.<cluster>.<domain>` those of the masters group's live members (waiting ones
+ * included, see `desiredAddresses`). Reconciles from truth on every call (events only say "look again"), and writes with a
  * compare-and-swap change batch so that a concurrent writer's record is never deleted unseen. Every
  * record ends confirmed by a read that found it equal to the truth, or the reconciliation fails (after
  * one structured log line per record) so that the invocation is retried.
  */
-import { recordName, ROLES, type Role } from "./names";
+import { discoveryRecords, type RecordKey } from "./names";
 
 export interface GroupMember {
   instanceId: string;
@@ -40,7 +41,7 @@ export interface RecordChange {
 /** What the reconciler needs from a cloud: read the groups, the IPs and the records; swap a record. */
 export interface DiscoveryPorts {
   groups(cluster: string): Promise<ClusterGroup[]>;
-  /** Private IPs of the cluster's running instances, by instance id. */
+  /** Private IPs of the cluster's pending (booting) and running instances, by instance id. */
   privateIps(cluster: string): Promise<Map<string, string>>;
   /** Every record set of the zone, of any type (the reconciler decides what is ours). */
   readRecords(zoneId: string): Promise<RecordSet[]>;
@@ -88,7 +89,10 @@ export interface ReconcileOptions {
   zoneId: string;
   domain: string;
   ttl: number;
-  /** A role with no healthy member: delete its record (truth) or keep the last addresses. */
+  /**
+   * A record with no address (a role without a healthy member; for `etcd`, no live master): delete it
+   * (truth) or keep the last addresses. One policy for all three records (see `desiredAddresses`).
+   */
   emptyGroup: EmptyGroupPolicy;
   /** At most this many addresses per record (see ROUTE53_MAX_VALUES). */
   maxValues?: number;
@@ -105,7 +109,7 @@ export interface ReconcileOptions {
 export interface ReconcileResult {
   /** Records written (one entry per successful swap). */
   writes: { name: string; from: string[] | null; to: string[] | null; fromTtl?: number; toTtl?: number }[];
-  desired: Record<Role, string[]>;
+  desired: Record<RecordKey, string[]>;
   conflicts: number;
   throttles: number;
 }
@@ -130,24 +134,54 @@ export function checkMaxValues(maxValues: number): void {
   }
 }
 
-const HEALTHY = (m: GroupMember) => m.lifecycleState === "InService" && m.healthStatus === "Healthy";
+/** Ready for clients: the role records (`masters`: API servers, `minions`) hold only these. */
+const IN_SERVICE = (m: GroupMember) => m.lifecycleState === "InService" && m.healthStatus === "Healthy";
 
-/** Desired addresses per role: members InService and Healthy, private IPs sorted and de-duplicated. */
+/**
+ * Auto Scaling lifecycle states of a member that is, or is about to be, a member of the group: launched
+ * (`Pending`; its address is known once EC2 runs it), held by the masters' launch hook until its etcd
+ * member votes (`Pending:Wait`), let go by it (`Pending:Proceed`), or in service. Every other state —
+ * Terminating*, Terminated, Detaching, Detached, EnteringStandby, Standby, Quarantined, Warmed:* and any
+ * state Auto Scaling adds later — is a member leaving or not part of the group.
+ */
+export const ALIVE_STATES: ReadonlySet<string> = new Set([
+  "Pending",
+  "Pending:Wait",
+  "Pending:Proceed",
+  "InService",
+]);
+const ALIVE = (m: GroupMember) => ALIVE_STATES.has(m.lifecycleState) && m.healthStatus === "Healthy";
+
+/**
+ * Desired addresses per record, private IPs sorted numerically, de-duplicated and capped at maxValues:
+ * - `masters`, `minions`: the role's members InService and Healthy (API clients must reach ready servers);
+ * - `etcd`: the masters group's members alive and Healthy (ALIVE_STATES). A new master waits in
+ *   Pending:Wait until its etcd member votes, and it finds its peers through this record: with InService
+ *   members only, the first masters of a group would never see each other, and a replacement would be
+ *   invisible to the members it joins. Minions never appear in it, whatever their state.
+ * An empty `etcd` set (no master alive) follows the same emptyGroup policy as the role records rather
+ * than a policy of its own: the only readers of the record are masters, so when none is alive nobody
+ * is reading it, and "keep" then keeps both master records' last addresses alike, as the operator chose.
+ */
 export function desiredAddresses(
   groups: ClusterGroup[],
   ips: Map<string, string>,
   maxValues = MAX_RECORD_VALUES,
-): Record<Role, string[]> {
-  const out = { masters: new Set<string>(), minions: new Set<string>() };
+): Record<RecordKey, string[]> {
+  const out = { masters: new Set<string>(), minions: new Set<string>(), etcd: new Set<string>() };
+  const add = (set: Set<string>, member: GroupMember) => {
+    const ip = ips.get(member.instanceId);
+    if (ip) set.add(ip);
+  };
   for (const group of groups) {
     if (group.role !== "masters" && group.role !== "minions") continue;
-    for (const member of group.members.filter(HEALTHY)) {
-      const ip = ips.get(member.instanceId);
-      if (ip) out[group.role].add(ip);
+    for (const member of group.members) {
+      if (IN_SERVICE(member)) add(out[group.role], member);
+      if (group.role === "masters" && ALIVE(member)) add(out.etcd, member);
     }
   }
   const sorted = (s: Set<string>) => [...s].sort(compareIPv4).slice(0, maxValues);
-  return { masters: sorted(out.masters), minions: sorted(out.minions) };
+  return { masters: sorted(out.masters), minions: sorted(out.minions), etcd: sorted(out.etcd) };
 }
 
 export function compareIPv4(a: string, b: string): number {
@@ -169,7 +203,7 @@ const describe = (r: RecordSet) =>
   `${r.type}${r.alias ? " alias" : ""}${r.setIdentifier !== undefined ? ` (SetIdentifier ${JSON.stringify(r.setIdentifier)})` : ""}`;
 
 interface RecordState {
-  role: Role;
+  key: RecordKey;
   name: string;
   attempts: number;
   confirmed: boolean;
@@ -198,13 +232,13 @@ export async function reconcile(ports: DiscoveryPorts, options: ReconcileOptions
   const deadline = options.deadline ?? Infinity;
   const result: ReconcileResult = {
     writes: [],
-    desired: { masters: [], minions: [] },
+    desired: { masters: [], minions: [], etcd: [] },
     conflicts: 0,
     throttles: 0,
   };
-  const states: RecordState[] = ROLES.map((role) => ({
-    role,
-    name: recordName(role, options.cluster, options.domain),
+  const states: RecordState[] = discoveryRecords(options.cluster, options.domain).map(({ key, name }) => ({
+    key,
+    name,
     attempts: 0,
     confirmed: false,
     want: null,
@@ -244,7 +278,7 @@ export async function reconcile(ports: DiscoveryPorts, options: ReconcileOptions
     let wrote = false;
     let setback = false;
     let records: RecordSet[];
-    let desired: Record<Role, string[]>;
+    let desired: Record<RecordKey, string[]>;
     try {
       records = await ports.readRecords(options.zoneId);
       const groups = await ports.groups(options.cluster);
@@ -264,7 +298,7 @@ export async function reconcile(ports: DiscoveryPorts, options: ReconcileOptions
     result.desired = desired;
     for (const state of open()) {
       const current = records.find((r) => r.name === state.name && isOurs(r));
-      const want = desired[state.role];
+      const want = desired[state.key];
       state.want = want;
       state.have = current?.values ?? null;
       const foreign = foreignAt(records, state.name);

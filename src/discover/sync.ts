@@ -12,7 +12,8 @@ import { reconcile, ReconcileFailed, type DiscoveryPorts, type ReconcileOptions 
 
 export interface SyncResult {
   via: "function" | "local";
-  desired: { masters: string[]; minions: string[] };
+  /** `etcd` is missing from the answer of a function deployed by an earlier kubebake (it keeps no such record). */
+  desired: { masters: string[]; minions: string[]; etcd?: string[] };
   writes: { name: string; from: string[] | null; to: string[] | null }[];
   conflicts: number;
   throttles: number;

@@ -97,6 +97,7 @@ test("plan, apply asks (no terminal, --json: exit 9), apply --yes --json, a no-o
   expect(result.writes.map((w: { name: string }) => w.name)).toEqual([
     "masters.demo.internal.",
     "minions.demo.internal.",
+    "etcd.demo.internal.",
   ]);
   expect(JSON.parse(kubebake("dns", "sync", "-f", spec, "--json").stdout).writes).toEqual([]);
   expect(kubebake("dns", "deploy", "-f", spec).stdout).toBe("no changes\n");

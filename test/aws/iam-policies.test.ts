@@ -254,7 +254,7 @@ describe("discovery function permission policy (simulated)", () => {
   const logGroup = `arn:aws:logs:${REGION}:${ACCOUNT}:log-group:/aws/lambda/kubebake-demo-dns-discovery`;
   const otherLogGroup = `arn:aws:logs:${REGION}:${ACCOUNT}:log-group:/aws/lambda/other-function`;
 
-  test("reads groups, instances and its zone; writes only its two A records and its own logs", async () => {
+  test("reads groups, instances and its zone; writes only its three A records and its own logs", async () => {
     await expectDecisions(
       discoveryRoleName(spec),
       discoveryPolicy(inputs, ZONE),
@@ -264,7 +264,10 @@ describe("discovery function permission policy (simulated)", () => {
         { action: "route53:ListResourceRecordSets", resource: zone },
         change(["masters.demo.k8s"], ["A"]),
         change(["minions.demo.k8s"], ["A"]),
+        change(["etcd.demo.k8s"], ["A"]),
         change(["masters.demo.k8s", "minions.demo.k8s"], ["A"]),
+        change(["masters.demo.k8s", "etcd.demo.k8s"], ["A"]),
+        change(["masters.demo.k8s", "minions.demo.k8s", "etcd.demo.k8s"], ["A"]),
         { action: "logs:CreateLogGroup", resource: logGroup },
         { action: "logs:CreateLogStream", resource: `${logGroup}:log-stream:2026/11/30/abc` },
         { action: "logs:PutLogEvents", resource: `${logGroup}:log-stream:2026/11/30/abc` },
@@ -274,11 +277,15 @@ describe("discovery function permission policy (simulated)", () => {
         // another record type on its own names
         ...["AAAA", "CNAME", "TXT", "NS", "MX"].map((type) => change(["masters.demo.k8s"], [type])),
         change(["masters.demo.k8s"], ["A", "TXT"]),
+        ...["AAAA", "CNAME", "TXT"].map((type) => change(["etcd.demo.k8s"], [type])),
         // another record name in (or beside) the zone
-        change(["etcd.demo.k8s"], ["A"]),
+        change(["peers.demo.k8s"], ["A"]),
         change(["demo.k8s"], ["A"]),
         change(["masters.demo.k8s", "evil.demo.k8s"], ["A"]),
+        change(["etcd.demo.k8s", "evil.demo.k8s"], ["A"]),
         change(["masters.other.k8s"], ["A"]),
+        change(["etcd.other.k8s"], ["A"]),
+        change(["x.etcd.demo.k8s"], ["A"]),
         change(["masters.demo.k8s"], ["A"], `arn:aws:route53:::hostedzone/${OTHER_ZONE}`),
         // the cluster's secrets are not the function's business
         get(parameter("ca.crt")),

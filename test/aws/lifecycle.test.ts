@@ -387,7 +387,7 @@ describe("AWS cluster lifecycle (moto)", () => {
     const write = policies["dns-discovery"].Statement.find((s: any) => s.Sid === "WriteOwnRecords");
     expect(
       write.Condition["ForAllValues:StringEquals"]["route53:ChangeResourceRecordSetsNormalizedRecordNames"],
-    ).toEqual(["masters.demo.k8s", "minions.demo.k8s"]);
+    ).toEqual(["masters.demo.k8s", "minions.demo.k8s", "etcd.demo.k8s"]);
     expect(write.Resource).toMatch(/^arn:aws:route53:::hostedzone\/[A-Z0-9]+$/);
   });
 
@@ -465,6 +465,8 @@ describe("AWS cluster lifecycle (moto)", () => {
     expect(await records()).toEqual({
       "masters.demo.k8s.": ipsOf(instances, "masters"),
       "minions.demo.k8s.": ipsOf(instances, "minions"),
+      // moto puts masters InService at once: etcd lists the same masters.
+      "etcd.demo.k8s.": ipsOf(instances, "masters"),
     });
 
     await clients.autoScaling.send(
@@ -516,6 +518,8 @@ describe("AWS cluster lifecycle (moto)", () => {
     expect(await records()).toEqual({
       "masters.demo.k8s.": ipsOf(instances, "masters"),
       "minions.demo.k8s.": ipsOf(instances, "minions"),
+      // moto puts masters InService at once: etcd lists the same masters.
+      "etcd.demo.k8s.": ipsOf(instances, "masters"),
     });
   });
 
@@ -561,6 +565,8 @@ describe("AWS cluster lifecycle (moto)", () => {
     expect(await records()).toEqual({
       "masters.demo.k8s.": ipsOf(fresh, "masters"),
       "minions.demo.k8s.": ipsOf(fresh, "minions"),
+      // moto puts masters InService at once: etcd lists the same masters.
+      "etcd.demo.k8s.": ipsOf(fresh, "masters"),
     });
     expect((await apply(clients, specPath)).mutating).toEqual([]);
   });

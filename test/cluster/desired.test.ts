@@ -4,6 +4,7 @@ import { clusterSpecSchema } from "../../src/cluster/schema";
 import { discoveryConfigFromEnv, discoveryEnvironment } from "../../src/discover/config";
 import {
   asTagList,
+  autoScalingEventPattern,
   clusterIdParameter,
   clusterZoneName,
   discoveryConfig,
@@ -289,5 +290,18 @@ describe("desired AWS state", () => {
     });
     expect(clusterZoneName(inputs)).toBe("demo.k8s.");
     expect(clusterIdParameter("demo")).toBe("/kubebake/demo/cluster-id");
+  });
+
+  test("the discovery function's Auto Scaling rule: every event of the cluster's two groups, no detail-type filter", () => {
+    // No detail-type: "EC2 Instance-launch Lifecycle Action" (a master entering Pending:Wait) matches as
+    // the launch and terminate events do (evaluated by moto's matcher in test/aws/event-pattern.test.ts).
+    expect(autoScalingEventPattern("demo")).toEqual({
+      source: ["aws.autoscaling"],
+      detail: { AutoScalingGroupName: ["kubebake-demo-masters", "kubebake-demo-minions"] },
+    });
+    expect(autoScalingEventPattern("prod-1").detail.AutoScalingGroupName).toEqual([
+      "kubebake-prod-1-masters",
+      "kubebake-prod-1-minions",
+    ]);
   });
 });

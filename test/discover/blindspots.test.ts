@@ -19,6 +19,7 @@ import {
 } from "../../src/discover/reconcile";
 import {
   demoOptions,
+  ETCD,
   immediate,
   MASTERS,
   MINIONS,
@@ -165,6 +166,13 @@ describe("transient errors on every call are retried (full jitter, under the dea
         have: null,
         attempts: 3,
       }),
+      expect.objectContaining({
+        cluster: "demo",
+        record: ETCD,
+        want: ["10.0.1.1", "10.0.1.2"],
+        have: null,
+        attempts: 3,
+      }),
     ]);
     expect(String(errors[0]!.error)).toMatch(/^gave up after 3 attempts: Transient: /);
     // Every line is one JSON object.
@@ -182,7 +190,7 @@ describe("foreign records at our names are refused, each record handled on its o
       /SetIdentifier "blue"/,
     ],
   ])(
-    "%s at masters: one log line, no write attempt for masters, minions still written",
+    "%s at masters: one log line, no write attempt for masters, minions and etcd still written",
     async (_, foreign, message) => {
       const route53 = new Route53Model(prng(7));
       route53.foreign.set(MASTERS, foreign as RecordSet);
@@ -195,10 +203,45 @@ describe("foreign records at our names are refused, each record handled on its o
       );
       await expect(run).rejects.toThrow(message);
       expect(route53.get(MINIONS)?.values).toEqual(expected(truth).minions);
+      expect(route53.get(ETCD)?.values).toEqual(expected(truth).etcd);
       expect(route53.get(MASTERS)).toBeUndefined();
-      expect(route53.calls.change - started).toBe(1); // the minions write only
+      expect(route53.calls.change - started).toBe(2); // minions and etcd only
       expect(lines.filter((l) => l.level === "error")).toEqual([
         expect.objectContaining({ record: MASTERS, attempts: 0, error: expect.stringMatching(message) }),
+      ]);
+    },
+  );
+
+  test.each([
+    [
+      "a CNAME",
+      { name: ETCD, type: "CNAME", ttl: 60, values: ["etcd.example."] },
+      /a CNAME record exists at etcd/,
+    ],
+    [
+      "an alias",
+      { name: ETCD, type: "A", ttl: 0, values: [], alias: true },
+      /a A alias record exists at etcd/,
+    ],
+    ["a TXT record", { name: ETCD, type: "TXT", ttl: 60, values: ['"x"'] }, /a TXT record exists at etcd/],
+  ])(
+    "%s at etcd is refused the same way: logged, never written, masters and minions still written",
+    async (_, foreign, message) => {
+      const route53 = new Route53Model(prng(7));
+      route53.foreign.set(ETCD, foreign as RecordSet);
+      const lines: Record<string, unknown>[] = [];
+      const truth = truthOf(2, 3);
+      const run = reconcile(
+        modelPorts(immediate, route53, () => truth),
+        { ...options, log: (e) => lines.push(e) },
+      );
+      await expect(run).rejects.toThrow(message);
+      expect(route53.get(MASTERS)?.values).toEqual(expected(truth).masters);
+      expect(route53.get(MINIONS)?.values).toEqual(expected(truth).minions);
+      expect(route53.get(ETCD)).toBeUndefined();
+      expect(route53.calls.change).toBe(2);
+      expect(lines.filter((l) => l.level === "error")).toEqual([
+        expect.objectContaining({ record: ETCD, want: ["10.0.1.1", "10.0.1.2"], have: null, attempts: 0 }),
       ]);
     },
   );
@@ -326,6 +369,34 @@ describe("configuration and logs", () => {
       detailType: "Scheduled Event",
       resources: ["arn:rule"],
     });
+    // A master entering Pending:Wait at the launch hook (AWS's sample event, our group's name).
+    expect(
+      describeTrigger({
+        version: "0",
+        id: "12345678-1234-1234-1234-123456789012",
+        "detail-type": "EC2 Instance-launch Lifecycle Action",
+        source: "aws.autoscaling",
+        resources: ["auto-scaling-group-arn"],
+        detail: {
+          LifecycleActionToken: "87654321-4321-4321-4321-210987654321",
+          AutoScalingGroupName: "kubebake-demo-masters",
+          LifecycleHookName: "kubebake-etcd-voter",
+          EC2InstanceId: "i-1234567890abcdef0",
+          LifecycleTransition: "autoscaling:EC2_INSTANCE_LAUNCHING",
+          Origin: "EC2",
+          Destination: "AutoScalingGroup",
+        },
+      }),
+    ).toEqual({
+      shape: "eventbridge",
+      id: "12345678-1234-1234-1234-123456789012",
+      source: "aws.autoscaling",
+      detailType: "EC2 Instance-launch Lifecycle Action",
+      resources: ["auto-scaling-group-arn"],
+      group: "kubebake-demo-masters",
+      instance: "i-1234567890abcdef0",
+      transition: "autoscaling:EC2_INSTANCE_LAUNCHING",
+    });
     expect(describeTrigger({ source: "aws.autoscaling", detail: null })).toMatchObject({ detail: null });
     expect(describeTrigger({ source: "aws.autoscaling" })).toMatchObject({ detail: "missing" });
     expect(describeTrigger(null)).toEqual({ shape: "unknown", type: "null" });
@@ -349,6 +420,7 @@ describe("configuration and logs", () => {
     expect(lines.filter((l) => l.msg === "record updated")).toEqual([
       expect.objectContaining({ name: MASTERS, fromTtl: 60, toTtl: 30 }),
       expect.objectContaining({ name: MINIONS, fromTtl: 60, toTtl: 30 }),
+      expect.objectContaining({ name: ETCD, fromTtl: 60, toTtl: 30 }),
     ]);
   });
 
@@ -370,7 +442,7 @@ describe("configuration and logs", () => {
     await expect(run).rejects.toThrow(/deadline reached after \d+ attempts/);
     const took = Date.now() - started;
     expect(took).toBeLessThan(3000);
-    expect(lines.filter((l) => l.level === "error").map((l) => l.record)).toEqual([MASTERS, MINIONS]);
+    expect(lines.filter((l) => l.level === "error").map((l) => l.record)).toEqual([MASTERS, MINIONS, ETCD]);
   });
 });
 
@@ -403,11 +475,12 @@ describe("the strict model with read and write throttling, 5xx, IP reuse and a f
           const [gone] = group.members.splice(Math.floor(random() * group.members.length), 1);
           released.push({ id: gone!.instanceId, ip: truth.ips.get(gone!.instanceId)! });
         } else if (pick < 0.6 && released.length > 0) {
-          // IP reuse: a new instance gets an address that left earlier.
+          // IP reuse: a new instance gets an address that left earlier; some wait at the launch hook first.
           const { ip } = released.shift()!;
           const id = `i-reuse-${next++}`;
           truth.ips.set(id, ip);
-          group.members.push({ instanceId: id, lifecycleState: "InService", healthStatus: "Healthy" });
+          const lifecycleState = random() < 0.5 ? "Pending:Wait" : "InService";
+          group.members.push({ instanceId: id, lifecycleState, healthStatus: "Healthy" });
         } else {
           const flapping = truth.groups[0]!.members[0];
           if (flapping)
@@ -437,6 +510,7 @@ describe("the strict model with read and write throttling, 5xx, IP reuse and a f
         seed,
         masters: route53.get(MASTERS)?.values ?? [],
         minions: route53.get(MINIONS)?.values ?? [],
+        etcd: route53.get(ETCD)?.values ?? [],
       }).toEqual({
         seed,
         ...want,

@@ -6,7 +6,9 @@ import { discoveryConfigFromEnv, discoveryEnvironment } from "../../src/discover
 import {
   CLUSTER_NAME,
   DNS_LABEL,
+  discoveryRecords,
   domainLabels,
+  etcdRecordName,
   normaliseName,
   recordName,
   ROLES,
@@ -136,6 +138,15 @@ describe("names", () => {
     expect(recordName("masters", "demo", domain(49))).toHaveLength(255);
     const tooLong = domain(50);
     expect(() => recordName("masters", "demo", tooLong)).toThrow(/: longer than 255 characters$/);
+    // "etcd." is three characters shorter than "masters.": the same limit, checked the same way.
+    expect(etcdRecordName("demo", domain(52))).toHaveLength(255);
+    expect(() => etcdRecordName("demo", domain(53))).toThrow(
+      /^etcd\.demo\.a+.*: longer than 255 characters$/,
+    );
+    expect(() => discoveryRecords("demo", tooLong)).toThrow(
+      /^masters\.demo\..*: longer than 255 characters$/,
+    );
+    expect(discoveryRecords("demo", domain(49)).map((r) => r.name.length)).toEqual([255, 255, 252]);
   });
 
   test("names as Route 53 lists them: any case, octal escapes, with or without the trailing dot", () => {

@@ -221,10 +221,15 @@ export const demoOptions: ReconcileOptions = {
 };
 export const MASTERS = "masters.demo.k8s.";
 export const MINIONS = "minions.demo.k8s.";
+/** The masters group's live members, waiting ones included (what the etcd agents read). */
+export const ETCD = "etcd.demo.k8s.";
 /** A scheduler that never interleaves: each call goes on at once. */
 export const immediate = { step: async () => {} } as unknown as Scheduler;
 
-/** `masters` and `minions` healthy members, at 10.0.1.x and 10.0.2.x. */
+/**
+ * `masters` and `minions` healthy members, at 10.0.1.x and 10.0.2.x, all InService: `etcd` equals
+ * `masters` until a test puts a master in another state (Pending:Wait, Terminating…).
+ */
 export function truthOf(masters: number, minions: number): Truth {
   const ips = new Map<string, string>();
   const group = (role: string, count: number, offset: number): ClusterGroup => ({

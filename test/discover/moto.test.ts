@@ -1,6 +1,9 @@
 /**
  * The discovery ports and handler against moto (with the harness's repairs, test/aws/moto_server.py):
  * every listing pages, an A-B-A record history is written, a foreign record at our name is refused.
+ * moto puts every instance InService at once and keeps none in Pending:Wait (lifecycle hooks do not
+ * hold instances there), so here `etcd.` always equals `masters.`; which lifecycle states go into which
+ * record, a waiting master included, is tested on the pure core with data (reconcile.test.ts).
  */
 import {
   CreateAutoScalingGroupCommand,
@@ -20,7 +23,7 @@ import { compareIPv4, RecordConflict, Rejected } from "../../src/discover/reconc
 import type { AwsClients } from "../../src/launch/aws/clients";
 import { clientsFor, registerAmi, REGION } from "../aws/fixture";
 import { startMoto, type Moto } from "../aws/moto";
-import { MASTERS, MINIONS } from "./model";
+import { ETCD, MASTERS, MINIONS } from "./model";
 
 let moto: Moto;
 let clients: AwsClients;
@@ -177,10 +180,18 @@ test("every listing pages: the same groups, addresses and records with the APIs'
 test("A-B-A: a master goes to Standby and comes back; the handler writes each state, the last as a CREATE moto once refused", async () => {
   const { invoke, lines } = handlerWithLog();
   const first = await invoke({ source: "aws.events", "detail-type": "Scheduled Event", detail: {} });
-  expect(first.masters).toBe(3);
+  expect([first.masters, first.minions, first.etcd, first.writes]).toEqual([3, 120, 3, 3]);
   const a = (await recordsOf())[MASTERS]!;
   expect(a).toHaveLength(3);
   expect((await recordsOf())[MINIONS]).toHaveLength(120);
+  // Exactly our three A records in the zone; the other cluster's group counts in none of them.
+  expect(Object.keys(await recordsOf()).sort()).toEqual([ETCD, MASTERS, MINIONS]);
+  expect((await recordsOf())[ETCD]).toEqual(a);
+  expect(Object.keys(await recordsOf("TXT"))).toHaveLength(320);
+  // A second run over the same truth changes nothing.
+  expect((await invoke({ source: "aws.events", "detail-type": "Scheduled Event", detail: {} })).writes).toBe(
+    0,
+  );
 
   const [standby] = await masterIds();
   await clients.autoScaling.send(
@@ -190,15 +201,18 @@ test("A-B-A: a master goes to Standby and comes back; the handler writes each st
       ShouldDecrementDesiredCapacity: true,
     }),
   );
-  expect((await invoke({ source: "aws.autoscaling", detail: {} })).writes).toBe(1);
+  // Standby is out of both records of the masters.
+  expect((await invoke({ source: "aws.autoscaling", detail: {} })).writes).toBe(2);
   expect((await recordsOf())[MASTERS]).toHaveLength(2);
+  expect((await recordsOf())[ETCD]).toEqual((await recordsOf())[MASTERS]);
 
   await clients.autoScaling.send(
     new ExitStandbyCommand({ AutoScalingGroupName: "kubebake-demo-masters", InstanceIds: [standby] }),
   );
   const back = await invoke({ source: "aws.autoscaling", detail: {} });
-  expect({ writes: back.writes, conflicts: back.conflicts }).toEqual({ writes: 1, conflicts: 0 });
+  expect({ writes: back.writes, conflicts: back.conflicts }).toEqual({ writes: 2, conflicts: 0 });
   expect((await recordsOf())[MASTERS]).toEqual(a);
+  expect((await recordsOf())[ETCD]).toEqual(a);
   expect(lines.filter((l) => l.level === "error")).toEqual([]);
 });
 
@@ -252,6 +266,7 @@ test("a CNAME at masters is refused once with one log line; minions are still ke
   await expect(invoke({})).rejects.toThrow(/a CNAME record exists at masters\.demo\.k8s\./);
   expect(Date.now() - started).toBeLessThan(5_000);
   expect((await recordsOf())[MINIONS]).toHaveLength(119);
+  expect((await recordsOf())[ETCD]).toEqual(masters); // unchanged, so not written
   expect((await recordsOf("CNAME"))[MASTERS]).toEqual(["lb.example."]);
   expect(calls.slice(before).filter((c) => c === "route53:ChangeResourceRecordSets")).toHaveLength(1); // minions only
   const errors = lines.filter((l) => l.level === "error");

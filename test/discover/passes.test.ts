@@ -18,6 +18,7 @@ import {
 } from "../../src/discover/reconcile";
 import {
   demoOptions,
+  ETCD,
   immediate,
   MASTERS,
   MINIONS,
@@ -94,8 +95,9 @@ describe("a clean run", () => {
       writes: [
         { name: MASTERS, from: null, to: ["10.0.1.1", "10.0.1.2"] },
         { name: MINIONS, from: null, to: ["10.0.2.1"] },
+        { name: ETCD, from: null, to: ["10.0.1.1", "10.0.1.2"] },
       ],
-      desired: { masters: ["10.0.1.1", "10.0.1.2"], minions: ["10.0.2.1"] },
+      desired: { masters: ["10.0.1.1", "10.0.1.2"], minions: ["10.0.2.1"], etcd: ["10.0.1.1", "10.0.1.2"] },
       conflicts: 0,
       throttles: 0,
     });
@@ -109,6 +111,14 @@ describe("a clean run", () => {
         to: ["10.0.1.1", "10.0.1.2"],
       },
       { level: "info", msg: "record updated", cluster: "demo", name: MINIONS, from: null, to: ["10.0.2.1"] },
+      {
+        level: "info",
+        msg: "record updated",
+        cluster: "demo",
+        name: ETCD,
+        from: null,
+        to: ["10.0.1.1", "10.0.1.2"],
+      },
     ]);
   });
 
@@ -145,6 +155,7 @@ describe("a clean run", () => {
     );
     expect(result.writes).toEqual([
       { name: MASTERS, from: ["10.0.1.1", "10.0.1.2"], to: ["10.0.1.1", "10.0.1.2", "10.0.1.3"] },
+      { name: ETCD, from: ["10.0.1.1", "10.0.1.2"], to: ["10.0.1.1", "10.0.1.2", "10.0.1.3"] },
     ]);
   });
 });
@@ -191,27 +202,31 @@ describe("conflicts and throttling: counted, backed off with full jitter, given 
     const truth = truthOf(1, 0);
     const { ports, sleeps } = scripted(() => truth, { writes: Array(20).fill(new Transient("Throttling")) });
     random.mockReturnValue(0.999);
-    // Seven waits: none after the eighth attempt, which gives up.
+    // Seven waits: none after the eighth attempt, which gives up. Both records of the master fail in
+    // each pass (one back-off per pass, not per record).
     const error = await failure(reconcile(ports, { ...options, baseDelayMs: 1000 }));
     expect(sleeps.map(Math.round)).toEqual([1998, 3996, 7992, 9990, 9990, 9990, 9990]);
-    expect(error.failures).toEqual([
-      {
-        record: MASTERS,
+    expect(error.failures).toEqual(
+      [MASTERS, ETCD].map((record) => ({
+        record,
         want: ["10.0.1.1"],
         have: null,
         attempts: 8,
         error: "gave up after 8 attempts: Transient: Throttling",
-      },
-    ]);
-    expect(error.message).toBe(`${MASTERS}: gave up after 8 attempts: Transient: Throttling`);
+      })),
+    );
+    expect(error.message).toBe(
+      `${MASTERS}: gave up after 8 attempts: Transient: Throttling; ${ETCD}: gave up after 8 attempts: Transient: Throttling`,
+    );
     expect(error.name).toBe("ReconcileFailed");
   });
 
   test("a pass without a setback resets the back-off", async () => {
-    // Pass 1: conflict (1 in a row). Pass 2: written. Pass 3: the truth moved, conflict again: 1 in a row.
+    // Pass 1: masters conflict (1 in a row), etcd written. Pass 2: masters written, etcd confirmed.
+    // Pass 3: the truth moved, masters conflict again: 1 in a row.
     let reads = 0;
     const { ports, sleeps } = scripted(() => (reads++ < 4 ? truthOf(1, 0) : truthOf(2, 0)), {
-      writes: [new RecordConflict("a"), undefined, new RecordConflict("b")],
+      writes: [new RecordConflict("a"), undefined, undefined, new RecordConflict("b")],
     });
     await reconcile(ports, { ...options, baseDelayMs: 100 });
     expect(sleeps).toEqual([100, 100]);
@@ -222,7 +237,7 @@ describe("conflicts and throttling: counted, backed off with full jitter, given 
     const { ports, sleeps } = scripted(() => truth, { reads: [new Transient("InternalFailure: HTTP 503")] });
     const { lines, options: opts } = logged();
     const result = await reconcile(ports, opts);
-    expect([result.conflicts, result.throttles]).toEqual([0, 2]);
+    expect([result.conflicts, result.throttles]).toEqual([0, 3]);
     expect(sleeps).toEqual([200]);
     expect(lines.find((l) => l.level === "warn")).toEqual({
       level: "warn",
@@ -231,12 +246,14 @@ describe("conflicts and throttling: counted, backed off with full jitter, given 
       reason: "InternalFailure: HTTP 503",
       delayMs: 200,
     });
-    expect(result.writes).toHaveLength(2);
+    expect(result.writes).toHaveLength(3);
   });
 
   test("giving up does not wait first: no back-off after the last attempt, on a write or on a read", async () => {
     const truth = truthOf(1, 0);
-    const writes = scripted(() => truth, { writes: [new Transient("Throttling")] });
+    const writes = scripted(() => truth, {
+      writes: [new Transient("Throttling"), new Transient("Throttling")],
+    });
     const { lines, options: opts } = logged({ maxAttempts: 1 });
     await failure(reconcile(writes.ports, opts));
     const reads = scripted(() => truth, { reads: [new Transient("Throttling")] });
@@ -252,9 +269,10 @@ describe("conflicts and throttling: counted, backed off with full jitter, given 
     expect(error.failures.map((f) => [f.record, f.error, f.attempts])).toEqual([
       [MASTERS, "read failed: Error: AccessDenied", 0],
       [MINIONS, "read failed: Error: AccessDenied", 0],
+      [ETCD, "read failed: Error: AccessDenied", 0],
     ]);
     expect(error.message).toBe(
-      `${MASTERS}: read failed: Error: AccessDenied; ${MINIONS}: read failed: Error: AccessDenied`,
+      `${MASTERS}: read failed: Error: AccessDenied; ${MINIONS}: read failed: Error: AccessDenied; ${ETCD}: read failed: Error: AccessDenied`,
     );
     expect([sleeps, written]).toEqual([[], []]);
   });
@@ -327,9 +345,10 @@ describe("the deadline (ports.now)", () => {
     const truth = truthOf(1, 1);
     const { ports, route53 } = scripted(() => truth);
     const error = await failure(reconcile({ ...ports, now: () => 1000 }, { ...options, deadline: 1000 }));
-    expect(error.failures.map((f) => f.error)).toEqual([
-      "deadline reached after 0 attempts",
-      "deadline reached after 0 attempts",
+    expect(error.failures.map((f) => [f.record, f.error])).toEqual([
+      [MASTERS, "deadline reached after 0 attempts"],
+      [MINIONS, "deadline reached after 0 attempts"],
+      [ETCD, "deadline reached after 0 attempts"],
     ]);
     expect(route53.calls).toEqual({ list: 0, change: 0 });
   });
@@ -338,7 +357,7 @@ describe("the deadline (ports.now)", () => {
     const truth = truthOf(1, 1);
     const { ports } = scripted(() => truth);
     const result = await reconcile({ ...ports, now: () => 999 }, { ...options, deadline: 1000 });
-    expect(result.writes).toHaveLength(2);
+    expect(result.writes).toHaveLength(3);
   });
 
   test("without ports.now the deadline is on the wall clock", async () => {
@@ -349,7 +368,7 @@ describe("the deadline (ports.now)", () => {
       /deadline reached/,
     );
     const result = await reconcile(ports, { ...options, deadline: Date.now() + 60_000 });
-    expect(result.writes).toHaveLength(2);
+    expect(result.writes).toHaveLength(3);
   });
 
   test("a back-off never ends past it; the record then fails with its last error", async () => {
@@ -367,8 +386,9 @@ describe("the deadline (ports.now)", () => {
     const error = await failure(reconcile(timed, { ...options, baseDelayMs: 1000, deadline: 2500 }));
     // 1000 (0.5 of 2000), then 2000 capped to the 1500 left; at 2500 the deadline is reached.
     expect(sleeps).toEqual([1000, 1500]);
-    expect(error.failures.map((f) => f.error)).toEqual([
-      "deadline reached after 2 attempts: Transient: Throttling",
+    expect(error.failures.map((f) => [f.record, f.error])).toEqual([
+      [MASTERS, "deadline reached after 2 attempts: Transient: Throttling"],
+      [ETCD, "deadline reached after 2 attempts: Transient: Throttling"],
     ]);
   });
 
@@ -392,14 +412,16 @@ describe("the deadline (ports.now)", () => {
     let clock = 0;
     let reads = 0;
     const { ports } = scripted(() => (reads++ < 4 ? truthOf(1, 0) : truthOf(2, 0)), {
-      writes: [new RecordConflict("lost"), undefined],
+      writes: [new RecordConflict("lost"), undefined, undefined],
     });
     const timed = {
       ...ports,
       now: () => clock,
       async changeRecords(zone: string, changes: RecordChange[]) {
         await ports.changeRecords(zone, changes);
-        clock = 10_000; // the successful write is the last thing before the deadline
+        // The masters record's successful write is the last thing before the deadline (etcd's, in the
+        // first pass, is not).
+        if (changes[0]!.record.name === MASTERS) clock = 10_000;
       },
     };
     const error = await failure(reconcile(timed, { ...options, deadline: 5000 }));
@@ -412,8 +434,9 @@ describe("passes that wrote", () => {
     let reads = 0;
     const { ports } = scripted(() => truthOf(1 + (Math.floor(reads++ / 2) % 2), 0));
     const error = await failure(reconcile(ports, options));
-    expect(error.failures.map((f) => f.error)).toEqual([
-      "the truth kept changing: still different after 5 passes that wrote",
+    expect(error.failures.map((f) => [f.record, f.error])).toEqual([
+      [MASTERS, "the truth kept changing: still different after 5 passes that wrote"],
+      [ETCD, "the truth kept changing: still different after 5 passes that wrote"],
     ]);
   });
 });

@@ -1,4 +1,11 @@
-import { normaliseName, recordName, zoneName } from "../../src/discover/names";
+import {
+  discoveryRecords,
+  etcdRecordName,
+  normaliseName,
+  RECORDS,
+  recordName,
+  zoneName,
+} from "../../src/discover/names";
 import {
   desiredAddresses,
   reconcile,
@@ -11,6 +18,7 @@ import {
 } from "../../src/discover/reconcile";
 import {
   demoOptions,
+  ETCD,
   MASTERS,
   MINIONS,
   truthOf,
@@ -32,7 +40,7 @@ const member = (instanceId: string, lifecycleState = "InService", healthStatus =
 const expected = (truth: Truth) => desiredAddresses(truth.groups, truth.ips);
 
 describe("desired addresses", () => {
-  test("only InService and Healthy members count; IPs sorted numerically and de-duplicated", () => {
+  test("role records: only InService and Healthy members; etcd: live Healthy masters; IPs sorted numerically and de-duplicated", () => {
     const groups: ClusterGroup[] = [
       {
         name: "m",
@@ -57,18 +65,139 @@ describe("desired addresses", () => {
     );
     ips.set("f", "10.0.0.6").set("g", "10.0.0.7").set("h", "10.0.0.9").set("i", "10.0.0.10");
     ips.set("z", "10.9.9.9").set("y", "10.9.9.8");
-    expect(desiredAddresses(groups, ips)).toEqual({ masters: ["10.0.0.9", "10.0.0.10"], minions: [] });
+    expect(desiredAddresses(groups, ips)).toEqual({
+      masters: ["10.0.0.9", "10.0.0.10"],
+      minions: [],
+      // a, h and i (InService, i's address the same as a's) and b (Pending); never a group without a role.
+      etcd: ["10.0.0.2", "10.0.0.9", "10.0.0.10"],
+    });
   });
 
   test("a member without a known IP (not running yet) is left out; records are capped", () => {
     const truth = truthOf(0, 0);
     truth.groups[1]!.members = Array.from({ length: 1000 }, (_, i) => member(`i-${i}`));
     truth.groups[1]!.members.forEach((m, i) => truth.ips.set(m.instanceId, `10.1.${i >> 8}.${i & 255}`));
-    truth.groups[0]!.members = [member("i-new")];
+    truth.groups[0]!.members = [member("i-new"), member("i-booting", "Pending:Wait")];
     const desired = desiredAddresses(truth.groups, truth.ips, 400);
-    expect(desired.masters).toEqual([]);
+    // toStrictEqual: toEqual would take [undefined] (an address never known) for [].
+    expect(desired.masters).toStrictEqual([]);
+    expect(desired.etcd).toStrictEqual([]);
     expect(desired.minions).toHaveLength(400);
     expect(desired.minions.at(-1)).toBe("10.1.1.143");
+  });
+});
+
+/** Every LifecycleState of the Auto Scaling API (2026), and one it might add. */
+const LIFECYCLE_STATES = [
+  "Pending",
+  "Pending:Wait",
+  "Pending:Proceed",
+  "Quarantined",
+  "InService",
+  "Terminating",
+  "Terminating:Wait",
+  "Terminating:Proceed",
+  "Terminated",
+  "Detaching",
+  "Detached",
+  "EnteringStandby",
+  "Standby",
+  "Warmed:Pending",
+  "Warmed:Pending:Wait",
+  "Warmed:Pending:Proceed",
+  "Warmed:Terminating",
+  "Warmed:Terminating:Wait",
+  "Warmed:Terminating:Proceed",
+  "Warmed:Terminated",
+  "Warmed:Stopped",
+  "Warmed:Running",
+  "Warmed:Hibernated",
+  "SomethingNew",
+];
+/** The states in which a master is in `etcd.`: it exists, has its address, and is not leaving. */
+const ALIVE = ["Pending", "Pending:Wait", "Pending:Proceed", "InService"];
+
+describe("which member is in which record (one member at a time, every state, both health statuses)", () => {
+  const rows = LIFECYCLE_STATES.flatMap((state) =>
+    ["Healthy", "Unhealthy"].flatMap((health) =>
+      ["masters", "minions"].map((role) => {
+        const inService = state === "InService" && health === "Healthy";
+        const alive = ALIVE.includes(state) && health === "Healthy";
+        return {
+          role,
+          state,
+          health,
+          want: {
+            masters: role === "masters" && inService ? ["10.0.0.1"] : [],
+            minions: role === "minions" && inService ? ["10.0.0.1"] : [],
+            etcd: role === "masters" && alive ? ["10.0.0.1"] : [],
+          },
+        };
+      }),
+    ),
+  );
+  test.each(rows)("a $state $health member of the $role group", ({ role, state, health, want }) => {
+    const groups: ClusterGroup[] = [
+      { name: `kubebake-demo-${role}`, role, members: [member("i-1", state, health)] },
+    ];
+    expect(desiredAddresses(groups, new Map([["i-1", "10.0.0.1"]]))).toEqual(want);
+  });
+
+  test("the table covers what matters: a waiting master is in etcd only, a waiting minion nowhere", () => {
+    const row = (role: string, state: string) =>
+      rows.find((r) => r.role === role && r.state === state && r.health === "Healthy")!.want;
+    expect(row("masters", "InService")).toEqual({ masters: ["10.0.0.1"], minions: [], etcd: ["10.0.0.1"] });
+    expect(row("masters", "Pending:Wait")).toEqual({ masters: [], minions: [], etcd: ["10.0.0.1"] });
+    expect(row("masters", "Terminating")).toEqual({ masters: [], minions: [], etcd: [] });
+    expect(row("minions", "Pending:Wait")).toEqual({ masters: [], minions: [], etcd: [] });
+    expect(row("minions", "InService")).toEqual({ masters: [], minions: ["10.0.0.1"], etcd: [] });
+  });
+
+  test("a new group of three masters, all waiting at the launch hook: etcd lists the three, masters none", () => {
+    const truth = truthOf(3, 2);
+    for (const m of truth.groups[0]!.members) m.lifecycleState = "Pending:Wait";
+    // Minions launching beside them never count as etcd peers.
+    truth.groups[1]!.members[0]!.lifecycleState = "Pending:Wait";
+    expect(desiredAddresses(truth.groups, truth.ips)).toEqual({
+      masters: [],
+      minions: ["10.0.2.2"],
+      etcd: ["10.0.1.1", "10.0.1.2", "10.0.1.3"],
+    });
+  });
+
+  test("a replacement: the new master waits, the old one terminates; the survivors and the new one are peers", () => {
+    const truth = truthOf(3, 0);
+    truth.groups[0]!.members[0]!.lifecycleState = "Terminating";
+    truth.groups[0]!.members.push(member("i-new", "Pending:Wait"));
+    truth.ips.set("i-new", "10.0.1.9");
+    expect(desiredAddresses(truth.groups, truth.ips)).toEqual({
+      masters: ["10.0.1.2", "10.0.1.3"],
+      minions: [],
+      etcd: ["10.0.1.2", "10.0.1.3", "10.0.1.9"],
+    });
+  });
+
+  test("etcd's addresses are sorted numerically, de-duplicated and capped like the others", () => {
+    const groups: ClusterGroup[] = [
+      {
+        name: "m",
+        role: "masters",
+        members: [
+          member("a", "Pending:Wait"),
+          member("b"),
+          member("c", "Pending:Proceed"),
+          member("d", "Pending"),
+        ],
+      },
+    ];
+    const ips = new Map([
+      ["a", "10.0.0.10"],
+      ["b", "10.0.0.9"],
+      ["c", "10.0.0.10"],
+      ["d", "9.0.0.1"],
+    ]);
+    expect(desiredAddresses(groups, ips).etcd).toEqual(["9.0.0.1", "10.0.0.9", "10.0.0.10"]);
+    expect(desiredAddresses(groups, ips, 2).etcd).toEqual(["9.0.0.1", "10.0.0.9"]);
   });
 });
 
@@ -104,6 +233,17 @@ describe("names", () => {
     expect(zoneName("demo", "example.internal")).toBe("demo.example.internal.");
     expect(() => zoneName("demo", "bad_label")).toThrow(/bad label/);
   });
+
+  test("three records per cluster: the two roles' and etcd's, in that order", () => {
+    expect(RECORDS).toEqual(["masters", "minions", "etcd"]);
+    expect(etcdRecordName("demo", "K8s.")).toBe(ETCD);
+    expect(etcdRecordName("demo", "example.internal")).toBe("etcd.demo.example.internal.");
+    expect(discoveryRecords("demo", "k8s")).toEqual([
+      { key: "masters", name: MASTERS },
+      { key: "minions", name: MINIONS },
+      { key: "etcd", name: ETCD },
+    ]);
+  });
 });
 
 async function runAlone(route53: Route53Model, truth: Truth, extra: Partial<ReconcileOptions> = {}) {
@@ -117,12 +257,13 @@ async function runAlone(route53: Route53Model, truth: Truth, extra: Partial<Reco
 }
 
 describe("one invocation against the strict Route 53", () => {
-  test("creates both records, then a second run reads three times and writes nothing", async () => {
+  test("creates the three records, then a second run reads three times and writes nothing", async () => {
     const route53 = new Route53Model(prng(7));
     const truth = truthOf(3, 5);
     const first = await runAlone(route53, truth);
-    expect(first.writes.map((w) => w.name)).toEqual([MASTERS, MINIONS]);
+    expect(first.writes.map((w) => w.name)).toEqual([MASTERS, MINIONS, ETCD]);
     expect(route53.get(MASTERS)?.values).toEqual(["10.0.1.1", "10.0.1.2", "10.0.1.3"]);
+    expect(route53.get(ETCD)?.values).toEqual(["10.0.1.1", "10.0.1.2", "10.0.1.3"]);
     expect(route53.get(MINIONS)?.values).toHaveLength(5);
     const before = { ...route53.calls };
     const second = await runAlone(route53, truth);
@@ -144,9 +285,55 @@ describe("one invocation against the strict Route 53", () => {
     expect(changed.writes.map((w) => [w.name, w.fromTtl, w.toTtl])).toEqual([
       [MASTERS, 60, 30],
       [MINIONS, 60, 30],
+      [ETCD, 60, 30],
     ]);
-    expect([route53.get(MASTERS)?.ttl, route53.get(MINIONS)?.ttl]).toEqual([30, 30]);
+    expect([route53.get(MASTERS)?.ttl, route53.get(MINIONS)?.ttl, route53.get(ETCD)?.ttl]).toEqual([
+      30, 30, 30,
+    ]);
     expect((await runAlone(route53, truth)).writes).toEqual([]);
+  });
+
+  test("masters waiting at the launch hook are in etcd only; as each goes InService, masters follows and etcd is not rewritten", async () => {
+    const route53 = new Route53Model(prng(7));
+    const truth = truthOf(3, 1);
+    for (const m of truth.groups[0]!.members) m.lifecycleState = "Pending:Wait";
+    const first = await runAlone(route53, truth);
+    expect(first.writes.map((w) => w.name)).toEqual([MINIONS, ETCD]);
+    expect(route53.get(MASTERS)).toBeUndefined();
+    expect(route53.get(ETCD)?.values).toEqual(["10.0.1.1", "10.0.1.2", "10.0.1.3"]);
+    // Idempotent: a second pass over the same truth changes nothing.
+    const before = { ...route53.calls };
+    expect((await runAlone(route53, truth)).writes).toEqual([]);
+    expect(route53.calls.change).toBe(before.change);
+    for (const [i, m] of truth.groups[0]!.members.entries()) {
+      m.lifecycleState = "InService";
+      const pass = await runAlone(route53, truth);
+      expect(pass.writes.map((w) => w.name)).toEqual([MASTERS]);
+      expect(route53.get(MASTERS)?.values).toEqual(expected(truth).masters);
+      expect(route53.get(MASTERS)?.values).toHaveLength(i + 1);
+    }
+    expect(route53.get(ETCD)?.values).toEqual(["10.0.1.1", "10.0.1.2", "10.0.1.3"]);
+  });
+
+  test("a terminating master leaves both records; with no master alive, etcd follows the empty-group policy", async () => {
+    const route53 = new Route53Model(prng(7));
+    const truth = truthOf(2, 1);
+    await runAlone(route53, truth);
+    truth.groups[0]!.members[0]!.lifecycleState = "Terminating:Wait";
+    await runAlone(route53, truth);
+    expect(route53.get(MASTERS)?.values).toEqual(["10.0.1.2"]);
+    expect(route53.get(ETCD)?.values).toEqual(["10.0.1.2"]);
+    truth.groups[0]!.members[1]!.lifecycleState = "Terminated";
+    await runAlone(route53, truth, { emptyGroup: "keep" });
+    expect(route53.get(MASTERS)?.values).toEqual(["10.0.1.2"]);
+    expect(route53.get(ETCD)?.values).toEqual(["10.0.1.2"]);
+    const deleted = await runAlone(route53, truth);
+    expect(deleted.writes).toEqual([
+      { name: MASTERS, from: ["10.0.1.2"], to: null },
+      { name: ETCD, from: ["10.0.1.2"], to: null },
+    ]);
+    expect([route53.get(MASTERS), route53.get(ETCD)]).toEqual([undefined, undefined]);
+    expect(route53.get(MINIONS)?.values).toEqual(["10.0.2.1"]);
   });
 
   test("scale in: the record follows; an empty group's record goes, or stays with 'keep'", async () => {
@@ -189,18 +376,19 @@ describe("one invocation against the strict Route 53", () => {
     // Before: it returned after its third write without reading again, the record one step behind.
     await expect(run).rejects.toThrow(ReconcileFailed);
     expect(lines.filter((l) => l.msg === "record updated" && l.name === MASTERS)).toHaveLength(3);
-    expect(lines.filter((l) => l.level === "error")).toEqual([
-      {
+    // The masters group moves, so both records of its members do; minions stay confirmed.
+    expect(lines.filter((l) => l.level === "error")).toEqual(
+      [MASTERS, ETCD].map((record) => ({
         level: "error",
         msg: "record not reconciled",
         cluster: "demo",
-        record: MASTERS,
+        record,
         want: expect.any(Array),
         have: expect.any(Array),
         attempts: 0,
         error: "the truth kept changing: still different after 3 passes that wrote",
-      },
-    ]);
+      })),
+    );
   });
 
   test("a write based on a stale read is always followed by a read that confirms it, or the run fails", async () => {
@@ -269,9 +457,15 @@ test("the confirming pass repairs an A-B-A: a run that read a passing state writ
     },
   };
   const result = await reconcile(y, options);
-  // Y wrote the Standby state, then its confirming pass saw the truth and wrote it back.
-  expect(result.writes.map((w) => w.to?.length)).toEqual([2, 3]);
+  // Y wrote the Standby state (masters and etcd), then its confirming pass saw the truth and wrote it back.
+  expect(result.writes.map((w) => [w.name, w.to?.length])).toEqual([
+    [MASTERS, 2],
+    [ETCD, 2],
+    [MASTERS, 3],
+    [ETCD, 3],
+  ]);
   expect(route53.get(MASTERS)?.values).toEqual(expected(settled).masters);
+  expect(route53.get(ETCD)?.values).toEqual(expected(settled).etcd);
 });
 
 /**
@@ -300,13 +494,16 @@ async function scenario(seed: number, model: { strict?: boolean; throttleRate: n
       if (pick < 0.4 && group.members.length > 0)
         group.members.splice(Math.floor(random() * group.members.length), 1);
       else if (pick < 0.8 && group.members.length > 0) {
-        // Standby and back: the truth returns to an earlier state (the A-B-A case).
+        // Standby (out of every record) or Pending:Wait (in etcd alone, for a master) and back: the truth
+        // returns to an earlier state (the A-B-A case).
         const flapping = group.members[0]!;
-        flapping.lifecycleState = flapping.lifecycleState === "InService" ? "Standby" : "InService";
+        const away = random() < 0.5 ? "Standby" : "Pending:Wait";
+        flapping.lifecycleState = flapping.lifecycleState === "InService" ? away : "InService";
       } else {
         const id = `i-new-${nextIp}`;
         truth.ips.set(id, `10.0.3.${nextIp++}`);
-        group.members.push(member(id));
+        // Some launch into the hook's wait, as masters do.
+        group.members.push(member(id, random() < 0.5 ? "Pending:Wait" : "InService"));
       }
       events.push(invoke());
     }
@@ -319,6 +516,7 @@ async function scenario(seed: number, model: { strict?: boolean; throttleRate: n
 const recorded = (route53: Route53Model) => ({
   masters: route53.get(MASTERS)?.values ?? [],
   minions: route53.get(MINIONS)?.values ?? [],
+  etcd: route53.get(ETCD)?.values ?? [],
 });
 
 const SEEDS = Array.from({ length: 150 }, (_, i) => i + 1);

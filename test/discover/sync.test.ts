@@ -43,7 +43,9 @@ test("no function deployed (nothing else writes): reconciles from here", async (
     sleep: async () => {},
   });
   expect(result.via).toBe("local");
+  expect(result.desired).toEqual({ masters: ["10.0.0.1"], minions: [], etcd: ["10.0.0.1"] });
   expect(route53.get("masters.demo.k8s.")?.values).toEqual(["10.0.0.1"]);
+  expect(route53.get("etcd.demo.k8s.")?.values).toEqual(["10.0.0.1"]);
   expect(calls.map((c) => c.command)).toEqual(["GetFunctionCommand"]);
 });
 

@@ -5,7 +5,7 @@
 import type { _InstanceType } from "@aws-sdk/client-ec2";
 import { createHash } from "node:crypto";
 import { stringify } from "yaml";
-import { recordName, ROLES, zoneName, type Role } from "../../discover/names";
+import { discoveryRecords, ROLES, zoneName, type Role } from "../../discover/names";
 import type { ClusterSpec } from "../../cluster/schema";
 import type { DiscoveryConfig } from "../../discover/config";
 
@@ -280,11 +280,29 @@ export function discoveryConfig(inputs: Inputs, zoneId: string): DiscoveryConfig
 
 export const discoveryFunctionName = (cluster: string) => resourceName(cluster, "dns-discovery");
 
-/** The discovery function: read the groups and instances, change only its two A records in its zone. */
+/**
+ * The EventBridge pattern that invokes the discovery function: every event Auto Scaling sends about the
+ * cluster's two groups, whatever its detail-type (no detail-type filter on purpose). Among them "EC2
+ * Instance Launch Successful", "EC2 Instance Terminate Successful" and "EC2 Instance-launch Lifecycle
+ * Action", which Auto Scaling sends when a new master enters Pending:Wait at the launch hook: it must be
+ * published in `etcd.` then, within seconds, since its etcd agent finds its peers there. Only events whose
+ * detail names one of this cluster's groups match.
+ */
+export function autoScalingEventPattern(cluster: string) {
+  return {
+    source: ["aws.autoscaling"],
+    detail: { AutoScalingGroupName: ROLES.map((role) => resourceName(cluster, role)) },
+  };
+}
+
+/**
+ * The discovery function: read the groups and instances, change only its three A records (`masters.`,
+ * `minions.`, `etcd.`) in its zone.
+ */
 export function discoveryPolicy(inputs: Inputs, zoneId: string) {
   const { region, name } = inputs.spec;
   const logGroup = `arn:aws:logs:${region}:${inputs.account}:log-group:/aws/lambda/${discoveryFunctionName(name)}`;
-  const records = ROLES.map((role) => recordName(role, name, inputs.discoveryDomain).replace(/\.$/, ""));
+  const records = discoveryRecords(name, inputs.discoveryDomain).map((r) => r.name.replace(/\.$/, ""));
   return policy([
     {
       Sid: "ReadGroupsAndInstances",

@@ -24,13 +24,13 @@ import { readFileSync } from "node:fs";
 import { isDeepStrictEqual } from "node:util";
 import { join } from "node:path";
 import { discoveryEnvironment } from "../../discover/config";
-import { ROLES } from "../../discover/names";
 import { packageRoot } from "../../util/package-root";
 import { awsErrorCode, ifExists } from "./clients";
 import type { Context } from "./context";
 import {
   asTagList,
   assumeRolePolicy,
+  autoScalingEventPattern,
   discoveryConfig,
   discoveryFunctionName,
   discoveryPolicy,
@@ -142,11 +142,10 @@ export async function ensureDiscovery(ctx: Context, zoneId: string): Promise<voi
     );
   }
 
-  const groups = ROLES.map((role) => resourceName(spec.name, role));
   const rules = [
     {
       name: eventsRuleName(spec.name),
-      EventPattern: JSON.stringify({ source: ["aws.autoscaling"], detail: { AutoScalingGroupName: groups } }),
+      EventPattern: JSON.stringify(autoScalingEventPattern(spec.name)),
       description: "Auto Scaling events of the cluster's groups",
     },
     {
