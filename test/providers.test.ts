@@ -52,45 +52,57 @@ function provider(name: string, call: string, env: Record<string, string>) {
   });
 }
 
+/** The AWS key pair and region the aws provider tests sign with (AWS's documentation example). */
+const keys = {
+  AWS_ACCESS_KEY_ID: "AKIDEXAMPLE",
+  AWS_SECRET_ACCESS_KEY: "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY",
+  AWS_SESSION_TOKEN: "session/token+=",
+  AWS_REGION: "eu-west-1",
+};
+
+/** What the SDK's signer makes of the request the script sent, for the given service. */
+async function sdkSignature(req: IncomingMessage, body: string, service: string): Promise<string> {
+  const authorization = String(req.headers.authorization);
+  const signed = /SignedHeaders=([^,]+)/.exec(authorization)![1]!.split(";");
+  const headers = Object.fromEntries(signed.map((h) => [h, String(req.headers[h])]));
+  const amzDate = String(req.headers["x-amz-date"]);
+  const signingDate = new Date(
+    `${amzDate.slice(0, 4)}-${amzDate.slice(4, 6)}-${amzDate.slice(6, 8)}T${amzDate.slice(9, 11)}:${amzDate.slice(11, 13)}:${amzDate.slice(13, 15)}Z`,
+  );
+  const url = new URL(req.url!, "http://fake");
+  const signer = new SignatureV4({
+    service,
+    region: keys.AWS_REGION,
+    sha256: Sha256,
+    applyChecksum: false,
+    uriEscapePath: service !== "s3", // S3 signs the path as sent, each segment encoded once
+    credentials: {
+      accessKeyId: keys.AWS_ACCESS_KEY_ID,
+      secretAccessKey: keys.AWS_SECRET_ACCESS_KEY,
+      sessionToken: keys.AWS_SESSION_TOKEN,
+    },
+  });
+  const request = new HttpRequest({
+    method: req.method,
+    protocol: "http:",
+    hostname: String(req.headers.host),
+    path: url.pathname,
+    query: Object.fromEntries(url.searchParams),
+    headers,
+    body,
+  });
+  return String((await signer.sign(request, { signingDate })).headers.authorization);
+}
+
 describe("aws provider", () => {
+  // The instance role's credentials, as IMDS hands them out.
   const creds = {
-    AccessKeyId: "AKIDEXAMPLE",
-    SecretAccessKey: "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY",
-    Token: "session/token+=",
+    AccessKeyId: keys.AWS_ACCESS_KEY_ID,
+    SecretAccessKey: keys.AWS_SECRET_ACCESS_KEY,
+    Token: keys.AWS_SESSION_TOKEN,
   };
   const secret = "-----BEGIN CERTIFICATE-----\nMIIB...\n-----END CERTIFICATE-----\n";
   let signatureChecks = 0;
-
-  async function signatureOf(req: IncomingMessage, body: string): Promise<string> {
-    const authorization = String(req.headers.authorization);
-    const signed = /SignedHeaders=([^,]+)/.exec(authorization)![1]!.split(";");
-    const headers = Object.fromEntries(signed.map((h) => [h, String(req.headers[h])]));
-    const amzDate = String(req.headers["x-amz-date"]);
-    const signingDate = new Date(
-      `${amzDate.slice(0, 4)}-${amzDate.slice(4, 6)}-${amzDate.slice(6, 8)}T${amzDate.slice(9, 11)}:${amzDate.slice(11, 13)}:${amzDate.slice(13, 15)}Z`,
-    );
-    const signer = new SignatureV4({
-      service: "ssm",
-      region: "eu-west-1",
-      sha256: Sha256,
-      applyChecksum: false,
-      credentials: {
-        accessKeyId: creds.AccessKeyId,
-        secretAccessKey: creds.SecretAccessKey,
-        sessionToken: creds.Token,
-      },
-    });
-    const request = new HttpRequest({
-      method: req.method,
-      protocol: "http:",
-      hostname: String(req.headers.host),
-      path: req.url,
-      headers,
-      body,
-    });
-    const result = await signer.sign(request, { signingDate });
-    return String(result.headers.authorization);
-  }
 
   test("reads identity through IMDSv2 and a SecureString from SSM, signed exactly as the AWS SDK signs", async () => {
     const pending: Promise<void>[] = [];
@@ -109,7 +121,7 @@ describe("aws provider", () => {
     let authorizationOk = false;
     const ssm = await fake((req, body) => {
       pending.push(
-        signatureOf(req, body).then((expected) => {
+        sdkSignature(req, body, "ssm").then((expected) => {
           authorizationOk = expected === req.headers.authorization;
           signatureChecks++;
         }),
@@ -157,47 +169,6 @@ describe("aws provider", () => {
 });
 
 describe("aws: the etcd snapshot store (S3) and the launch gate (Auto Scaling), signed as the SDK signs", () => {
-  const keys = {
-    AWS_ACCESS_KEY_ID: "AKIDEXAMPLE",
-    AWS_SECRET_ACCESS_KEY: "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY",
-    AWS_SESSION_TOKEN: "session/token+=",
-    AWS_REGION: "eu-west-1",
-  };
-
-  /** What the SDK's signer makes of the request the script sent, for the given service. */
-  async function sdkSignature(req: IncomingMessage, body: string, service: string): Promise<string> {
-    const authorization = String(req.headers.authorization);
-    const signed = /SignedHeaders=([^,]+)/.exec(authorization)![1]!.split(";");
-    const headers = Object.fromEntries(signed.map((h) => [h, String(req.headers[h])]));
-    const amzDate = String(req.headers["x-amz-date"]);
-    const signingDate = new Date(
-      `${amzDate.slice(0, 4)}-${amzDate.slice(4, 6)}-${amzDate.slice(6, 8)}T${amzDate.slice(9, 11)}:${amzDate.slice(11, 13)}:${amzDate.slice(13, 15)}Z`,
-    );
-    const url = new URL(req.url!, "http://fake");
-    const signer = new SignatureV4({
-      service,
-      region: keys.AWS_REGION,
-      sha256: Sha256,
-      applyChecksum: false,
-      uriEscapePath: service !== "s3", // S3 signs the path as sent, each segment encoded once
-      credentials: {
-        accessKeyId: keys.AWS_ACCESS_KEY_ID,
-        secretAccessKey: keys.AWS_SECRET_ACCESS_KEY,
-        sessionToken: keys.AWS_SESSION_TOKEN,
-      },
-    });
-    const request = new HttpRequest({
-      method: req.method,
-      protocol: "http:",
-      hostname: String(req.headers.host),
-      path: url.pathname,
-      query: Object.fromEntries(url.searchParams),
-      headers,
-      body,
-    });
-    return String((await signer.sign(request, { signingDate })).headers.authorization);
-  }
-
   /** Runs a snapshot-store call the way etcd-member does: lib.sh, providers/aws.sh, then s3.sh. */
   function store(call: string, env: Record<string, string>) {
     return provider("aws", `. ${join(nodeDir, "s3.sh")}; ${call}`, env);

@@ -24,7 +24,11 @@ hmac_hex() { printf '%s' "$2" | openssl dgst -sha256 -mac HMAC -macopt "$1" | se
 # The instance role's credentials (or, like the SDK's chain, AWS_ACCESS_KEY_ID… from the environment first),
 # and the region: sets aws_akid, aws_secret, aws_token (may be empty), aws_region.
 aws_credentials() {
-  local role creds
+  local role creds now
+  # The instance role's credentials last hours: asked again after five minutes, not on every call.
+  now=$(date +%s)
+  [ "$((now - ${aws_credentials_at:-0}))" -ge 300 ] || return 0
+  aws_credentials_at=$now
   aws_region=${AWS_REGION:-$(aws_imds meta-data/placement/region)}
   if [ -n "${AWS_ACCESS_KEY_ID:-}" ]; then
     aws_akid=$AWS_ACCESS_KEY_ID aws_secret=${AWS_SECRET_ACCESS_KEY:-} aws_token=${AWS_SESSION_TOKEN:-}
@@ -56,25 +60,34 @@ aws_authorization() {
     "$aws_akid" "$scope" "$signed" "$(hmac_hex "hexkey:$k" "$string_to_sign")"
 }
 
-# aws_json_call SERVICE TARGET BODY: a signed AWS JSON 1.1 request; prints the response body.
-aws_json_call() {
-  local service=$1 target=$2 body=$3 endpoint host headers token_header=()
+# aws_post SERVICE ENDPOINT CONTENT_TYPE BODY TARGET [CURL_OPTION…]: a signed POST of BODY to ENDPOINT/,
+# TARGET (if not empty) as X-Amz-Target; the CURL_OPTIONs decide what is printed.
+aws_post() {
+  local service=$1 endpoint=$2 type=$3 body=$4 target=$5 host headers args
+  shift 5
   aws_credentials
-  endpoint=${AWS_ENDPOINT_URL_SSM:-https://$service.$aws_region.amazonaws.com}
   host=${endpoint#*://}
   host=${host%%/*}
   aws_amz_date=$(date -u +%Y%m%dT%H%M%SZ)
-  headers="content-type:application/x-amz-json-1.1"$'\n'"host:$host"$'\n'"x-amz-date:$aws_amz_date"$'\n'
+  headers="content-type:$type"$'\n'"host:$host"$'\n'"x-amz-date:$aws_amz_date"$'\n'
+  args=(-H "Content-Type: $type" -H "X-Amz-Date: $aws_amz_date")
   if [ -n "$aws_token" ]; then
     headers="$headers""x-amz-security-token:$aws_token"$'\n'
-    token_header=(-H "X-Amz-Security-Token: $aws_token")
+    args+=(-H "X-Amz-Security-Token: $aws_token")
   fi
-  headers="$headers""x-amz-target:$target"$'\n'
-  curl -sSf --max-time 15 -X POST "$endpoint/" \
-    -H "Content-Type: application/x-amz-json-1.1" -H "X-Amz-Date: $aws_amz_date" \
-    "${token_header[@]}" -H "X-Amz-Target: $target" \
+  if [ -n "$target" ]; then
+    headers="$headers""x-amz-target:$target"$'\n'
+    args+=(-H "X-Amz-Target: $target")
+  fi
+  curl -sS --max-time 15 -X POST "$@" "${args[@]}" \
     -H "Authorization: $(aws_authorization "$service" POST / "" "$headers" "$(printf '%s' "$body" | sha256_hex)")" \
-    --data-binary "$body"
+    --data-binary "$body" "${endpoint%/}/"
+}
+
+# aws_json_call SERVICE TARGET BODY: a signed AWS JSON 1.1 request; prints the response body.
+aws_json_call() {
+  aws_credentials
+  aws_post "$1" "${AWS_ENDPOINT_URL_SSM:-https://$1.$aws_region.amazonaws.com}" application/x-amz-json-1.1 "$3" "$2" -f
 }
 
 provider_fetch_secret() {
@@ -90,21 +103,7 @@ provider_fetch_secret() {
 # aws_query_call SERVICE ENDPOINT BODY OUT: a signed AWS Query API request (form-encoded POST, as Auto
 # Scaling speaks it); the response body goes to OUT, the HTTP status to stdout.
 aws_query_call() {
-  local service=$1 endpoint=$2 body=$3 out=$4 host headers token_header=()
-  local type="application/x-www-form-urlencoded; charset=utf-8"
-  aws_credentials
-  host=${endpoint#*://}
-  host=${host%%/*}
-  aws_amz_date=$(date -u +%Y%m%dT%H%M%SZ)
-  headers="content-type:$type"$'\n'"host:$host"$'\n'"x-amz-date:$aws_amz_date"$'\n'
-  if [ -n "$aws_token" ]; then
-    headers="$headers""x-amz-security-token:$aws_token"$'\n'
-    token_header=(-H "X-Amz-Security-Token: $aws_token")
-  fi
-  curl -sS --max-time 15 -o "$out" -w '%{http_code}' -X POST "${endpoint%/}/" \
-    -H "Content-Type: $type" -H "X-Amz-Date: $aws_amz_date" "${token_header[@]}" \
-    -H "Authorization: $(aws_authorization "$service" POST / "" "$headers" "$(printf '%s' "$body" | sha256_hex)")" \
-    --data-binary "$body"
+  aws_post "$1" "$2" "application/x-www-form-urlencoded; charset=utf-8" "$3" "" -o "$4" -w '%{http_code}'
 }
 
 # provider_instance_ready: completes this instance's launch lifecycle action (LAUNCH_HOOK of GROUP_NAME in
