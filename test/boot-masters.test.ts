@@ -1,11 +1,8 @@
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
 import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { bake } from "../src/bake/bake";
-import { generateClusterPki } from "../src/pki/pki";
-import { silentProgress } from "../src/util/progress";
-import { fixtureMirror, fixtureSpec, repoRoot, tempDir, upstreamPrograms } from "./helpers";
-import { reports, userData, Vm } from "./vm";
+import { repoRoot, tempDir, upstreamPrograms } from "./helpers";
+import { bootImageAndSecrets, reports, userData, Vm } from "./vm";
 
 // Three masters of the one image booted at once under qemu (TCG), each with the role file of a
 // three-master group: etcd-member makes them ONE etcd cluster of three voters (one seed, two learners
@@ -17,7 +14,6 @@ const maybe = enabled ? describe : describe.skip;
 jest.setTimeout(60 * 60_000);
 
 const work = tempDir("boot-masters");
-const cacheDir = join(repoRoot, ".cache", "kubebake");
 const MASTERS = [10, 11, 12].map((n) => ({
   name: `master-${n - 9}`,
   ip: `10.79.0.${n}`,
@@ -42,23 +38,7 @@ maybe("three masters of the one image", () => {
   let disk: string;
   let secrets: Record<string, string>;
   beforeAll(async () => {
-    const result = await bake({
-      target: "qcow2",
-      specPath: fixtureSpec,
-      out: join(work, "image"),
-      arch: "amd64",
-      cacheDir,
-      mirror: fixtureMirror,
-      progress: silentProgress,
-    });
-    disk = join(work, "image", result.manifest.disk!.file);
-    const files = await generateClusterPki({
-      cluster: "demo",
-      clusterDomain: "cluster.local",
-      serviceCIDR: "10.32.0.0/16",
-      discoveryDomain: "k8s",
-    });
-    secrets = Object.fromEntries(files.map((f) => [f.name, f.content]));
+    ({ disk, secrets } = await bootImageAndSecrets(work));
   });
 
   test("boot at once and form one etcd cluster of three voters; every API server is ready; every master passes its launch gate", async () => {

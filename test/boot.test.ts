@@ -1,11 +1,8 @@
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { bake } from "../src/bake/bake";
-import { generateClusterPki } from "../src/pki/pki";
-import { silentProgress } from "../src/util/progress";
-import { fixtureMirror, fixtureSpec, repoRoot, tempDir, upstreamPrograms } from "./helpers";
-import { reports, userData, Vm } from "./vm";
+import { repoRoot, tempDir, upstreamPrograms } from "./helpers";
+import { bootImageAndSecrets, reports, userData, Vm } from "./vm";
 
 // Boots the fixture image under qemu (TCG + OVMF) with the REAL Kubernetes programs (test/upstream/build.sh)
 // and proves that one image becomes a master or a minion from its user data alone: the master's control
@@ -18,8 +15,6 @@ const asRoot = process.getuid?.() === 0 ? describe : describe.skip;
 jest.setTimeout(45 * 60_000);
 
 const work = tempDir("boot");
-// The base layer (mmdebstrap, about a minute) is cached across runs in the checkout.
-const cacheDir = join(repoRoot, ".cache", "kubebake");
 let disk: string;
 let secrets: Record<string, string>;
 
@@ -90,23 +85,7 @@ ${runtimeReport}
 
 asRoot("booting the one image", () => {
   beforeAll(async () => {
-    const result = await bake({
-      target: "qcow2",
-      specPath: fixtureSpec,
-      out: join(work, "image"),
-      arch: "amd64",
-      cacheDir,
-      mirror: fixtureMirror,
-      progress: silentProgress,
-    });
-    disk = join(work, "image", result.manifest.disk!.file);
-    const files = await generateClusterPki({
-      cluster: "demo",
-      clusterDomain: "cluster.local",
-      serviceCIDR: "10.32.0.0/16",
-      discoveryDomain: "k8s",
-    });
-    secrets = Object.fromEntries(files.map((f) => [f.name, f.content]));
+    ({ disk, secrets } = await bootImageAndSecrets(work));
   });
 
   // One boot of each role (TCG boots are the slowest part of the suite, so every check shares them): what the

@@ -1,6 +1,10 @@
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
 import { copyFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
+import { bake } from "../src/bake/bake";
+import { generateClusterPki } from "../src/pki/pki";
+import { silentProgress } from "../src/util/progress";
+import { fixtureMirror, fixtureSpec, repoRoot } from "./helpers";
 
 /** A VM of the baked disk under qemu (TCG, OVMF), booted with a NoCloud seed; its serial console goes to a file. */
 export interface VmOptions {
@@ -183,4 +187,33 @@ export function userData(
     "  - [/usr/local/sbin/kubebake-test-report]",
     "",
   ].join("\n");
+}
+
+/**
+ * What a boot test starts from: the fixture image baked as a qcow2 disk into `work/image` (the base layer,
+ * about a minute of mmdebstrap, is cached across runs in the checkout), and the PKI of cluster demo, by
+ * file name, for the `none` secret source.
+ */
+export async function bootImageAndSecrets(
+  work: string,
+): Promise<{ disk: string; secrets: Record<string, string> }> {
+  const result = await bake({
+    target: "qcow2",
+    specPath: fixtureSpec,
+    out: join(work, "image"),
+    arch: "amd64",
+    cacheDir: join(repoRoot, ".cache", "kubebake"),
+    mirror: fixtureMirror,
+    progress: silentProgress,
+  });
+  const files = await generateClusterPki({
+    cluster: "demo",
+    clusterDomain: "cluster.local",
+    serviceCIDR: "10.32.0.0/16",
+    discoveryDomain: "k8s",
+  });
+  return {
+    disk: join(work, "image", result.manifest.disk!.file),
+    secrets: Object.fromEntries(files.map((f) => [f.name, f.content])),
+  };
 }

@@ -32,37 +32,23 @@ key_path() {
 # to OUT_FILE, the response headers to HEADER_DUMP. Fails, with S3's error code on stderr, unless 2xx.
 s3_call() {
   local method=$1 key=$2 query=$3 upload=$4 out=$5 dump=$6 meta=${7:-}
-  local endpoint host path url payload_hash headers status args=()
+  local base path payload_hash status headers options=()
   aws_credentials
   if [ -n "${AWS_ENDPOINT_URL_S3:-}" ]; then
-    endpoint=${AWS_ENDPOINT_URL_S3%/}
-    host=${endpoint#*://}
-    host=${host%%/*}
+    base=${AWS_ENDPOINT_URL_S3%/}
     path="/$s3_bucket$(key_path "$key")"
-    url="$endpoint$path"
   else
-    host="$s3_bucket.s3.$aws_region.amazonaws.com"
+    base="https://$s3_bucket.s3.$aws_region.amazonaws.com"
     path=$(key_path "$key")
     path=${path:-/}
-    url="https://$host$path"
   fi
   payload_hash=$EMPTY_SHA256
   [ -z "$upload" ] || payload_hash=$(sha256_hex <"$upload")
-  aws_amz_date=$(date -u +%Y%m%dT%H%M%SZ)
-  headers="host:$host"$'\n'"x-amz-content-sha256:$payload_hash"$'\n'"x-amz-date:$aws_amz_date"$'\n'
-  args=(-H "X-Amz-Content-Sha256: $payload_hash" -H "X-Amz-Date: $aws_amz_date")
-  if [ -n "$meta" ]; then
-    headers="$headers""x-amz-meta-sha256:$meta"$'\n'
-    args+=(-H "X-Amz-Meta-Sha256: $meta")
-  fi
-  if [ -n "$aws_token" ]; then
-    headers="$headers""x-amz-security-token:$aws_token"$'\n'
-    args+=(-H "X-Amz-Security-Token: $aws_token")
-  fi
-  [ -z "$upload" ] || args+=(--upload-file "$upload")
-  args+=(-H "Authorization: $(aws_authorization s3 "$method" "$path" "$query" "$headers" "$payload_hash")")
-  status=$(curl -sS --max-time 600 -X "$method" -o "$out" -D "$dump" -w '%{http_code}' "${args[@]}" \
-    "$url${query:+?$query}") || return 1
+  headers=("x-amz-content-sha256:$payload_hash")
+  [ -z "$meta" ] || headers+=("x-amz-meta-sha256:$meta")
+  [ -z "$upload" ] || options+=(--upload-file "$upload")
+  status=$(aws_request s3 "$method" "$base" "$path" "$query" "$payload_hash" "${headers[@]}" -- \
+    --max-time 600 -o "$out" -D "$dump" -w '%{http_code}' "${options[@]}") || return 1
   case "$status" in
     2??) return 0 ;;
     *)

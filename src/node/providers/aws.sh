@@ -60,34 +60,38 @@ aws_authorization() {
     "$aws_akid" "$scope" "$signed" "$(hmac_hex "hexkey:$k" "$string_to_sign")"
 }
 
-# aws_post SERVICE ENDPOINT CONTENT_TYPE BODY TARGET [CURL_OPTION…]: a signed POST of BODY to ENDPOINT/,
-# TARGET (if not empty) as X-Amz-Target; the CURL_OPTIONs decide what is printed.
-aws_post() {
-  local service=$1 endpoint=$2 type=$3 body=$4 target=$5 host headers args
-  shift 5
+# aws_request SERVICE METHOD BASE PATH QUERY PAYLOAD_HASH [name:value…] -- [CURL_OPTION…]: one signed request
+# to BASE PATH?QUERY. It carries and signs host, x-amz-date, the session token if any, and the given
+# headers (lowercase names); the CURL_OPTIONs say what is sent and what is printed.
+aws_request() {
+  local service=$1 method=$2 base=$3 path=$4 query=$5 payload_hash=$6 host line canonical args=()
+  shift 6
   aws_credentials
-  host=${endpoint#*://}
+  host=${base#*://}
   host=${host%%/*}
   aws_amz_date=$(date -u +%Y%m%dT%H%M%SZ)
-  headers="content-type:$type"$'\n'"host:$host"$'\n'"x-amz-date:$aws_amz_date"$'\n'
-  args=(-H "Content-Type: $type" -H "X-Amz-Date: $aws_amz_date")
-  if [ -n "$aws_token" ]; then
-    headers="$headers""x-amz-security-token:$aws_token"$'\n'
-    args+=(-H "X-Amz-Security-Token: $aws_token")
-  fi
-  if [ -n "$target" ]; then
-    headers="$headers""x-amz-target:$target"$'\n'
-    args+=(-H "X-Amz-Target: $target")
-  fi
-  curl -sS --max-time 15 -X POST "$@" "${args[@]}" \
-    -H "Authorization: $(aws_authorization "$service" POST / "" "$headers" "$(printf '%s' "$body" | sha256_hex)")" \
-    --data-binary "$body" "${endpoint%/}/"
+  local headers=("host:$host" "x-amz-date:$aws_amz_date")
+  [ -z "$aws_token" ] || headers+=("x-amz-security-token:$aws_token")
+  while [ $# -gt 0 ] && [ "$1" != -- ]; do
+    headers+=("$1")
+    shift
+  done
+  [ $# -eq 0 ] || shift
+  canonical=$(printf '%s\n' "${headers[@]}" | LC_ALL=C sort)$'\n'
+  for line in "${headers[@]}"; do
+    [ "${line%%:*}" = host ] || args+=(-H "${line%%:*}: ${line#*:}")
+  done
+  curl -sS -X "$method" "${args[@]}" \
+    -H "Authorization: $(aws_authorization "$service" "$method" "$path" "$query" "$canonical" "$payload_hash")" \
+    "$@" "$base$path${query:+?$query}"
 }
 
 # aws_json_call SERVICE TARGET BODY: a signed AWS JSON 1.1 request; prints the response body.
 aws_json_call() {
   aws_credentials
-  aws_post "$1" "${AWS_ENDPOINT_URL_SSM:-https://$1.$aws_region.amazonaws.com}" application/x-amz-json-1.1 "$3" "$2" -f
+  aws_request "$1" POST "${AWS_ENDPOINT_URL_SSM:-https://$1.$aws_region.amazonaws.com}" / "" \
+    "$(printf '%s' "$3" | sha256_hex)" content-type:application/x-amz-json-1.1 "x-amz-target:$2" -- \
+    -f --max-time 15 --data-binary "$3"
 }
 
 provider_fetch_secret() {
@@ -103,7 +107,9 @@ provider_fetch_secret() {
 # aws_query_call SERVICE ENDPOINT BODY OUT: a signed AWS Query API request (form-encoded POST, as Auto
 # Scaling speaks it); the response body goes to OUT, the HTTP status to stdout.
 aws_query_call() {
-  aws_post "$1" "$2" "application/x-www-form-urlencoded; charset=utf-8" "$3" "" -o "$4" -w '%{http_code}'
+  aws_request "$1" POST "${2%/}" / "" "$(printf '%s' "$3" | sha256_hex)" \
+    "content-type:application/x-www-form-urlencoded; charset=utf-8" -- \
+    --max-time 15 --data-binary "$3" -o "$4" -w '%{http_code}'
 }
 
 # provider_instance_ready: completes this instance's launch lifecycle action (LAUNCH_HOOK of GROUP_NAME in
