@@ -314,7 +314,11 @@ async function outdatedMembers(
 }
 
 /** Whether every instance the group should have is InService and Healthy, and none of `leaving` is left. */
-async function groupWhole(ctx: Context, name: string, leaving: string[] = []): Promise<boolean> {
+export async function groupWhole(
+  ctx: Pick<Context, "clients">,
+  name: string,
+  leaving: string[] = [],
+): Promise<boolean> {
   const group = await describeGroup(ctx, name);
   const members = group?.Instances ?? [];
   const ready = members.filter((i) => i.LifecycleState === "InService" && i.HealthStatus === "Healthy");

@@ -12,7 +12,7 @@ import { ExitCode, KubebakeError } from "../../errors";
 import { awsErrorCode } from "./clients";
 import { waitFor, type BaseContext, type Context } from "./context";
 import { resourceName, RESTORE_REQUEST, snapshotBucket, snapshotPrefix } from "./desired";
-import { describeGroup } from "./groups";
+import { describeGroup, groupWhole } from "./groups";
 import { assertOwned, readClusterId } from "./owner";
 import { checkSnapshotBucket } from "./snapshots";
 
@@ -164,16 +164,9 @@ export async function restoreCluster(base: BaseContext, snapshot: string): Promi
           }),
         );
       }
-      await waitFor(ctx, `${groupName} to be whole again`, spec.rollout.timeoutSeconds * 1000, async () => {
-        const now = await describeGroup(ctx, groupName);
-        const ready = (now?.Instances ?? []).filter(
-          (i) => i.LifecycleState === "InService" && i.HealthStatus === "Healthy",
-        );
-        return (
-          ready.length >= (now?.DesiredCapacity ?? 0) &&
-          !(now?.Instances ?? []).some((i) => masters.includes(i.InstanceId!))
-        );
-      });
+      await waitFor(ctx, `${groupName} to be whole again`, spec.rollout.timeoutSeconds * 1000, () =>
+        groupWhole(ctx, groupName, masters),
+      );
     },
     undefined,
   );
