@@ -61,7 +61,13 @@ for i in $(seq 1 300); do systemctl is-active -q kube-proxy && break; sleep 1; d
 ${unitReport()}
 for c in etcd kube-apiserver kube-controller-manager kube-scheduler; do ${cmdline("$c")}; done
 say master-done
-${runtimeReport}
+${runtimeReport.replace(
+  "sleep 10",
+  // The audit log's record of the Secret the host creates: who, what, the answer (and no Secret data).
+  `say "audit-secret $(jq -c 'select(.objectRef.resource == "secrets" and .objectRef.name == "kbtest-secret" and .verb == "create") | [.user.username, .verb, .objectRef.namespace, .responseStatus.code, .level]' /var/log/kubernetes/audit.log 2>/dev/null | head -n 1)"
+  say "audit-secret-value $(grep -c kbtest-plain-value /var/log/kubernetes/audit.log 2>/dev/null)"
+  sleep 10`,
+)}
 `;
 
 // The minion stays up after its report: its kubelet keeps the node's status current while the host looks.
@@ -395,12 +401,19 @@ asRoot("booting the one image", () => {
                   labelSelector: { matchLabels: { app: "probe" } },
                 },
               ],
+              // Pod Security's restricted profile (warned in every namespace): kubectl prints no warning.
+              securityContext: {
+                runAsNonRoot: true,
+                runAsUser: 65534,
+                seccompProfile: { type: "RuntimeDefault" },
+              },
               containers: [
                 {
                   name: "probe",
                   image: probeImage,
                   args: ["serve", ":8080"],
                   ports: [{ containerPort: 8080 }],
+                  securityContext: { allowPrivilegeEscalation: false, capabilities: { drop: ["ALL"] } },
                 },
               ],
             },
@@ -475,6 +488,77 @@ asRoot("booting the one image", () => {
         }
       })();
       expect(ready).toEqual({ status: 0, out: expect.stringMatching(/200[\s\S]*ok/) });
+
+      // Pod Security admission enforces the baseline profile in default: a privileged pod is refused.
+      const privileged = join(work, "privileged.json");
+      writeFileSync(
+        privileged,
+        JSON.stringify({
+          apiVersion: "v1",
+          kind: "Pod",
+          metadata: { name: "privileged", namespace: "default" },
+          spec: {
+            containers: [
+              {
+                name: "p",
+                image: probeImage,
+                args: ["serve", ":8081"],
+                securityContext: { privileged: true },
+              },
+            ],
+          },
+        }),
+      );
+      const refused = kubectl("apply", "-f", privileged);
+      expect({ status: refused.status, stderr: refused.stderr }).toEqual({
+        status: 1,
+        stderr: expect.stringMatching(/forbidden: violates PodSecurity "baseline:latest": privileged/),
+      });
+
+      // Secrets are sealed before they reach etcd: read raw from the master's etcd, the value is secretbox
+      // ciphertext under the cluster's key, and the plain text is nowhere in it.
+      const created = kubectl(
+        "create",
+        "secret",
+        "generic",
+        "kbtest-secret",
+        "--from-literal=v=kbtest-plain-value",
+      );
+      expect({ status: created.status, stderr: created.stderr }).toEqual({ status: 0, stderr: "" });
+      for (const name of ["etcd-ca.crt", "apiserver-etcd-client.crt", "apiserver-etcd-client.key"])
+        writeFileSync(join(work, name), secrets[name]!, { mode: 0o600 });
+      const raw = spawnSync(
+        "ip",
+        [
+          ...[
+            "netns",
+            "exec",
+            netns,
+            join(upstreamPrograms(), "etcdctl"),
+            "--endpoints=https://10.77.0.10:2379",
+          ],
+          ...[`--cacert=${join(work, "etcd-ca.crt")}`, `--cert=${join(work, "apiserver-etcd-client.crt")}`],
+          ...[`--key=${join(work, "apiserver-etcd-client.key")}`, "--command-timeout=60s"],
+          ...["get", "/registry/secrets/default/kbtest-secret", "--print-value-only"],
+        ],
+        { encoding: "latin1" },
+      );
+      expect(raw.status).toBe(0);
+      const keyName = /name: (key-\d{8})/.exec(secrets["encryption-config.yaml"]!)![1]!;
+      expect(raw.stdout.slice(0, 40)).toBe(`k8s:enc:secretbox:v1:${keyName}:`.slice(0, 40));
+      expect(raw.stdout).not.toContain("kbtest-plain-value");
+      expect(raw.stdout).not.toContain(Buffer.from("kbtest-plain-value").toString("base64"));
+      // The audit log recorded who created it, at Metadata: without the value.
+      await master.waitFor(/KBTEST audit-secret \[/, 120_000);
+      const audited = reports(master.serial());
+      expect(JSON.parse(audited.get("audit-secret")!)).toEqual([
+        "kubebake-admin",
+        "create",
+        "default",
+        201,
+        "Metadata",
+      ]);
+      expect(audited.get("audit-secret-value")).toBe("0");
 
       // Nothing was pulled: no Pulling event anywhere, containerd logged no PullImage on either node, the
       // sandboxes run the preloaded pause, and the nodes have no route out of the test's network.

@@ -5,6 +5,7 @@ import { readdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { createServer } from "node:net";
 import { join } from "node:path";
 import * as x509 from "@peculiar/x509";
+import { parse } from "yaml";
 import { generateClusterPki, type PkiFile } from "../src/pki/pki";
 import { writePki } from "../src/pki/write";
 import { ExitCode } from "../src/errors";
@@ -93,9 +94,43 @@ describe("cluster PKI", () => {
     expect((statSync(dir).mode & 0o777).toString(8)).toBe("700");
     for (const name of readdirSync(dir)) {
       const mode = (statSync(join(dir, name)).mode & 0o777).toString(8);
-      const secret = name.endsWith(".key") || name === "bootstrap-token" || name === "admin.kubeconfig";
+      const secret =
+        name.endsWith(".key") ||
+        ["bootstrap-token", "admin.kubeconfig", "encryption-config.yaml"].includes(name);
       expect(`${name} ${mode}`).toBe(`${name} ${secret ? "600" : "644"}`);
     }
+  });
+
+  test("Secrets are sealed with a fresh 32-byte secretbox key named by its day; identity only reads old data", async () => {
+    const config = parse(file("encryption-config.yaml")) as {
+      kind: string;
+      resources: {
+        resources: string[];
+        providers: Record<string, { keys?: { name: string; secret: string }[] }>[];
+      }[];
+    };
+    expect(config.kind).toBe("EncryptionConfiguration");
+    expect(config.resources).toHaveLength(1);
+    const [{ resources, providers }] = config.resources as [(typeof config.resources)[0]];
+    expect(resources).toEqual(["secrets"]);
+    // The first provider writes: secretbox. identity, last, only reads Secrets from before the key.
+    expect(providers.map((p) => Object.keys(p)[0])).toEqual(["secretbox", "identity"]);
+    const [key] = providers[0]!.secretbox!.keys!;
+    expect(key!.name).toBe("key-20261101");
+    expect(Buffer.from(key!.secret, "base64")).toHaveLength(32);
+    const again = parse(
+      (
+        await generateClusterPki({
+          cluster: "demo",
+          clusterDomain: "cluster.local",
+          serviceCIDR: "10.32.0.0/16",
+          discoveryDomain: "k8s",
+          now,
+        })
+      ).find((f) => f.name === "encryption-config.yaml")!.content,
+    ) as typeof config;
+    expect(again.resources[0]!.providers[0]!.secretbox!.keys![0]!.secret).not.toBe(key!.secret);
+    expect(files.find((f) => f.name === "encryption-config.yaml")!.secret).toBe(true);
   });
 
   test("an existing PKI is never overwritten", async () => {

@@ -3,7 +3,7 @@ import { cpSync, existsSync, mkdirSync, readFileSync, readdirSync, statSync, wri
 import { dirname, join, relative } from "node:path";
 import { parse } from "yaml";
 import { bake } from "../src/bake/bake";
-import { renderTree, roleFile, type TreeEntry } from "../src/bake/render";
+import { renderTree, roleFile, TLS_CIPHER_SUITES, type TreeEntry } from "../src/bake/render";
 import { loadImageSpec } from "../src/spec/load";
 import { silentProgress } from "../src/util/progress";
 import { fixtureMirror, fixtureSpec, realSpec, referenceFlags, repoRoot, tempDir } from "./helpers";
@@ -119,6 +119,61 @@ describe("rendered units and config files", () => {
     expect(etcd).toContain("--listen-client-urls=https://127.0.0.1:2379,https://${NODE_IP}:2379");
     expect(etcd).toContain("--client-cert-auth=true");
     expect(etcd).toContain("--peer-client-cert-auth=true");
+  });
+
+  test("every TLS server offers TLS 1.2 or later with the strong suites only; no profiling endpoint", () => {
+    const flag = (unit: string, name: string) =>
+      execStart(text(`/etc/systemd/system/${unit}.service`))
+        .find((a) => a.startsWith(`${name}=`))
+        ?.slice(name.length + 1);
+    const strong = [...TLS_CIPHER_SUITES].join(",");
+    for (const suite of TLS_CIPHER_SUITES)
+      // forward secrecy (ECDHE) and AEAD ciphers only
+      expect(suite).toMatch(
+        /^TLS_ECDHE_(ECDSA|RSA)_WITH_(AES_(128|256)_GCM_SHA(256|384)|CHACHA20_POLY1305_SHA256)$/,
+      );
+    for (const unit of ["kube-apiserver", "kube-controller-manager", "kube-scheduler"]) {
+      expect(`${unit} ${flag(unit, "--tls-cipher-suites")}`).toBe(`${unit} ${strong}`);
+      expect(`${unit} ${flag(unit, "--tls-min-version")}`).toBe(`${unit} VersionTLS12`);
+    }
+    expect(flag("etcd", "--cipher-suites")).toBe(strong);
+    expect(flag("etcd", "--tls-min-version")).toBe("TLS1.2");
+    const kubelet = parse(text("/etc/kubernetes/kubelet-config.yaml"));
+    expect(kubelet.tlsCipherSuites).toEqual([...TLS_CIPHER_SUITES]);
+    expect(kubelet.tlsMinVersion).toBe("VersionTLS12");
+    expect(flag("kube-apiserver", "--profiling")).toBe("false");
+    expect(flag("kube-controller-manager", "--profiling")).toBe("false");
+    expect(parse(text("/etc/kubernetes/kube-scheduler.yaml"))).toMatchObject({
+      enableProfiling: false,
+      enableContentionProfiling: false,
+    });
+  });
+
+  test("the API server encrypts Secrets, audits every request at Metadata only, and enforces Pod Security baseline", () => {
+    const apiserver = execStart(text("/etc/systemd/system/kube-apiserver.service"));
+    const flag = (name: string) => apiserver.find((a) => a.startsWith(`${name}=`))?.slice(name.length + 1);
+    // node-config fetches the encryption config with the masters' secrets, as generateClusterPki names it.
+    expect(flag("--encryption-provider-config")).toBe("/etc/kubernetes/pki/encryption-config.yaml");
+    expect(readFileSync(join(repoRoot, "src", "node", "node-config"), "utf8")).toMatch(
+      /secrets="[^"]*\bencryption-config\.yaml\b[^"]*"\nelse/,
+    );
+    const policy = parse(text(flag("--audit-policy-file")!));
+    expect(policy.kind).toBe("Policy");
+    // No rule logs request or response bodies (Secrets, tokens, pod specs); the last rule catches the rest.
+    expect(policy.rules.map((r: { level: string }) => r.level)).not.toContain("Request");
+    expect(policy.rules.map((r: { level: string }) => r.level)).not.toContain("RequestResponse");
+    expect(policy.rules.at(-1)).toEqual({ level: "Metadata" });
+    expect(flag("--audit-log-path")).toBe("/var/log/kubernetes/audit.log");
+    expect(Number(flag("--audit-log-maxbackup"))).toBeGreaterThan(0);
+    expect(Number(flag("--audit-log-maxsize"))).toBeGreaterThan(0);
+    const admission = parse(text(flag("--admission-control-config-file")!));
+    const podSecurity = admission.plugins.find((p: { name: string }) => p.name === "PodSecurity");
+    expect(podSecurity.configuration.defaults).toMatchObject({
+      enforce: "baseline",
+      warn: "restricted",
+      audit: "restricted",
+    });
+    expect(podSecurity.configuration.exemptions.namespaces).toEqual(["kube-system"]);
   });
 
   const masters = [
@@ -288,7 +343,7 @@ describe("the baked fixture tree", () => {
     expect(crictl.stdout.trim()).toBe("crictl version v1.36.0");
   });
 
-  test("the node loads br_netfilter, nf_conntrack and overlay and turns on bridged iptables and forwarding", () => {
+  test("the node loads br_netfilter, nf_conntrack and overlay, turns on bridged iptables and forwarding, and sets the kernel tunables the kubelet protects", () => {
     const lines = (path: string) =>
       readFileSync(join(tree, path), "utf8")
         .split("\n")
@@ -306,6 +361,17 @@ describe("the baked fixture tree", () => {
       "net.bridge.bridge-nf-call-iptables": "1",
       "net.bridge.bridge-nf-call-ip6tables": "1",
       "net.ipv4.ip_forward": "1",
+      // With protectKernelDefaults the kubelet refuses to start unless these hold (the values of
+      // k8s.io/component-helpers/node/util/sysctl that kubelet's container manager checks).
+      "vm.overcommit_memory": "1",
+      "vm.panic_on_oom": "0",
+      "kernel.panic": "10",
+      "kernel.panic_on_oops": "1",
+      "kernel.keys.root_maxkeys": "1000000",
+      "kernel.keys.root_maxbytes": "25000000",
+    });
+    expect(parse(readFileSync(join(tree, "etc/kubernetes/kubelet-config.yaml"), "utf8"))).toMatchObject({
+      protectKernelDefaults: true,
     });
   });
 });

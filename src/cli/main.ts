@@ -289,7 +289,33 @@ export function kubebake(argv: string[]): Argv {
             }
           },
         )
-        .demandCommand(1, "name a pki command: init"),
+        .command(
+          "encryption-key <step>",
+          "rotate the key that encrypts Secrets: add, then use, then retire (docs/security.md)",
+          (y2) =>
+            y2
+              .positional("step", { choices: ["add", "use", "retire"] as const, demandOption: true })
+              .option("file", {
+                type: "string",
+                demandOption: true,
+                requiresArg: true,
+                describe: "the cluster's encryption-config.yaml, rewritten in place (0600)",
+              })
+              .option("json", { type: "boolean", default: false, describe: "print the result as JSON" }),
+          async (args) => {
+            const { rewriteEncryptionConfig } = await import("../pki/write");
+            const keys = await rewriteEncryptionConfig(args.file, args.step, new Date());
+            if (args.json) printJson({ file: args.file, step: args.step, keys });
+            else {
+              process.stdout.write(
+                `${args.file}: ${args.step}: writes with ${keys[0]}` +
+                  (keys.length > 1 ? `, also reads ${keys.slice(1).join(", ")}` : "") +
+                  "\n",
+              );
+            }
+          },
+        )
+        .demandCommand(1, "name a pki command: init, encryption-key"),
     )
     .demandCommand(1, "name a command");
 }

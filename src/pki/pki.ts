@@ -2,6 +2,7 @@ import "reflect-metadata"; // @peculiar/x509's dependency injection needs it loa
 import { randomBytes, webcrypto } from "node:crypto";
 import * as x509 from "@peculiar/x509";
 import { firstHost } from "../bake/render";
+import { encryptionConfig, newKey } from "./encryption";
 
 type CryptoKey = webcrypto.CryptoKey;
 type CryptoKeyPair = webcrypto.CryptoKeyPair;
@@ -126,7 +127,7 @@ export function bootstrapToken(): string {
  * The whole cluster PKI: the cluster CA, the API server's serving certificate, the front-proxy CA, the
  * etcd CA (each master signs its own etcd certificate at boot, for its address) with the API server's client
  * certificate, the service-account key pair, the control plane's client
- * certificates, an admin kubeconfig and a bootstrap token. Pure apart from randomness.
+ * certificates, an admin kubeconfig, a bootstrap token and the key that encrypts Secrets in etcd. Pure apart from randomness.
  */
 export async function generateClusterPki(params: PkiParams): Promise<PkiFile[]> {
   const now = params.now ?? new Date();
@@ -194,6 +195,7 @@ export async function generateClusterPki(params: PkiParams): Promise<PkiFile[]> 
     secret: false,
   });
   files.push({ name: "bootstrap-token", content: bootstrapToken(), secret: true });
+  files.push({ name: "encryption-config.yaml", content: encryptionConfig([newKey(now)]), secret: true });
 
   const admin = issued.find(([n]) => n === "admin")![1];
   files.push({

@@ -1,7 +1,8 @@
-import { chmod, open, readdir, rm, stat } from "node:fs/promises";
-import { join } from "node:path";
+import { chmod, open, readdir, readFile, rename, rm, stat } from "node:fs/promises";
+import { basename, dirname, join } from "node:path";
 import { invalidInput } from "../errors";
 import { makeFolders, outputError, removeFolders } from "../util/output";
+import { encryptionConfig, encryptionKeys, rotate, type RotationStep } from "./encryption";
 import type { PkiFile } from "./pki";
 
 /**
@@ -40,4 +41,35 @@ export async function writePki(dir: string, files: PkiFile[]): Promise<void> {
     await removeFolders(created);
     throw outputError("--out", dir, error);
   }
+}
+
+/**
+ * One rotation step on an encryption config file: read, check, and replace it atomically (a temporary file
+ * created 0600 beside it, then renamed), so a crash leaves the old file or the new one, never half of one.
+ * Returns the key names after the step, the writing key first.
+ */
+export async function rewriteEncryptionConfig(
+  file: string,
+  step: RotationStep,
+  now: Date,
+): Promise<string[]> {
+  const text = await readFile(file, "utf8").catch((error: NodeJS.ErrnoException) => {
+    throw invalidInput(`--file ${file}: cannot read it (${error.code ?? error.message})`);
+  });
+  const keys = rotate(encryptionKeys(text, file), step, now);
+  const temporary = join(dirname(file), `.${basename(file)}.${process.pid}.tmp`);
+  try {
+    const handle = await open(temporary, "wx", 0o600);
+    try {
+      await handle.writeFile(encryptionConfig(keys));
+      await handle.sync();
+    } finally {
+      await handle.close();
+    }
+    await rename(temporary, file);
+  } catch (error) {
+    await rm(temporary, { force: true }).catch(() => undefined);
+    throw outputError("--file", file, error);
+  }
+  return keys.map((k) => k.name);
 }

@@ -1,0 +1,323 @@
+/**
+ * The real etcd and kube-apiserver on this host's loopback, the API server with the command line and config
+ * files the image bakes (test/golden, paths moved into a temporary folder): Secrets are sealed in etcd, the
+ * audit log records requests without their bodies, Pod Security refuses a privileged pod, and a key rotation
+ * done the documented way (kubebake pki encryption-key add/use/retire, an API server restart after each)
+ * never leaves a Secret unreadable. Faster than a VM boot, so it runs every step the boot test cannot afford.
+ */
+import { spawn, spawnSync, type ChildProcess } from "node:child_process";
+import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { createServer } from "node:net";
+import { join } from "node:path";
+import { generateClusterPki } from "../src/pki/pki";
+import { writePki } from "../src/pki/write";
+import { repoRoot, runCli, tempDir, upstreamPrograms } from "./helpers";
+
+jest.setTimeout(10 * 60_000);
+
+const work = tempDir("control-plane");
+const pki = join(work, "pki");
+const config = join(work, "config");
+const auditLog = join(work, "log", "audit.log");
+const golden = join(repoRoot, "test", "golden");
+const programs = () => upstreamPrograms();
+
+const freePort = () =>
+  new Promise<number>((resolve) => {
+    const server = createServer().listen(0, "127.0.0.1", () => {
+      const { port } = server.address() as { port: number };
+      server.close(() => resolve(port));
+    });
+  });
+
+let etcd: ChildProcess | undefined;
+let apiserver: ChildProcess | undefined;
+let apiserverLog = "";
+let etcdPort: number;
+let apiPort: number;
+
+/** The baked unit's ExecStart, with this host's paths and ports in place of the node's. */
+function apiserverCommandLine(): string[] {
+  const unit = readFileSync(join(golden, "etc/systemd/system/kube-apiserver.service"), "utf8");
+  const line = /^ExecStart=(.+)$/m.exec(unit.replace(/\s*\\\n\s*/g, " "))![1]!.trim();
+  const args = line.split(/\s+/).slice(1);
+  return args.map((arg) =>
+    arg
+      .replace("${NODE_IP}", "127.0.0.1")
+      .replace(/^--bind-address=.*/, "--bind-address=127.0.0.1")
+      .replace(/^--secure-port=.*/, `--secure-port=${apiPort}`)
+      .replace(/^--etcd-servers=.*/, `--etcd-servers=https://127.0.0.1:${etcdPort}`)
+      .replace("/var/log/kubernetes/audit.log", auditLog)
+      .replace("/etc/kubernetes/pki/", `${pki}/`)
+      .replace("/etc/kubernetes/", `${config}/`),
+  );
+}
+
+const kubeconfig = join(work, "admin.kubeconfig");
+const kubectl = (...args: string[]) =>
+  spawnSync(
+    join(programs(), "kubectl"),
+    [
+      `--kubeconfig=${kubeconfig}`,
+      `--server=https://127.0.0.1:${apiPort}`,
+      "--tls-server-name=masters.demo.k8s",
+      "--request-timeout=20s",
+      ...args,
+    ],
+    { encoding: "utf8" },
+  );
+
+async function startApiserver(): Promise<void> {
+  apiserverLog = "";
+  apiserver = spawn(join(programs(), "kube-apiserver"), apiserverCommandLine(), {
+    stdio: ["ignore", "ignore", "pipe"],
+  });
+  apiserver.stderr!.on(
+    "data",
+    (chunk: Buffer) => (apiserverLog = (apiserverLog + chunk.toString()).slice(-20_000)),
+  );
+  const deadline = Date.now() + 120_000;
+  for (;;) {
+    const ready = kubectl("get", "--raw", "/readyz");
+    if (ready.status === 0 && ready.stdout === "ok") return;
+    if (apiserver.exitCode !== null || Date.now() > deadline)
+      throw new Error(`kube-apiserver did not become ready:\n${apiserverLog.slice(-4000)}`);
+    await new Promise((resolve) => setTimeout(resolve, 1000));
+  }
+}
+
+async function stopApiserver(): Promise<void> {
+  if (!apiserver || apiserver.exitCode !== null) return;
+  const exited = new Promise((resolve) => apiserver!.once("exit", resolve));
+  apiserver.kill("SIGTERM");
+  await exited;
+}
+
+/** A Secret's bytes as etcd holds them. */
+function rawSecret(name: string): string {
+  const result = spawnSync(
+    join(programs(), "etcdctl"),
+    [
+      `--endpoints=https://127.0.0.1:${etcdPort}`,
+      `--cacert=${pki}/etcd-ca.crt`,
+      `--cert=${pki}/apiserver-etcd-client.crt`,
+      `--key=${pki}/apiserver-etcd-client.key`,
+      "get",
+      `/registry/secrets/default/${name}`,
+      "--print-value-only",
+    ],
+    { encoding: "latin1" },
+  );
+  if (result.status !== 0) throw new Error(`etcdctl: ${result.stderr}`);
+  return result.stdout;
+}
+
+const secretValue = (name: string) => {
+  const result = kubectl("get", "secret", name, "-o", "jsonpath={.data.v}");
+  return result.status === 0 ? Buffer.from(result.stdout, "base64").toString() : `error: ${result.stderr}`;
+};
+const keyNames = () =>
+  [...readFileSync(join(pki, "encryption-config.yaml"), "utf8").matchAll(/name: (key-[\d-]+)/g)].map(
+    (m) => m[1],
+  );
+
+beforeAll(async () => {
+  const files = await generateClusterPki({
+    cluster: "demo",
+    clusterDomain: "cluster.local",
+    serviceCIDR: "10.32.0.0/16",
+    discoveryDomain: "k8s",
+  });
+  await writePki(pki, files);
+  writeFileSync(kubeconfig, files.find((f) => f.name === "admin.kubeconfig")!.content, { mode: 0o600 });
+  mkdirSync(config, { recursive: true });
+  for (const name of ["authentication-config", "authorization-config", "admission-config", "audit-policy"])
+    writeFileSync(join(config, `${name}.yaml`), readFileSync(join(golden, "etc/kubernetes", `${name}.yaml`)));
+  // etcd's own certificate, signed as node-config signs it on a master.
+  const openssl = (...args: string[]) => {
+    const r = spawnSync("openssl", args, { encoding: "utf8" });
+    if (r.status !== 0) throw new Error(`openssl ${args[0]}: ${r.stderr}`);
+  };
+  openssl(
+    ...[
+      "req",
+      "-new",
+      "-newkey",
+      "ec",
+      "-pkeyopt",
+      "ec_paramgen_curve:prime256v1",
+      "-nodes",
+      "-subj",
+      "/CN=m1",
+    ],
+    ...["-keyout", `${pki}/etcd-member.key`, "-out", `${pki}/etcd-member.csr`],
+  );
+  writeFileSync(
+    join(work, "etcd.ext"),
+    "subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth,clientAuth\n",
+  );
+  openssl(
+    ...[
+      "x509",
+      "-req",
+      "-in",
+      `${pki}/etcd-member.csr`,
+      "-CA",
+      `${pki}/etcd-ca.crt`,
+      "-CAkey",
+      `${pki}/etcd-ca.key`,
+    ],
+    ...[
+      "-CAcreateserial",
+      "-days",
+      "1",
+      "-sha256",
+      "-extfile",
+      join(work, "etcd.ext"),
+      "-out",
+      `${pki}/etcd-member.crt`,
+    ],
+  );
+  etcdPort = await freePort();
+  const peerPort = await freePort();
+  apiPort = await freePort();
+  etcd = spawn(
+    join(programs(), "etcd"),
+    [
+      "--name=m1",
+      `--data-dir=${join(work, "etcd")}`,
+      `--listen-client-urls=https://127.0.0.1:${etcdPort}`,
+      `--advertise-client-urls=https://127.0.0.1:${etcdPort}`,
+      `--listen-peer-urls=http://127.0.0.1:${peerPort}`,
+      `--initial-advertise-peer-urls=http://127.0.0.1:${peerPort}`,
+      `--initial-cluster=m1=http://127.0.0.1:${peerPort}`,
+      "--listen-metrics-urls=",
+      "--client-cert-auth=true",
+      `--trusted-ca-file=${pki}/etcd-ca.crt`,
+      `--cert-file=${pki}/etcd-member.crt`,
+      `--key-file=${pki}/etcd-member.key`,
+    ],
+    { stdio: "ignore" },
+  );
+  await startApiserver();
+});
+
+afterAll(async () => {
+  await stopApiserver();
+  etcd?.kill("SIGTERM");
+});
+
+test("a Secret is secretbox ciphertext in etcd under the cluster's key, and plain through the API", () => {
+  const created = kubectl("create", "secret", "generic", "sealed", "--from-literal=v=plain-value-1");
+  expect({ status: created.status, stderr: created.stderr }).toEqual({ status: 0, stderr: "" });
+  const raw = rawSecret("sealed");
+  expect(raw.startsWith(`k8s:enc:secretbox:v1:${keyNames()[0]}:`)).toBe(true);
+  expect(raw).not.toContain("plain-value-1");
+  expect(raw).not.toContain(Buffer.from("plain-value-1").toString("base64"));
+  expect(secretValue("sealed")).toBe("plain-value-1");
+});
+
+test("the audit log records who created the Secret, at Metadata, without its value", () => {
+  const events = readFileSync(auditLog, "utf8")
+    .trim()
+    .split("\n")
+    .map((line) => JSON.parse(line) as Record<string, any>);
+  const create = events.filter(
+    (e) => e.objectRef?.resource === "secrets" && e.objectRef?.name === "sealed" && e.verb === "create",
+  );
+  expect(create.map((e) => [e.user.username, e.level, e.stage, e.responseStatus.code])).toEqual([
+    ["kubebake-admin", "Metadata", "ResponseComplete", 201],
+  ]);
+  expect(readFileSync(auditLog, "utf8")).not.toContain("plain-value-1");
+  // Health probes and lease renewals are left out of the log.
+  expect(events.filter((e) => /^\/(readyz|livez|healthz)/.test(e.requestURI))).toEqual([]);
+});
+
+test("Pod Security: a privileged pod is refused in default, a restricted-clean one passes without warnings, kube-system is exempt", () => {
+  const pod = (namespace: string, securityContext: object, podSecurityContext: object = {}) => {
+    const file = join(work, `pod-${namespace}-${Object.keys(securityContext).join("-")}.json`);
+    writeFileSync(
+      file,
+      JSON.stringify({
+        apiVersion: "v1",
+        kind: "Pod",
+        metadata: { name: "p", namespace },
+        spec: {
+          securityContext: podSecurityContext,
+          containers: [{ name: "c", image: "example.invalid/x:1", securityContext }],
+        },
+      }),
+    );
+    return kubectl("apply", "--dry-run=server", "-f", file);
+  };
+  // No controller manager runs here to make the namespaces' default service accounts.
+  for (const namespace of ["default", "kube-system"])
+    kubectl("create", "serviceaccount", "default", "-n", namespace);
+  const refused = pod("default", { privileged: true });
+  expect(refused.status).toBe(1);
+  expect(refused.stderr).toMatch(
+    /forbidden: violates PodSecurity "baseline:latest": privileged \(container "c" must not set securityContext\.privileged=true\)/,
+  );
+  const warned = pod("default", {});
+  expect(warned.status).toBe(0);
+  expect(warned.stderr).toMatch(/Warning: would violate PodSecurity "restricted:latest"/);
+  const clean = pod(
+    "default",
+    { allowPrivilegeEscalation: false, capabilities: { drop: ["ALL"] } },
+    { runAsNonRoot: true, runAsUser: 65534, seccompProfile: { type: "RuntimeDefault" } },
+  );
+  expect({ status: clean.status, stderr: clean.stderr }).toEqual({ status: 0, stderr: "" });
+  const exempt = pod("kube-system", { privileged: true });
+  expect({ status: exempt.status, stderr: exempt.stderr }).toEqual({ status: 0, stderr: "" });
+});
+
+test("a key rotation the documented way keeps every Secret readable, and ends with all of them under the new key", async () => {
+  const file = join(pki, "encryption-config.yaml");
+  const step = async (name: "add" | "use" | "retire") => {
+    const result = runCli("kubebake", ["pki", "encryption-key", name, "--file", file, "--json"]);
+    expect({ code: result.code, stderr: result.stderr }).toEqual({ code: 0, stderr: "" });
+    await stopApiserver();
+    await startApiserver();
+    return (JSON.parse(result.stdout) as { keys: string[] }).keys;
+  };
+  const [oldKey] = keyNames() as [string];
+  kubectl("create", "secret", "generic", "before", "--from-literal=v=before-value");
+
+  // 1. add: the new key is read, not written.
+  const added = await step("add");
+  expect(added[0]).toBe(oldKey);
+  expect(added).toHaveLength(2);
+  const newKey = added[1]!;
+  kubectl("create", "secret", "generic", "during", "--from-literal=v=during-value");
+  expect(rawSecret("during").startsWith(`k8s:enc:secretbox:v1:${oldKey}:`)).toBe(true);
+
+  // 2. use: new writes are under the new key; the old Secrets still read. Then every Secret is rewritten.
+  expect(await step("use")).toEqual([newKey, oldKey]);
+  expect(secretValue("before")).toBe("before-value");
+  const all = kubectl("get", "secrets", "-A", "-o", "json");
+  writeFileSync(join(work, "all-secrets.json"), all.stdout);
+  const replaced = kubectl("replace", "-f", join(work, "all-secrets.json"));
+  expect({ status: replaced.status, stderr: replaced.stderr }).toEqual({ status: 0, stderr: "" });
+  for (const name of ["sealed", "before", "during"])
+    expect(`${name} ${rawSecret(name).slice(0, 22 + newKey.length)}`).toBe(
+      `${name} k8s:enc:secretbox:v1:${newKey}:`,
+    );
+
+  // 3. retire: the old key is gone from the file, and every Secret still reads.
+  expect(await step("retire")).toEqual([newKey]);
+  expect(keyNames()).toEqual([newKey]);
+  expect([secretValue("sealed"), secretValue("before"), secretValue("during")]).toEqual([
+    "plain-value-1",
+    "before-value",
+    "during-value",
+  ]);
+
+  // A step out of order changes nothing and exits 2.
+  const before = readFileSync(file, "utf8");
+  const refused = runCli("kubebake", ["pki", "encryption-key", "use", "--file", file]);
+  expect({ code: refused.code, stderr: refused.stderr }).toEqual({
+    code: 2,
+    stderr: `error: only key ${newKey}: "add" a key before using it\n`,
+  });
+  expect(readFileSync(file, "utf8")).toBe(before);
+});
