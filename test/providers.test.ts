@@ -1,8 +1,8 @@
-import { spawn } from "node:child_process";
-import { createHash } from "node:crypto";
-import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { spawn, spawnSync } from "node:child_process";
+import { createHash, createHmac } from "node:crypto";
+import { chmodSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
-import type { AddressInfo } from "node:net";
+import { createServer as createNetServer, type AddressInfo, type Socket } from "node:net";
 import { join } from "node:path";
 import { Sha256 } from "@aws-crypto/sha256-js";
 import { HttpRequest } from "@smithy/protocol-http";
@@ -61,7 +61,21 @@ const keys = {
 };
 
 /** What the SDK's signer makes of the request the script sent, for the given service. */
-async function sdkSignature(req: IncomingMessage, body: string, service: string): Promise<string> {
+function sdkSignature(req: IncomingMessage, body: string, service: string): Promise<string> {
+  return sdkSignatureWith(req, body, service, {
+    AccessKeyId: keys.AWS_ACCESS_KEY_ID,
+    SecretAccessKey: keys.AWS_SECRET_ACCESS_KEY,
+    Token: keys.AWS_SESSION_TOKEN,
+  });
+}
+
+/** The same, with the given credentials (as IMDS hands them out). */
+async function sdkSignatureWith(
+  req: IncomingMessage,
+  body: string,
+  service: string,
+  creds: { AccessKeyId: string; SecretAccessKey: string; Token: string },
+): Promise<string> {
   const authorization = String(req.headers.authorization);
   const signed = /SignedHeaders=([^,]+)/.exec(authorization)![1]!.split(";");
   const headers = Object.fromEntries(signed.map((h) => [h, String(req.headers[h])]));
@@ -77,9 +91,9 @@ async function sdkSignature(req: IncomingMessage, body: string, service: string)
     applyChecksum: false,
     uriEscapePath: service !== "s3", // S3 signs the path as sent, each segment encoded once
     credentials: {
-      accessKeyId: keys.AWS_ACCESS_KEY_ID,
-      secretAccessKey: keys.AWS_SECRET_ACCESS_KEY,
-      sessionToken: keys.AWS_SESSION_TOKEN,
+      accessKeyId: creds.AccessKeyId,
+      secretAccessKey: creds.SecretAccessKey,
+      sessionToken: creds.Token,
     },
   });
   const request = new HttpRequest({
@@ -396,5 +410,444 @@ describe("azure provider", () => {
       await imds.close();
       await vault.close();
     }
+  });
+});
+
+/**
+ * Every program the node scripts run, shimmed on PATH: the shim appends its whole argv (unit-separated, one
+ * record per line) to a log, then execs the real program. Anything in an argv is public to every local user
+ * (/proc/<pid>/cmdline), so no secret may show up in that log.
+ */
+function argvShims(dir: string) {
+  const programs = [
+    "curl",
+    "openssl",
+    "jq",
+    "od",
+    "xxd",
+    "tr",
+    "sed",
+    "grep",
+    "head",
+    "tail",
+    "cut",
+    "paste",
+    "sort",
+    "date",
+    "mktemp",
+    "rm",
+    "cat",
+    "sleep",
+    "base64",
+    "awk",
+    "mv",
+    "chmod",
+    "stat",
+    "printf",
+    "echo",
+  ];
+  const shims = join(dir, "shims");
+  const log = join(dir, "argv.log");
+  mkdirSync(shims, { recursive: true });
+  writeFileSync(log, "");
+  let shimmed = 0;
+  for (const program of programs) {
+    const real = spawnSync("bash", ["-c", `type -P ${program}`], { encoding: "utf8" }).stdout.trim();
+    if (!real) continue;
+    const shim = join(shims, program);
+    writeFileSync(
+      shim,
+      // One write per record (O_APPEND): the programs of a pipeline log at the same time.
+      `#!/bin/bash\nprintf -v record '%s\\x1f' ${program} "$@"\nprintf '%s\\n' "$record" >>"$KUBEBAKE_TEST_ARGV_LOG"\nexec ${real} "$@"\n`,
+    );
+    chmodSync(shim, 0o755);
+    shimmed++;
+  }
+  expect(shimmed).toBeGreaterThan(10);
+  return {
+    env: { PATH: `${shims}:${process.env.PATH}`, KUBEBAKE_TEST_ARGV_LOG: log },
+    /** Every recorded command line, its arguments joined with spaces. */
+    lines: () =>
+      readFileSync(log, "utf8")
+        .split("\n")
+        .filter((l) => l !== "")
+        .map((l) => l.split("\x1f").join(" ")),
+  };
+}
+
+/** SigV4's signing keys for a date, region and service, and the HMAC pads of each, as hex (RFC 2104). */
+function derivedKeys(secretKey: string, date: string, region: string, service: string): string[] {
+  const hmac = (key: Buffer, data: string) => createHmac("sha256", key).update(data).digest();
+  const first = Buffer.from(`AWS4${secretKey}`);
+  const kDate = hmac(first, date);
+  const kRegion = hmac(kDate, region);
+  const kService = hmac(kRegion, service);
+  const kSigning = hmac(kService, "aws4_request");
+  const pads = (key: Buffer) =>
+    [0x36, 0x5c].map((pad) => {
+      const block = Buffer.alloc(64);
+      key.copy(block);
+      return Buffer.from(block.map((b) => b ^ pad)).toString("hex");
+    });
+  return [first, kDate, kRegion, kService, kSigning].flatMap((k) => [k.toString("hex"), ...pads(k)]);
+}
+
+describe("aws: no secret on any command line", () => {
+  const imdsToken = "AQAEAFakeImdsToken-7f3a9c0d2e==";
+  const creds = {
+    AccessKeyId: keys.AWS_ACCESS_KEY_ID,
+    SecretAccessKey: keys.AWS_SECRET_ACCESS_KEY,
+    Token: "FwoGZXIvYXdzEFakeSessionToken//+=",
+  };
+
+  test("the SSM fetch, S3 put and get and CompleteLifecycleAction pass the IMDS token, the keys, the session token and the signatures by file descriptor only", async () => {
+    const dir = join(work, "argv");
+    const shims = argvShims(dir);
+    const imds = await fake((req) => {
+      if (req.method === "PUT" && req.url === "/latest/api/token") return { body: imdsToken };
+      if (req.headers["x-aws-ec2-metadata-token"] !== imdsToken) return { status: 401, body: "" };
+      const answers: Record<string, string> = {
+        "/latest/meta-data/placement/region": keys.AWS_REGION,
+        "/latest/meta-data/instance-id": "i-0123456789abcdef0",
+        "/latest/meta-data/iam/security-credentials/": "kubebake-demo-masters",
+        "/latest/meta-data/iam/security-credentials/kubebake-demo-masters": JSON.stringify(creds),
+      };
+      return answers[req.url!] !== undefined ? { body: answers[req.url!]! } : undefined;
+    });
+    const checks: Promise<boolean>[] = [];
+    const dates = new Set<string>();
+    const signed = (service: string) => (req: IncomingMessage, body: string) => {
+      dates.add(String(req.headers["x-amz-date"]).slice(0, 8));
+      checks.push(sdkSignatureWith(req, body, service, creds).then((e) => e === req.headers.authorization));
+    };
+    const ssm = await fake((req, body) => {
+      signed("ssm")(req, body);
+      if (req.headers["x-amz-security-token"] !== creds.Token) return { status: 403, body: "{}" };
+      return { body: JSON.stringify({ Parameter: { Value: "PEM\n" } }) };
+    });
+    const objects = new Map<string, string>();
+    const s3 = await fake((req, body) => {
+      signed("s3")(req, body);
+      if (req.method === "PUT") {
+        objects.set(req.url!, body);
+        return { body: "" };
+      }
+      const object = objects.get(req.url!);
+      return object === undefined ? undefined : { body: object, headers: { "x-amz-meta-sha256": "x" } };
+    });
+    const autoscaling = await fake((req, body) => {
+      signed("autoscaling")(req, body);
+      return { body: "<CompleteLifecycleActionResponse/>" };
+    });
+    const env = {
+      ...shims.env,
+      AWS_EC2_METADATA_SERVICE_ENDPOINT: imds.base,
+      AWS_ENDPOINT_URL_SSM: ssm.base,
+      AWS_ENDPOINT_URL_S3: s3.base,
+      AWS_ENDPOINT_URL_AUTO_SCALING: autoscaling.base,
+      SECRET_SOURCE: "ssm:/kubebake/demo",
+      SNAPSHOT_STORE: "s3://kb-bucket/demo/etcd",
+      GROUP_NAME: "kubebake-demo-masters",
+      LAUNCH_HOOK: "kubebake-etcd-voter",
+    };
+    try {
+      const file = join(dir, "snapshot.db");
+      writeFileSync(file, "etcd snapshot bytes\n");
+      const calls = [
+        `provider_fetch_secret ca.key ${join(dir, "ca.key")}`,
+        `. ${join(nodeDir, "s3.sh")}; store_put ${file} 20261201T010000Z-r7.db`,
+        `. ${join(nodeDir, "s3.sh")}; store_get 20261201T010000Z-r7.db ${join(dir, "restored.db")}`,
+        "provider_instance_ready",
+      ];
+      for (const call of calls) {
+        const result = await provider("aws", call, env);
+        expect({ call, status: result.status, stderr: result.stderr }).toEqual({
+          call,
+          status: 0,
+          stderr: "",
+        });
+      }
+      expect(readFileSync(join(dir, "ca.key"), "utf8")).toBe("PEM\n");
+      expect(readFileSync(join(dir, "restored.db"), "utf8")).toBe("etcd snapshot bytes\n");
+      const results = await Promise.all(checks);
+      expect(results.length).toBe(4);
+      expect(results.every(Boolean)).toBe(true);
+
+      const lines = shims.lines();
+      // The shims saw the work: curl for every request, openssl for the digests.
+      expect(lines.filter((l) => l.startsWith("curl ")).length).toBeGreaterThanOrEqual(4);
+      expect(lines.some((l) => l.startsWith("openssl "))).toBe(true);
+      const secrets = [
+        creds.SecretAccessKey,
+        creds.Token,
+        imdsToken,
+        ...[...dates].flatMap((date) =>
+          ["ssm", "s3", "autoscaling"].flatMap((service) =>
+            derivedKeys(creds.SecretAccessKey, date, keys.AWS_REGION, service),
+          ),
+        ),
+      ];
+      const leaks = lines.filter((line) =>
+        secrets.some((s) => line.includes(s) || line.toLowerCase().includes(s.toLowerCase())),
+      );
+      expect(leaks).toEqual([]);
+      // Nor the signatures: each one authorizes its request for minutes.
+      expect(lines.filter((l) => /authorization|signature=|x-amz-security-token/i.test(l))).toEqual([]);
+    } finally {
+      await imds.close();
+      await ssm.close();
+      await s3.close();
+      await autoscaling.close();
+    }
+  });
+});
+
+describe("gce and azure: the bearer token on no command line", () => {
+  test("Secret Manager and Key Vault get the token through a file descriptor", async () => {
+    const shims = argvShims(join(work, "argv-gce-azure"));
+    const gceToken = "ya29.FakeGceAccessToken-9c1";
+    const azureToken = "eyJ0eXAi.FakeAzureToken.sig";
+    const metadata = await fake((req) =>
+      req.url === "/computeMetadata/v1/instance/service-accounts/default/token"
+        ? { body: JSON.stringify({ access_token: gceToken }) }
+        : req.url?.startsWith("/metadata/identity/oauth2/token")
+          ? { body: JSON.stringify({ access_token: azureToken }) }
+          : undefined,
+    );
+    const secrets = await fake((req) =>
+      req.headers.authorization === `Bearer ${gceToken}`
+        ? { body: JSON.stringify({ payload: { data: Buffer.from("gce secret").toString("base64") } }) }
+        : req.headers.authorization === `Bearer ${azureToken}`
+          ? { body: JSON.stringify({ value: "azure secret" }) }
+          : { status: 401, body: "" },
+    );
+    try {
+      const gce = await provider("gce", `provider_fetch_secret ca.crt ${join(work, "gce-argv")}`, {
+        ...shims.env,
+        GCE_METADATA_HOST: metadata.base.replace("http://", ""),
+        GCE_SECRETMANAGER_ENDPOINT: secrets.base,
+        SECRET_SOURCE: "secretmanager:projects/p1/secrets/kubebake-demo",
+      });
+      const azure = await provider("azure", `provider_fetch_secret ca.crt ${join(work, "azure-argv")}`, {
+        ...shims.env,
+        AZURE_IMDS_ENDPOINT: metadata.base,
+        AZURE_KEYVAULT_ENDPOINT: secrets.base,
+        SECRET_SOURCE: "keyvault:demo-vault/kubebake-demo",
+      });
+      expect([gce, azure]).toMatchObject([
+        { status: 0, stderr: "" },
+        { status: 0, stderr: "" },
+      ]);
+      expect(readFileSync(join(work, "gce-argv"), "utf8")).toBe("gce secret");
+      expect(readFileSync(join(work, "azure-argv"), "utf8")).toBe("azure secret");
+      const lines = shims.lines();
+      expect(lines.filter((l) => l.startsWith("curl ")).length).toBe(4);
+      expect(
+        lines.filter((l) => l.includes(gceToken) || l.includes(azureToken) || /bearer/i.test(l)),
+      ).toEqual([]);
+    } finally {
+      await metadata.close();
+      await secrets.close();
+    }
+  });
+});
+
+describe("cloud calls are tried again with backoff, under a deadline", () => {
+  /** Runs a provider call and times it. */
+  async function timed(name: string, call: string, env: Record<string, string>) {
+    const started = Date.now();
+    const result = await provider(name, call, env);
+    return { ...result, seconds: (Date.now() - started) / 1000 };
+  }
+
+  test("an SSM fetch answered 503 twice, then 200, succeeds on the third attempt, each signed anew", async () => {
+    const checks: Promise<boolean>[] = [];
+    const answers = [
+      { status: 503, body: "" },
+      { status: 503, body: '{"__type":"InternalServerError","message":"try again"}' },
+    ];
+    const ssm = await fake((req, body) => {
+      checks.push(sdkSignature(req, body, "ssm").then((e) => e === req.headers.authorization));
+      return answers.shift() ?? { body: JSON.stringify({ Parameter: { Value: "PEM\n" } }) };
+    });
+    try {
+      const dest = join(work, "retried-ca.crt");
+      const result = await timed("aws", `provider_fetch_secret ca.crt ${dest}`, {
+        ...keys,
+        AWS_ENDPOINT_URL_SSM: ssm.base,
+        SECRET_SOURCE: "ssm:/kubebake/demo",
+      });
+      expect(result.status).toBe(0);
+      expect(ssm.seen.length).toBe(3);
+      expect(readFileSync(dest, "utf8")).toBe("PEM\n");
+      // Waits of 0.5-1 s, then 1-2 s: jittered, doubling.
+      expect(result.seconds).toBeGreaterThanOrEqual(1.5);
+      expect(result.seconds).toBeLessThan(8);
+      const lines = result.stderr.trim().split("\n");
+      expect(lines).toHaveLength(2);
+      expect(lines[0]).toMatch(
+        /^kubebake bash: SSM GetParameter \/kubebake\/demo\/ca\.crt: attempt 1 failed: HTTP 503; trying again in 0\.[5-9]s$/,
+      );
+      expect(lines[1]).toMatch(
+        /attempt 2 failed: HTTP 503 try again \(InternalServerError\); trying again in [12]\.\ds$/,
+      );
+      expect(await Promise.all(checks)).toEqual([true, true, true]);
+    } finally {
+      await ssm.close();
+    }
+  });
+
+  test("AWS's throttling (HTTP 400 ThrottlingException) is tried again; a refusal (403) or a missing parameter is not", async () => {
+    const answers = [
+      { status: 400, body: '{"__type":"ThrottlingException","message":"Rate exceeded"}' },
+      { body: JSON.stringify({ Parameter: { Value: "PEM\n" } }) },
+      {
+        status: 403,
+        body: '{"__type":"AccessDeniedException","message":"not authorized to perform: ssm:GetParameter"}',
+      },
+      { status: 400, body: '{"__type":"ParameterNotFound"}' },
+    ];
+    const ssm = await fake(() => answers.shift());
+    const env = { ...keys, AWS_ENDPOINT_URL_SSM: ssm.base, SECRET_SOURCE: "ssm:/kubebake/demo" };
+    try {
+      const throttled = await timed("aws", `provider_fetch_secret ca.crt ${join(work, "t")}`, env);
+      expect(throttled.status).toBe(0);
+      expect(throttled.stderr).toContain("attempt 1 failed: HTTP 400 Rate exceeded (ThrottlingException)");
+      expect(ssm.seen.length).toBe(2);
+
+      const refused = await timed("aws", `provider_fetch_secret ca.key ${join(work, "r")}`, env);
+      expect(refused.status).toBe(1);
+      expect(ssm.seen.length).toBe(3);
+      expect(refused.stderr).toBe(
+        "kubebake bash: error: SSM GetParameter /kubebake/demo/ca.key: HTTP 403 not authorized to perform: ssm:GetParameter (AccessDeniedException)\n",
+      );
+      // (the one attempt is what says "at once"; the time only says no wait of a retry came first)
+      expect(refused.seconds).toBeLessThan(5);
+
+      const missing = await timed("aws", `provider_fetch_secret sa.key ${join(work, "m")}`, env);
+      expect(missing.status).toBe(1);
+      expect(ssm.seen.length).toBe(4);
+      expect(missing.stderr).toBe(
+        "kubebake bash: error: SSM GetParameter /kubebake/demo/sa.key: HTTP 400 ParameterNotFound\n",
+      );
+    } finally {
+      await ssm.close();
+    }
+  });
+
+  test("IMDS, S3 and CompleteLifecycleAction are tried again too, and Auto Scaling's 403 is final at once", async () => {
+    let imdsFailures = 1;
+    const imds = await fake((req) => {
+      if (req.method === "PUT" && req.url === "/latest/api/token") return { body: "imds-token" };
+      if (req.url === "/latest/meta-data/instance-id" && imdsFailures-- > 0) return { status: 500, body: "" };
+      if (req.url === "/latest/meta-data/instance-id") return { body: "i-0123456789abcdef0" };
+      return undefined;
+    });
+    const asAnswers = [
+      { status: 503, body: "" },
+      { body: "<CompleteLifecycleActionResponse/>" },
+      {
+        status: 403,
+        body: "<ErrorResponse><Error><Code>AccessDenied</Code><Message>not authorized</Message></Error></ErrorResponse>",
+      },
+    ];
+    const autoscaling = await fake(() => asAnswers.shift());
+    const s3Answers = [{ status: 503, body: "<Error><Code>SlowDown</Code></Error>" }];
+    const s3 = await fake(() => s3Answers.shift() ?? { body: "" });
+    const env = {
+      ...keys,
+      AWS_EC2_METADATA_SERVICE_ENDPOINT: imds.base,
+      AWS_ENDPOINT_URL_AUTO_SCALING: autoscaling.base,
+      AWS_ENDPOINT_URL_S3: s3.base,
+      SNAPSHOT_STORE: "s3://kb-bucket/demo/etcd",
+      GROUP_NAME: "kubebake-demo-masters",
+      LAUNCH_HOOK: "kubebake-etcd-voter",
+    };
+    try {
+      const done = await timed("aws", "provider_instance_ready", env);
+      expect(done.status).toBe(0);
+      expect(done.stdout).toContain("completed launch hook kubebake-etcd-voter");
+      expect(done.stderr).toContain("IMDS meta-data/instance-id: attempt 1 failed: HTTP 500");
+      expect(done.stderr).toContain(
+        "CompleteLifecycleAction for i-0123456789abcdef0: attempt 1 failed: HTTP 503",
+      );
+      expect(autoscaling.seen.length).toBe(2);
+
+      const refused = await timed("aws", "provider_instance_ready", env);
+      expect(refused.status).toBe(1);
+      expect(autoscaling.seen.length).toBe(3);
+      expect(refused.stderr).toContain(
+        "error: CompleteLifecycleAction for i-0123456789abcdef0: HTTP 403 not authorized (AccessDenied)",
+      );
+
+      const file = join(work, "retried.db");
+      writeFileSync(file, "bytes\n");
+      const put = await timed("aws", `. ${join(nodeDir, "s3.sh")}; store_put ${file} a.db`, env);
+      expect(put.status).toBe(0);
+      expect(put.stderr).toContain("s3 PUT demo/etcd/a.db: attempt 1 failed: HTTP 503 SlowDown");
+      expect(s3.seen.map((r) => [r.method, r.url, r.body])).toEqual([
+        ["PUT", "/kb-bucket/demo/etcd/a.db", "bytes\n"],
+        ["PUT", "/kb-bucket/demo/etcd/a.db", "bytes\n"],
+      ]);
+    } finally {
+      await imds.close();
+      await autoscaling.close();
+      await s3.close();
+    }
+  });
+
+  test("a service that never answers fails after the deadline, naming the call and curl's last error", async () => {
+    const sockets = new Set<Socket>();
+    const silent = createNetServer((socket) => sockets.add(socket));
+    await new Promise<void>((resolve) => silent.listen(0, "127.0.0.1", resolve));
+    const port = (silent.address() as AddressInfo).port;
+    try {
+      const result = await timed("aws", "provider_node_name", {
+        AWS_EC2_METADATA_SERVICE_ENDPOINT: `http://127.0.0.1:${port}`,
+        KUBEBAKE_IMDS_DEADLINE_SECONDS: "3",
+      });
+      expect(result.status).not.toBe(0);
+      expect(result.stdout).toBe("");
+      expect(result.stderr).toMatch(
+        /kubebake bash: error: IMDS meta-data\/local-hostname: gave up after 1 attempts in [3-5]s \(deadline 3s\): curl: \(28\) .*timed out/,
+      );
+      expect(result.seconds).toBeGreaterThanOrEqual(2.9);
+      expect(result.seconds).toBeLessThan(8);
+    } finally {
+      for (const socket of sockets) socket.destroy();
+      await new Promise((resolve) => silent.close(resolve));
+    }
+  });
+
+  test("a refused connection is tried again with growing waits until the deadline", async () => {
+    // A port nobody listens on: refused at once, so several attempts fit in the deadline.
+    const closed = createNetServer();
+    await new Promise<void>((resolve) => closed.listen(0, "127.0.0.1", resolve));
+    const port = (closed.address() as AddressInfo).port;
+    await new Promise((resolve) => closed.close(resolve));
+    const result = await timed("aws", "provider_fetch_secret ca.crt /dev/null", {
+      ...keys,
+      AWS_ENDPOINT_URL_SSM: `http://127.0.0.1:${port}`,
+      SECRET_SOURCE: "ssm:/kubebake/demo",
+      KUBEBAKE_API_DEADLINE_SECONDS: "4",
+    });
+    expect(result.status).toBe(1);
+    // How many attempts fit depends on the machine's load (each is signed anew); at least two do.
+    const gaveUp =
+      /error: SSM GetParameter \/kubebake\/demo\/ca\.crt: gave up after (\d+) attempts in (\d+)s \(deadline 4s\): curl: \(7\)/.exec(
+        result.stderr,
+      );
+    expect(gaveUp).not.toBeNull();
+    const attempts = Number(gaveUp![1]);
+    expect(attempts).toBeGreaterThanOrEqual(2);
+    expect(Number(gaveUp![2])).toBeGreaterThanOrEqual(4);
+    const waits = [...result.stderr.matchAll(/trying again in (\d+\.\d)s/g)].map((m) => Number(m[1]));
+    expect(waits).toHaveLength(attempts - 1);
+    // 1 s, then 2 s, each jittered to 50-100 % (and cut to what is left of the deadline)
+    expect(waits[0]).toBeGreaterThanOrEqual(0.5);
+    expect(waits[0]).toBeLessThanOrEqual(1);
+    if (waits.length > 1) expect(waits[1]).toBeLessThanOrEqual(2);
+    expect(result.seconds).toBeGreaterThanOrEqual(3.9);
+    expect(result.seconds).toBeLessThan(10);
   });
 });

@@ -4,6 +4,7 @@
  */
 import { z } from "zod";
 import { CLUSTER_NAME } from "../discover/names";
+import { podCapacityProblem, repositoryImagePodCIDR } from "./pods";
 import { AWS_REGIONS, regionProblem, zoneOfRegion } from "./regions";
 
 const cidr = z
@@ -220,6 +221,14 @@ export const clusterSpecSchema = z
     }
     if ((spec.image.ami === undefined) === (spec.image.manifest === undefined)) {
       ctx.addIssue({ code: "custom", path: ["image"], message: "expected exactly one of ami and manifest" });
+    }
+    // Every node the groups may grow to needs a pod range of its own. The pod CIDR is the image's: for a bare
+    // AMI, the repository's image spec's (as apply takes it). image.spec and image.manifest name files relative
+    // to the cluster file, which a schema does not know: podCapacityProblem is for where those are read.
+    if (spec.image.spec === undefined && spec.image.manifest === undefined) {
+      const { podCIDR, where } = repositoryImagePodCIDR();
+      const problem = podCapacityProblem(spec.groups, podCIDR, where);
+      if (problem) ctx.addIssue({ code: "custom", path: ["groups", "minions", "max"], message: problem });
     }
   });
 

@@ -52,3 +52,106 @@ write_atomic() {
   chmod "$mode" "$tmp"
   mv -f "$tmp" "$dest"
 }
+
+# The exit status of a transient failure (EX_TEMPFAIL): the only one `retry` tries again.
+TRANSIENT=75
+
+# retry DEADLINE_SECONDS WHAT COMMAND…: runs COMMAND (in this shell: a function may set variables) until it
+# succeeds. A transient failure (status $TRANSIENT) is tried again after a wait that starts at 1 s and doubles
+# up to 30 s, each a random 50 to 100 % of that (so that a fleet booting at once does not retry in step),
+# until DEADLINE_SECONDS have passed; any other failure is final at once. COMMAND's stderr is kept: a failure
+# is logged with WHAT and its last line. The deadline bounds when an attempt may start, and http_call ends
+# its request by then. The error checks of `set -e` are off in COMMAND (it runs in a `||` list): it checks
+# its own steps and, not to lose its message in the kept stderr, does not die.
+retry() {
+  local limit=$1 what=$2 retry_until attempt=0 delay=1 rc err last pause left started=$SECONDS
+  shift 2
+  retry_until=$((SECONDS + limit))
+  err=$(mktemp)
+  while :; do
+    attempt=$((attempt + 1))
+    rc=0
+    "$@" 2>"$err" || rc=$?
+    if [ "$rc" -eq 0 ]; then
+      [ ! -s "$err" ] || cat "$err" >&2
+      rm -f "$err"
+      return 0
+    fi
+    last=$(grep -v '^[[:space:]]*$' "$err" | tail -n1 || true)
+    last=${last:-exit status $rc}
+    if [ "$rc" -ne "$TRANSIENT" ]; then
+      rm -f "$err"
+      log "error: $what: $last" >&2
+      return 1
+    fi
+    left=$((retry_until - SECONDS))
+    if [ "$left" -le 0 ]; then
+      rm -f "$err"
+      log "error: $what: gave up after $attempt attempts in $((SECONDS - started))s (deadline ${limit}s): $last" >&2
+      return 1
+    fi
+    pause=$((delay * 500 + RANDOM % (delay * 500 + 1)))
+    [ "$pause" -le "$((left * 1000))" ] || pause=$((left * 1000))
+    log "$what: attempt $attempt failed: $last; trying again in $((pause / 1000)).$((pause % 1000 / 100))s" >&2
+    sleep "$((pause / 1000)).$(printf '%03d' "$((pause % 1000))")"
+    delay=$((delay * 2 > 30 ? 30 : delay * 2))
+  done
+}
+
+# http_call OUT MAX_TIME CURL_ARG…: one request with curl (-sS, --max-time MAX_TIME, cut to what is left of
+# the deadline of the retry it runs under). The answer's body goes to the file OUT or, when OUT is empty, to
+# HTTP_BODY (text: it never touches the disk); HTTP_STATUS is its status (000: no answer). Returns 0 for a
+# 2xx; $TRANSIENT for no answer (connection refused or reset, timeout, DNS), HTTP 429 or 5xx, or AWS's
+# throttling; 1 otherwise. The reason goes to stderr ("HTTP 403 message (Code)" or curl's own line).
+# Secrets go in no argument here (/proc/PID/cmdline is public): send headers with -H @FILE, e.g. -H @<(printf …).
+http_call() {
+  local out=$1 max=$2 rc=0 answer text code="" message=""
+  shift 2
+  if [ -n "${retry_until:-}" ]; then
+    local left=$((retry_until - SECONDS))
+    [ "$left" -ge 1 ] || left=1
+    [ "$left" -ge "$max" ] || max=$left
+  fi
+  HTTP_BODY=""
+  if [ -n "$out" ]; then
+    answer=$(curl -sS --max-time "$max" -o "$out" -w '%{http_code}' "$@") || rc=$?
+  else
+    answer=$(curl -sS --max-time "$max" -w '\n%{http_code}' "$@") || rc=$?
+    HTTP_BODY=${answer%$'\n'*}
+  fi
+  HTTP_STATUS=${answer##*$'\n'}
+  HTTP_STATUS=${HTTP_STATUS:-000}
+  if [ "$rc" -ne 0 ]; then
+    case "$rc" in
+      # resolving, connecting, HTTP/2 framing, a partial body, timeout, TLS handshake, empty reply, send, receive
+      5 | 6 | 7 | 16 | 18 | 28 | 35 | 52 | 55 | 56 | 92) return "$TRANSIENT" ;;
+      *) return 1 ;;
+    esac
+  fi
+  case "$HTTP_STATUS" in 2??) return 0 ;; esac
+  if [ -n "$out" ]; then text=$(head -c 4096 "$out" 2>/dev/null || true); else text=${HTTP_BODY:0:4096}; fi
+  # AWS's errors: <Code>/<Message> (Query APIs, S3) or "__type"/"message" (JSON APIs)
+  if [[ $text =~ \<Code\>([^<]*)\</Code\> ]]; then code=${BASH_REMATCH[1]}; fi
+  if [[ $text =~ \<Message\>([^<]*)\</Message\> ]]; then message=${BASH_REMATCH[1]}; fi
+  if [[ $text =~ \"__type\"[[:space:]]*:[[:space:]]*\"([^\"]*)\" ]]; then code=${BASH_REMATCH[1]##*#}; fi
+  if [[ $text =~ \"[Mm]essage\"[[:space:]]*:[[:space:]]*\"([^\"]*)\" ]]; then message=${BASH_REMATCH[1]}; fi
+  if [ -n "$message" ]; then
+    printf 'HTTP %s %s%s\n' "$HTTP_STATUS" "$message" "${code:+ ($code)}" >&2
+  else
+    printf 'HTTP %s%s\n' "$HTTP_STATUS" "${code:+ $code}" >&2
+  fi
+  case "$HTTP_STATUS" in 429 | 5??) return "$TRANSIENT" ;; esac
+  case "$code" in
+    Throttling | ThrottlingException | ThrottledException | RequestThrottled* | RequestLimitExceeded | \
+      TooManyRequestsException | SlowDown | PriorRequestNotComplete | RequestTimeout | RequestTimeoutException)
+      return "$TRANSIENT"
+      ;;
+  esac
+  return 1
+}
+
+# How long each kind of cloud call is tried (seconds): the instance metadata service, the APIs (SSM,
+# Auto Scaling, Secret Manager, Key Vault) and S3 (whose transfers may take minutes each).
+imds_deadline() { printf '%s' "${KUBEBAKE_IMDS_DEADLINE_SECONDS:-60}"; }
+api_deadline() { printf '%s' "${KUBEBAKE_API_DEADLINE_SECONDS:-120}"; }
+s3_deadline() { printf '%s' "${KUBEBAKE_S3_DEADLINE_SECONDS:-900}"; }

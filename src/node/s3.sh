@@ -28,11 +28,13 @@ key_path() {
   printf '%s' "$out"
 }
 
-# s3_call METHOD KEY QUERY UPLOAD_FILE OUT_FILE HEADER_DUMP [META_SHA256]: one signed request; the body goes
-# to OUT_FILE, the response headers to HEADER_DUMP. Fails, with S3's error code on stderr, unless 2xx.
+# s3_call METHOD KEY QUERY UPLOAD_FILE OUT_FILE HEADER_DUMP [META_SHA256]: one signed request, tried again
+# on a transient failure (no answer, 5xx, SlowDown) until $(s3_deadline)s, or s3_call_deadline if the caller
+# sets it; the body goes to OUT_FILE, the response headers to HEADER_DUMP. Fails, with S3's error code on
+# stderr, unless 2xx.
 s3_call() {
   local method=$1 key=$2 query=$3 upload=$4 out=$5 dump=$6 meta=${7:-}
-  local base path payload_hash status headers options=()
+  local base path payload_hash headers options=()
   aws_credentials
   if [ -n "${AWS_ENDPOINT_URL_S3:-}" ]; then
     base=${AWS_ENDPOINT_URL_S3%/}
@@ -47,21 +49,16 @@ s3_call() {
   headers=("x-amz-content-sha256:$payload_hash")
   [ -z "$meta" ] || headers+=("x-amz-meta-sha256:$meta")
   [ -z "$upload" ] || options+=(--upload-file "$upload")
-  status=$(aws_request s3 "$method" "$base" "$path" "$query" "$payload_hash" "${headers[@]}" -- \
-    --max-time 600 -o "$out" -D "$dump" -w '%{http_code}' "${options[@]}") || return 1
-  case "$status" in
-    2??) return 0 ;;
-    *)
-      printf 's3 %s %s: HTTP %s %s\n' "$method" "${key:-/}" "$status" \
-        "$(grep -o '<Code>[^<]*</Code>' "$out" 2>/dev/null | sed 's/<[^>]*>//g')" >&2
-      return 1
-      ;;
-  esac
+  retry "${s3_call_deadline:-$(s3_deadline)}" "s3 $method ${key:-/}" \
+    aws_request s3 "$method" "$base" "$path" "$query" "$payload_hash" "${headers[@]}" -- \
+    "$out" 600 -D "$dump" "${options[@]}"
 }
 
-# Runs s3_call with scratch files; the body is printed.
+# Runs s3_call with scratch files; the body is printed. For small objects and listings: tried as long as
+# an API call, not a transfer.
 s3_simple() {
-  local tmp rc=0
+  local tmp rc=0 s3_call_deadline
+  s3_call_deadline=$(api_deadline)
   tmp=$(mktemp -d)
   s3_call "$1" "$2" "$3" "" "$tmp/body" "$tmp/headers" || rc=$?
   [ "$rc" -ne 0 ] || cat "$tmp/body"

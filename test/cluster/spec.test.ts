@@ -1,6 +1,8 @@
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { loadClusterSpec } from "../../src/cluster/load";
+import { NODE_CIDR_MASK_SIZE, podCapacity, podCapacityProblem } from "../../src/cluster/pods";
+import { loadImageSpec } from "../../src/spec/load";
 import { ExitCode, KubebakeError } from "../../src/errors";
 import { repoRoot, runCli, tempDir } from "../helpers";
 import { clusterYaml, writeSpec } from "../aws/fixture";
@@ -209,5 +211,75 @@ describe("cluster spec", () => {
     const result = runCli("kubebake", ["cluster", "schema"]);
     expect(result.code).toBe(0);
     expect(result.stdout).toBe(readFileSync(join(repoRoot, "docs", "cluster.schema.json"), "utf8"));
+  });
+});
+
+describe("the pod network holds every node the groups may grow to", () => {
+  const groups = (masters: number, max: number) => ({
+    masters: { count: masters, instanceType: "t3.medium" },
+    minions: { min: 0, max, desired: 0, instanceType: "t3.large" },
+  });
+
+  test("capacity: 2^(24 - prefix) nodes at /24 per node, none when the CIDR is smaller than one range", () => {
+    expect(NODE_CIDR_MASK_SIZE).toBe(24);
+    expect(podCapacity("10.200.0.0/16")).toBe(256);
+    expect(podCapacity("10.0.0.0/14")).toBe(1024);
+    expect(podCapacity("10.0.0.0/24")).toBe(1);
+    expect(podCapacity("10.0.0.0/25")).toBe(0);
+    expect(podCapacity("10.0.0.0/16", 26)).toBe(1024);
+  });
+
+  test("exactly at capacity is accepted, one node more is refused with the numbers and the way out", () => {
+    const g = (count: number, max: number) => ({ masters: { count }, minions: { max } });
+    expect(podCapacityProblem(g(1, 255), "10.200.0.0/16", "x")).toBeUndefined();
+    expect(podCapacityProblem(g(3, 253), "10.200.0.0/16", "x")).toBeUndefined();
+    expect(podCapacityProblem(g(1, 0), "10.0.0.0/24", "x")).toBeUndefined();
+    expect(podCapacityProblem(g(1, 256), "10.200.0.0/16", "cluster.podCIDR of image/kubebake.yaml")).toBe(
+      "the pod network 10.200.0.0/16 (cluster.podCIDR of image/kubebake.yaml) holds 256 nodes at /24 per node (kube-controller-manager's default --node-cidr-mask-size), but the groups may grow to 257 (masters 1 + minions 256); lower groups.minions.max to 255 or less, or bake the image with a /15 or larger podCIDR",
+    );
+    expect(podCapacityProblem(g(3, 1000), "10.244.0.0/16", "x")).toMatch(
+      /holds 256 nodes at \/24 .* grow to 1003 \(masters 3 \+ minions 1000\); lower groups\.minions\.max to 253 or less, or bake the image with a \/14 or larger podCIDR$/,
+    );
+    expect(podCapacityProblem(g(1, 1), "10.0.0.0/24", "x")).toMatch(
+      /holds 1 node at \/24 .* grow to 2 \(masters 1 \+ minions 1\); lower groups\.minions\.max to 0 or less, or bake the image with a \/23 or larger/,
+    );
+    expect(podCapacityProblem(g(1, 0), "10.0.0.0/25", "x")).toMatch(/holds no node at \/24/);
+    // a /14 holds the largest groups the schema allows
+    expect(podCapacityProblem(g(5, 1000), "10.0.0.0/14", "x")).toBeUndefined();
+  });
+
+  test("validate refuses a cluster on a bare AMI that outgrows the repository image's pod CIDR (exit 2, the field and its line)", () => {
+    const { spec: image } = loadImageSpec(join(repoRoot, "image", "kubebake.yaml"));
+    expect(image.cluster.podCIDR).toBe("10.200.0.0/16"); // 256 nodes: the numbers below
+    for (const [masters, max] of [
+      [1, 255],
+      [3, 253],
+      [5, 251],
+    ] as const) {
+      expect(
+        loadClusterSpec(writeSpec(dir, clusterYaml({ groups: groups(masters, max) }), "fits.yaml")).spec
+          .groups.minions.max,
+      ).toBe(max);
+    }
+    for (const [masters, max] of [
+      [1, 256],
+      [3, 254],
+      [5, 1000],
+    ] as const) {
+      expect(problems(clusterYaml({ groups: groups(masters, max) }))).toMatch(
+        new RegExp(
+          `bad\\.yaml:\\d+: groups\\.minions\\.max: the pod network 10\\.200\\.0\\.0/16 \\(cluster\\.podCIDR of image/kubebake\\.yaml\\) holds 256 nodes at /24 per node .*, but the groups may grow to ${masters + max} \\(masters ${masters} \\+ minions ${max}\\); lower groups\\.minions\\.max to ${256 - masters} or less`,
+        ),
+      );
+    }
+    const file = writeSpec(dir, clusterYaml({ groups: groups(3, 254) }), "too-many.yaml");
+    const result = runCli("kubebake", ["cluster", "validate", "-f", file]);
+    expect(result.code).toBe(2);
+    expect(result.stderr).toMatch(
+      /too-many\.yaml:\d+: groups\.minions\.max: the pod network 10\.200\.0\.0\/16/,
+    );
+    expect(result.stderr).not.toMatch(/\n\s+at /);
+    // The documented example (3 masters, up to 20 minions) fits.
+    expect(runCli("kubebake", ["cluster", "validate", "-f", example]).code).toBe(0);
   });
 });

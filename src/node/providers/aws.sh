@@ -6,20 +6,77 @@
 AWS_IMDS=${AWS_EC2_METADATA_SERVICE_ENDPOINT:-http://169.254.169.254}
 AWS_IMDS=${AWS_IMDS%/}
 
-aws_imds() {
+# imds_attempt PATH: one IMDSv2 request (a token first, if this shell has none), the answer in HTTP_BODY. The
+# token travels in a header file (-H @FD), never in curl's arguments.
+imds_attempt() {
   if [ -z "${AWS_IMDS_TOKEN:-}" ]; then
-    AWS_IMDS_TOKEN=$(curl -sSf --max-time 5 -X PUT "$AWS_IMDS/latest/api/token" \
-      -H 'X-aws-ec2-metadata-token-ttl-seconds: 300') || die "IMDSv2 gave no token"
+    http_call "" 5 -X PUT -H 'X-aws-ec2-metadata-token-ttl-seconds: 21600' "$AWS_IMDS/latest/api/token" || return
+    AWS_IMDS_TOKEN=$HTTP_BODY
+    [ -n "$AWS_IMDS_TOKEN" ] || {
+      echo "IMDSv2 gave an empty token" >&2
+      return 1
+    }
   fi
-  curl -sSf --max-time 5 -H "X-aws-ec2-metadata-token: $AWS_IMDS_TOKEN" "$AWS_IMDS/latest/$1"
+  http_call "" 5 -H @<(printf 'X-aws-ec2-metadata-token: %s\n' "$AWS_IMDS_TOKEN") "$AWS_IMDS/latest/$1" && return 0
+  local rc=$?
+  if [ "$HTTP_STATUS" = 401 ]; then
+    # The token expired: the next attempt asks for a new one.
+    AWS_IMDS_TOKEN=""
+    return "$TRANSIENT"
+  fi
+  return "$rc"
+}
+
+# aws_imds PATH: the instance metadata at PATH (under /latest/), tried again until $(imds_deadline)s.
+aws_imds() {
+  retry "$(imds_deadline)" "IMDS $1" imds_attempt "$1" || return 1
+  printf '%s' "$HTTP_BODY"
 }
 
 provider_node_name() { aws_imds meta-data/local-hostname; }
 provider_node_ip() { aws_imds meta-data/local-ipv4; }
 
-sha256_hex() { openssl dgst -sha256 -hex | sed 's/^.* //'; }
-# hmac_hex KEYSPEC DATA, KEYSPEC is openssl's "key:..." or "hexkey:..."
-hmac_hex() { printf '%s' "$2" | openssl dgst -sha256 -mac HMAC -macopt "$1" | sed 's/^.* //'; }
+# sha256_hex: the SHA-256 of stdin, as hex.
+sha256_hex() {
+  local digest
+  digest=$(openssl dgst -sha256 -hex) || return 1
+  printf '%s' "${digest##* }"
+}
+
+# text_hex TEXT: TEXT's bytes as hex, with builtins only (TEXT may be a secret).
+text_hex() {
+  local LC_ALL=C i hex=""
+  for ((i = 0; i < ${#1}; i++)); do printf -v hex '%s%02x' "$hex" "'${1:i:1}"; done
+  printf '%s' "$hex"
+}
+
+# hex_escapes HEX: HEX as printf %b escapes (\xHH…), to write those bytes with a builtin.
+hex_escapes() {
+  local i out=""
+  for ((i = 0; i < ${#1}; i += 2)); do out+="\\x${1:i:2}"; done
+  printf '%s' "$out"
+}
+
+# hmac_hex KEY_HEX DATA: HMAC-SHA256 (RFC 2104) of DATA under the key given as hex, as hex. The key is in no
+# program's arguments (those are public in /proc/PID/cmdline, and openssl takes an HMAC key only there): bash
+# builtins pad it to SHA-256's 64-byte block and XOR it with the pads, and openssl only hashes its stdin.
+hmac_hex() {
+  local key=$1 i byte ipad="" opad="" inner zeros
+  # A key longer than the block is hashed first.
+  [ "${#key}" -le 128 ] || key=$(printf '%b' "$(hex_escapes "$key")" | sha256_hex)
+  printf -v zeros '%0128d' 0
+  key=$key${zeros:${#key}}
+  for ((i = 0; i < 128; i += 2)); do
+    byte=$((16#${key:i:2}))
+    printf -v ipad '%s\\x%02x' "$ipad" "$((byte ^ 0x36))"
+    printf -v opad '%s\\x%02x' "$opad" "$((byte ^ 0x5c))"
+  done
+  inner=$({
+    printf '%b' "$ipad"
+    printf '%s' "$2"
+  } | sha256_hex)
+  printf '%b%b' "$opad" "$(hex_escapes "$inner")" | sha256_hex
+}
 
 # The instance role's credentials (or, like the SDK's chain, AWS_ACCESS_KEY_ID… from the environment first),
 # and the region: sets aws_akid, aws_secret, aws_token (may be empty), aws_region.
@@ -29,16 +86,17 @@ aws_credentials() {
   now=$(date +%s)
   [ "$((now - ${aws_credentials_at:-0}))" -ge 300 ] || return 0
   aws_credentials_at=$now
-  aws_region=${AWS_REGION:-$(aws_imds meta-data/placement/region)}
+  aws_region=${AWS_REGION:-$(aws_imds meta-data/placement/region)} || die "IMDS gave no region"
   if [ -n "${AWS_ACCESS_KEY_ID:-}" ]; then
     aws_akid=$AWS_ACCESS_KEY_ID aws_secret=${AWS_SECRET_ACCESS_KEY:-} aws_token=${AWS_SESSION_TOKEN:-}
     return 0
   fi
   role=$(aws_imds meta-data/iam/security-credentials/ | head -n1) || die "the instance has no IAM role"
-  creds=$(aws_imds "meta-data/iam/security-credentials/$role")
-  aws_akid=$(jq -r .AccessKeyId <<<"$creds")
-  aws_secret=$(jq -r .SecretAccessKey <<<"$creds")
-  aws_token=$(jq -r .Token <<<"$creds")
+  creds=$(aws_imds "meta-data/iam/security-credentials/$role") || die "IMDS gave no credentials for role $role"
+  # From memory to jq's stdin: never an argument.
+  aws_akid=$(printf '%s' "$creds" | jq -r .AccessKeyId)
+  aws_secret=$(printf '%s' "$creds" | jq -r .SecretAccessKey)
+  aws_token=$(printf '%s' "$creds" | jq -r .Token)
 }
 
 # aws_authorization SERVICE METHOD PATH QUERY HEADERS PAYLOAD_HASH: the SigV4 Authorization header value.
@@ -52,21 +110,24 @@ aws_authorization() {
   signed=$(printf '%s' "$headers" | cut -d: -f1 | paste -sd';')
   canonical_request="$method"$'\n'"$path"$'\n'"$query"$'\n'"$headers"$'\n'"$signed"$'\n'"$payload_hash"
   string_to_sign="AWS4-HMAC-SHA256"$'\n'"$aws_amz_date"$'\n'"$scope"$'\n'"$(printf '%s' "$canonical_request" | sha256_hex)"
-  k=$(hmac_hex "key:AWS4$aws_secret" "$date_stamp")
-  k=$(hmac_hex "hexkey:$k" "$aws_region")
-  k=$(hmac_hex "hexkey:$k" "$service")
-  k=$(hmac_hex "hexkey:$k" aws4_request)
+  k=$(text_hex "AWS4$aws_secret")
+  k=$(hmac_hex "$k" "$date_stamp")
+  k=$(hmac_hex "$k" "$aws_region")
+  k=$(hmac_hex "$k" "$service")
+  k=$(hmac_hex "$k" aws4_request)
   printf 'AWS4-HMAC-SHA256 Credential=%s/%s, SignedHeaders=%s, Signature=%s' \
-    "$aws_akid" "$scope" "$signed" "$(hmac_hex "hexkey:$k" "$string_to_sign")"
+    "$aws_akid" "$scope" "$signed" "$(hmac_hex "$k" "$string_to_sign")"
 }
 
-# aws_request SERVICE METHOD BASE PATH QUERY PAYLOAD_HASH [name:value…] -- [CURL_OPTION…]: one signed request
-# to BASE PATH?QUERY. It carries and signs host, x-amz-date, the session token if any, and the given
-# headers (lowercase names); the CURL_OPTIONs say what is sent and what is printed.
+# aws_request SERVICE METHOD BASE PATH QUERY PAYLOAD_HASH [name:value…] -- OUT MAX_TIME [CURL_OPTION…]: one
+# signed request to BASE PATH?QUERY, made with http_call (OUT, MAX_TIME, status and body as there), signed
+# anew on each call. It carries and signs host, x-amz-date, the session token if any, and the given headers
+# (lowercase names); the CURL_OPTIONs say what is sent. The headers, the session token and the signature
+# among them, reach curl through a file descriptor: no argument of any program holds them. Call
+# aws_credentials first.
 aws_request() {
-  local service=$1 method=$2 base=$3 path=$4 query=$5 payload_hash=$6 host line canonical args=()
+  local service=$1 method=$2 base=$3 path=$4 query=$5 payload_hash=$6 host line canonical authorization
   shift 6
-  aws_credentials
   host=${base#*://}
   host=${host%%/*}
   aws_amz_date=$(date -u +%Y%m%dT%H%M%SZ)
@@ -77,23 +138,30 @@ aws_request() {
     shift
   done
   [ $# -eq 0 ] || shift
+  local out=$1 max=$2
+  shift 2
   canonical=$(printf '%s\n' "${headers[@]}" | LC_ALL=C sort)$'\n'
-  for line in "${headers[@]}"; do
-    [ "${line%%:*}" = host ] || args+=(-H "${line%%:*}: ${line#*:}")
-  done
-  curl -sS -X "$method" "${args[@]}" \
-    -H "Authorization: $(aws_authorization "$service" "$method" "$path" "$query" "$canonical" "$payload_hash")" \
-    "$@" "$base$path${query:+?$query}"
+  authorization=$(aws_authorization "$service" "$method" "$path" "$query" "$canonical" "$payload_hash") || {
+    echo "cannot sign the request" >&2
+    return 1
+  }
+  http_call "$out" "$max" -X "$method" -H @<(
+    for line in "${headers[@]}"; do
+      [ "${line%%:*}" = host ] || printf '%s: %s\n' "${line%%:*}" "${line#*:}"
+    done
+    printf 'Authorization: %s\n' "$authorization"
+  ) "$@" "$base$path${query:+?$query}"
 }
 
-# aws_json_call SERVICE TARGET BODY: a signed AWS JSON 1.1 request; prints the response body.
+# aws_json_call SERVICE TARGET BODY: a signed AWS JSON 1.1 request; the answer in HTTP_BODY (http_call).
 aws_json_call() {
-  aws_credentials
   aws_request "$1" POST "${AWS_ENDPOINT_URL_SSM:-https://$1.$aws_region.amazonaws.com}" / "" \
     "$(printf '%s' "$3" | sha256_hex)" content-type:application/x-amz-json-1.1 "x-amz-target:$2" -- \
-    -f --max-time 15 --data-binary "$3"
+    "" 15 --data-binary "$3"
 }
 
+# A missing parameter (ParameterNotFound, HTTP 400) is not tried again: apply stores every secret before
+# the groups launch, so it will not appear by waiting here; node-config fails and systemd starts it again.
 provider_fetch_secret() {
   local name=$1 dest=$2 prefix body
   case "${SECRET_SOURCE:-}" in
@@ -101,42 +169,49 @@ provider_fetch_secret() {
     *) die "SECRET_SOURCE '${SECRET_SOURCE:-}' is not ssm:/prefix, the source of provider aws" ;;
   esac
   body=$(jq -cn --arg n "${prefix%/}/$name" '{Name: $n, WithDecryption: true}')
-  aws_json_call ssm AmazonSSM.GetParameter "$body" | jq -je .Parameter.Value >"$dest"
+  aws_credentials
+  retry "$(api_deadline)" "SSM GetParameter ${prefix%/}/$name" aws_json_call ssm AmazonSSM.GetParameter "$body" ||
+    return 1
+  # The secret goes from memory to jq's stdin: no temporary file, no argument.
+  printf '%s' "$HTTP_BODY" | jq -je .Parameter.Value >"$dest"
 }
 
-# aws_query_call SERVICE ENDPOINT BODY OUT: a signed AWS Query API request (form-encoded POST, as Auto
-# Scaling speaks it); the response body goes to OUT, the HTTP status to stdout.
+# aws_query_call SERVICE ENDPOINT BODY: a signed AWS Query API request (form-encoded POST, as Auto Scaling
+# speaks it); the answer in HTTP_BODY (http_call).
 aws_query_call() {
   aws_request "$1" POST "${2%/}" / "" "$(printf '%s' "$3" | sha256_hex)" \
-    "content-type:application/x-www-form-urlencoded; charset=utf-8" -- \
-    --max-time 15 --data-binary "$3" -o "$4" -w '%{http_code}'
+    "content-type:application/x-www-form-urlencoded; charset=utf-8" -- "" 15 --data-binary "$3"
+}
+
+# complete_lifecycle_attempt ENDPOINT BODY: one CompleteLifecycleAction; no action waiting counts as done
+# (lifecycle_done says which).
+complete_lifecycle_attempt() {
+  lifecycle_done=completed
+  aws_query_call autoscaling "$1" "$2" && return 0
+  local rc=$?
+  if [ "$HTTP_STATUS" = 400 ] && [[ $HTTP_BODY == *"No active Lifecycle Action"* ]]; then
+    lifecycle_done=none
+    return 0
+  fi
+  return "$rc"
 }
 
 # provider_instance_ready: completes this instance's launch lifecycle action (LAUNCH_HOOK of GROUP_NAME in
 # the role file), which keeps it out of service until then. No action waiting is not an error: the hook
 # was completed already (a restarted unit) or timed out.
 provider_instance_ready() {
-  local instance body endpoint status out
+  local instance body endpoint lifecycle_done=""
   instance=$(aws_imds meta-data/instance-id) || die "IMDS gave no instance id"
   aws_credentials
   endpoint=${AWS_ENDPOINT_URL_AUTO_SCALING:-https://autoscaling.$aws_region.amazonaws.com}
   body="Action=CompleteLifecycleAction&AutoScalingGroupName=$(jq -rn --arg s "$GROUP_NAME" '$s | @uri')"
   body="$body&InstanceId=$instance&LifecycleActionResult=CONTINUE"
   body="$body&LifecycleHookName=$(jq -rn --arg s "$LAUNCH_HOOK" '$s | @uri')&Version=2011-01-01"
-  out=$(mktemp)
-  status=$(aws_query_call autoscaling "$endpoint" "$body" "$out") || {
-    rm -f "$out"
-    die "Auto Scaling did not answer CompleteLifecycleAction"
-  }
-  if [ "$status" = 200 ]; then
+  retry "$(api_deadline)" "CompleteLifecycleAction for $instance" complete_lifecycle_attempt "$endpoint" "$body" ||
+    exit 1
+  if [ "$lifecycle_done" = completed ]; then
     log "completed launch hook $LAUNCH_HOOK of $GROUP_NAME for $instance: the group may put it in service"
-  elif grep -q "No active Lifecycle Action" "$out"; then
-    log "no launch action waits for $instance in $GROUP_NAME (completed before, or timed out)"
   else
-    local answer
-    answer=$(grep -o '<Message>[^<]*</Message>' "$out" | sed 's/<[^>]*>//g')
-    rm -f "$out"
-    die "CompleteLifecycleAction for $instance: HTTP $status ${answer:-}"
+    log "no launch action waits for $instance in $GROUP_NAME (completed before, or timed out)"
   fi
-  rm -f "$out"
 }

@@ -5,7 +5,12 @@
 
 AZURE_IMDS=${AZURE_IMDS_ENDPOINT:-http://169.254.169.254}
 
-azure_imds() { curl -sSf --max-time 5 -H 'Metadata: true' "$AZURE_IMDS/metadata/$1"; }
+# azure_imds PATH: the instance metadata service's answer at PATH, tried again until $(imds_deadline)s.
+azure_imds() {
+  retry "$(imds_deadline)" "Azure IMDS ${1%%\?*}" http_call "" 5 -H 'Metadata: true' "$AZURE_IMDS/metadata/$1" ||
+    return 1
+  printf '%s' "$HTTP_BODY"
+}
 
 azure_instance() { azure_imds 'instance?api-version=2021-02-01'; }
 
@@ -20,10 +25,14 @@ provider_fetch_secret() {
   esac
   vault=${source%%/*}
   prefix=${source#*/}
-  token=$(azure_imds "identity/oauth2/token?api-version=2018-02-01&resource=https%3A%2F%2Fvault.azure.net${AZURE_CLIENT_ID:+&client_id=$AZURE_CLIENT_ID}" | jq -r .access_token)
+  token=$(azure_imds "identity/oauth2/token?api-version=2018-02-01&resource=https%3A%2F%2Fvault.azure.net${AZURE_CLIENT_ID:+&client_id=$AZURE_CLIENT_ID}" | jq -r .access_token) ||
+    die "the instance metadata service gave no managed-identity token"
   vault_url=${AZURE_KEYVAULT_ENDPOINT:-https://$vault.vault.azure.net}
-  curl -sSf --max-time 15 -H "Authorization: Bearer $token" \
-    "$vault_url/secrets/$prefix-$(secret_id "$name")?api-version=7.5" | jq -je .value >"$dest"
+  # The token reaches curl through a file descriptor, never as an argument (those are public).
+  retry "$(api_deadline)" "Key Vault $vault secret $prefix-$(secret_id "$name")" http_call "" 15 \
+    -H @<(printf 'Authorization: Bearer %s\n' "$token") \
+    "$vault_url/secrets/$prefix-$(secret_id "$name")?api-version=7.5" || return 1
+  printf '%s' "$HTTP_BODY" | jq -je .value >"$dest"
 }
 
 # No launch gate on this provider yet: nothing waits for the instance.

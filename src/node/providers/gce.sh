@@ -5,8 +5,11 @@
 
 GCE_METADATA=${GCE_METADATA_HOST:-metadata.google.internal}
 
+# gce_metadata PATH: the metadata server's answer at PATH, tried again until $(imds_deadline)s.
 gce_metadata() {
-  curl -sSf --max-time 5 -H 'Metadata-Flavor: Google' "http://$GCE_METADATA/computeMetadata/v1/$1"
+  retry "$(imds_deadline)" "GCE metadata $1" \
+    http_call "" 5 -H 'Metadata-Flavor: Google' "http://$GCE_METADATA/computeMetadata/v1/$1" || return 1
+  printf '%s' "$HTTP_BODY"
 }
 
 provider_node_name() { gce_metadata instance/name; }
@@ -18,10 +21,14 @@ provider_fetch_secret() {
     secretmanager:projects/*/secrets/*) prefix=${SECRET_SOURCE#secretmanager:} ;;
     *) die "SECRET_SOURCE '${SECRET_SOURCE:-}' is not secretmanager:projects/P/secrets/PREFIX, the source of provider gce" ;;
   esac
-  token=$(gce_metadata instance/service-accounts/default/token | jq -r .access_token)
+  token=$(gce_metadata instance/service-accounts/default/token | jq -r .access_token) ||
+    die "the metadata server gave no access token"
   api=${GCE_SECRETMANAGER_ENDPOINT:-https://secretmanager.googleapis.com}
-  curl -sSf --max-time 15 -H "Authorization: Bearer $token" \
-    "$api/v1/$prefix-$(secret_id "$name")/versions/latest:access" | jq -r .payload.data | base64 -d >"$dest"
+  # The token reaches curl through a file descriptor, never as an argument (those are public).
+  retry "$(api_deadline)" "Secret Manager $prefix-$(secret_id "$name")" http_call "" 15 \
+    -H @<(printf 'Authorization: Bearer %s\n' "$token") \
+    "$api/v1/$prefix-$(secret_id "$name")/versions/latest:access" || return 1
+  printf '%s' "$HTTP_BODY" | jq -r .payload.data | base64 -d >"$dest"
 }
 
 # No launch gate on this provider yet: nothing waits for the instance.
