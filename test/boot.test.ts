@@ -22,7 +22,7 @@ const say = `say() { echo "KBTEST $*" > /dev/ttyS0; }`;
 // Unit states, and the last journal lines of any unit that is not where it should be (for the failure message).
 const unitReport = (
   prefix = "",
-) => `for u in kubebake-node-config etcd kube-apiserver kube-controller-manager kube-scheduler kubebake-addons containerd kubebake-images kubelet kube-proxy; do
+) => `for u in kubebake-node-config etcd kube-apiserver kube-controller-manager kube-scheduler kubebake-addons kubebake-csr-approver containerd kubebake-images kubelet kube-proxy; do
   state="$(systemctl show -p ActiveState --value $u)/$(systemctl show -p SubState --value $u)"
   say "${prefix}unit-$u $state condition=$(systemctl show -p ConditionResult --value $u)"
   case "$state" in failed/* | activating/auto-restart) journalctl -u $u -o cat -n 15 --no-pager | sed "s/^/KBLOG $u: /" > /dev/ttyS0 ;; esac
@@ -252,6 +252,7 @@ asRoot("booting the one image", () => {
         "kube-controller-manager",
         "kube-scheduler",
         "kubebake-addons",
+        "kubebake-csr-approver",
         "containerd",
         "kubebake-images",
         "kubelet",
@@ -295,6 +296,7 @@ asRoot("booting the one image", () => {
         "kube-controller-manager",
         "kube-scheduler",
         "kubebake-addons",
+        "kubebake-csr-approver",
       ]) {
         expect(`${unit} ${waiting.get(`waiting-unit-${unit}`)}`).toBe(`${unit} inactive/dead condition=no`);
       }
@@ -345,7 +347,7 @@ asRoot("booting the one image", () => {
       // The client certificate came through the CSR flow: requested with the bootstrap token, approved, issued.
       type Csr = {
         spec: { signerName: string; username: string };
-        status: { conditions?: { type: string }[]; certificate?: string };
+        status: { conditions?: { type: string; reason?: string }[]; certificate?: string };
       };
       const csrs = (JSON.parse(kubectl("get", "csr", "-o", "json").stdout) as { items: Csr[] }).items;
       expect(
@@ -460,6 +462,19 @@ asRoot("booting the one image", () => {
         status: 0,
         out: expect.stringContaining(onMaster.metadata.name),
       });
+      // exec went through each kubelet's serving certificate, which the API server verifies with the cluster
+      // CA: each came through a CSR that approve-kubelet-certs checked against its node's addresses.
+      const serving = (JSON.parse(kubectl("get", "csr", "-o", "json").stdout) as { items: Csr[] }).items
+        .filter((c) => c.spec.signerName === "kubernetes.io/kubelet-serving" && c.status.certificate)
+        .map((c) => ({
+          requestor: c.spec.username,
+          conditions: (c.status.conditions ?? []).map((x) => `${x.type} ${x.reason}`),
+        }));
+      for (const node of ["net-master", "net-minion"])
+        expect(serving).toContainEqual({
+          requestor: `system:node:${node}`,
+          conditions: ["Approved KubebakeNodeAddresses"],
+        });
       // CoreDNS answers the cluster's names, and the API server answers on its service address.
       const resolved = await (async () => {
         for (let i = 0; ; i++) {
@@ -525,8 +540,36 @@ asRoot("booting the one image", () => {
         "--from-literal=v=kbtest-plain-value",
       );
       expect({ status: created.status, stderr: created.stderr }).toEqual({ status: 0, stderr: "" });
-      for (const name of ["etcd-ca.crt", "apiserver-etcd-client.crt", "apiserver-etcd-client.key"])
+      // A client certificate of the etcd CA for the host's etcdctl (masters issue their own; the PKI has none).
+      for (const name of ["etcd-ca.crt", "etcd-ca.key"])
         writeFileSync(join(work, name), secrets[name]!, { mode: 0o600 });
+      writeFileSync(join(work, "client.ext"), "extendedKeyUsage=clientAuth\n");
+      for (const args of [
+        [
+          "req",
+          "-new",
+          "-newkey",
+          "ec",
+          "-pkeyopt",
+          "ec_paramgen_curve:prime256v1",
+          "-nodes",
+          "-subj",
+          "/CN=kbtest",
+        ].concat(["-keyout", "apiserver-etcd-client.key", "-out", "client.csr"]),
+        [
+          "x509",
+          "-req",
+          "-in",
+          "client.csr",
+          "-CA",
+          "etcd-ca.crt",
+          "-CAkey",
+          "etcd-ca.key",
+          "-set_serial",
+          "7",
+        ].concat(["-days", "1", "-extfile", "client.ext", "-out", "apiserver-etcd-client.crt"]),
+      ])
+        expect(spawnSync("openssl", args, { cwd: work, encoding: "utf8" }).status).toBe(0);
       const raw = spawnSync(
         "ip",
         [
@@ -545,7 +588,8 @@ asRoot("booting the one image", () => {
       );
       expect(raw.status).toBe(0);
       const keyName = /name: (key-\d{8})/.exec(secrets["encryption-config.yaml"]!)![1]!;
-      expect(raw.stdout.slice(0, 40)).toBe(`k8s:enc:secretbox:v1:${keyName}:`.slice(0, 40));
+      const prefix = `k8s:enc:secretbox:v1:${keyName}:`;
+      expect(raw.stdout.slice(0, prefix.length)).toBe(prefix);
       expect(raw.stdout).not.toContain("kbtest-plain-value");
       expect(raw.stdout).not.toContain(Buffer.from("kbtest-plain-value").toString("base64"));
       // The audit log recorded who created it, at Metadata: without the value.

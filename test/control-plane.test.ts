@@ -1,6 +1,7 @@
 /**
  * The real etcd and kube-apiserver on this host's loopback, the API server with the command line and config
- * files the image bakes (test/golden, paths moved into a temporary folder): Secrets are sealed in etcd, the
+ * files the image bakes (test/golden, paths moved into a temporary folder) and the certificates a master
+ * issues itself (src/node/issue-certs): Secrets are sealed in etcd, the
  * audit log records requests without their bodies, Pod Security refuses a privileged pod, and a key rotation
  * done the documented way (kubebake pki encryption-key add/use/retire, an API server restart after each)
  * never leaves a Secret unreadable. Faster than a VM boot, so it runs every step the boot test cannot afford.
@@ -133,51 +134,33 @@ beforeAll(async () => {
   mkdirSync(config, { recursive: true });
   for (const name of ["authentication-config", "authorization-config", "admission-config", "audit-policy"])
     writeFileSync(join(config, `${name}.yaml`), readFileSync(join(golden, "etc/kubernetes", `${name}.yaml`)));
-  // etcd's own certificate, signed as node-config signs it on a master.
-  const openssl = (...args: string[]) => {
-    const r = spawnSync("openssl", args, { encoding: "utf8" });
-    if (r.status !== 0) throw new Error(`openssl ${args[0]}: ${r.stderr}`);
-  };
-  openssl(
-    ...[
-      "req",
-      "-new",
-      "-newkey",
-      "ec",
-      "-pkeyopt",
-      "ec_paramgen_curve:prime256v1",
-      "-nodes",
-      "-subj",
-      "/CN=m1",
-    ],
-    ...["-keyout", `${pki}/etcd-member.key`, "-out", `${pki}/etcd-member.csr`],
-  );
+  // This "master's" own certificates, made by the script that makes them on a master at boot.
+  const sysconfig = join(work, "sysconfig");
+  mkdirSync(sysconfig);
+  writeFileSync(join(sysconfig, "kubernetes-masters"), "CLUSTER_NAME=demo\n");
+  const imageEnv = join(work, "image.env");
   writeFileSync(
-    join(work, "etcd.ext"),
-    "subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth,clientAuth\n",
+    imageEnv,
+    [
+      "CLUSTER_DOMAIN=cluster.local",
+      "DISCOVERY_DOMAIN=k8s",
+      "FIRST_SERVICE_IP=10.32.0.1",
+      `KUBEBAKE_PKI_DIR=${pki}`,
+    ]
+      .concat([`KUBEBAKE_LIBEXEC=${join(repoRoot, "src", "node")}`, ""])
+      .join("\n"),
   );
-  openssl(
-    ...[
-      "x509",
-      "-req",
-      "-in",
-      `${pki}/etcd-member.csr`,
-      "-CA",
-      `${pki}/etcd-ca.crt`,
-      "-CAkey",
-      `${pki}/etcd-ca.key`,
-    ],
-    ...[
-      "-CAcreateserial",
-      "-days",
-      "1",
-      "-sha256",
-      "-extfile",
-      join(work, "etcd.ext"),
-      "-out",
-      `${pki}/etcd-member.crt`,
-    ],
-  );
+  const issued = spawnSync("bash", [join(repoRoot, "src", "node", "issue-certs"), "boot"], {
+    encoding: "utf8",
+    env: {
+      PATH: process.env.PATH!,
+      KUBEBAKE_IMAGE_ENV: imageEnv,
+      KUBEBAKE_SYSCONFIG_DIR: sysconfig,
+      NODE_NAME: "m1",
+      NODE_IP: "127.0.0.1",
+    },
+  });
+  if (issued.status !== 0) throw new Error(`issue-certs: ${issued.stderr}`);
   etcdPort = await freePort();
   const peerPort = await freePort();
   apiPort = await freePort();
@@ -320,4 +303,292 @@ test("a key rotation the documented way keeps every Secret readable, and ends wi
     stderr: `error: only key ${newKey}: "add" a key before using it\n`,
   });
   expect(readFileSync(file, "utf8")).toBe(before);
+});
+
+test("renewed certificates: etcd serves its new one without a restart, the API server after the restart issue-certs asks for, and the cluster keeps answering", async () => {
+  const served = (port: number) => {
+    const s = spawnSync(
+      "openssl",
+      ["s_client", "-connect", `127.0.0.1:${port}`, "-servername", "localhost"],
+      {
+        input: "",
+        encoding: "utf8",
+      },
+    );
+    const pem = /-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/.exec(s.stdout)?.[0];
+    if (!pem) throw new Error(`no certificate on ${port}: ${s.stderr}`);
+    return spawnSync("openssl", ["x509", "-noout", "-serial", "-enddate"], { input: pem, encoding: "utf8" })
+      .stdout;
+  };
+  const before = { etcd: served(etcdPort), api: served(apiPort) };
+  const shims = join(work, "shims");
+  const calls = join(work, "calls");
+  mkdirSync(shims, { recursive: true });
+  writeFileSync(join(shims, "systemctl"), `#!/bin/sh\necho "systemctl $*" >> ${calls}\n`, { mode: 0o755 });
+  // The script waits for 127.0.0.1:6443; this API server is elsewhere, and restarted by the test below.
+  writeFileSync(join(shims, "curl"), "#!/bin/sh\nprintf ok\n", { mode: 0o755 });
+  const renewed = spawnSync("bash", [join(repoRoot, "src", "node", "issue-certs"), "renew"], {
+    encoding: "utf8",
+    env: {
+      PATH: `${shims}:${process.env.PATH}`,
+      KUBEBAKE_IMAGE_ENV: join(work, "image.env"),
+      KUBEBAKE_SYSCONFIG_DIR: join(work, "sysconfig"),
+      NODE_NAME: "m1",
+      NODE_IP: "127.0.0.1",
+      KUBEBAKE_CERT_DAYS: "1",
+      KUBEBAKE_CERT_RENEW_BEFORE_SECONDS: String(31 * 86_400),
+    },
+  });
+  expect({ status: renewed.status, stderr: renewed.stderr }).toEqual({ status: 0, stderr: "" });
+  expect(readFileSync(calls, "utf8")).toContain("systemctl try-restart kube-apiserver\n");
+  // etcd reads its certificate for every new connection.
+  expect(served(etcdPort)).not.toBe(before.etcd);
+  // The API server restarted as systemd would: it reaches etcd with its new client certificate and serves
+  // its new certificate; what was stored before still reads.
+  await stopApiserver();
+  await startApiserver();
+  expect(served(apiPort)).not.toBe(before.api);
+  expect(secretValue("sealed")).toBe("plain-value-1");
+  const created = kubectl("create", "secret", "generic", "after-renewal", "--from-literal=v=x");
+  expect({ status: created.status, stderr: created.stderr }).toEqual({ status: 0, stderr: "" });
+});
+
+describe("approve-kubelet-certs with the real API server", () => {
+  const approverKubeconfig = join(work, "approver.kubeconfig");
+  const nodeKubeconfig = join(work, "node-n1.kubeconfig");
+  const kubeconfigFor = (file: string, cert: string, key: string) =>
+    writeFileSync(
+      file,
+      [
+        "apiVersion: v1",
+        "kind: Config",
+        "clusters: [{name: c, cluster: {server: 'https://127.0.0.1:" +
+          apiPort +
+          "', certificate-authority: '" +
+          pki +
+          "/ca.crt'}}]",
+        `users: [{name: u, user: {client-certificate: '${cert}', client-key: '${key}'}}]`,
+        "contexts: [{name: x, context: {cluster: c, user: u}}]",
+        "current-context: x",
+        "",
+      ].join("\n"),
+      { mode: 0o600 },
+    );
+  const openssl = (...args: string[]) => {
+    const r = spawnSync("openssl", args, { cwd: work, encoding: "utf8" });
+    if (r.status !== 0) throw new Error(`openssl ${args[0]}: ${r.stderr}`);
+    return r.stdout;
+  };
+  /** A kubelet-serving request for SUBJECT naming SANS, sent as the node n1 (or as the admin). */
+  const request = (
+    name: string,
+    subject: string,
+    sans: string,
+    as: "node" | "admin" = "node",
+    refused?: RegExp,
+  ) => {
+    openssl(
+      ...[
+        "req",
+        "-new",
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:prime256v1",
+        "-nodes",
+        "-subj",
+        subject,
+      ],
+      ...["-addext", `subjectAltName=${sans}`, "-keyout", `${name}.key`, "-out", `${name}.csr`],
+    );
+    const csr = {
+      apiVersion: "certificates.k8s.io/v1",
+      kind: "CertificateSigningRequest",
+      metadata: { name },
+      spec: {
+        signerName: "kubernetes.io/kubelet-serving",
+        usages: ["digital signature", "key encipherment", "server auth"],
+        request: readFileSync(join(work, `${name}.csr`)).toString("base64"),
+      },
+    };
+    writeFileSync(join(work, `${name}.json`), JSON.stringify(csr));
+    const created = spawnSync(
+      join(programs(), "kubectl"),
+      [
+        `--kubeconfig=${as === "node" ? nodeKubeconfig : kubeconfig}`,
+        ...(as === "admin"
+          ? [`--server=https://127.0.0.1:${apiPort}`, "--tls-server-name=masters.demo.k8s"]
+          : []),
+        "create",
+        "-f",
+        join(work, `${name}.json`),
+      ],
+      { encoding: "utf8" },
+    );
+    if (refused)
+      expect({ name, status: created.status, stderr: created.stderr }).toEqual({
+        name,
+        status: 1,
+        stderr: expect.stringMatching(refused),
+      });
+    else
+      expect({ name, status: created.status, stderr: created.stderr }).toEqual({
+        name,
+        status: 0,
+        stderr: "",
+      });
+  };
+  const condition = (name: string) =>
+    JSON.parse(kubectl("get", "csr", name, "-o", "jsonpath={.status.conditions}").stdout || "[]") as {
+      type: string;
+      reason: string;
+      message: string;
+    }[];
+  const approve = () =>
+    spawnSync("bash", [join(repoRoot, "src", "node", "approve-kubelet-certs"), "once"], {
+      encoding: "utf8",
+      env: {
+        PATH: `${programs()}:${process.env.PATH}`,
+        KUBEBAKE_IMAGE_ENV: join(work, "image.env"),
+        KUBEBAKE_SYSCONFIG_DIR: join(work, "sysconfig"),
+        KUBEBAKE_APPROVER_KUBECONFIG: approverKubeconfig,
+        HOME: work, // kubectl keeps its discovery cache there
+      },
+    });
+
+  beforeAll(() => {
+    const rbac = kubectl("apply", "-f", join(golden, "usr/lib/kubebake/addons/bootstrap-rbac.yaml"));
+    expect({ status: rbac.status, stderr: rbac.stderr }).toEqual({ status: 0, stderr: "" });
+    kubeconfigFor(
+      approverKubeconfig,
+      `${pki}/kubelet-serving-approver.crt`,
+      `${pki}/kubelet-serving-approver.key`,
+    );
+    // Node n1: its object with the addresses its kubelet reported, and its client certificate.
+    writeFileSync(
+      join(work, "n1.json"),
+      JSON.stringify({ apiVersion: "v1", kind: "Node", metadata: { name: "n1" } }),
+    );
+    expect(kubectl("create", "-f", join(work, "n1.json")).status).toBe(0);
+    const status = kubectl(
+      ...["patch", "node", "n1", "--subresource=status", "--type=merge", "-p"],
+      JSON.stringify({
+        status: {
+          addresses: [
+            { type: "InternalIP", address: "10.0.0.5" },
+            { type: "Hostname", address: "n1" },
+          ],
+        },
+      }),
+    );
+    expect(status.stderr).toBe("");
+    openssl(
+      ...["req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"],
+      ...["-subj", "/O=system:nodes/CN=system:node:n1", "-keyout", "n1-client.key", "-out", "n1-client.csr"],
+    );
+    writeFileSync(join(work, "client.ext"), "extendedKeyUsage=clientAuth\n");
+    openssl(
+      ...[
+        "x509",
+        "-req",
+        "-in",
+        "n1-client.csr",
+        "-CA",
+        `${pki}/ca.crt`,
+        "-CAkey",
+        `${pki}/ca.key`,
+        "-set_serial",
+        "9",
+      ],
+      ...["-days", "1", "-extfile", "client.ext", "-out", "n1-client.crt"],
+    );
+    kubeconfigFor(nodeKubeconfig, join(work, "n1-client.crt"), join(work, "n1-client.key"));
+  });
+
+  test("a request naming only the node's own name and address is approved; any other name, subject or requester is denied, saying why", () => {
+    request("good", "/O=system:nodes/CN=system:node:n1", "DNS:n1,IP:10.0.0.5");
+    request("other-ip", "/O=system:nodes/CN=system:node:n1", "DNS:n1,IP:10.0.0.99");
+    request("other-name", "/O=system:nodes/CN=system:node:n1", "DNS:n1,DNS:api.example.com");
+    // NodeRestriction already refuses another node's subject; the approver checks it again for requests the
+    // admission plugin does not see (e.g. made before it was on).
+    request(
+      "other-node",
+      "/O=system:nodes/CN=system:node:n2",
+      "DNS:n1,IP:10.0.0.5",
+      "node",
+      /can only create a node CSR with CN=system:node:n1/,
+    );
+    request("not-a-node", "/O=system:nodes/CN=system:node:n1", "DNS:n1,IP:10.0.0.5", "admin");
+    const pass = approve();
+    expect({ status: pass.status, stderr: pass.stderr }).toEqual({ status: 0, stderr: "" });
+    expect(condition("good")).toEqual([
+      expect.objectContaining({ type: "Approved", reason: "KubebakeNodeAddresses" }),
+    ]);
+    const denied = (name: string) => {
+      const [c] = condition(name);
+      return `${c?.type}: ${c?.message}`;
+    };
+    expect(denied("other-ip")).toBe(
+      "Denied: IP:10.0.0.99 is not an address of node n1 (it has: IP:10.0.0.5 DNS:n1)",
+    );
+    expect(denied("other-name")).toBe(
+      "Denied: DNS:api.example.com is not an address of node n1 (it has: IP:10.0.0.5 DNS:n1)",
+    );
+    expect(denied("not-a-node")).toBe("Denied: asked by kubebake-admin, not by a node");
+    // A second pass leaves decided requests alone.
+    const again = approve();
+    expect(again.stdout).toBe("");
+  });
+
+  test("the approver's identity can approve kubelet-serving requests and nothing else", () => {
+    const canI = (...args: string[]) =>
+      spawnSync(
+        join(programs(), "kubectl"),
+        [`--kubeconfig=${approverKubeconfig}`, "auth", "can-i", ...args],
+        {
+          encoding: "utf8",
+        },
+      ).stdout.trim();
+    // A signer's name has a '/', which `kubectl auth can-i` takes apart: ask with a review of our own.
+    const mayApprove = (signer: string) => {
+      const review = join(work, "review.json");
+      writeFileSync(
+        review,
+        JSON.stringify({
+          apiVersion: "authorization.k8s.io/v1",
+          kind: "SelfSubjectAccessReview",
+          spec: {
+            resourceAttributes: {
+              group: "certificates.k8s.io",
+              resource: "signers",
+              name: signer,
+              verb: "approve",
+            },
+          },
+        }),
+      );
+      const r = spawnSync(
+        join(programs(), "kubectl"),
+        [`--kubeconfig=${approverKubeconfig}`, "create", "--validate=false", "-f", review, "-o", "json"],
+        {
+          encoding: "utf8",
+        },
+      );
+      if (r.status !== 0) throw new Error(`SelfSubjectAccessReview: ${r.stderr}`);
+      return (JSON.parse(r.stdout) as { status: { allowed: boolean } }).status.allowed ? "yes" : "no";
+    };
+    expect({
+      approveKubeletServing: mayApprove("kubernetes.io/kubelet-serving"),
+      approveClientCerts: mayApprove("kubernetes.io/kube-apiserver-client"),
+      readSecrets: canI("get", "secrets", "-A"),
+      deleteCsrs: canI("delete", "certificatesigningrequests"),
+      updateNodes: canI("update", "nodes"),
+    }).toEqual({
+      approveKubeletServing: "yes",
+      approveClientCerts: "no",
+      readSecrets: "no",
+      deleteCsrs: "no",
+      updateNodes: "no",
+    });
+  });
 });

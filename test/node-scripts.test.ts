@@ -36,6 +36,7 @@ function sandbox(label: string, role: "masters" | "minions", roleFile: string) {
     [
       "CLUSTER_DOMAIN=cluster.local",
       "DISCOVERY_DOMAIN=k8s",
+      "FIRST_SERVICE_IP=10.32.0.1",
       `KUBEBAKE_CONFIG_DIR=${paths.config}`,
       `KUBEBAKE_PKI_DIR=${paths.pki}`,
       `KUBEBAKE_NODE_ENV=${paths.nodeEnv}`,
@@ -49,8 +50,8 @@ function sandbox(label: string, role: "masters" | "minions", roleFile: string) {
     KUBEBAKE_IMAGE_ENV: imageEnv,
     KUBEBAKE_SYSCONFIG_DIR: paths.sysconfig,
   };
-  const run = (script: string, extra: Record<string, string> = {}) =>
-    spawnSync("bash", [join(nodeDir, script)], { encoding: "utf8", env: { ...env, ...extra } });
+  const run = (script: string, extra: Record<string, string> = {}, args: string[] = []) =>
+    spawnSync("bash", [join(nodeDir, script), ...args], { encoding: "utf8", env: { ...env, ...extra } });
   return { dir, paths, env, run };
 }
 
@@ -82,6 +83,39 @@ const minionSecrets = (dir: string) => {
   makeCA(dir, "ca");
   writeFileSync(join(dir, "bootstrap-token"), "abcdef.0123456789abcdef");
 };
+
+/** Each certificate a master issues itself: its CA, subject and extended key usages as openssl prints them. */
+const LEAVES: [string, string, string, string][] = [
+  ["apiserver", "ca", "CN = kube-apiserver", "TLS Web Server Authentication"],
+  ["apiserver-kubelet-client", "ca", "CN = kube-apiserver-kubelet-client", "TLS Web Client Authentication"],
+  ["apiserver-etcd-client", "etcd-ca", "CN = kube-apiserver-etcd-client", "TLS Web Client Authentication"],
+  ["front-proxy-client", "front-proxy-ca", "CN = front-proxy-client", "TLS Web Client Authentication"],
+  ["controller-manager", "ca", "CN = system:kube-controller-manager", "TLS Web Client Authentication"],
+  ["scheduler", "ca", "CN = system:kube-scheduler", "TLS Web Client Authentication"],
+  ["addons", "ca", "O = system:masters, CN = kubebake-addons", "TLS Web Client Authentication"],
+  [
+    "kubelet-serving-approver",
+    "ca",
+    "CN = kubebake:kubelet-serving-approver",
+    "TLS Web Client Authentication",
+  ],
+  ["etcd-member", "etcd-ca", "CN = master-1", "TLS Web Server Authentication, TLS Web Client Authentication"],
+];
+
+/** A master's sandbox with the secrets the store holds for masters: real CAs, placeholders for the rest. */
+function masterBox(label: string) {
+  const box = sandbox(
+    label,
+    "masters",
+    "CLUSTER_NAME=demo\nSECRET_SOURCE=files:@SECRETS@\nNODE_NAME=master-1\nNODE_IP=10.0.0.9\n",
+  );
+  const s = box.paths.secrets;
+  for (const ca of ["ca", "etcd-ca", "front-proxy-ca"]) makeCA(s, ca);
+  for (const name of ["sa.key", "sa.pub", "encryption-config.yaml"])
+    writeFileSync(join(s, name), `${name} (test material)\n`);
+  writeFileSync(join(s, "bootstrap-token"), "abcdef.0123456789abcdef");
+  return box;
+}
 
 describe("node-config", () => {
   test("--cloud-provider=external only when the role file opts in with CLOUD_CONTROLLER=external", () => {
@@ -140,58 +174,124 @@ describe("node-config", () => {
     expect(env).toMatch(/\nNODE_IP=\d+\.\d+\.\d+\.\d+\n/);
   });
 
-  test("a master signs its own etcd certificate for its address and loopback, and gets local kubeconfigs", () => {
-    const box = sandbox(
-      "master",
-      "masters",
-      "CLUSTER_NAME=demo\nSECRET_SOURCE=files:@SECRETS@\nNODE_NAME=master-1\nNODE_IP=10.0.0.9\n",
-    );
-    const s = box.paths.secrets;
-    makeCA(s, "ca");
-    makeCA(s, "etcd-ca");
-    const others = [
-      "front-proxy-ca.crt",
-      "front-proxy-client.crt",
-      "front-proxy-client.key",
-      "sa.key",
-      "sa.pub",
-      "apiserver.crt",
-      "apiserver.key",
-      "apiserver-kubelet-client.crt",
-      "apiserver-kubelet-client.key",
-      "apiserver-etcd-client.crt",
-      "apiserver-etcd-client.key",
-      "controller-manager.crt",
-      "controller-manager.key",
-      "scheduler.crt",
-      "scheduler.key",
-      "admin.crt",
-      "admin.key",
-    ];
-    for (const name of others) writeFileSync(join(s, name), `${name} (test material)\n`);
-    writeFileSync(join(s, "bootstrap-token"), "abcdef.0123456789abcdef");
+  test("a master fetches only the CAs and shared keys, and issues every certificate it uses itself, for its name and address", () => {
+    const box = masterBox("master");
     const result = box.run("node-config");
     expect(result.stderr).toBe("");
     expect(result.status).toBe(0);
-    const verify = spawnSync(
-      "openssl",
-      ["verify", "-CAfile", join(box.paths.pki, "etcd-ca.crt"), join(box.paths.pki, "etcd-member.crt")],
-      { encoding: "utf8" },
+    const pki = box.paths.pki;
+    // What the store gave: CAs, the service-account pair, the token and the encryption config; no leaf, no admin key.
+    const fetched = ["ca", "etcd-ca", "front-proxy-ca"].flatMap((n) => [`${n}.crt`, `${n}.key`]);
+    for (const name of [...fetched, "sa.key", "sa.pub", "bootstrap-token", "encryption-config.yaml"])
+      expect(`${name} ${(statSync(join(pki, name)).mode & 0o777).toString(8)}`).toBe(`${name} 600`);
+    expect(() => statSync(join(pki, "admin.key"))).toThrow();
+    for (const [leaf, ca, subject, usages] of LEAVES) {
+      const verify = spawnSync(
+        "openssl",
+        ["verify", "-CAfile", join(pki, `${ca}.crt`), join(pki, `${leaf}.crt`)],
+        {
+          encoding: "utf8",
+        },
+      );
+      expect(`${leaf}: ${verify.stdout.trim()}`).toBe(`${leaf}: ${join(pki, `${leaf}.crt`)}: OK`);
+      const text = openssl(["x509", "-in", join(pki, `${leaf}.crt`), "-noout", "-text"], box.dir);
+      expect(`${leaf}: ${/Subject: (.*)/.exec(text)![1]}`).toBe(`${leaf}: ${subject}`);
+      expect(`${leaf}: ${/Extended Key Usage: *\n\s*(.*)/.exec(text)![1]}`).toBe(`${leaf}: ${usages}`);
+      expect(text).toContain("CA:FALSE");
+      expect(`${leaf} ${(statSync(join(pki, `${leaf}.key`)).mode & 0o777).toString(8)}`).toBe(`${leaf} 600`);
+      // The key belongs to the certificate.
+      expect(openssl(["pkey", "-in", join(pki, `${leaf}.key`), "-pubout"], box.dir)).toBe(
+        openssl(["x509", "-in", join(pki, `${leaf}.crt`), "-noout", "-pubkey"], box.dir),
+      );
+      // 30 days by default.
+      const dates = openssl(
+        ["x509", "-in", join(pki, `${leaf}.crt`), "-noout", "-startdate", "-enddate"],
+        box.dir,
+      );
+      const [start, end] = [...dates.matchAll(/=(.*)/g)].map((m) => Date.parse(m[1]!));
+      expect(`${leaf} ${(end! - start!) / 86_400_000}`).toBe(`${leaf} 30`);
+    }
+    const sans = (leaf: string) =>
+      /X509v3 Subject Alternative Name: *\n\s*(.*)/.exec(
+        openssl(["x509", "-in", join(pki, `${leaf}.crt`), "-noout", "-text"], box.dir),
+      )![1];
+    // Every way the API is reached, this master's own address included.
+    expect(sans("apiserver")).toBe(
+      "DNS:masters.demo.k8s, DNS:kubernetes, DNS:kubernetes.default, DNS:kubernetes.default.svc, DNS:kubernetes.default.svc.cluster.local, DNS:master-1, IP Address:10.32.0.1, IP Address:127.0.0.1, IP Address:10.0.0.9",
     );
-    expect(verify.stdout).toContain(": OK");
-    const text = openssl(["x509", "-in", join(box.paths.pki, "etcd-member.crt"), "-noout", "-text"], box.dir);
-    // the peers and the other masters' etcd-member reach it on its address, the API server on loopback
-    expect(text).toMatch(/IP Address:10\.0\.0\.9, IP Address:127\.0\.0\.1, DNS:master-1, DNS:localhost/);
-    expect(text).toMatch(/TLS Web Server Authentication, TLS Web Client Authentication/);
-    // the cluster's shared etcd server key is not fetched: each master's certificate is its own
-    expect(statSync(join(box.paths.pki, "etcd-ca.key")).mode & 0o777).toBe(0o600);
-    expect(() => statSync(join(box.paths.pki, "etcd-server.key"))).toThrow();
+    // the peers and the other masters' etcd-member reach etcd on its address, the API server on loopback
+    expect(sans("etcd-member")).toBe(
+      "IP Address:10.0.0.9, IP Address:127.0.0.1, DNS:master-1, DNS:localhost",
+    );
+    // No two certificates share a key.
+    const keys = LEAVES.map(([leaf]) => readFileSync(join(pki, `${leaf}.key`), "utf8"));
+    expect(new Set(keys).size).toBe(LEAVES.length);
     const nodeEnv = readFileSync(box.paths.nodeEnv, "utf8");
     // etcd reads ETCD_* variables as settings and exits when they shadow its flags.
     expect(nodeEnv).not.toMatch(/^ETCD_/m);
     const cm = parse(readFileSync(join(box.paths.config, "controller-manager.kubeconfig"), "utf8"));
     expect(cm.clusters[0].cluster.server).toBe("https://127.0.0.1:6443");
-    expect(cm.users[0].user["client-certificate"]).toBe(join(box.paths.pki, "controller-manager.crt"));
+    expect(cm.users[0].user["client-certificate"]).toBe(join(pki, "controller-manager.crt"));
+    const addons = parse(readFileSync(join(box.paths.config, "addons.kubeconfig"), "utf8"));
+    expect(addons.users[0].user["client-certificate"]).toBe(join(pki, "addons.crt"));
+  });
+
+  test("issue-certs renew: nothing while every certificate has a third of its life left; once due, each is new and each program that reads it restarts once, one at a time, the API server ready before the next", () => {
+    const box = masterBox("renew");
+    expect(box.run("node-config").status).toBe(0);
+    const calls = join(box.dir, "calls");
+    const shims = join(box.dir, "shims");
+    mkdirSync(shims);
+    // systemctl and the readiness probe are recorded, in order, in one file.
+    writeFileSync(join(shims, "systemctl"), `#!/bin/sh\necho "systemctl $*" >> ${calls}\n`, { mode: 0o755 });
+    writeFileSync(
+      join(shims, "curl"),
+      `#!/bin/sh\nfor a; do case "$a" in */readyz) echo "readyz $a" >> ${calls}; printf ok; exit 0 ;; esac; done\nexit 7\n`,
+      { mode: 0o755 },
+    );
+    const env = { PATH: `${shims}:${process.env.PATH}`, NODE_NAME: "master-1", NODE_IP: "10.0.0.9" };
+    const serials = () =>
+      LEAVES.map(([leaf]) =>
+        openssl(["x509", "-in", join(box.paths.pki, `${leaf}.crt`), "-noout", "-serial"], box.dir),
+      );
+    const before = serials();
+
+    const quiet = box.run("issue-certs", { ...env }, ["renew"]);
+    expect({ status: quiet.status, stderr: quiet.stderr }).toEqual({ status: 0, stderr: "" });
+    expect(quiet.stdout).toContain("every certificate has more than 864000s left: nothing to renew");
+    expect(serials()).toEqual(before);
+    expect(() => readFileSync(calls)).toThrow(); // nothing restarted
+
+    // Due: the 30-day certificates have less than the 31 days asked for left. The new ones live one day.
+    const due = box.run(
+      "issue-certs",
+      { ...env, KUBEBAKE_CERT_DAYS: "1", KUBEBAKE_CERT_RENEW_BEFORE_SECONDS: String(31 * 86_400) },
+      ["renew"],
+    );
+    expect({ status: due.status, stderr: due.stderr }).toEqual({ status: 0, stderr: "" });
+    expect(due.stdout).toContain(`issued ${LEAVES.map(([l]) => l).join(" ")} for 1 days`);
+    const after = serials();
+    for (let i = 0; i < LEAVES.length; i++) expect(after[i]).not.toBe(before[i]);
+    expect(readFileSync(calls, "utf8")).toBe(
+      [
+        "systemctl try-restart kube-apiserver",
+        "readyz https://127.0.0.1:6443/readyz",
+        "systemctl try-restart kube-controller-manager",
+        "systemctl try-restart kube-scheduler",
+        "systemctl try-restart kubebake-csr-approver",
+        "",
+      ].join("\n"),
+    );
+    // A day-long certificate is due in its last third (8 hours): not now.
+    const fresh = box.run("issue-certs", { ...env, KUBEBAKE_CERT_DAYS: "1" }, ["renew"]);
+    expect(fresh.stdout).toContain("every certificate has more than 28800s left: nothing to renew");
+    // A bad lifetime is refused, naming the role file's field.
+    const bad = box.run("issue-certs", { ...env, KUBEBAKE_CERT_DAYS: "30d" }, ["renew"]);
+    expect({ status: bad.status, stderr: bad.stderr }).toEqual({
+      status: 1,
+      stderr:
+        "kubebake issue-certs: error: KUBEBAKE_CERT_DAYS '30d' in the role file is not a whole number of days\n",
+    });
   });
 
   test.each([

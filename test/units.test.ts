@@ -183,6 +183,8 @@ describe("rendered units and config files", () => {
     "kube-controller-manager",
     "kube-scheduler",
     "kubebake-addons",
+    "kubebake-certs",
+    "kubebake-csr-approver",
     "kubebake-launch-ready",
   ];
   const everyNode = ["containerd", "kubebake-images", "kubelet", "kube-proxy"];
@@ -208,16 +210,17 @@ describe("rendered units and config files", () => {
     );
   });
 
-  test("every unit is enabled in the one image; the snapshot service through its timer, which has the masters' condition", () => {
-    const timer = files.find((f) => f.path === "/etc/systemd/system/etcd-snapshot.timer");
-    expect(timer?.content?.toString()).toContain(`\nConditionPathExists=${roleFile("masters")}\n`);
-    expect(
-      rendered.find((e) => e.path === "/etc/systemd/system/timers.target.wants/etcd-snapshot.timer"),
-    ).toEqual(
-      expect.objectContaining({ kind: "symlink", target: "/etc/systemd/system/etcd-snapshot.timer" }),
-    );
-    expect(text("/etc/systemd/system/etcd-snapshot.service")).not.toContain("[Install]");
-    for (const unit of units.filter((u) => !u.path.endsWith("/etcd-snapshot.service"))) {
+  const timed = ["etcd-snapshot", "kubebake-certs"];
+  test("every unit is enabled in the one image; the snapshot and certificate services through their timers, which have the masters' condition", () => {
+    for (const name of timed) {
+      const timer = files.find((f) => f.path === `/etc/systemd/system/${name}.timer`);
+      expect(timer?.content?.toString()).toContain(`\nConditionPathExists=${roleFile("masters")}\n`);
+      expect(
+        rendered.find((e) => e.path === `/etc/systemd/system/timers.target.wants/${name}.timer`),
+      ).toEqual(expect.objectContaining({ kind: "symlink", target: `/etc/systemd/system/${name}.timer` }));
+      expect(text(`/etc/systemd/system/${name}.service`)).not.toContain("[Install]");
+    }
+    for (const unit of units.filter((u) => !timed.some((name) => u.path.endsWith(`/${name}.service`)))) {
       const link = rendered.find(
         (e) => e.path === `/etc/systemd/system/multi-user.target.wants/${unitName(unit.path)}`,
       );

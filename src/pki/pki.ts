@@ -1,7 +1,6 @@
 import "reflect-metadata"; // @peculiar/x509's dependency injection needs it loaded first
 import { randomBytes, webcrypto } from "node:crypto";
 import * as x509 from "@peculiar/x509";
-import { firstHost } from "../bake/render";
 import { encryptionConfig, newKey } from "./encryption";
 
 type CryptoKey = webcrypto.CryptoKey;
@@ -12,6 +11,7 @@ x509.cryptoProvider.set(webcrypto as unknown as Parameters<typeof x509.cryptoPro
 /** What names the cluster's certificates carry. */
 export interface PkiParams {
   cluster: string;
+  /** Named by each master's own API certificate (issue-certs reads them from the image), not here. */
   clusterDomain: string;
   serviceCIDR: string;
   discoveryDomain: string;
@@ -66,16 +66,10 @@ async function selfSignedCA(name: string, notBefore: Date, days: number): Promis
 interface LeafSpec {
   subject: string;
   usages: ("server" | "client")[];
-  dns?: string[];
-  ips?: string[];
 }
 
 async function issue(ca: Issued, spec: LeafSpec, notBefore: Date, days: number): Promise<Issued> {
   const keys = await newKeys();
-  const sans = [
-    ...(spec.dns ?? []).map((value) => ({ type: "dns" as const, value })),
-    ...(spec.ips ?? []).map((value) => ({ type: "ip" as const, value })),
-  ];
   const eku = spec.usages.map((u) =>
     u === "server" ? x509.ExtendedKeyUsage.serverAuth : x509.ExtendedKeyUsage.clientAuth,
   );
@@ -95,7 +89,6 @@ async function issue(ca: Issued, spec: LeafSpec, notBefore: Date, days: number):
         true,
       ),
       new x509.ExtendedKeyUsageExtension(eku),
-      ...(sans.length > 0 ? [new x509.SubjectAlternativeNameExtension(sans)] : []),
       await x509.SubjectKeyIdentifierExtension.create(keys.publicKey),
       await x509.AuthorityKeyIdentifierExtension.create(ca.cert),
     ],
@@ -124,10 +117,10 @@ export function bootstrapToken(): string {
 }
 
 /**
- * The whole cluster PKI: the cluster CA, the API server's serving certificate, the front-proxy CA, the
- * etcd CA (each master signs its own etcd certificate at boot, for its address) with the API server's client
- * certificate, the service-account key pair, the control plane's client
- * certificates, an admin kubeconfig, a bootstrap token and the key that encrypts Secrets in etcd. Pure apart from randomness.
+ * The cluster's shared secrets: the cluster, front-proxy and etcd CAs, the service-account key pair, the
+ * operator's admin certificate and kubeconfig, a bootstrap token and the key that encrypts Secrets in etcd.
+ * No master's certificate is here: each master issues its own from the CAs at boot, for its name and
+ * address, and renews it (src/node/issue-certs). Pure apart from randomness.
  */
 export async function generateClusterPki(params: PkiParams): Promise<PkiFile[]> {
   const now = params.now ?? new Date();
@@ -141,40 +134,9 @@ export async function generateClusterPki(params: PkiParams): Promise<PkiFile[]> 
   const etcdCA = await selfSignedCA(`CN=kubebake-${params.cluster}-etcd-ca`, notBefore, caDays);
   const leaf = (by: Issued, spec: LeafSpec) => issue(by, spec, notBefore, leafDays);
 
+  // The operator's credential. Masters issue their own certificates from the CAs at boot (issue-certs).
   const issued: [string, Issued][] = [
-    [
-      "apiserver",
-      await leaf(ca, {
-        subject: "CN=kube-apiserver",
-        usages: ["server"],
-        dns: [
-          mastersName,
-          "kubernetes",
-          "kubernetes.default",
-          "kubernetes.default.svc",
-          `kubernetes.default.svc.${params.clusterDomain}`,
-        ],
-        ips: [firstHost(params.serviceCIDR), "127.0.0.1"],
-      }),
-    ],
-    [
-      "apiserver-kubelet-client",
-      await leaf(ca, { subject: "CN=kube-apiserver-kubelet-client", usages: ["client"] }),
-    ],
-    [
-      "controller-manager",
-      await leaf(ca, { subject: "CN=system:kube-controller-manager", usages: ["client"] }),
-    ],
-    ["scheduler", await leaf(ca, { subject: "CN=system:kube-scheduler", usages: ["client"] })],
     ["admin", await leaf(ca, { subject: "CN=kubebake-admin, O=system:masters", usages: ["client"] })],
-    [
-      "front-proxy-client",
-      await leaf(frontProxyCA, { subject: "CN=front-proxy-client", usages: ["client"] }),
-    ],
-    [
-      "apiserver-etcd-client",
-      await leaf(etcdCA, { subject: "CN=kube-apiserver-etcd-client", usages: ["client"] }),
-    ],
   ];
   const serviceAccount = await newKeys();
 

@@ -168,14 +168,11 @@ export class Net {
         ],
         this.secrets,
       );
+    // Each master issues its certificates from these at boot (node-config runs issue-certs).
     ca("ca");
     ca("etcd-ca");
-    for (const name of [
-      ...["front-proxy-ca.crt", "front-proxy-client.crt", "front-proxy-client.key", "sa.key", "sa.pub"],
-      ...["apiserver.crt", "apiserver.key", "apiserver-kubelet-client.crt", "apiserver-kubelet-client.key"],
-      ...["apiserver-etcd-client.crt", "apiserver-etcd-client.key", "controller-manager.crt"],
-      ...["controller-manager.key", "scheduler.crt", "scheduler.key", "admin.crt", "admin.key"],
-    ])
+    ca("front-proxy-ca");
+    for (const name of ["sa.key", "sa.pub", "encryption-config.yaml"])
       writeFileSync(join(this.secrets, name), `${name} (test material)\n`);
     writeFileSync(join(this.secrets, "bootstrap-token"), "abcdef.0123456789abcdef");
     // The writer's client certificate, of the etcd CA.
@@ -389,6 +386,7 @@ export class Master {
       [
         "CLUSTER_DOMAIN=cluster.local",
         "DISCOVERY_DOMAIN=k8s",
+        "FIRST_SERVICE_IP=10.32.0.1",
         `KUBEBAKE_CONFIG_DIR=${p.config}`,
         `KUBEBAKE_PKI_DIR=${p.pki}`,
         `KUBEBAKE_NODE_ENV=${p.nodeEnv}`,
