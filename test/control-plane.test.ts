@@ -13,6 +13,13 @@ import { join } from "node:path";
 import { generateClusterPki } from "../src/pki/pki";
 import { writePki } from "../src/pki/write";
 import { repoRoot, runCli, tempDir, upstreamPrograms } from "./helpers";
+import {
+  DescribeParametersCommand,
+  GetParameterCommand,
+  PutParameterCommand,
+  SSMClient,
+} from "@aws-sdk/client-ssm";
+import { startMoto, type Moto } from "./aws/moto";
 
 jest.setTimeout(10 * 60_000);
 
@@ -590,5 +597,225 @@ describe("approve-kubelet-certs with the real API server", () => {
       deleteCsrs: "no",
       updateNodes: "no",
     });
+  });
+});
+
+describe("join-token with the real API server", () => {
+  let moto: Moto;
+  let ssm: SSMClient;
+  const secrets = join(work, "store");
+  const credentials = { accessKeyId: "AKIDJOINTOKEN", secretAccessKey: "join-token-test-secret" };
+  const tokenKubectl = (token: string, ...args: string[]) =>
+    spawnSync(
+      join(programs(), "kubectl"),
+      [
+        `--server=https://127.0.0.1:${apiPort}`,
+        `--certificate-authority=${pki}/ca.crt`,
+        "--tls-server-name=masters.demo.k8s",
+        // The token goes in a kubeconfig of its own: on kubectl's command line it would be public.
+        `--kubeconfig=${tokenConfig(token)}`,
+        ...args,
+      ],
+      { encoding: "utf8", env: { PATH: process.env.PATH!, HOME: work } },
+    );
+  const tokenConfig = (token: string) => {
+    const file = join(work, `token-${token.split(".")[0]}.kubeconfig`);
+    writeFileSync(
+      file,
+      `apiVersion: v1\nkind: Config\nusers: [{name: t, user: {token: ${token}}}]\nclusters: [{name: c, cluster: {server: x}}]\ncontexts: [{name: x, context: {cluster: c, user: t}}]\ncurrent-context: x\n`,
+      { mode: 0o600 },
+    );
+    return file;
+  };
+  /** join-token on this "master": provider none (the token came with the user data) or aws (SSM on moto). */
+  const joinToken = (provider: "none" | "aws", extra: Record<string, string> = {}) => {
+    const roleFile =
+      provider === "none"
+        ? `CLUSTER_NAME=demo\nSECRET_SOURCE=files:${secrets}\n`
+        : "CLUSTER_NAME=demo\nCLOUD_PROVIDER=aws\nSECRET_SOURCE=ssm:/kubebake/demo\nSECRET_KMS_KEY=alias/aws/ssm\n";
+    writeFileSync(join(work, "sysconfig", "kubernetes-masters"), roleFile);
+    return spawnSync("bash", [join(repoRoot, "src", "node", "join-token")], {
+      encoding: "utf8",
+      env: {
+        PATH: `${programs()}:${process.env.PATH}`,
+        HOME: work,
+        KUBEBAKE_IMAGE_ENV: join(work, "image.env"),
+        KUBEBAKE_SYSCONFIG_DIR: join(work, "sysconfig"),
+        KUBEBAKE_JOIN_TOKEN_KUBECONFIG: kubeconfigWithServer,
+        AWS_ACCESS_KEY_ID: credentials.accessKeyId,
+        AWS_SECRET_ACCESS_KEY: credentials.secretAccessKey,
+        AWS_REGION: "eu-west-1",
+        AWS_ENDPOINT_URL_SSM: moto.endpoint,
+        ...extra,
+      },
+    });
+  };
+  const kubeconfigWithServer = join(work, "admin-direct.kubeconfig");
+  const tokenSecret = (id: string) =>
+    JSON.parse(
+      kubectl("get", "secret", "-n", "kube-system", `bootstrap-token-${id}`, "-o", "json").stdout || "null",
+    ) as {
+      data: Record<string, string>;
+    } | null;
+  const expiry = (id: string) =>
+    Date.parse(Buffer.from(tokenSecret(id)!.data.expiration!, "base64").toString());
+  const published = async () =>
+    (
+      await ssm.send(
+        new GetParameterCommand({ Name: "/kubebake/demo/bootstrap-token", WithDecryption: true }),
+      )
+    ).Parameter!.Value!;
+
+  beforeAll(async () => {
+    moto = await startMoto();
+    ssm = new SSMClient({ region: "eu-west-1", endpoint: moto.endpoint, credentials });
+    mkdirSync(secrets, { recursive: true });
+    writeFileSync(join(secrets, "bootstrap-token"), readFileSync(join(pki, "bootstrap-token")));
+    // The operator's kubeconfig with the server this test's API server listens on.
+    writeFileSync(
+      kubeconfigWithServer,
+      readFileSync(kubeconfig, "utf8").replace(/server: .*/, `server: https://127.0.0.1:${apiPort}`),
+      { mode: 0o600 },
+    );
+    expect(kubectl("apply", "-f", join(golden, "usr/lib/kubebake/addons/bootstrap-rbac.yaml")).status).toBe(
+      0,
+    );
+  });
+  afterAll(async () => moto?.stop());
+
+  test("provider none: the delivered token gets a Secret that expires after the TTL, once; it joins and does nothing else", () => {
+    const token = readFileSync(join(secrets, "bootstrap-token"), "utf8").trim();
+    const id = token.split(".")[0]!;
+    const before = Date.now();
+    const first = joinToken("none");
+    expect({ status: first.status, stderr: first.stderr }).toEqual({ status: 0, stderr: "" });
+    expect(first.stdout).toContain(
+      `join token ${id} accepted for 240 minutes; provider none cannot publish a new one`,
+    );
+    const expires = expiry(id);
+    expect(expires).toBeGreaterThanOrEqual(Math.floor(before / 1000) * 1000 + 240 * 60_000);
+    expect(expires).toBeLessThanOrEqual(Date.now() + 240 * 60_000);
+    const again = joinToken("none");
+    expect(again.stdout).toMatch(
+      new RegExp(`join token ${id} is valid for 2[0-9]{2} more minutes: nothing to do`),
+    );
+    expect(expiry(id)).toBe(expires);
+    // What the token may do: ask for a node certificate, nothing more.
+    const can = (...args: string[]) => tokenKubectl(token, "auth", "can-i", ...args).stdout.trim();
+    expect({
+      createCsr: can("create", "certificatesigningrequests.certificates.k8s.io"),
+      readSecrets: can("get", "secrets", "-n", "kube-system"),
+      listNodes: can("list", "nodes"),
+      createPods: can("create", "pods"),
+    }).toEqual({ createCsr: "yes", readSecrets: "no", listNodes: "no", createPods: "no" });
+  });
+
+  test("an expired token is refused by the API server", () => {
+    const expired = `expird.${"0123456789abcdef"}`;
+    writeFileSync(
+      join(work, "expired.json"),
+      JSON.stringify({
+        apiVersion: "v1",
+        kind: "Secret",
+        metadata: { name: "bootstrap-token-expird", namespace: "kube-system" },
+        type: "bootstrap.kubernetes.io/token",
+        stringData: {
+          "token-id": "expird",
+          "token-secret": "0123456789abcdef",
+          expiration: new Date(Date.now() - 60_000).toISOString().replace(/\.\d+Z$/, "Z"),
+          "usage-bootstrap-authentication": "true",
+          "auth-extra-groups": "system:bootstrappers:kubebake",
+        },
+      }),
+    );
+    expect(kubectl("create", "-f", join(work, "expired.json")).status).toBe(0);
+    const refused = tokenKubectl(expired, "get", "--raw", "/apis");
+    expect(refused.status).toBe(1);
+    expect(refused.stderr).toMatch(/Unauthorized/);
+  });
+
+  test("provider aws: a token that never expired or runs short is replaced by a new one, published to SSM; the one without expiry is deleted and refused", async () => {
+    // As an older image left it: the store's token, its Secret without expiry.
+    const old = readFileSync(join(secrets, "bootstrap-token"), "utf8").trim();
+    const oldId = old.split(".")[0]!;
+    await ssm.send(
+      new PutParameterCommand({
+        Name: "/kubebake/demo/bootstrap-token",
+        Value: old,
+        Type: "SecureString",
+        Overwrite: true,
+      }),
+    );
+    kubectl("delete", "secret", "-n", "kube-system", `bootstrap-token-${oldId}`);
+    writeFileSync(
+      join(work, "forever.json"),
+      JSON.stringify({
+        apiVersion: "v1",
+        kind: "Secret",
+        metadata: { name: `bootstrap-token-${oldId}`, namespace: "kube-system" },
+        type: "bootstrap.kubernetes.io/token",
+        stringData: {
+          "token-id": oldId,
+          "token-secret": old.split(".")[1],
+          "usage-bootstrap-authentication": "true",
+          "auth-extra-groups": "system:bootstrappers:kubebake",
+        },
+      }),
+    );
+    expect(kubectl("create", "-f", join(work, "forever.json")).status).toBe(0);
+
+    const rotated = joinToken("aws");
+    expect({ status: rotated.status, stderr: rotated.stderr }).toEqual({ status: 0, stderr: "" });
+    const fresh = await published();
+    const freshId = fresh.split(".")[0]!;
+    expect(fresh).toMatch(/^[a-z0-9]{6}\.[a-z0-9]{16}$/);
+    expect(fresh).not.toBe(old);
+    expect(rotated.stdout).toContain(
+      `minted and published join token ${freshId}, valid for 240 minutes (replacing ${oldId})`,
+    );
+    expect(rotated.stdout).toContain(`deleted join token ${oldId}, which never expired`);
+    expect(tokenSecret(oldId)).toBeNull();
+    expect(expiry(freshId) - Date.now()).toBeGreaterThan(235 * 60_000);
+    // The API server caches a token's success for 10 s: the deleted one is refused once that passed.
+    let refused = tokenKubectl(old, "get", "--raw", "/apis");
+    for (let i = 0; i < 15 && refused.status === 0; i++) {
+      await new Promise((resolve) => setTimeout(resolve, 1000));
+      refused = tokenKubectl(old, "get", "--raw", "/apis");
+    }
+    expect(refused.stderr).toMatch(/Unauthorized/);
+    expect(
+      tokenKubectl(
+        fresh,
+        "auth",
+        "can-i",
+        "create",
+        "certificatesigningrequests.certificates.k8s.io",
+      ).stdout.trim(),
+    ).toBe("yes");
+    // The new token was never on a command line; the parameter keeps its KMS key.
+    expect(rotated.stdout + rotated.stderr).not.toContain(fresh.split(".")[1]);
+    const described = await ssm.send(
+      new DescribeParametersCommand({
+        ParameterFilters: [{ Key: "Name", Values: ["/kubebake/demo/bootstrap-token"] }],
+      }),
+    );
+    expect(described.Parameters?.[0]?.KeyId).toBe("alias/aws/ssm");
+
+    // Valid for most of its life: kept. With less than half left (a TTL twice as long makes it so): replaced.
+    expect(joinToken("aws").stdout).toContain(`join token ${freshId} is valid for`);
+    const again = joinToken("aws", { KUBEBAKE_JOIN_TOKEN_TTL_MINUTES: "600" });
+    expect(again.status).toBe(0);
+    const third = await published();
+    expect(third).not.toBe(fresh);
+    // The previous token stays valid until its own expiry: a node that read it a moment ago still joins.
+    expect(
+      tokenKubectl(
+        fresh,
+        "auth",
+        "can-i",
+        "create",
+        "certificatesigningrequests.certificates.k8s.io",
+      ).stdout.trim(),
+    ).toBe("yes");
   });
 });

@@ -185,6 +185,7 @@ describe("rendered units and config files", () => {
     "kubebake-addons",
     "kubebake-certs",
     "kubebake-csr-approver",
+    "kubebake-join-token",
     "kubebake-launch-ready",
   ];
   const everyNode = ["containerd", "kubebake-images", "kubelet", "kube-proxy"];
@@ -211,14 +212,15 @@ describe("rendered units and config files", () => {
   });
 
   const timed = ["etcd-snapshot", "kubebake-certs"];
-  test("every unit is enabled in the one image; the snapshot and certificate services through their timers, which have the masters' condition", () => {
-    for (const name of timed) {
+  test("every unit is enabled in the one image; the snapshot and certificate services through their timers only, the join token's at boot and by its timer; every timer has the masters' condition", () => {
+    for (const name of [...timed, "kubebake-join-token"]) {
       const timer = files.find((f) => f.path === `/etc/systemd/system/${name}.timer`);
       expect(timer?.content?.toString()).toContain(`\nConditionPathExists=${roleFile("masters")}\n`);
       expect(
         rendered.find((e) => e.path === `/etc/systemd/system/timers.target.wants/${name}.timer`),
       ).toEqual(expect.objectContaining({ kind: "symlink", target: `/etc/systemd/system/${name}.timer` }));
-      expect(text(`/etc/systemd/system/${name}.service`)).not.toContain("[Install]");
+      if (timed.includes(name))
+        expect(text(`/etc/systemd/system/${name}.service`)).not.toContain("[Install]");
     }
     for (const unit of units.filter((u) => !timed.some((name) => u.path.endsWith(`/${name}.service`)))) {
       const link = rendered.find(

@@ -155,3 +155,37 @@ http_call() {
 imds_deadline() { printf '%s' "${KUBEBAKE_IMDS_DEADLINE_SECONDS:-60}"; }
 api_deadline() { printf '%s' "${KUBEBAKE_API_DEADLINE_SECONDS:-120}"; }
 s3_deadline() { printf '%s' "${KUBEBAKE_S3_DEADLINE_SECONDS:-900}"; }
+
+# kubeconfig FILE SERVER USER then either "token TOKEN" or "cert CERT KEY"
+kubeconfig() {
+  local file=$1 server=$2 user=$3 kind=$4 credentials
+  if [ "$kind" = token ]; then
+    credentials="      token: $5"
+  else
+    credentials="      client-certificate: $5
+      client-key: $6"
+  fi
+  write_atomic "$file" 0600 <<KUBECONFIG
+apiVersion: v1
+kind: Config
+clusters:
+  - name: $CLUSTER_NAME
+    cluster:
+      server: $server
+      certificate-authority: $KUBEBAKE_PKI_DIR/ca.crt
+users:
+  - name: $user
+    user:
+$credentials
+contexts:
+  - name: $user@$CLUSTER_NAME
+    context: { cluster: $CLUSTER_NAME, user: $user }
+current-context: $user@$CLUSTER_NAME
+KUBECONFIG
+}
+
+# bootstrap_kubeconfig API: the kubelet's join kubeconfig with the token in $KUBEBAKE_PKI_DIR/bootstrap-token.
+bootstrap_kubeconfig() {
+  kubeconfig "$KUBEBAKE_CONFIG_DIR/bootstrap-kubelet.kubeconfig" "$1" kubelet-bootstrap \
+    token "$(cat "$KUBEBAKE_PKI_DIR/bootstrap-token")"
+}

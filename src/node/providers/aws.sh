@@ -157,7 +157,7 @@ aws_request() {
 aws_json_call() {
   aws_request "$1" POST "${AWS_ENDPOINT_URL_SSM:-https://$1.$aws_region.amazonaws.com}" / "" \
     "$(printf '%s' "$3" | sha256_hex)" content-type:application/x-amz-json-1.1 "x-amz-target:$2" -- \
-    "" 15 --data-binary "$3"
+    "" 15 --data-binary @<(printf '%s' "$3")
 }
 
 # A missing parameter (ParameterNotFound, HTTP 400) is not tried again: apply stores every secret before
@@ -174,6 +174,24 @@ provider_fetch_secret() {
     return 1
   # The secret goes from memory to jq's stdin: no temporary file, no argument.
   printf '%s' "$HTTP_BODY" | jq -je .Parameter.Value >"$dest"
+}
+
+# The nodes of this provider publish the join token (join-token) to the parameter they read it from.
+provider_can_publish_secret() { true; }
+
+# provider_publish_secret NAME FILE: FILE's content as the SecureString NAME under SECRET_SOURCE, encrypted
+# with SECRET_KMS_KEY (the cluster's key, from the role file) when set. The value goes from the file to jq
+# (--rawfile) and from memory to curl's stdin: never an argument.
+provider_publish_secret() {
+  local name=$1 file=$2 prefix body
+  case "${SECRET_SOURCE:-}" in
+    ssm:/*) prefix=${SECRET_SOURCE#ssm:} ;;
+    *) die "SECRET_SOURCE '${SECRET_SOURCE:-}' is not ssm:/prefix, the source of provider aws" ;;
+  esac
+  body=$(jq -cn --arg n "${prefix%/}/$name" --arg k "${SECRET_KMS_KEY:-}" --rawfile v "$file" \
+    '{Name: $n, Value: $v, Type: "SecureString", Overwrite: true} + (if $k == "" then {} else {KeyId: $k} end)')
+  aws_credentials
+  retry "$(api_deadline)" "SSM PutParameter ${prefix%/}/$name" aws_json_call ssm AmazonSSM.PutParameter "$body"
 }
 
 # aws_query_call SERVICE ENDPOINT BODY: a signed AWS Query API request (form-encoded POST, as Auto Scaling

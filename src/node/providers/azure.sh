@@ -37,3 +37,7 @@ provider_fetch_secret() {
 
 # No launch gate on this provider yet: nothing waits for the instance.
 provider_instance_ready() { log "provider $CLOUD_PROVIDER has no launch gate: nothing to tell"; }
+
+# Nodes of this provider do not write to their secret store: join-token cannot publish a new token.
+provider_can_publish_secret() { false; }
+provider_publish_secret() { die "provider $CLOUD_PROVIDER cannot publish secrets"; }
