@@ -363,6 +363,21 @@ asRoot("booting the one image", () => {
         conditions: ["Approved"],
         issued: true,
       });
+      // The token the minion joined with expires: join-token gave it a Secret that lives 240 minutes.
+      const expiration = kubectl(
+        ...[
+          "get",
+          "secret",
+          "-n",
+          "kube-system",
+          `bootstrap-token-${tokenId}`,
+          "-o",
+          "jsonpath={.data.expiration}",
+        ],
+      ).stdout;
+      const expiresIn = Date.parse(Buffer.from(expiration, "base64").toString()) - Date.now();
+      expect(expiresIn).toBeGreaterThan(0);
+      expect(expiresIn).toBeLessThanOrEqual(240 * 60_000);
       // flannel (preloaded, applied by the master) gives both nodes their pod network: both become Ready.
       for (const name of ["net-master", "net-minion"]) {
         await until(
