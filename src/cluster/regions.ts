@@ -1,8 +1,11 @@
 import { didYouMean } from "../util/did-you-mean";
 
 /**
- * The AWS regions of the commercial partition (the launcher writes `arn:aws:` ARNs), kept in the code so
- * that a typo is refused at validate, not as a raw endpoint error at apply. A new region is one line here.
+ * The AWS regions of the commercial partition, kept in the code so that a typo is refused at validate, not
+ * as a raw endpoint error at apply. A new region is one line here. The launcher does not assume the
+ * partition: every ARN it writes takes it from the caller's ARN (STS GetCallerIdentity). Regions of other
+ * partitions are refused here only because kubebake has not been tried there (endpoints, service
+ * principals, image publishing).
  */
 export const AWS_REGIONS = [
   "af-south-1",

@@ -48,6 +48,18 @@ test("plan, apply asks (no terminal, --json: exit 9), apply --yes --json, a no-o
   const baked = loadImageSpec(realSpec).spec;
   baked.cluster.discoveryDomain = "internal";
   mkdirSync(join(dir, "rootfs/etc/kubebake"), { recursive: true });
+  // A bake whose pod network cannot give each node the groups may grow to a range: refused before any change.
+  writeFileSync(
+    join(dir, "rootfs/etc/kubebake/image-spec.json"),
+    JSON.stringify({ ...baked, cluster: { ...baked.cluster, podCIDR: "10.9.0.0/23" } }),
+  );
+  const outgrown = kubebake("cluster", "plan", "-f", spec);
+  expect({ code: outgrown.code, stderr: outgrown.stderr }).toEqual({
+    code: 2,
+    stderr: expect.stringContaining(
+      "groups.minions.max: the pod network 10.9.0.0/23 (the podCIDR the image of manifest.json was baked with) holds 2 nodes",
+    ),
+  });
   writeFileSync(join(dir, "rootfs/etc/kubebake/image-spec.json"), JSON.stringify(baked));
 
   const plan = kubebake("cluster", "plan", "-f", spec);

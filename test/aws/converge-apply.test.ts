@@ -8,9 +8,10 @@
  * leaves, because a failed run undoes nothing: it matters only where the answer is an id AWS chose and
  * the next run must find the resource by its tags instead. Those steps run in both modes.
  *
- * The PKI is 24 identical writes in a row: the first, second and last stand for the rest
+ * The PKI is 24 or more identical writes in a row: the first, second and last stand for the rest
  * (representativeSteps).
  */
+import { PKI_FILE_NAMES } from "../../src/launch/aws/secrets";
 import { tempDir } from "../helpers";
 import {
   AWS_CHOSEN_ID,
@@ -30,7 +31,7 @@ afterAll(() => moto?.stop());
 const dir = tempDir("aws-converge");
 
 describe.each(["before", "after"] as const)("a failure %s a mutating call", (when) => {
-  test(`apply converges after a failure ${when === "before" ? "at every mutating step (the first, second and last of the PKI's 24 writes)" : "at every step that creates an id AWS chooses"}`, async () => {
+  test(`apply converges after a failure ${when === "before" ? "at every mutating step (the first, second and last of the PKI's writes)" : "at every step that creates an id AWS chooses"}`, async () => {
     await moto.reset();
     const clean = clientsFor(moto.endpoint);
     const ami = await registerAmi(clean, "kubebake-1");
@@ -38,17 +39,32 @@ describe.each(["before", "after"] as const)("a failure %s a mutating call", (whe
     const reference = await apply(clean, specPath);
     const steps = reference.mutating.length;
     const expected = await inventory(clean);
+    // One write per PKI file, after the cluster id's: counted rather than fixed, as the PKI grows.
+    const pkiWrites = reference.mutating.filter((call) => call === "ssm:PutParameter").length - 1;
+    expect(pkiWrites).toBe(PKI_FILE_NAMES.length);
     expect(expected).toEqual({
       vpcs: 1,
       subnets: 2,
       securityGroups: 2,
       groups: 2,
       instances: 3,
-      parameters: 25, // the PKI and the cluster id
+      parameters: pkiWrites + 1, // the PKI and the cluster id
       zones: 1,
       buckets: 1,
       launchHooks: ["kubebake-etcd-voter ABANDON 900"],
+      keys: 1,
+      keyAliases: 1,
     });
+    // The key is one of the steps failed at, before the parameters and templates it encrypts.
+    const first = (call: string) => reference.mutating.indexOf(call);
+    expect(first("kms:CreateKey")).toBeGreaterThan(-1);
+    expect(first("kms:CreateKey")).toBeLessThan(first("kms:EnableKeyRotation"));
+    expect(first("kms:EnableKeyRotation")).toBeLessThan(first("kms:CreateAlias"));
+    expect(first("kms:CreateAlias")).toBeLessThan(first("iam:PutRolePolicy"));
+    // The first ssm:PutParameter is the cluster id's (the key is tagged with the id); then the PKI's.
+    const firstPkiWrite = reference.mutating.indexOf("ssm:PutParameter", first("ssm:PutParameter") + 1);
+    expect(first("kms:CreateAlias")).toBeLessThan(firstPkiWrite);
+    expect(first("kms:CreateAlias")).toBeLessThan(first("ec2:CreateLaunchTemplate"));
 
     const failures =
       when === "before"
@@ -60,9 +76,9 @@ describe.each(["before", "after"] as const)("a failure %s a mutating call", (whe
       expect({ steps, skipped: [...new Set(skipped)], count: skipped.length }).toEqual({
         steps,
         skipped: ["ssm:PutParameter"],
-        count: 24 - 3,
+        count: pkiWrites - 3,
       });
-    } else expect(failures.length).toBe(10);
+    } else expect(failures.length).toBe(11);
     for (const failAt of failures) {
       await moto.reset();
       const setup = clientsFor(moto.endpoint);

@@ -8,6 +8,7 @@ import {
   failingClients,
   InjectedFailure,
   inventory,
+  keyStates,
   list,
   putSnapshots,
   representativeSteps,
@@ -29,13 +30,22 @@ test("destroy converges after a failure at every mutating step and leaves nothin
   await apply(clean, specPath);
   await putSnapshots(clean);
   const reference = (await destroy(clean)).mutating;
-  expect(reference).toEqual(expect.arrayContaining(["s3:DeleteObjects", "s3:DeleteBucket"]));
+  expect(reference).toEqual(
+    expect.arrayContaining([
+      "s3:DeleteObjects",
+      "s3:DeleteBucket",
+      "kms:DeleteAlias",
+      "kms:ScheduleKeyDeletion",
+    ]),
+  );
   const steps = representativeSteps(reference);
   const empty = {
     ...{ vpcs: 0, subnets: 0, securityGroups: 0, groups: 0, instances: 0, parameters: 0, zones: 0 },
-    ...{ buckets: 0, launchHooks: [] },
+    ...{ buckets: 0, launchHooks: [], keys: 0, keyAliases: 0 },
   };
   expect(await inventory(clean)).toEqual(empty);
+  // The key is not gone but waits out KMS's window: PendingDeletion, no alias left naming it.
+  expect(await keyStates(clean)).toEqual(["PendingDeletion"]);
 
   expect(steps.length).toBeGreaterThan(15);
   for (const failAt of steps) {
@@ -52,6 +62,7 @@ test("destroy converges after a failure at every mutating step and leaves nothin
     const second = await destroy(clients);
     expect({ failAt, changes: list(second.changes) }).toEqual({ failAt, changes: list(planned.changes) });
     expect({ failAt, ...(await inventory(clients)) }).toEqual({ failAt, ...empty });
+    expect({ failAt, keys: await keyStates(clients) }).toEqual({ failAt, keys: ["PendingDeletion"] });
     expect({ failAt, changes: (await destroy(clients)).changes }).toEqual({ failAt, changes: [] });
   }
 }, 600_000);

@@ -9,11 +9,17 @@ import {
   DescribeSubnetsCommand,
   DescribeVpcsCommand,
 } from "@aws-sdk/client-ec2";
+import {
+  DescribeKeyCommand,
+  ListAliasesCommand,
+  ListKeysCommand,
+  ListResourceTagsCommand,
+} from "@aws-sdk/client-kms";
 import { ListHostedZonesByNameCommand } from "@aws-sdk/client-route-53";
 import { DeleteObjectCommand, ListBucketsCommand, PutObjectCommand } from "@aws-sdk/client-s3";
 import { isMutating, type AwsClients } from "../../src/launch/aws/clients";
 import type { Change } from "../../src/launch/changes";
-import { snapshotBucketName } from "../../src/launch/aws/desired";
+import { keyAlias, snapshotBucketName } from "../../src/launch/aws/desired";
 import { storedParameterNames } from "../../src/launch/aws/secrets";
 import { clientsFor, clusterYaml, REGION } from "./fixture";
 
@@ -21,7 +27,7 @@ export class InjectedFailure extends Error {}
 
 /** Calls whose answer is an id AWS chose (the next run finds the resource by its tags, never by the id). */
 export const AWS_CHOSEN_ID =
-  /^(ec2:Create(Vpc|Subnet|InternetGateway|RouteTable|SecurityGroup|LaunchTemplate)|route53:CreateHostedZone)$/;
+  /^(ec2:Create(Vpc|Subnet|InternetGateway|RouteTable|SecurityGroup|LaunchTemplate)|route53:CreateHostedZone|kms:CreateKey)$/;
 
 /**
  * The steps worth failing at, 1-based. In a run of identical consecutive calls (one ssm:PutParameter per
@@ -57,6 +63,17 @@ export function failingClients(endpoint: string, failAt: () => number, when: "be
   return when === "before" ? clientsFor(endpoint, fail) : clientsFor(endpoint, undefined, fail);
 }
 
+/** The states of the cluster's KMS keys (by its tag), sorted: "Enabled" while it lives. */
+export async function keyStates(clients: AwsClients): Promise<string[]> {
+  const states: string[] = [];
+  for (const { KeyId } of (await clients.kms.send(new ListKeysCommand({}))).Keys ?? []) {
+    const tags = (await clients.kms.send(new ListResourceTagsCommand({ KeyId }))).Tags ?? [];
+    if (!tags.some((t) => t.TagKey === "KubernetesCluster" && t.TagValue === "demo")) continue;
+    states.push((await clients.kms.send(new DescribeKeyCommand({ KeyId }))).KeyMetadata!.KeyState!);
+  }
+  return states.sort();
+}
+
 export async function inventory(clients: AwsClients) {
   const cluster = [{ Name: "tag:KubernetesCluster", Values: ["demo"] }];
   const running = (
@@ -86,6 +103,11 @@ export async function inventory(clients: AwsClients) {
       b.Name!.startsWith("kubebake-demo-"),
     ).length,
     launchHooks: hooks.map((h) => `${h.LifecycleHookName} ${h.DefaultResult} ${h.HeartbeatTimeout}`),
+    // Usable keys only: a destroyed cluster's key stays PendingDeletion for 7 days.
+    keys: (await keyStates(clients)).filter((state) => state !== "PendingDeletion").length,
+    keyAliases: ((await clients.kms.send(new ListAliasesCommand({}))).Aliases ?? []).filter(
+      (a) => a.AliasName === keyAlias("demo"),
+    ).length,
   };
 }
 

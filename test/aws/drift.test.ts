@@ -29,6 +29,7 @@ import {
   PutRolePolicyCommand,
   UpdateAssumeRolePolicyCommand,
 } from "@aws-sdk/client-iam";
+import { DescribeKeyCommand } from "@aws-sdk/client-kms";
 import { ChangeResourceRecordSetsCommand, ListResourceRecordSetsCommand } from "@aws-sdk/client-route-53";
 import {
   DeleteBucketPolicyCommand,
@@ -52,6 +53,7 @@ import {
   assumeRolePolicy,
   discoveryConfig,
   discoveryFunctionName,
+  keyAlias,
   nodePolicy,
   nodeRoleName,
   resourceName,
@@ -92,6 +94,9 @@ beforeEach(async () => {
   specPath = writeSpec(dir, { ...spec(), image: { ami } });
   zoneId = (await apply(clients, specPath)).zoneId;
 });
+
+const clusterKeyArn = async () =>
+  (await clients.kms.send(new DescribeKeyCommand({ KeyId: keyAlias("demo") }))).KeyMetadata!.Arn!;
 
 /** The plan lists exactly `expected`; apply makes those changes; a further plan is empty. */
 async function planShowsAndApplyRepairs(expected: RegExp[]) {
@@ -179,7 +184,7 @@ describe("IAM", () => {
     ]);
     expect(await trustOf()).toEqual(assumeRolePolicy("ec2.amazonaws.com"));
     const inputs = await resolveInputs(clients, loadClusterSpec(specPath).spec, specPath);
-    expect(await policyOf()).toEqual(nodePolicy(inputs, "masters"));
+    expect(await policyOf()).toEqual(nodePolicy(inputs, "masters", await clusterKeyArn()));
   });
 
   test("a second inline policy and an attached managed policy, added out of band, are removed", async () => {
@@ -225,11 +230,16 @@ test("a launch template's new default version with other data is replaced by one
   const rogue = await clients.ec2.send(
     new CreateLaunchTemplateVersionCommand({
       LaunchTemplateId: found.LaunchTemplateId,
-      // All of the data (moto ignores SourceVersion): the desired data with the type and user data changed.
+      // All of the data (moto ignores SourceVersion): the desired data with the type and user data changed,
+      // and the root volume no longer encrypted with the cluster key.
       LaunchTemplateData: {
         ...desired,
         InstanceType: "t3.nano",
         UserData: Buffer.from("#!/bin/sh\n").toString("base64"),
+        BlockDeviceMappings: desired.BlockDeviceMappings!.map((m) => ({
+          DeviceName: m.DeviceName,
+          Ebs: { DeleteOnTermination: true },
+        })),
       },
     }),
   );
@@ -242,7 +252,9 @@ test("a launch template's new default version with other data is replaced by one
   );
   expect((await versionData("$Default")).VersionNumber).toBe(rogueVersion);
   await planShowsAndApplyRepairs([
-    new RegExp(`^update launch-template ${MASTERS}: new version: InstanceType, UserData$`),
+    new RegExp(
+      `^update launch-template ${MASTERS}: new version: InstanceType, UserData, BlockDeviceMappings$`,
+    ),
     new RegExp(`^update launch-template ${MASTERS}: default version ${rogueVersion + 1}$`),
     new RegExp(`^update auto-scaling-group ${MASTERS}: launch template version \\d+ → ${rogueVersion + 1}$`),
   ]);

@@ -35,6 +35,9 @@ export function clusterYaml(overrides: Record<string, unknown> = {}): Record<str
   };
 }
 
+/** A cluster key's ARN, for the desired-state tests (apply creates the real one). */
+export const KEY_ARN = "arn:aws:kms:eu-west-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab";
+
 /** The inputs apply derives from a spec, as pure data for the desired-state tests (no cloud). */
 export function inputsFor(
   spec: ClusterSpec = clusterSpecSchema.parse(clusterYaml()),
@@ -43,6 +46,8 @@ export function inputsFor(
   return {
     spec,
     account,
+    partition: "aws",
+    rootDevice: "/dev/xvda",
     ami: "ami-0123456789abcdef0",
     discoveryDomain: "k8s",
     clusterDomain: "cluster.local",

@@ -3,21 +3,27 @@
  * each role may do exactly what it needs, and its neighbours (another cluster, another region, another
  * zone, another record, writing secrets, passing roles, another principal) are denied.
  */
+import { isDeepStrictEqual } from "node:util";
 import { runSimulation } from "@cloud-copilot/iam-simulate";
 import { clusterSpecSchema } from "../../src/cluster/schema";
 import {
+  ROLE_SECRET_NAMES,
   assumeRolePolicy,
+  autoScalingServiceRole,
+  clusterKeyPolicy,
   discoveryFunctionName,
   discoveryPolicy,
   discoveryRoleName,
   iamPath,
   nodePolicy,
   nodeRoleName,
+  partitionOf,
   resourceName,
   snapshotBucketName,
+  snapshotBucketPolicy,
 } from "../../src/launch/aws/desired";
 import { PKI_FILE_NAMES } from "../../src/launch/aws/secrets";
-import { clusterYaml, inputsFor } from "./fixture";
+import { clusterYaml, inputsFor, KEY_ARN } from "./fixture";
 
 const ACCOUNT = "123456789012";
 const OTHER_ACCOUNT = "210987654321";
@@ -68,6 +74,12 @@ const allowed = (decision: Decision) => decision === "Allowed";
 const describeRequest = (r: Request) =>
   `${r.action} on ${r.resource}${r.context ? ` ${JSON.stringify(r.context)}` : ""}`;
 
+/**
+ * KMS needs the key policy to allow too: a KMS request meets the cluster key's policy (AWS's default for
+ * the account, so the role's own policy decides; another key of the account is taken to have the same).
+ */
+const keyPolicyOf = (r: Request) => (r.action.startsWith("kms:") ? clusterKeyPolicy(inputs) : undefined);
+
 /** Every request evaluated against one role's permission policy, compared whole as "request: ALLOW|DENY". */
 async function expectDecisions(roleName: string, policy: object, allow: Request[], deny: Request[]) {
   const session = `arn:aws:sts::${ACCOUNT}:assumed-role/${roleName}/session`;
@@ -75,7 +87,7 @@ async function expectDecisions(roleName: string, policy: object, allow: Request[
     Promise.all(
       requests.map(
         async (r) =>
-          `${describeRequest(r)}: ${allowed(await decide(session, r, [policy])) ? "ALLOW" : "DENY"}`,
+          `${describeRequest(r)}: ${allowed(await decide(session, r, [policy], keyPolicyOf(r))) ? "ALLOW" : "DENY"}`,
       ),
     );
   expect(await lines(allow)).toEqual(allow.map((r) => `${describeRequest(r)}: ALLOW`));
@@ -89,6 +101,7 @@ const get = (resource: string): Request => ({ action: "ssm:GetParameter", resour
 /** What no node or function role may do, whatever else it is allowed. */
 const neverAllowed: Request[] = [
   { action: "ssm:PutParameter", resource: parameter("ca.key") },
+  // (masters alone may publish the join token: their test takes it out of this list)
   { action: "ssm:PutParameter", resource: parameter("bootstrap-token") },
   { action: "ssm:DeleteParameter", resource: parameter("ca.key") },
   { action: "iam:PassRole", resource: `arn:aws:iam::${ACCOUNT}:role/admin` },
@@ -123,6 +136,44 @@ const neverAllowed: Request[] = [
     action: "ec2:TerminateInstances",
     resource: `arn:aws:ec2:${REGION}:${ACCOUNT}:instance/i-0123456789abcdef0`,
   },
+];
+
+/** kms:Decrypt of a parameter's value as SSM of the cluster's region asks for it. */
+const decrypt = (key = KEY_ARN, via = `ssm.${REGION}.amazonaws.com`): Request => ({
+  action: "kms:Decrypt",
+  resource: key,
+  context: { "kms:ViaService": via },
+});
+const OTHER_KEY = `arn:aws:kms:${REGION}:${ACCOUNT}:key/ffffffff-ffff-ffff-ffff-ffffffffffff`;
+/** The cluster key used any other way than SSM decrypting, and other keys. */
+const beyondDecrypt: Request[] = [
+  decrypt(OTHER_KEY),
+  decrypt(`arn:aws:kms:us-east-1:${ACCOUNT}:key/1234abcd-12ab-34cd-56ef-1234567890ab`),
+  decrypt(KEY_ARN.replace(ACCOUNT, OTHER_ACCOUNT)),
+  decrypt(KEY_ARN, `s3.${REGION}.amazonaws.com`),
+  decrypt(KEY_ARN, `ec2.${REGION}.amazonaws.com`),
+  decrypt(KEY_ARN, `ssm.us-east-1.amazonaws.com`),
+  // Directly, not through SSM (a ciphertext copied elsewhere).
+  { action: "kms:Decrypt", resource: KEY_ARN },
+  ...[
+    "kms:Encrypt",
+    "kms:ReEncryptFrom",
+    "kms:GenerateDataKey",
+    "kms:CreateGrant",
+    "kms:ScheduleKeyDeletion",
+  ].map((action): Request => ({
+    action,
+    resource: KEY_ARN,
+    context: { "kms:ViaService": `ssm.${REGION}.amazonaws.com` },
+  })),
+  { action: "kms:PutKeyPolicy", resource: KEY_ARN },
+  { action: "kms:DisableKey", resource: KEY_ARN },
+];
+
+/** What masters need to publish the join token they mint: that parameter, encrypted through SSM. */
+const publishJoinToken: Request[] = [
+  { action: "ssm:PutParameter", resource: parameter("bootstrap-token") },
+  { action: "kms:Encrypt", resource: KEY_ARN, context: { "kms:ViaService": `ssm.${REGION}.amazonaws.com` } },
 ];
 
 const BUCKET = snapshotBucketName(ACCOUNT, REGION, "demo");
@@ -203,14 +254,35 @@ const besideSnapshotsAndGate: Request[] = [
 ];
 
 describe("node permission policies (simulated)", () => {
-  test("masters read every secret of their cluster, keep etcd snapshots under their prefix, complete their group's launch hook, and nothing else", async () => {
+  test("masters read the secrets they fetch (not the operator's admin credential), publish the join token, keep etcd snapshots under their prefix, complete their group's launch hook, and nothing else", async () => {
+    const unread = PKI_FILE_NAMES.filter((name) => !ROLE_SECRET_NAMES.masters.includes(name));
+    expect(unread).toEqual(["admin.crt", "admin.key", "admin.kubeconfig"]);
     await expectDecisions(
       nodeRoleName(spec, "masters"),
-      nodePolicy(inputs, "masters"),
-      [...[...PKI_FILE_NAMES, "cluster-id"].map((name) => get(parameter(name))), ...snapshotsAndGate],
+      nodePolicy(inputs, "masters", KEY_ARN),
       [
-        ...neverAllowed,
+        ...ROLE_SECRET_NAMES.masters.map((name) => get(parameter(name))),
+        decrypt(),
+        ...publishJoinToken,
+        ...snapshotsAndGate,
+      ],
+      [
+        ...[...neverAllowed, ...beyondDecrypt].filter(
+          (r) => !publishJoinToken.some((p) => isDeepStrictEqual(p, r)),
+        ),
         ...besideSnapshotsAndGate,
+        ...[...unread, "cluster-id"].map((name) => get(parameter(name))),
+        // The join token only: no other parameter, no other service's encryption.
+        { action: "ssm:PutParameter", resource: parameter("ca.key") },
+        { action: "ssm:PutParameter", resource: parameter("cluster-id") },
+        { action: "ssm:PutParameter", resource: parameter("encryption-config.yaml") },
+        { action: "ssm:DeleteParameter", resource: parameter("bootstrap-token") },
+        { action: "kms:Encrypt", resource: KEY_ARN },
+        {
+          action: "kms:Encrypt",
+          resource: KEY_ARN,
+          context: { "kms:ViaService": `s3.${REGION}.amazonaws.com` },
+        },
         { action: "ssm:GetParametersByPath", resource: parameter("").replace(/\/$/, "") },
         { action: "ssm:GetParameter", resource: `arn:aws:ssm:${REGION}:${ACCOUNT}:parameter/kubebake/demo` },
       ],
@@ -225,14 +297,17 @@ describe("node permission policies (simulated)", () => {
     );
     await expectDecisions(
       nodeRoleName(spec, "minions"),
-      nodePolicy(inputs, "minions"),
-      readable.map((name) => get(parameter(name))),
+      nodePolicy(inputs, "minions", KEY_ARN),
+      // Decrypting through SSM is all of KMS a minion gets; SSM itself refuses it the masters' parameters.
+      [...readable.map((name) => get(parameter(name))), decrypt()],
       [
         ...forbidden.map((name) => get(parameter(name))),
+        ...beyondDecrypt,
         get(parameter("cluster-id")),
         ...neverAllowed,
-        // Snapshots and the rollout gate are the masters' alone.
+        // Snapshots, the rollout gate and the join token are the masters' alone.
         ...snapshotsAndGate,
+        ...publishJoinToken,
         ...besideSnapshotsAndGate,
       ],
     );
@@ -306,8 +381,8 @@ describe("policy documents", () => {
   test("are in IAM's current policy language, with unique alphanumeric statement ids IAM accepts", () => {
     expect(discoveryFunctionName("demo")).toBe("kubebake-demo-dns-discovery");
     const documents = [
-      nodePolicy(inputs, "masters"),
-      nodePolicy(inputs, "minions"),
+      nodePolicy(inputs, "masters", KEY_ARN),
+      nodePolicy(inputs, "minions", KEY_ARN),
       discoveryPolicy(inputs, ZONE),
       assumeRolePolicy("ec2.amazonaws.com"),
       assumeRolePolicy("lambda.amazonaws.com"),
@@ -320,17 +395,156 @@ describe("policy documents", () => {
     }
     // Statements of the permission policies are named, so that a reader in the console can tell them apart.
     expect(discoveryPolicy(inputs, ZONE).Statement.every((s) => "Sid" in s)).toBe(true);
-    expect(nodePolicy(inputs, "minions").Statement.every((s) => "Sid" in s)).toBe(true);
-    expect(nodePolicy(inputs, "masters").Statement.map((s) => (s as { Sid?: string }).Sid)).toEqual([
+    expect(nodePolicy(inputs, "minions", KEY_ARN).Statement.every((s) => "Sid" in s)).toBe(true);
+    expect(nodePolicy(inputs, "masters", KEY_ARN).Statement.map((s) => (s as { Sid?: string }).Sid)).toEqual([
       "ReadClusterSecrets",
+      "DecryptClusterSecrets",
+      "PublishJoinToken",
+      "EncryptJoinToken",
       "WriteEtcdSnapshots",
       "ListEtcdSnapshots",
       "ConsumeRestoreRequest",
       "CompleteOwnLaunch",
     ]);
-    expect(nodePolicy(inputs, "minions").Statement.map((s) => (s as { Sid?: string }).Sid)).toEqual([
+    expect(nodePolicy(inputs, "minions", KEY_ARN).Statement.map((s) => (s as { Sid?: string }).Sid)).toEqual([
       "ReadClusterSecrets",
+      "DecryptClusterSecrets",
     ]);
+    expect(clusterKeyPolicy(inputs).Statement.map((s) => (s as { Sid?: string }).Sid)).toEqual([
+      "AccountAdministersKey",
+      "AutoScalingUsesKey",
+      "AutoScalingGrantsForVolumes",
+    ]);
+  });
+
+  test("no statement allows every action; the roles' policies name each action, and KMS only kms:Decrypt (masters also kms:Encrypt, for the join token) on the cluster key through SSM", () => {
+    const actions = (document: { Statement: object[] }) =>
+      document.Statement.flatMap((s) => {
+        const action = (s as { Action?: string | string[] }).Action;
+        return action === undefined ? [] : [action].flat();
+      });
+    const permissions = [
+      nodePolicy(inputs, "masters", KEY_ARN),
+      nodePolicy(inputs, "minions", KEY_ARN),
+      discoveryPolicy(inputs, ZONE),
+    ];
+    for (const document of [
+      ...permissions,
+      clusterKeyPolicy(inputs),
+      assumeRolePolicy("ec2.amazonaws.com"),
+    ]) {
+      expect(actions(document)).not.toContain("*");
+      expect(document.Statement.some((s) => "NotAction" in s)).toBe(false);
+    }
+    for (const document of permissions) expect(actions(document).filter((a) => a.includes("*"))).toEqual([]);
+    for (const role of ["masters", "minions"] as const) {
+      const kms = nodePolicy(inputs, role, KEY_ARN).Statement.filter((s) =>
+        actions({ Statement: [s] }).some((a) => a.startsWith("kms:")),
+      );
+      expect(kms).toEqual([
+        expect.objectContaining({ Effect: "Allow", Action: ["kms:Decrypt"], Resource: KEY_ARN }),
+        ...(role === "masters"
+          ? [expect.objectContaining({ Effect: "Allow", Action: ["kms:Encrypt"], Resource: KEY_ARN })]
+          : []),
+      ]);
+      for (const statement of kms)
+        expect(statement).toMatchObject({
+          Condition: { StringEquals: { "kms:ViaService": `ssm.${REGION}.amazonaws.com` } },
+        });
+    }
+    expect(JSON.stringify(discoveryPolicy(inputs, ZONE))).not.toContain("kms:");
+    // The only wildcard of the key policy is AWS's default statement for the account (IAM decides).
+    expect(
+      clusterKeyPolicy(inputs).Statement.filter((s) => actions({ Statement: [s] }).includes("kms:*")),
+    ).toEqual([expect.objectContaining({ Principal: { AWS: `arn:aws:iam::${ACCOUNT}:root` } })]);
+  });
+});
+
+describe("the cluster key's policy (simulated)", () => {
+  const autoScaling = autoScalingServiceRole(inputs);
+  const request = (action: string, context: Record<string, string> = {}): Request => ({
+    action,
+    resource: KEY_ARN,
+    context,
+  });
+  const onKey = (principal: string, r: Request) => decide(principal, r, [], clusterKeyPolicy(inputs));
+
+  test("Auto Scaling's service-linked role may encrypt volumes with it and grant EC2 their use, nothing else", async () => {
+    expect(autoScaling).toBe(
+      `arn:aws:iam::${ACCOUNT}:role/aws-service-role/autoscaling.amazonaws.com/AWSServiceRoleForAutoScaling`,
+    );
+    const allowed = [
+      request("kms:Encrypt"),
+      request("kms:Decrypt"),
+      request("kms:ReEncryptFrom"),
+      request("kms:ReEncryptTo"),
+      request("kms:GenerateDataKeyWithoutPlaintext"),
+      request("kms:DescribeKey"),
+      request("kms:CreateGrant", { "kms:GrantIsForAWSResource": "true" }),
+    ];
+    const denied = [
+      request("kms:CreateGrant"),
+      request("kms:CreateGrant", { "kms:GrantIsForAWSResource": "false" }),
+      request("kms:ScheduleKeyDeletion"),
+      request("kms:PutKeyPolicy"),
+      request("kms:DisableKey"),
+    ];
+    const lines = async (requests: Request[]) =>
+      Promise.all(requests.map(async (r) => `${describeRequest(r)}: ${await onKey(autoScaling, r)}`));
+    expect(await lines(allowed)).toEqual(allowed.map((r) => `${describeRequest(r)}: Allowed`));
+    expect(await lines(denied)).toEqual(denied.map((r) => `${describeRequest(r)}: ImplicitlyDenied`));
+  });
+
+  test("another account, or another service's role, gets nothing from the key policy alone", async () => {
+    for (const principal of [
+      `arn:aws:iam::${OTHER_ACCOUNT}:root`,
+      `arn:aws:iam::${OTHER_ACCOUNT}:role/aws-service-role/autoscaling.amazonaws.com/AWSServiceRoleForAutoScaling`,
+      `arn:aws:iam::${ACCOUNT}:role/aws-service-role/ecs.amazonaws.com/AWSServiceRoleForECS`,
+    ]) {
+      expect(`${principal}: ${await onKey(principal, request("kms:Decrypt"))}`).toBe(
+        `${principal}: ImplicitlyDenied`,
+      );
+    }
+  });
+});
+
+describe("the partition of the credentials", () => {
+  test("is read from the caller ARN", () => {
+    expect(partitionOf("arn:aws-cn:iam::123456789012:user/x")).toBe("aws-cn");
+    expect(partitionOf("arn:aws:sts::123456789012:assumed-role/r/s")).toBe("aws");
+    expect(partitionOf("arn:aws-us-gov:iam::123456789012:root")).toBe("aws-us-gov");
+    expect(() => partitionOf("")).toThrow("not an AWS ARN");
+    expect(() => partitionOf("aws:iam::123456789012:user/x")).toThrow("not an AWS ARN");
+    expect(() => partitionOf("arn:gcp:iam::1:user/x")).toThrow("not an AWS ARN");
+  });
+
+  test("an aws-cn caller gets aws-cn ARNs in every policy kubebake writes, and China's endpoints in kms:ViaService", () => {
+    const china = { ...inputs, partition: partitionOf("arn:aws-cn:iam::123456789012:user/x") };
+    const key = `arn:aws-cn:kms:${REGION}:${ACCOUNT}:key/1234abcd-12ab-34cd-56ef-1234567890ab`;
+    const documents = [
+      nodePolicy(china, "masters", key),
+      nodePolicy(china, "minions", key),
+      discoveryPolicy(china, ZONE),
+      clusterKeyPolicy(china),
+      snapshotBucketPolicy(BUCKET, china.partition),
+    ];
+    for (const document of documents) {
+      const arns = JSON.stringify(document).match(/arn:[a-z-]*:/g) ?? [];
+      expect(arns.length).toBeGreaterThan(0);
+      expect(new Set(arns)).toEqual(new Set(["arn:aws-cn:"]));
+    }
+    expect(autoScalingServiceRole(china)).toBe(
+      `arn:aws-cn:iam::${ACCOUNT}:role/aws-service-role/autoscaling.amazonaws.com/AWSServiceRoleForAutoScaling`,
+    );
+    expect(nodePolicy(china, "minions", key).Statement[1]).toEqual({
+      Sid: "DecryptClusterSecrets",
+      Effect: "Allow",
+      Action: ["kms:Decrypt"],
+      Resource: key,
+      Condition: { StringEquals: { "kms:ViaService": `ssm.${REGION}.amazonaws.com.cn` } },
+    });
+    // The commercial partition stays as it was.
+    expect(JSON.stringify(nodePolicy(inputs, "masters", KEY_ARN))).not.toContain("aws-cn");
   });
 });
 

@@ -3,6 +3,7 @@
  * nothing (IAM and Route 53 are global), and look-alikes that kubebake did not create are neither adopted
  * nor deleted.
  */
+import { PKI_FILE_NAMES } from "../../src/launch/aws/secrets";
 import { DescribeAutoScalingGroupsCommand } from "@aws-sdk/client-auto-scaling";
 import {
   CreateLaunchTemplateCommand,
@@ -167,7 +168,7 @@ test("two clusters named demo in two regions: each keeps its own IAM and zone; d
     }
     expect(found.zone.name).toBe("demo.k8s.");
     expect(found.zone.vpcs).toEqual(found.vpc);
-    expect(found.parameters.length).toBeGreaterThanOrEqual(24);
+    expect(found.parameters.length).toBe(PKI_FILE_NAMES.length + 1); // and the cluster id
     expect(found.groups).toHaveLength(2);
   }
   // Nothing global is shared.

@@ -21,6 +21,7 @@ import {
   type Instance,
 } from "@aws-sdk/client-ec2";
 import { DescribeRuleCommand, ListTargetsByRuleCommand } from "@aws-sdk/client-eventbridge";
+import { DescribeKeyCommand, ListAliasesCommand } from "@aws-sdk/client-kms";
 import { GetRolePolicyCommand, ListInstanceProfilesCommand, ListRolesCommand } from "@aws-sdk/client-iam";
 import { GetFunctionCommand, GetFunctionConcurrencyCommand, GetPolicyCommand } from "@aws-sdk/client-lambda";
 import {
@@ -43,13 +44,19 @@ import {
   HeadBucketCommand,
   PutObjectCommand,
 } from "@aws-sdk/client-s3";
-import { DescribeParametersCommand, GetParameterCommand } from "@aws-sdk/client-ssm";
+import {
+  DeleteParameterCommand,
+  DescribeParametersCommand,
+  GetParameterCommand,
+  ListTagsForResourceCommand,
+  PutParameterCommand,
+} from "@aws-sdk/client-ssm";
 import { X509Certificate } from "node:crypto";
 import { parse } from "yaml";
 import { createHandler } from "../../lambdas/dns-discovery";
 import { compareIPv4 } from "../../src/discover/reconcile";
 import type { AwsClients } from "../../src/launch/aws/clients";
-import { snapshotBucketName } from "../../src/launch/aws/desired";
+import { ROLE_SECRET_NAMES, snapshotBucketName } from "../../src/launch/aws/desired";
 import { PKI_FILE_NAMES, storedParameterNames } from "../../src/launch/aws/secrets";
 import { tempDir } from "../helpers";
 import {
@@ -160,6 +167,9 @@ const scheduledEvent = {
   detail: {},
 };
 
+/** The names of the cluster's parameters, sorted. */
+const storedParameters = async () => [...(await storedParameterNames({ clients }, "demo"))].sort();
+
 describe("AWS cluster lifecycle (moto)", () => {
   test("plan on an empty account lists every resource and makes no mutating call", async () => {
     const plan = await apply(clients, specPath, true);
@@ -180,6 +190,9 @@ describe("AWS cluster lifecycle (moto)", () => {
       "launch-template kubebake-demo-minions",
       "auto-scaling-group kubebake-demo-masters",
       `s3-bucket ${BUCKET}`,
+      // The cluster key, and Auto Scaling's role that its policy names (a fresh account has none yet).
+      "kms-key alias/kubebake-demo",
+      "iam-service-linked-role AWSServiceRoleForAutoScaling",
     ]) {
       expect(created).toContain(expected);
     }
@@ -234,6 +247,8 @@ describe("AWS cluster lifecycle (moto)", () => {
         new GetParameterCommand({ Name: "/kubebake/demo/bootstrap-token", WithDecryption: true }),
       )
     ).Parameter!.Value!;
+    const keyArn = (await clients.kms.send(new DescribeKeyCommand({ KeyId: "alias/kubebake-demo" })))
+      .KeyMetadata!.Arn!;
     for (const instance of instances) {
       const role = tag(instance, "Role");
       const attribute = await clients.ec2.send(
@@ -248,7 +263,8 @@ describe("AWS cluster lifecycle (moto)", () => {
           (role === "masters"
             ? "MASTERS_COUNT=1\n" +
               `SNAPSHOT_STORE=s3://${BUCKET}/demo/etcd\n` +
-              "GROUP_NAME=kubebake-demo-masters\nLAUNCH_HOOK=kubebake-etcd-voter\n"
+              "GROUP_NAME=kubebake-demo-masters\nLAUNCH_HOOK=kubebake-etcd-voter\n" +
+              `SECRET_KMS_KEY=${keyArn}\n`
             : ""),
       );
       expect(userData).not.toContain(token);
@@ -380,10 +396,21 @@ describe("AWS cluster lifecycle (moto)", () => {
           `arn:aws:ssm:${REGION}:${account}:parameter/kubebake/demo/bootstrap-token`,
         ],
       },
+      {
+        // Decrypting the parameters with the cluster key, only through SSM (which checks the above first).
+        Sid: "DecryptClusterSecrets",
+        Effect: "Allow",
+        Action: ["kms:Decrypt"],
+        Resource: (await clients.kms.send(new DescribeKeyCommand({ KeyId: "alias/kubebake-demo" })))
+          .KeyMetadata!.Arn,
+        Condition: { StringEquals: { "kms:ViaService": `ssm.${REGION}.amazonaws.com` } },
+      },
     ]);
-    expect(policies.masters.Statement[0].Resource).toEqual([
-      `arn:aws:ssm:${REGION}:${account}:parameter/kubebake/demo/*`,
-    ]);
+    expect(policies.masters.Statement[1]).toEqual(policies.minions.Statement[1]);
+    // Masters: what their node-config fetches, by name (no wildcard, no admin credential).
+    expect(policies.masters.Statement[0].Resource).toEqual(
+      ROLE_SECRET_NAMES.masters.map((n) => `arn:aws:ssm:${REGION}:${account}:parameter/kubebake/demo/${n}`),
+    );
     const write = policies["dns-discovery"].Statement.find((s: any) => s.Sid === "WriteOwnRecords");
     expect(
       write.Condition["ForAllValues:StringEquals"]["route53:ChangeResourceRecordSetsNormalizedRecordNames"],
@@ -453,6 +480,45 @@ describe("AWS cluster lifecycle (moto)", () => {
     expect(again.changes).toEqual([]);
     expect(again.mutating).toEqual([]);
     expect((await apply(clients, specPath, true)).changes).toEqual([]);
+  });
+
+  test("an older cluster's PKI: the certificates masters now issue themselves are deleted and the Secrets key added, under running groups; then nothing changes", async () => {
+    const ours = await storedParameters();
+    const tags = (
+      await clients.ssm.send(
+        new ListTagsForResourceCommand({ ResourceType: "Parameter", ResourceId: "/kubebake/demo/ca.crt" }),
+      )
+    ).TagList;
+    // As an older apply left it: two leaf certificates of the old PKI, no encryption config.
+    for (const name of ["apiserver.key", "scheduler.crt"])
+      await clients.ssm.send(
+        new PutParameterCommand({
+          Name: `/kubebake/demo/${name}`,
+          Value: `old ${name}`,
+          Type: "SecureString",
+          Tags: tags,
+        }),
+      );
+    await clients.ssm.send(new DeleteParameterCommand({ Name: "/kubebake/demo/encryption-config.yaml" }));
+    const plan = await apply(clients, specPath, true);
+    expect(plan.changes.filter((c) => c.kind === "pki")).toEqual([
+      expect.objectContaining({ action: "update", kind: "pki", detail: "add encryption-config.yaml" }),
+      expect.objectContaining({
+        action: "delete",
+        kind: "pki",
+        detail: "2 certificate file(s) masters now issue themselves",
+      }),
+    ]);
+    const applied = await apply(clients, specPath);
+    expect(applied.changes).toEqual(plan.changes);
+    expect(await storedParameters()).toEqual(ours);
+    const config = (
+      await clients.ssm.send(
+        new GetParameterCommand({ Name: "/kubebake/demo/encryption-config.yaml", WithDecryption: true }),
+      )
+    ).Parameter!.Value!;
+    expect(config).toMatch(/^kind: EncryptionConfiguration$/m);
+    expect((await apply(clients, specPath)).changes).toEqual([]);
   });
 
   test("the handler, driven by launch, terminate and scheduled events, keeps records equal to the members' IPs", async () => {
@@ -636,11 +702,20 @@ describe("AWS cluster lifecycle (moto)", () => {
     const tagged = await tagging.send(
       new GetResourcesCommand({ TagFilters: [{ Key: "KubernetesCluster", Values: ["demo"] }] }),
     );
-    // Terminated instances stay listed (AWS keeps them about an hour); nothing else may.
+    // Terminated instances stay listed (AWS keeps them about an hour), and the cluster key until KMS
+    // deletes it 7 days after destroy scheduled it; nothing else may.
     const left = (tagged.ResourceTagMappingList ?? [])
       .map((r) => r.ResourceARN!)
       .filter((arn) => !arn.includes(":instance/"));
-    expect(left).toEqual([]);
+    const keys = left.filter((arn) => arn.includes(":key/"));
+    expect(left.filter((arn) => !keys.includes(arn))).toEqual([]);
+    expect(keys).toHaveLength(1);
+    expect((await clients.kms.send(new DescribeKeyCommand({ KeyId: keys[0] }))).KeyMetadata!.KeyState).toBe(
+      "PendingDeletion",
+    );
+    expect((await clients.kms.send(new ListAliasesCommand({}))).Aliases ?? []).not.toContainEqual(
+      expect.objectContaining({ AliasName: "alias/kubebake-demo" }),
+    );
     await expect(clients.s3.send(new HeadBucketCommand({ Bucket: BUCKET }))).rejects.toMatchObject({
       $metadata: { httpStatusCode: 404 },
     });

@@ -43,6 +43,12 @@
    TLS (`aws:SecureTransport` false) therefore denies every PutObject and DeleteObjects. AWS evaluates
    `Bool` and ignores a statement whose condition does not match; the repair does both, and evaluates
    requests as coming over TLS: the SDK talks https to AWS, and http only to this local endpoint.
+
+8. A root volume mapping without size or snapshot. EC2 takes the AMI's snapshot (and its size) for a
+   block device mapping that names the AMI's root device with only Ebs.Encrypted/KmsKeyId, which is how
+   a launch template encrypts the root volume of an unencrypted AMI. moto requires a size or snapshot
+   and fails the launch (MissingParameter size/snapshot); the repair takes the AMI's root snapshot, or
+   moto's own default root size (8 GiB) when the AMI has none.
 """
 import sys
 
@@ -345,6 +351,25 @@ def _bucket_permission_over_tls(self, action, resource):
 
 access_control.IAMPolicyStatement.is_action_permitted = _aws_statement_permitted
 s3_models.FakeBucket.get_permission = _bucket_permission_over_tls
+
+# --- 8. Root volume mappings that take the AMI's snapshot ---------------------------------------------
+from moto.ec2.models import instances as ec2_instances  # noqa: E402
+
+_add_block_device = ec2_instances.Instance.add_block_device
+
+
+def _add_block_device_from_ami(self, size, device_path, snapshot_id, *args, **kwargs):
+    if size is None and snapshot_id is None and device_path == self.root_device_name:
+        amis = self.ec2_backend.describe_images(filters={"image-id": self.image_id})
+        snapshot = getattr(amis[0], "ebs_snapshot", None) if amis else None
+        if snapshot is not None:
+            snapshot_id = snapshot.id
+        else:
+            size = 8
+    return _add_block_device(self, size, device_path, snapshot_id, *args, **kwargs)
+
+
+ec2_instances.Instance.add_block_device = _add_block_device_from_ami
 
 from moto.server import main  # noqa: E402  (after the repairs)
 

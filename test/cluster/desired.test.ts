@@ -1,17 +1,24 @@
 import { createHash } from "node:crypto";
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
+import { isDeepStrictEqual } from "node:util";
 import { parse } from "yaml";
 import { clusterSpecSchema } from "../../src/cluster/schema";
 import { discoveryConfigFromEnv, discoveryEnvironment } from "../../src/discover/config";
 import {
   asTagList,
+  ROLE_SECRET_NAMES,
   autoScalingEventPattern,
   clusterIdParameter,
   clusterZoneName,
   discoveryConfig,
   discoveryRoleName,
+  dnsSuffix,
   globalName,
   groupSize,
   iamPath,
+  KEY_DELETION_WINDOW_DAYS,
+  keyAlias,
   LAUNCH_HOOK_NAME,
   launchHook,
   launchTemplateData,
@@ -27,9 +34,12 @@ import {
   tagsFor,
   userData,
 } from "../../src/launch/aws/desired";
+import { comparableTemplateData } from "../../src/launch/aws/groups";
+import { namesKey, usable } from "../../src/launch/aws/key";
 import { PKI_FILE_NAMES } from "../../src/launch/aws/secrets";
 import { generateClusterPki } from "../../src/pki/pki";
-import { clusterYaml, inputsFor } from "../aws/fixture";
+import { clusterYaml, inputsFor, KEY_ARN } from "../aws/fixture";
+import { repoRoot } from "../helpers";
 
 const spec = clusterSpecSchema.parse(clusterYaml());
 const inputs = inputsFor(spec);
@@ -38,7 +48,7 @@ describe("desired AWS state", () => {
   test("user data writes only the role file: cluster, provider and where secrets are; masters also where snapshots go and which hook to complete", () => {
     const bucket = snapshotBucketName("123456789012", "eu-west-1", "demo");
     for (const role of ["masters", "minions"] as const) {
-      const text = userData(inputs, role);
+      const text = userData(inputs, role, KEY_ARN);
       expect(text.startsWith("#cloud-config\n")).toBe(true);
       expect(parse(text)).toEqual({
         write_files: [
@@ -52,12 +62,13 @@ describe("desired AWS state", () => {
                 ? "MASTERS_COUNT=1\n" +
                   `SNAPSHOT_STORE=s3://${bucket}/demo/etcd\n` +
                   "GROUP_NAME=kubebake-demo-masters\n" +
-                  "LAUNCH_HOOK=kubebake-etcd-voter\n"
+                  "LAUNCH_HOOK=kubebake-etcd-voter\n" +
+                  `SECRET_KMS_KEY=${KEY_ARN}\n`
                 : ""),
           },
         ],
       });
-      const data = launchTemplateData(inputs, role, "sg-1");
+      const data = launchTemplateData(inputs, role, "sg-1", KEY_ARN);
       expect(Buffer.from(data.UserData, "base64").toString()).toBe(text);
       expect(data.MetadataOptions).toEqual({
         HttpTokens: "required",
@@ -76,10 +87,40 @@ describe("desired AWS state", () => {
       discoveryDomain: "k8s",
     });
     expect(files.map((f) => f.name).sort()).toEqual(PKI_FILE_NAMES);
-    const minionReads = JSON.stringify(nodePolicy(inputs, "minions"));
+    const minionReads = JSON.stringify(nodePolicy(inputs, "minions", KEY_ARN));
     expect(minionReads).toContain("parameter/kubebake/demo/ca.crt");
     expect(minionReads).toContain("parameter/kubebake/demo/bootstrap-token");
     expect(minionReads).not.toMatch(/\*|\.key/);
+  });
+
+  test("each role may read exactly what its node-config fetches, all of it in the PKI; masters not the operator's admin credential", () => {
+    const script = readFileSync(join(repoRoot, "src", "node", "node-config"), "utf8");
+    const [, masters, minions] =
+      /if \[ "\$ROLE" = masters \]; then\n\s*secrets="([^"]*)"\nelse\n\s*secrets="([^"]*)"/.exec(script)!;
+    const words = (list: string) => list!.split(/\s+/).filter(Boolean).sort();
+    expect(words(masters!)).toEqual(ROLE_SECRET_NAMES.masters);
+    expect(words(minions!)).toEqual([...ROLE_SECRET_NAMES.minions].sort());
+    type Statement = { Sid: string; Action: string[]; Resource: string | string[] };
+    const statements = (role: "masters" | "minions") =>
+      nodePolicy(inputs, role, KEY_ARN).Statement as unknown as Statement[];
+    for (const role of ["masters", "minions"] as const) {
+      for (const name of ROLE_SECRET_NAMES[role]) expect(PKI_FILE_NAMES).toContain(name);
+      const read = statements(role).find((s) => s.Sid === "ReadClusterSecrets");
+      expect(read?.Resource).toEqual(
+        ROLE_SECRET_NAMES[role].map((n) => `arn:aws:ssm:eu-west-1:123456789012:parameter/kubebake/demo/${n}`),
+      );
+    }
+    expect(ROLE_SECRET_NAMES.masters).not.toContain("admin.key");
+    expect(ROLE_SECRET_NAMES.masters).not.toContain("admin.kubeconfig");
+    // Masters publish the join token they mint, and nothing else.
+    const publish = statements("masters").filter((s) =>
+      s.Action.some((a) => a === "ssm:PutParameter" || a === "kms:Encrypt"),
+    );
+    expect(publish.map((s) => s.Resource)).toEqual([
+      "arn:aws:ssm:eu-west-1:123456789012:parameter/kubebake/demo/bootstrap-token",
+      KEY_ARN,
+    ]);
+    expect(JSON.stringify(nodePolicy(inputs, "minions", KEY_ARN))).not.toMatch(/PutParameter|kms:Encrypt/);
   });
 
   test("security group rules: only the operator CIDRs come from outside, SSH only when asked", () => {
@@ -119,7 +160,7 @@ describe("desired AWS state", () => {
     );
     expect(discoveryRoleName(spec)).toBe("kubebake-demo-eu-west-1-dns-discovery");
     expect(iamPath("demo", "eu-west-1")).toBe("/kubebake/demo/eu-west-1/");
-    expect(launchTemplateData(inputs, "minions", "sg-1").IamInstanceProfile.Name).toBe(
+    expect(launchTemplateData(inputs, "minions", "sg-1", KEY_ARN).IamInstanceProfile.Name).toBe(
       "kubebake-demo-eu-west-1-minions",
     );
     const longest = "c".repeat(40);
@@ -176,7 +217,7 @@ describe("desired AWS state", () => {
   });
 
   test("the snapshot bucket denies every request without TLS and expires snapshots under the cluster's prefix only", () => {
-    expect(snapshotBucketPolicy("b").Statement).toEqual([
+    expect(snapshotBucketPolicy("b", "aws").Statement).toEqual([
       {
         Sid: "DenyInsecureTransport",
         Effect: "Deny",
@@ -258,7 +299,7 @@ describe("desired AWS state", () => {
 
   test("launch templates: the AMI, the role's instance type, its security group, the key pair when given", () => {
     const keyed = inputsFor(clusterSpecSchema.parse(clusterYaml({ sshKey: "ops" })));
-    const masters = launchTemplateData(keyed, "masters", "sg-m");
+    const masters = launchTemplateData(keyed, "masters", "sg-m", KEY_ARN);
     expect(masters).toMatchObject({
       ImageId: "ami-0123456789abcdef0",
       InstanceType: "t3.medium",
@@ -266,12 +307,12 @@ describe("desired AWS state", () => {
       IamInstanceProfile: { Name: "kubebake-demo-eu-west-1-masters" },
       SecurityGroupIds: ["sg-m"],
     });
-    expect(launchTemplateData(keyed, "minions", "sg-n")).toMatchObject({
+    expect(launchTemplateData(keyed, "minions", "sg-n", KEY_ARN)).toMatchObject({
       InstanceType: "t3.large",
       KeyName: "ops",
       SecurityGroupIds: ["sg-n"],
     });
-    expect("KeyName" in launchTemplateData(inputs, "masters", "sg-m")).toBe(false);
+    expect("KeyName" in launchTemplateData(inputs, "masters", "sg-m", KEY_ARN)).toBe(false);
   });
 
   test("group sizes: masters exactly their count, minions their min, max and desired", () => {
@@ -303,5 +344,80 @@ describe("desired AWS state", () => {
       "kubebake-prod-1-masters",
       "kubebake-prod-1-minions",
     ]);
+  });
+});
+
+describe("the cluster key in the desired state", () => {
+  const key = { id: "1234abcd-12ab-34cd-56ef-1234567890ab", arn: KEY_ARN };
+
+  test("its alias is per cluster (KMS aliases are regional already), and the root volume names it", () => {
+    expect(keyAlias("demo")).toBe("alias/kubebake-demo");
+    expect(keyAlias("prod-1")).toBe("alias/kubebake-prod-1");
+    expect(KEY_DELETION_WINDOW_DAYS).toBe(7);
+    for (const role of ["masters", "minions"] as const) {
+      expect(launchTemplateData(inputs, role, "sg-1", KEY_ARN).BlockDeviceMappings).toEqual([
+        { DeviceName: "/dev/xvda", Ebs: { Encrypted: true, KmsKeyId: KEY_ARN, DeleteOnTermination: true } },
+      ]);
+    }
+    // The AMI's own root device, whatever it is called.
+    expect(
+      launchTemplateData({ ...inputs, rootDevice: "/dev/sda1" }, "masters", "sg-1", KEY_ARN)
+        .BlockDeviceMappings[0].DeviceName,
+    ).toBe("/dev/sda1");
+  });
+
+  test("a template read back with the same data compares equal; an unencrypted, other-key or second volume does not", () => {
+    const data = launchTemplateData(inputs, "masters", "sg-1", KEY_ARN);
+    const desired = { ...data, SecurityGroupIds: [...data.SecurityGroupIds].sort() };
+    expect(comparableTemplateData(data)).toEqual(desired);
+    const root = data.BlockDeviceMappings[0];
+    const variants = {
+      unencrypted: [{ DeviceName: root.DeviceName, Ebs: { DeleteOnTermination: true } }],
+      otherKey: [{ ...root, Ebs: { ...root.Ebs, KmsKeyId: KEY_ARN.replace("1234abcd", "ffffffff") } }],
+      resized: [{ ...root, Ebs: { ...root.Ebs, VolumeSize: 100 } }],
+      second: [root, { DeviceName: "/dev/xvdb", Ebs: { VolumeSize: 10 } }],
+      none: [],
+    };
+    for (const [what, BlockDeviceMappings] of Object.entries(variants)) {
+      expect({
+        what,
+        equal: isDeepStrictEqual(comparableTemplateData({ ...data, BlockDeviceMappings }), desired),
+      }).toEqual({ what, equal: false });
+    }
+  });
+
+  test("a parameter's KeyId names the cluster key by its ARN, id or alias, and nothing else does", () => {
+    const alias = keyAlias("demo");
+    for (const keyId of [KEY_ARN, key.id, alias, `arn:aws:kms:eu-west-1:123456789012:${alias}`]) {
+      expect({ keyId, names: namesKey(keyId, key, alias) }).toEqual({ keyId, names: true });
+    }
+    for (const keyId of [
+      undefined,
+      "",
+      "alias/aws/ssm",
+      "alias/kubebake-demo2",
+      "alias/kubebake-dem",
+      KEY_ARN.replace("1234abcd", "ffffffff"),
+      "ffffffff-12ab-34cd-56ef-1234567890ab",
+      // The alias of that name in another region or account is another key.
+      `arn:aws:kms:us-east-1:123456789012:${alias}`,
+      `arn:aws:kms:eu-west-1:210987654321:${alias}`,
+    ]) {
+      expect({ keyId, names: namesKey(keyId, key, alias) }).toEqual({ keyId, names: false });
+    }
+  });
+
+  test("a key pending deletion is never used; every other state is", () => {
+    expect(usable("PendingDeletion")).toBe(false);
+    expect(usable("PendingReplicaDeletion")).toBe(false);
+    for (const state of ["Enabled", "Disabled", "PendingImport", "Creating", "Updating", undefined]) {
+      expect(usable(state)).toBe(true);
+    }
+  });
+
+  test("China's partition has its own endpoint suffix; the others share amazonaws.com", () => {
+    expect(dnsSuffix("aws-cn")).toBe("amazonaws.com.cn");
+    expect(dnsSuffix("aws")).toBe("amazonaws.com");
+    expect(dnsSuffix("aws-us-gov")).toBe("amazonaws.com");
   });
 });

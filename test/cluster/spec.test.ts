@@ -1,4 +1,4 @@
-import { readFileSync } from "node:fs";
+import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { loadClusterSpec } from "../../src/cluster/load";
 import { NODE_CIDR_MASK_SIZE, podCapacity, podCapacityProblem } from "../../src/cluster/pods";
@@ -246,6 +246,26 @@ describe("the pod network holds every node the groups may grow to", () => {
     expect(podCapacityProblem(g(1, 0), "10.0.0.0/25", "x")).toMatch(/holds no node at \/24/);
     // a /14 holds the largest groups the schema allows
     expect(podCapacityProblem(g(5, 1000), "10.0.0.0/14", "x")).toBeUndefined();
+  });
+
+  test("a cluster naming its image spec is checked against that spec's pod CIDR (validate, exit 2)", () => {
+    const imageSpec = readFileSync(join(repoRoot, "image", "kubebake.yaml"), "utf8").replace(
+      /podCIDR: .*/,
+      "podCIDR: 10.9.0.0/22",
+    );
+    expect(imageSpec).toContain("podCIDR: 10.9.0.0/22");
+    writeFileSync(join(dir, "small-image.yaml"), imageSpec);
+    const cluster = (max: number) =>
+      clusterYaml({ image: { ami: "ami-00000000", spec: "small-image.yaml" }, groups: groups(1, max) });
+    expect(loadClusterSpec(writeSpec(dir, cluster(3), "fits-spec.yaml")).spec.groups.minions.max).toBe(3);
+    const file = writeSpec(dir, cluster(4), "outgrows-spec.yaml");
+    const result = runCli("kubebake", ["cluster", "validate", "-f", file]);
+    expect({ code: result.code, stderr: result.stderr }).toEqual({
+      code: 2,
+      stderr: expect.stringMatching(
+        /^error: .*outgrows-spec\.yaml: groups\.minions\.max: the pod network 10\.9\.0\.0\/22 \(cluster\.podCIDR of small-image\.yaml\) holds 4 nodes at \/24 per node .*grow to 5 \(masters 1 \+ minions 4\); lower groups\.minions\.max to 3 or less/,
+      ),
+    });
   });
 
   test("validate refuses a cluster on a bare AMI that outgrows the repository image's pod CIDR (exit 2, the field and its line)", () => {

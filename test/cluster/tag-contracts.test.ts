@@ -64,7 +64,9 @@ describe("tags written and read back", () => {
     const clients = {
       sts: {
         send: async (c: unknown) =>
-          c instanceof GetCallerIdentityCommand ? { Account: "123456789012" } : {},
+          c instanceof GetCallerIdentityCommand
+            ? { Account: "123456789012", Arn: "arn:aws:iam::123456789012:user/ci" }
+            : {},
       },
       ec2: {
         send: async (command: unknown) => {
@@ -80,5 +82,7 @@ describe("tags written and read back", () => {
     );
     const inputs = await resolveInputs(clients, spec, join(dir, "cluster.yaml"));
     expect(inputs.ami).toBe("ami-0000000000000000a");
+    // The partition of every ARN the launcher writes is the caller's.
+    expect(inputs.partition).toBe("aws");
   });
 });

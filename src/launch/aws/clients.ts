@@ -3,6 +3,7 @@ import { AutoScalingClient } from "@aws-sdk/client-auto-scaling";
 import { EC2Client } from "@aws-sdk/client-ec2";
 import { EventBridgeClient } from "@aws-sdk/client-eventbridge";
 import { IAMClient } from "@aws-sdk/client-iam";
+import { KMSClient } from "@aws-sdk/client-kms";
 import { LambdaClient } from "@aws-sdk/client-lambda";
 import { Route53Client } from "@aws-sdk/client-route-53";
 import { S3Client } from "@aws-sdk/client-s3";
@@ -19,6 +20,7 @@ export interface AwsClients {
   ec2: EC2Client;
   autoScaling: AutoScalingClient;
   iam: IAMClient;
+  kms: KMSClient;
   ssm: SSMClient;
   route53: Route53Client;
   s3: S3Client;
@@ -54,6 +56,7 @@ export function awsClients(options: ClientOptions): AwsClients {
     ec2: new EC2Client(config),
     autoScaling: new AutoScalingClient(config),
     iam: new IAMClient(config),
+    kms: new KMSClient(config),
     ssm: new SSMClient(config),
     route53: new Route53Client(config),
     // An emulator serves buckets under its one host (path style); AWS under each bucket's own host name.

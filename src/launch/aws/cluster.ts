@@ -7,6 +7,7 @@ import { ensureDiscovery } from "./discovery";
 import { ensureGroup, ensureLaunchTemplate, rollOut } from "./groups";
 import { checkIamNames, ensureInstanceProfile, ensureRole } from "./iam";
 import { checkSshKey } from "./inputs";
+import { checkClusterKey, ensureClusterKey } from "./key";
 import { checkNetwork, ensureNetwork } from "./network";
 import { ensureClusterId, readClusterId } from "./owner";
 import { ensurePki } from "./secrets";
@@ -28,10 +29,13 @@ export async function applyCluster(base: BaseContext): Promise<ApplyResult> {
   const stored = await readClusterId(base.clients, spec.name);
   await checkIamNames(base, stored);
   await checkSnapshotBucket(base, stored);
+  await checkClusterKey(base, stored);
   if ("existing" in checked) await ownZoneOnVpc(base, checked.existing.vpcId, stored);
   const ctx: Context = { ...base, clusterId: await ensureClusterId(base, stored) };
   const network = await ensureNetwork(ctx, checked);
   const groupIds = await ensureSecurityGroups(ctx, network.vpcId);
+  // Before the roles (their policies name it), the parameters and the launch templates (it encrypts them).
+  const key = await ensureClusterKey(ctx);
   for (const role of ROLES) {
     const name = nodeRoleName(spec, role);
     await ensureRole(
@@ -39,7 +43,7 @@ export async function applyCluster(base: BaseContext): Promise<ApplyResult> {
       name,
       `role-${role}`,
       assumeRolePolicy("ec2.amazonaws.com"),
-      nodePolicy(ctx.inputs, role),
+      nodePolicy(ctx.inputs, role, key.arn),
     );
     await ensureInstanceProfile(ctx, name, `profile-${role}`);
   }
@@ -51,7 +55,7 @@ export async function applyCluster(base: BaseContext): Promise<ApplyResult> {
       ],
     }),
   );
-  await ensurePki(ctx, (running.AutoScalingGroups ?? []).length > 0);
+  await ensurePki(ctx, (running.AutoScalingGroups ?? []).length > 0, key);
   // Before the groups: their first masters already take snapshots.
   await ensureSnapshotBucket(ctx);
   const zoneId = await ensureZone(ctx, network.vpcId);
@@ -59,7 +63,7 @@ export async function applyCluster(base: BaseContext): Promise<ApplyResult> {
   await ensureDiscovery(ctx, zoneId);
   // ROLES lists masters first: their rollout (one voter at a time) ends before any minion is replaced.
   for (const role of ROLES) {
-    const template = await ensureLaunchTemplate(ctx, role, groupIds[role]);
+    const template = await ensureLaunchTemplate(ctx, role, groupIds[role], key.arn);
     const existed = await ensureGroup(ctx, role, template, network.subnetIds);
     await rollOut(ctx, role, existed);
   }

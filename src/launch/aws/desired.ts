@@ -20,7 +20,11 @@ export const IMAGE_ID_TAG = "kubebake:image-id";
 export interface Inputs {
   spec: ClusterSpec;
   account: string;
+  /** The IAM partition of the credentials (`aws`, `aws-cn`, `aws-us-gov`…): every ARN written starts with it. */
+  partition: string;
   ami: string;
+  /** The AMI's root device name, which the launch templates' encrypted root volume must name. */
+  rootDevice: string;
   /** From the image spec the AMI was baked with: the nodes already carry these. */
   discoveryDomain: string;
   clusterDomain: string;
@@ -36,6 +40,20 @@ export interface Rule {
 }
 
 export const prefix = (cluster: string) => `kubebake-${cluster}`;
+
+/**
+ * The partition of a caller ARN from STS GetCallerIdentity (`arn:<partition>:sts::<account>:…`): ARNs
+ * written with a hard-coded `arn:aws:` would name nothing in aws-cn or aws-us-gov.
+ */
+export function partitionOf(callerArn: string): string {
+  const match = /^arn:(aws[a-z-]*):/.exec(callerArn);
+  if (!match) throw new Error(`not an AWS ARN: ${JSON.stringify(callerArn)}`);
+  return match[1]!;
+}
+
+/** The DNS suffix of a partition's service endpoints (the values of `kms:ViaService`). */
+export const dnsSuffix = (partition: string) =>
+  partition === "aws-cn" ? "amazonaws.com.cn" : "amazonaws.com";
 export const resourceName = (cluster: string, part: string) => `${prefix(cluster)}-${part}`;
 export const secretPrefix = (cluster: string) => `/kubebake/${cluster}`;
 /** The SSM parameter holding the cluster id; SSM is regional, so the id is per cluster and region. */
@@ -155,25 +173,70 @@ export function assumeRolePolicy(service: "ec2.amazonaws.com" | "lambda.amazonaw
 }
 
 /**
- * Masters read every secret of their cluster; minions only the CA certificate and the bootstrap token.
- * Masters also write and read etcd snapshots under their prefix of the cluster's bucket (deleting only a
- * consumed restore request), and complete the launch hook of their own group (nothing else of Auto Scaling).
+ * What each role's node-config fetches (src/node/node-config), and so all its role may read: masters the
+ * CAs they issue their own certificates from, the service-account pair, the join token and the Secrets
+ * key, never the operator's admin credential; minions what a join needs.
  */
-export function nodePolicy(inputs: Inputs, role: Role) {
-  const arn = (name: string) =>
-    `arn:aws:ssm:${inputs.spec.region}:${inputs.account}:parameter${secretPrefix(inputs.spec.name)}/${name}`;
+export const ROLE_SECRET_NAMES = {
+  masters: ["ca", "etcd-ca", "front-proxy-ca"]
+    .flatMap((base) => [`${base}.crt`, `${base}.key`])
+    .concat(["bootstrap-token", "encryption-config.yaml", "sa.key", "sa.pub"])
+    .sort(),
+  minions: ["ca.crt", "bootstrap-token"],
+} as const;
+
+/**
+ * Masters read every secret of their cluster; minions only the CA certificate and the bootstrap token.
+ * Both decrypt them with the cluster key, only through SSM. Masters also write and read etcd snapshots
+ * under their prefix of the cluster's bucket (deleting only a consumed restore request), and complete the
+ * launch hook of their own group (nothing else of Auto Scaling).
+ */
+export function nodePolicy(inputs: Inputs, role: Role, keyArn: string) {
+  const { region, name } = inputs.spec;
+  const arn = (file: string) =>
+    `arn:${inputs.partition}:ssm:${region}:${inputs.account}:parameter${secretPrefix(name)}/${file}`;
+  const readable = ROLE_SECRET_NAMES[role].map(arn);
   const readSecrets = {
     Sid: "ReadClusterSecrets",
     Effect: "Allow",
     Action: ["ssm:GetParameter"],
-    Resource: role === "masters" ? [arn("*")] : [arn("ca.crt"), arn("bootstrap-token")],
+    Resource: readable,
   };
-  return policy(role === "masters" ? [readSecrets, ...masterStatements(inputs)] : [readSecrets]);
+  const decryptSecrets = {
+    Sid: "DecryptClusterSecrets",
+    Effect: "Allow",
+    Action: ["kms:Decrypt"],
+    Resource: keyArn,
+    // Only through SSM of the cluster's region, which first checks ssm:GetParameter above: so a minion
+    // decrypts no masters' parameter either.
+    Condition: { StringEquals: { "kms:ViaService": `ssm.${region}.${dnsSuffix(inputs.partition)}` } },
+  };
+  // Masters publish the join token they mint (src/node/join-token): that one parameter, under the key.
+  const publishJoinToken = [
+    {
+      Sid: "PublishJoinToken",
+      Effect: "Allow",
+      Action: ["ssm:PutParameter"],
+      Resource: arn("bootstrap-token"),
+    },
+    {
+      Sid: "EncryptJoinToken",
+      Effect: "Allow",
+      Action: ["kms:Encrypt"],
+      Resource: keyArn,
+      Condition: { StringEquals: { "kms:ViaService": `ssm.${region}.${dnsSuffix(inputs.partition)}` } },
+    },
+  ];
+  return policy(
+    role === "masters"
+      ? [readSecrets, decryptSecrets, ...publishJoinToken, ...masterStatements(inputs)]
+      : [readSecrets, decryptSecrets],
+  );
 }
 
 function masterStatements(inputs: Inputs) {
   const { region, name } = inputs.spec;
-  const bucket = `arn:aws:s3:::${snapshotBucket(inputs)}`;
+  const bucket = `arn:${inputs.partition}:s3:::${snapshotBucket(inputs)}`;
   // S3 names are global: if the bucket were ever deleted and its name taken by another account, the
   // snapshots (every Secret of the cluster) must not follow it there.
   const inOwnAccount = { "s3:ResourceAccount": inputs.account };
@@ -207,7 +270,7 @@ function masterStatements(inputs: Inputs) {
       Effect: "Allow",
       Action: ["autoscaling:CompleteLifecycleAction"],
       // The group's ARN holds a uuid AWS chooses: matched by name.
-      Resource: `arn:aws:autoscaling:${region}:${inputs.account}:autoScalingGroup:*:autoScalingGroupName/${resourceName(name, "masters")}`,
+      Resource: `arn:${inputs.partition}:autoscaling:${region}:${inputs.account}:autoScalingGroup:*:autoScalingGroupName/${resourceName(name, "masters")}`,
     },
   ];
 }
@@ -231,14 +294,14 @@ export const PUBLIC_ACCESS_BLOCK = {
 } as const;
 
 /** The snapshot bucket's policy: nothing reaches it without TLS (the snapshots hold every Secret). */
-export function snapshotBucketPolicy(bucket: string) {
+export function snapshotBucketPolicy(bucket: string, partition: string) {
   return policy([
     {
       Sid: "DenyInsecureTransport",
       Effect: "Deny",
       Principal: "*",
       Action: "s3:*",
-      Resource: [`arn:aws:s3:::${bucket}`, `arn:aws:s3:::${bucket}/*`],
+      Resource: [`arn:${partition}:s3:::${bucket}`, `arn:${partition}:s3:::${bucket}/*`],
       Condition: { Bool: { "aws:SecureTransport": "false" } },
     },
   ]);
@@ -301,7 +364,8 @@ export function autoScalingEventPattern(cluster: string) {
  */
 export function discoveryPolicy(inputs: Inputs, zoneId: string) {
   const { region, name } = inputs.spec;
-  const logGroup = `arn:aws:logs:${region}:${inputs.account}:log-group:/aws/lambda/${discoveryFunctionName(name)}`;
+  const { partition } = inputs;
+  const logGroup = `arn:${partition}:logs:${region}:${inputs.account}:log-group:/aws/lambda/${discoveryFunctionName(name)}`;
   const records = discoveryRecords(name, inputs.discoveryDomain).map((r) => r.name.replace(/\.$/, ""));
   return policy([
     {
@@ -314,13 +378,13 @@ export function discoveryPolicy(inputs: Inputs, zoneId: string) {
       Sid: "ReadRecords",
       Effect: "Allow",
       Action: ["route53:ListResourceRecordSets"],
-      Resource: `arn:aws:route53:::hostedzone/${zoneId}`,
+      Resource: `arn:${partition}:route53:::hostedzone/${zoneId}`,
     },
     {
       Sid: "WriteOwnRecords",
       Effect: "Allow",
       Action: ["route53:ChangeResourceRecordSets"],
-      Resource: `arn:aws:route53:::hostedzone/${zoneId}`,
+      Resource: `arn:${partition}:route53:::hostedzone/${zoneId}`,
       Condition: {
         "ForAllValues:StringEquals": {
           "route53:ChangeResourceRecordSetsNormalizedRecordNames": records,
@@ -343,7 +407,7 @@ export function discoveryPolicy(inputs: Inputs, zoneId: string) {
  * Masters also learn where their etcd snapshots go, and which group and launch hook to complete once
  * they vote.
  */
-export function userData(inputs: Pick<Inputs, "spec" | "account">, role: Role): string {
+export function userData(inputs: Pick<Inputs, "spec" | "account">, role: Role, keyArn: string): string {
   const { spec } = inputs;
   const roleFile = [
     `CLUSTER_NAME=${spec.name}`,
@@ -356,6 +420,8 @@ export function userData(inputs: Pick<Inputs, "spec" | "account">, role: Role): 
           `SNAPSHOT_STORE=${snapshotStore(inputs)}`,
           `GROUP_NAME=${resourceName(spec.name, "masters")}`,
           `LAUNCH_HOOK=${LAUNCH_HOOK_NAME}`,
+          // The key the join token is published under (src/node/join-token).
+          `SECRET_KMS_KEY=${keyArn}`,
         ]
       : []),
   ];
@@ -374,6 +440,12 @@ export function userData(inputs: Pick<Inputs, "spec" | "account">, role: Role): 
   );
 }
 
+/** The root volume of a node: encrypted with the cluster key, whatever the AMI's snapshot says. */
+export interface RootVolume {
+  DeviceName: string;
+  Ebs: { Encrypted: true; KmsKeyId: string; DeleteOnTermination: true };
+}
+
 export interface LaunchTemplateData {
   ImageId: string;
   InstanceType: _InstanceType;
@@ -381,22 +453,85 @@ export interface LaunchTemplateData {
   UserData: string;
   IamInstanceProfile: { Name: string };
   SecurityGroupIds: string[];
+  BlockDeviceMappings: [RootVolume];
   MetadataOptions: { HttpTokens: "required"; HttpPutResponseHopLimit: number; HttpEndpoint: "enabled" };
 }
 
-export function launchTemplateData(inputs: Inputs, role: Role, securityGroupId: string): LaunchTemplateData {
+export function launchTemplateData(
+  inputs: Inputs,
+  role: Role,
+  securityGroupId: string,
+  keyArn: string,
+): LaunchTemplateData {
   const { spec } = inputs;
   const group = spec.groups[role];
   return {
     ImageId: inputs.ami,
     InstanceType: group.instanceType as _InstanceType,
     ...(spec.sshKey ? { KeyName: spec.sshKey } : {}),
-    UserData: Buffer.from(userData(inputs, role)).toString("base64"),
+    UserData: Buffer.from(userData(inputs, role, keyArn)).toString("base64"),
     IamInstanceProfile: { Name: nodeRoleName(spec, role) },
     SecurityGroupIds: [securityGroupId],
+    // Only the root device is named (the AMI's own, so no second volume appears): its size, type and
+    // snapshot stay the AMI's. The node's disk holds the kubelet's credentials and, on masters, etcd.
+    BlockDeviceMappings: [
+      {
+        DeviceName: inputs.rootDevice,
+        Ebs: { Encrypted: true, KmsKeyId: keyArn, DeleteOnTermination: true },
+      },
+    ],
     // IMDSv2 only, and a hop limit of 1 keeps pods (one hop further) away from the node's credentials.
     MetadataOptions: { HttpTokens: "required", HttpPutResponseHopLimit: 1, HttpEndpoint: "enabled" },
   };
+}
+
+/**
+ * The cluster key's alias. KMS aliases are per account and region, like the launch templates and groups
+ * named `kubebake-<cluster>-…`, so the cluster's name alone is enough (a cluster of one name in another
+ * region has its own alias there).
+ */
+export const keyAlias = (cluster: string) => `alias/${prefix(cluster)}`;
+/** KMS's shortest waiting period before a key scheduled for deletion is gone. */
+export const KEY_DELETION_WINDOW_DAYS = 7;
+
+/** The role Auto Scaling launches instances with (AWS creates it with an account's first group). */
+export const AUTO_SCALING_SERVICE = "autoscaling.amazonaws.com";
+export const AUTO_SCALING_ROLE_NAME = "AWSServiceRoleForAutoScaling";
+export const autoScalingServiceRole = (inputs: Pick<Inputs, "partition" | "account">) =>
+  `arn:${inputs.partition}:iam::${inputs.account}:role/aws-service-role/${AUTO_SCALING_SERVICE}/${AUTO_SCALING_ROLE_NAME}`;
+
+/**
+ * The cluster key's policy. The account root with every KMS action is AWS's default statement: it lets
+ * IAM policies grant use of the key (the node roles' kms:Decrypt) and keeps the key manageable. Auto
+ * Scaling's service-linked role launches the instances, so it must use the key for their root volumes
+ * and hand EC2 a grant for them; without this, every launch of an encrypted volume fails.
+ */
+export function clusterKeyPolicy(inputs: Pick<Inputs, "partition" | "account">) {
+  const autoScaling = autoScalingServiceRole(inputs);
+  return policy([
+    {
+      Sid: "AccountAdministersKey",
+      Effect: "Allow",
+      Principal: { AWS: `arn:${inputs.partition}:iam::${inputs.account}:root` },
+      Action: "kms:*",
+      Resource: "*",
+    },
+    {
+      Sid: "AutoScalingUsesKey",
+      Effect: "Allow",
+      Principal: { AWS: autoScaling },
+      Action: ["kms:Encrypt", "kms:Decrypt", "kms:ReEncrypt*", "kms:GenerateDataKey*", "kms:DescribeKey"],
+      Resource: "*",
+    },
+    {
+      Sid: "AutoScalingGrantsForVolumes",
+      Effect: "Allow",
+      Principal: { AWS: autoScaling },
+      Action: "kms:CreateGrant",
+      Resource: "*",
+      Condition: { Bool: { "kms:GrantIsForAWSResource": true } },
+    },
+  ]);
 }
 
 export function groupSize(spec: ClusterSpec, role: Role) {

@@ -60,6 +60,7 @@ import { clusterIdParameter, discoveryFunctionName, iamPath, OWNER_TAG, snapshot
 import { awsErrorCode, ifExists } from "./clients";
 import { tagFilters, waitFor, type BaseContext } from "./context";
 import { eventsRuleName, scheduleRuleName } from "./discovery";
+import { destroyClusterKey } from "./key";
 import { ownedBy, ownerOf, readClusterId } from "./owner";
 import { storedParameterNames } from "./secrets";
 import { destroySnapshotBucket } from "./snapshots";
@@ -254,6 +255,9 @@ export async function destroyCluster(ctx: DestroyContext): Promise<void> {
       undefined,
     );
   }
+
+  // After the groups' volumes and the parameters it encrypted; the id goes later, so a rerun finds it.
+  await destroyClusterKey(ctx, cluster, clusterId);
 
   // After the groups: no master writes a snapshot any more. The name is the account's and region's.
   const account = (await clients.sts.send(new GetCallerIdentityCommand({}))).Account!;

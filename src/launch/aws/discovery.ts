@@ -87,7 +87,7 @@ export async function ensureDiscovery(ctx: Context, zoneId: string): Promise<voi
           Tags: tagsFor(spec, "dns-discovery", ctx.clusterId),
           ...configuration,
         }),
-      `arn:aws:lambda:${spec.region}:${ctx.inputs.account}:function:${functionName}`,
+      `arn:${ctx.inputs.partition}:lambda:${spec.region}:${ctx.inputs.account}:function:${functionName}`,
     );
   } else {
     const sha = createHash("sha256").update(zip).digest("base64");
@@ -169,7 +169,9 @@ export async function ensureDiscovery(ctx: Context, zoneId: string): Promise<voi
       (rule.EventPattern
         ? isDeepStrictEqual(JSON.parse(existing.EventPattern ?? "null"), JSON.parse(rule.EventPattern))
         : existing.ScheduleExpression === rule.ScheduleExpression);
-    let ruleArn = existing?.Arn ?? `arn:aws:events:${spec.region}:${ctx.inputs.account}:rule/${rule.name}`;
+    let ruleArn =
+      existing?.Arn ??
+      `arn:${ctx.inputs.partition}:events:${spec.region}:${ctx.inputs.account}:rule/${rule.name}`;
     if (!same) {
       ruleArn = await ctx.rec.make(
         {

@@ -55,6 +55,13 @@ export function comparableTemplateData(
     UserData: data.UserData,
     IamInstanceProfile: { Name: data.IamInstanceProfile?.Name ?? "" },
     SecurityGroupIds: [...(data.SecurityGroupIds ?? [])].sort(),
+    // Every field of every mapping, so that a volume added or resized by hand is drift too.
+    BlockDeviceMappings: (data.BlockDeviceMappings ?? []).map((m) => ({
+      DeviceName: m.DeviceName,
+      ...(m.Ebs ? { Ebs: definedOnly(m.Ebs) } : {}),
+      ...(m.VirtualName ? { VirtualName: m.VirtualName } : {}),
+      ...(m.NoDevice !== undefined ? { NoDevice: m.NoDevice } : {}),
+    })) as unknown as LaunchTemplateData["BlockDeviceMappings"],
     MetadataOptions: {
       HttpTokens: m?.HttpTokens as "required",
       HttpPutResponseHopLimit: m?.HttpPutResponseHopLimit ?? 1,
@@ -63,15 +70,18 @@ export function comparableTemplateData(
   };
 }
 
+const definedOnly = (o: object) => Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined));
+
 export async function ensureLaunchTemplate(
   ctx: Context,
   role: Role,
   securityGroupId: string,
+  keyArn: string,
 ): Promise<TemplateRef> {
   const { ec2 } = ctx.clients;
   const { spec } = ctx.inputs;
   const name = resourceName(spec.name, role);
-  const data = launchTemplateData(ctx.inputs, role, securityGroupId);
+  const data = launchTemplateData(ctx.inputs, role, securityGroupId, keyArn);
   const found = (
     await ec2.send(
       new DescribeLaunchTemplatesCommand({ Filters: [{ Name: "launch-template-name", Values: [name] }] }),

@@ -77,7 +77,7 @@ export async function ensureRole(
             }),
           )
         ).Role!.Arn!,
-      `arn:aws:iam::${ctx.inputs.account}:role${path}${name}`,
+      `arn:${ctx.inputs.partition}:iam::${ctx.inputs.account}:role${path}${name}`,
     ));
   if (found && !isDeepStrictEqual(parse(found.AssumeRolePolicyDocument), trust)) {
     await ctx.rec.make(

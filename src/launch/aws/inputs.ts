@@ -4,13 +4,17 @@ import { GetCallerIdentityCommand } from "@aws-sdk/client-sts";
 import { readFileSync } from "node:fs";
 import { dirname, isAbsolute, join, resolve } from "node:path";
 import { invalidInput } from "../../errors";
+import { podCapacityProblem } from "../../cluster/pods";
 import { loadImageSpec } from "../../spec/load";
 import { imageSpecSchema, type ImageSpec } from "../../spec/schema";
 import { packageRoot } from "../../util/package-root";
 import type { ClusterSpec } from "../../cluster/schema";
 import { ifExists, type AwsClients } from "./clients";
 import type { Context } from "./context";
-import { IMAGE_ID_TAG, type Inputs } from "./desired";
+import { IMAGE_ID_TAG, partitionOf, type Inputs } from "./desired";
+
+/** The root device of kubebake's published images (src/publish/aws/publish.ts registers them so). */
+export const DEFAULT_ROOT_DEVICE = "/dev/xvda";
 
 interface ManifestRef {
   imageId: string;
@@ -40,9 +44,12 @@ export async function resolveInputs(
 ): Promise<Inputs> {
   const base = dirname(resolve(specPath));
   const near = (p: string) => (isAbsolute(p) ? p : join(base, p));
-  const account = (await clients.sts.send(new GetCallerIdentityCommand({}))).Account!;
+  const caller = await clients.sts.send(new GetCallerIdentityCommand({}));
+  const account = caller.Account!;
+  const partition = partitionOf(caller.Arn!);
 
   let ami = spec.image.ami;
+  let rootDevice: string | undefined;
   // The cluster settings the nodes carry: from image.spec, else from the baked tree beside the manifest,
   // else (an AMI id alone) from the repository's image spec.
   let cluster = spec.image.spec ? loadImageSpec(near(spec.image.spec)).spec.cluster : undefined;
@@ -71,14 +78,31 @@ export async function resolveInputs(
       );
     }
     ami = available[0]!.ImageId!;
+    rootDevice = available[0]!.RootDeviceName;
     cluster ??= bakedCluster(
       join(dirname(manifestPath), manifest.rootfs ?? "rootfs", "etc/kubebake/image-spec.json"),
     );
   }
+  if (spec.image.manifest && !spec.image.spec) {
+    // The bake's own pod network: every node the groups may grow to needs a range of it.
+    const problem = podCapacityProblem(
+      spec.groups,
+      cluster!.podCIDR,
+      `the podCIDR the image of ${spec.image.manifest} was baked with`,
+    );
+    if (problem) throw invalidInput(`${specPath}: groups.minions.max: ${problem}`);
+  }
   cluster ??= loadImageSpec(join(packageRoot(), "image", "kubebake.yaml")).spec.cluster;
+  // The encrypted root volume must name the AMI's own root device, or the instance gets a second volume
+  // and an unencrypted root. An AMI this account cannot see launches nothing either way: kubebake's own.
+  rootDevice ??=
+    (await ifExists(() => clients.ec2.send(new DescribeImagesCommand({ ImageIds: [ami!] }))))?.Images?.[0]
+      ?.RootDeviceName ?? DEFAULT_ROOT_DEVICE;
   return {
     spec,
     account,
+    partition,
+    rootDevice,
     ami: ami!,
     discoveryDomain: cluster.discoveryDomain,
     clusterDomain: cluster.clusterDomain,

@@ -2,30 +2,54 @@
  * The cluster PKI in SSM Parameter Store: generated once, stored as SecureString under /kubebake/<cluster>/,
  * read by the nodes at boot with their instance role. Never in user data, never in the image.
  */
-import { DescribeParametersCommand, PutParameterCommand } from "@aws-sdk/client-ssm";
+import {
+  DeleteParametersCommand,
+  DescribeParametersCommand,
+  GetParameterCommand,
+  PutParameterCommand,
+  type ParameterMetadata,
+} from "@aws-sdk/client-ssm";
 import { KubebakeError, ExitCode } from "../../errors";
 import { isPlanned } from "../changes";
 import type { Context } from "./context";
-import { asTagList, clusterIdParameter, OWNER_TAG, secretPrefix, tagsFor } from "./desired";
+import { asTagList, clusterIdParameter, keyAlias, OWNER_TAG, secretPrefix, tagsFor } from "./desired";
+import { namesKey, type ClusterKey } from "./key";
 import { foreign } from "./owner";
 
 /** The files of generateClusterPki, which the node scripts fetch by these names. */
-export const PKI_FILE_NAMES = [
-  ...["admin", "apiserver", "apiserver-etcd-client", "apiserver-kubelet-client", "ca", "controller-manager"],
-  ...["etcd-ca", "front-proxy-ca", "front-proxy-client", "scheduler"],
-]
+export const PKI_FILE_NAMES = ["admin", "ca", "etcd-ca", "front-proxy-ca"]
   .flatMap((base) => [`${base}.crt`, `${base}.key`])
-  .concat(["admin.kubeconfig", "bootstrap-token", "sa.key", "sa.pub"])
+  .concat(["admin.kubeconfig", "bootstrap-token", "encryption-config.yaml", "sa.key", "sa.pub"])
   .sort();
 
-/** The parameters under `/kubebake/<cluster>/`; with a cluster id, only those tagged with it. */
+/** Added to the PKI after clusters existed: stored on its own under a running cluster (it replaces nothing). */
+const ADDABLE = ["encryption-config.yaml"];
+
+/** Files of older PKIs that no node reads any more (masters issue their own certificates): deleted. */
+export const RETIRED_PKI_FILE_NAMES = [
+  ...["apiserver", "apiserver-etcd-client", "apiserver-kubelet-client", "controller-manager"],
+  ...["front-proxy-client", "scheduler"],
+]
+  .flatMap((base) => [`${base}.crt`, `${base}.key`])
+  .sort();
+
+/** The names of the parameters under `/kubebake/<cluster>/`; with a cluster id, only those tagged with it. */
 export async function storedParameterNames(
   ctx: Pick<Context, "clients">,
   cluster: string,
   clusterId?: string,
 ): Promise<Set<string>> {
-  const names = new Set<string>();
-  if (clusterId !== undefined && isPlanned(clusterId)) return names;
+  return new Set((await storedParameters(ctx, cluster, clusterId)).keys());
+}
+
+/** The parameters under `/kubebake/<cluster>/` by name (with their type and key); with an id, only its. */
+export async function storedParameters(
+  ctx: Pick<Context, "clients">,
+  cluster: string,
+  clusterId?: string,
+): Promise<Map<string, ParameterMetadata>> {
+  const found = new Map<string, ParameterMetadata>();
+  if (clusterId !== undefined && isPlanned(clusterId)) return found;
   let NextToken: string | undefined;
   do {
     const page = await ctx.clients.ssm.send(
@@ -38,21 +62,36 @@ export async function storedParameterNames(
         NextToken,
       }),
     );
-    for (const p of page.Parameters ?? []) if (p.Name) names.add(p.Name);
+    for (const p of page.Parameters ?? []) if (p.Name) found.set(p.Name, p);
     NextToken = page.NextToken;
   } while (NextToken);
-  return names;
+  return found;
 }
 
-export async function ensurePki(ctx: Context, clusterRunning: boolean): Promise<void> {
+/**
+ * The PKI as SecureStrings under the cluster key. A complete PKI whose parameters (some of them) are
+ * under another key — the account's default aws/ssm, from before the cluster had a key — is rewritten
+ * with the same values under the cluster key, never regenerated.
+ */
+export async function ensurePki(ctx: Context, clusterRunning: boolean, key: ClusterKey): Promise<void> {
   const { spec } = ctx.inputs;
   const prefix = secretPrefix(spec.name);
-  const stored = await storedParameterNames(ctx, spec.name, ctx.clusterId);
+  const metadata = await storedParameters(ctx, spec.name, ctx.clusterId);
+  const stored = new Set(metadata.keys());
   const all = await storedParameterNames(ctx, spec.name);
   const alien = [...all].filter((name) => !stored.has(name) && name !== clusterIdParameter(spec.name));
   if (alien.length > 0) throw foreign("ssm-parameter", alien.sort()[0]!, null);
   const missing = PKI_FILE_NAMES.filter((name) => !stored.has(`${prefix}/${name}`));
-  if (missing.length === 0) return;
+  const complete =
+    missing.length === 0 ||
+    (missing.length < PKI_FILE_NAMES.length && missing.every((n) => ADDABLE.includes(n)));
+  if (complete) {
+    if (missing.length > 0) await addSecrets(ctx, key, missing);
+    await retire(ctx, stored);
+    for (const name of RETIRED_PKI_FILE_NAMES) metadata.delete(`${prefix}/${name}`);
+    await reencrypt(ctx, key, metadata);
+    return;
+  }
   if (missing.length < PKI_FILE_NAMES.length && clusterRunning) {
     throw new KubebakeError(
       `${prefix}: ${missing.length} of the cluster's secrets are missing (${missing.slice(0, 3).join(", ")}…) while ` +
@@ -77,7 +116,13 @@ export async function ensurePki(ctx: Context, clusterRunning: boolean): Promise<
       });
       for (const file of files) {
         const Name = `${prefix}/${file.name}`;
-        const common = { Name, Value: file.content, Type: "SecureString" as const, Tier: tier(file.content) };
+        const common = {
+          Name,
+          Value: file.content,
+          Type: "SecureString" as const,
+          KeyId: key.arn,
+          Tier: tier(file.content),
+        };
         // An earlier apply that stopped half-way left some: a fresh PKI replaces them all (no node used them).
         await ctx.clients.ssm.send(
           new PutParameterCommand(
@@ -85,6 +130,91 @@ export async function ensurePki(ctx: Context, clusterRunning: boolean): Promise<
               ? { ...common, Overwrite: true }
               : { ...common, Tags: asTagList(tagsFor(spec, "pki", ctx.clusterId)) },
           ),
+        );
+      }
+    },
+    undefined,
+  );
+}
+
+/** Stores secrets a newer PKI has and this cluster's lacks; only ADDABLE ones, which replace nothing. */
+async function addSecrets(ctx: Context, key: ClusterKey, names: string[]) {
+  const { spec } = ctx.inputs;
+  const prefix = secretPrefix(spec.name);
+  await ctx.rec.make(
+    { action: "update", kind: "pki", name: prefix, detail: `add ${names.join(", ")}` },
+    async () => {
+      const { encryptionConfig, newKey } = await import("../../pki/encryption");
+      for (const name of names) {
+        // ADDABLE holds the encryption config alone: a fresh key for Secrets.
+        const Value = encryptionConfig([newKey(new Date())]);
+        await ctx.clients.ssm.send(
+          new PutParameterCommand({
+            Name: `${prefix}/${name}`,
+            Value,
+            Type: "SecureString",
+            KeyId: key.arn,
+            Tier: tier(Value),
+            Tags: asTagList(tagsFor(spec, "pki", ctx.clusterId)),
+          }),
+        );
+      }
+    },
+    undefined,
+  );
+}
+
+/** Deletes the certificates and keys of an older PKI that no node reads any more. */
+async function retire(ctx: Context, stored: Set<string>) {
+  const prefix = secretPrefix(ctx.inputs.spec.name);
+  const names = RETIRED_PKI_FILE_NAMES.map((name) => `${prefix}/${name}`).filter((name) => stored.has(name));
+  if (names.length === 0) return;
+  await ctx.rec.make(
+    {
+      action: "delete",
+      kind: "pki",
+      name: prefix,
+      detail: `${names.length} certificate file(s) masters now issue themselves`,
+    },
+    async () => {
+      for (let i = 0; i < names.length; i += 10)
+        await ctx.clients.ssm.send(new DeleteParametersCommand({ Names: names.slice(i, i + 10) }));
+    },
+    undefined,
+  );
+}
+
+/** Rewrites (same value, new version) every parameter whose KeyId does not name the cluster key. */
+async function reencrypt(ctx: Context, key: ClusterKey, stored: Map<string, ParameterMetadata>) {
+  const alias = keyAlias(ctx.inputs.spec.name);
+  const prefix = secretPrefix(ctx.inputs.spec.name);
+  // Every parameter of the cluster but its id (a plain String), whatever files the PKI holds.
+  const others = [...stored.keys()]
+    .filter((name) => name !== clusterIdParameter(ctx.inputs.spec.name))
+    .filter((name) => !namesKey(stored.get(name)?.KeyId, key, alias))
+    .sort();
+  if (others.length === 0) return;
+  const keys = [...new Set(others.map((name) => stored.get(name)?.KeyId ?? "no key"))].sort();
+  await ctx.rec.make(
+    {
+      action: "update",
+      kind: "pki",
+      name: prefix,
+      detail: `${others.length} parameter(s) under ${keys.join(", ")} rewritten under ${alias}`,
+    },
+    async () => {
+      for (const Name of others) {
+        const Value = (await ctx.clients.ssm.send(new GetParameterCommand({ Name, WithDecryption: true })))
+          .Parameter!.Value!;
+        await ctx.clients.ssm.send(
+          new PutParameterCommand({
+            Name,
+            Value,
+            Type: "SecureString",
+            KeyId: key.arn,
+            Tier: tier(Value),
+            Overwrite: true,
+          }),
         );
       }
     },

@@ -138,7 +138,7 @@ function bucketSettings(ctx: Context, bucket: string): BucketSetting[] {
   const { s3 } = ctx.clients;
   const ref = owned(bucket, ctx.inputs.account);
   const rules = snapshotLifecycleRules(ctx.inputs.spec);
-  const policy = snapshotBucketPolicy(bucket);
+  const policy = snapshotBucketPolicy(bucket, ctx.inputs.partition);
   return [
     {
       what: `default encryption ${SNAPSHOT_ENCRYPTION.SSEAlgorithm}`,
