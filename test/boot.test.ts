@@ -2,6 +2,7 @@ import { spawn, spawnSync, type ChildProcess } from "node:child_process";
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { repoRoot, tempDir, upstreamPrograms } from "./helpers";
+import { signCertificate } from "./openssl";
 import { bootImageAndSecrets, reports, userData, Vm } from "./vm";
 
 // Boots the fixture image under qemu (TCG + OVMF) with the REAL Kubernetes programs (test/upstream/build.sh)
@@ -558,33 +559,7 @@ asRoot("booting the one image", () => {
       // A client certificate of the etcd CA for the host's etcdctl (masters issue their own; the PKI has none).
       for (const name of ["etcd-ca.crt", "etcd-ca.key"])
         writeFileSync(join(work, name), secrets[name]!, { mode: 0o600 });
-      writeFileSync(join(work, "client.ext"), "extendedKeyUsage=clientAuth\n");
-      for (const args of [
-        [
-          "req",
-          "-new",
-          "-newkey",
-          "ec",
-          "-pkeyopt",
-          "ec_paramgen_curve:prime256v1",
-          "-nodes",
-          "-subj",
-          "/CN=kbtest",
-        ].concat(["-keyout", "apiserver-etcd-client.key", "-out", "client.csr"]),
-        [
-          "x509",
-          "-req",
-          "-in",
-          "client.csr",
-          "-CA",
-          "etcd-ca.crt",
-          "-CAkey",
-          "etcd-ca.key",
-          "-set_serial",
-          "7",
-        ].concat(["-days", "1", "-extfile", "client.ext", "-out", "apiserver-etcd-client.crt"]),
-      ])
-        expect(spawnSync("openssl", args, { cwd: work, encoding: "utf8" }).status).toBe(0);
+      signCertificate(work, "apiserver-etcd-client", { subject: "/CN=kbtest", ca: "etcd-ca" });
       const raw = spawnSync(
         "ip",
         [

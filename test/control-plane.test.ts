@@ -13,6 +13,7 @@ import { join } from "node:path";
 import { generateClusterPki } from "../src/pki/pki";
 import { writePki } from "../src/pki/write";
 import { repoRoot, runCli, tempDir, upstreamPrograms } from "./helpers";
+import { openssl, signCertificate } from "./openssl";
 import {
   DescribeParametersCommand,
   GetParameterCommand,
@@ -381,11 +382,6 @@ describe("approve-kubelet-certs with the real API server", () => {
       ].join("\n"),
       { mode: 0o600 },
     );
-  const openssl = (...args: string[]) => {
-    const r = spawnSync("openssl", args, { cwd: work, encoding: "utf8" });
-    if (r.status !== 0) throw new Error(`openssl ${args[0]}: ${r.stderr}`);
-    return r.stdout;
-  };
   /** A kubelet-serving request for SUBJECT naming SANS, sent as the node n1 (or as the admin). */
   const request = (
     name: string,
@@ -395,7 +391,7 @@ describe("approve-kubelet-certs with the real API server", () => {
     refused?: RegExp,
   ) => {
     openssl(
-      ...[
+      [
         "req",
         "-new",
         "-newkey",
@@ -405,8 +401,8 @@ describe("approve-kubelet-certs with the real API server", () => {
         "-nodes",
         "-subj",
         subject,
-      ],
-      ...["-addext", `subjectAltName=${sans}`, "-keyout", `${name}.key`, "-out", `${name}.csr`],
+      ].concat(["-addext", `subjectAltName=${sans}`, "-keyout", `${name}.key`, "-out", `${name}.csr`]),
+      work,
     );
     const csr = {
       apiVersion: "certificates.k8s.io/v1",
@@ -489,26 +485,7 @@ describe("approve-kubelet-certs with the real API server", () => {
       }),
     );
     expect(status.stderr).toBe("");
-    openssl(
-      ...["req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"],
-      ...["-subj", "/O=system:nodes/CN=system:node:n1", "-keyout", "n1-client.key", "-out", "n1-client.csr"],
-    );
-    writeFileSync(join(work, "client.ext"), "extendedKeyUsage=clientAuth\n");
-    openssl(
-      ...[
-        "x509",
-        "-req",
-        "-in",
-        "n1-client.csr",
-        "-CA",
-        `${pki}/ca.crt`,
-        "-CAkey",
-        `${pki}/ca.key`,
-        "-set_serial",
-        "9",
-      ],
-      ...["-days", "1", "-extfile", "client.ext", "-out", "n1-client.crt"],
-    );
+    signCertificate(work, "n1-client", { subject: "/O=system:nodes/CN=system:node:n1", ca: `${pki}/ca` });
     kubeconfigFor(nodeKubeconfig, join(work, "n1-client.crt"), join(work, "n1-client.key"));
   });
 
@@ -651,6 +628,20 @@ describe("join-token with the real API server", () => {
     });
   };
   const kubeconfigWithServer = join(work, "admin-direct.kubeconfig");
+  /** A kubebake join token's Secret, made by hand: expiring at `expiration`, or never. */
+  const tokenSecretOf = (id: string, secret: string, expiration?: Date) => ({
+    apiVersion: "v1",
+    kind: "Secret",
+    metadata: { name: `bootstrap-token-${id}`, namespace: "kube-system" },
+    type: "bootstrap.kubernetes.io/token",
+    stringData: {
+      "token-id": id,
+      "token-secret": secret,
+      ...(expiration ? { expiration: expiration.toISOString().replace(/\.\d+Z$/, "Z") } : {}),
+      "usage-bootstrap-authentication": "true",
+      "auth-extra-groups": "system:bootstrappers:kubebake",
+    },
+  });
   const tokenSecret = (id: string) =>
     JSON.parse(
       kubectl("get", "secret", "-n", "kube-system", `bootstrap-token-${id}`, "-o", "json").stdout || "null",
@@ -714,19 +705,7 @@ describe("join-token with the real API server", () => {
     const expired = `expird.${"0123456789abcdef"}`;
     writeFileSync(
       join(work, "expired.json"),
-      JSON.stringify({
-        apiVersion: "v1",
-        kind: "Secret",
-        metadata: { name: "bootstrap-token-expird", namespace: "kube-system" },
-        type: "bootstrap.kubernetes.io/token",
-        stringData: {
-          "token-id": "expird",
-          "token-secret": "0123456789abcdef",
-          expiration: new Date(Date.now() - 60_000).toISOString().replace(/\.\d+Z$/, "Z"),
-          "usage-bootstrap-authentication": "true",
-          "auth-extra-groups": "system:bootstrappers:kubebake",
-        },
-      }),
+      JSON.stringify(tokenSecretOf("expird", "0123456789abcdef", new Date(Date.now() - 60_000))),
     );
     expect(kubectl("create", "-f", join(work, "expired.json")).status).toBe(0);
     const refused = tokenKubectl(expired, "get", "--raw", "/apis");
@@ -747,21 +726,7 @@ describe("join-token with the real API server", () => {
       }),
     );
     kubectl("delete", "secret", "-n", "kube-system", `bootstrap-token-${oldId}`);
-    writeFileSync(
-      join(work, "forever.json"),
-      JSON.stringify({
-        apiVersion: "v1",
-        kind: "Secret",
-        metadata: { name: `bootstrap-token-${oldId}`, namespace: "kube-system" },
-        type: "bootstrap.kubernetes.io/token",
-        stringData: {
-          "token-id": oldId,
-          "token-secret": old.split(".")[1],
-          "usage-bootstrap-authentication": "true",
-          "auth-extra-groups": "system:bootstrappers:kubebake",
-        },
-      }),
-    );
+    writeFileSync(join(work, "forever.json"), JSON.stringify(tokenSecretOf(oldId, old.split(".")[1]!)));
     expect(kubectl("create", "-f", join(work, "forever.json")).status).toBe(0);
 
     const rotated = joinToken("aws");

@@ -1,7 +1,7 @@
 /** The cluster PKI cross-checked with openssl and a real etcd (test/pki/ reads it back in-process). */
 import "reflect-metadata";
 import { spawn, spawnSync } from "node:child_process";
-import { readdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
+import { readdirSync, readFileSync, statSync } from "node:fs";
 import { createServer } from "node:net";
 import { join } from "node:path";
 import * as x509 from "@peculiar/x509";
@@ -10,6 +10,7 @@ import { generateClusterPki, type PkiFile } from "../src/pki/pki";
 import { writePki } from "../src/pki/write";
 import { ExitCode } from "../src/errors";
 import { runCli, tempDir, upstreamPrograms } from "./helpers";
+import { signCertificate } from "./openssl";
 
 const work = tempDir("pki");
 const now = new Date("2026-11-01T00:00:00Z");
@@ -165,68 +166,17 @@ describe("the PKI with Debian's real etcd", () => {
     const bin = upstreamPrograms();
     const [client, peer] = [await freePort(), await freePort()];
     // etcd's own certificate is each master's, signed with the etcd CA at boot (node-config); the same here.
-    const sign = (args: string[]) => {
-      const result = spawnSync("openssl", args, { cwd: dir, encoding: "utf8" });
-      if (result.status !== 0) throw new Error(`openssl: ${result.stderr}`);
-    };
-    sign(
-      [
-        "req",
-        "-new",
-        "-newkey",
-        "ec",
-        "-pkeyopt",
-        "ec_paramgen_curve:prime256v1",
-        "-nodes",
-        "-subj",
-        "/CN=test",
-      ].concat(["-keyout", "etcd-member.key", "-out", "etcd-member.csr"]),
-    );
-    writeFileSync(
-      join(dir, "etcd-member.ext"),
-      "subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth,clientAuth\n",
-    );
-    sign(
-      [
-        "x509",
-        "-req",
-        "-in",
-        "etcd-member.csr",
-        "-CA",
-        "etcd-ca.crt",
-        "-CAkey",
-        "etcd-ca.key",
-        "-CAcreateserial",
-      ].concat(["-days", "1", "-extfile", "etcd-member.ext", "-out", "etcd-member.crt"]),
-    );
+    signCertificate(dir, "etcd-member", {
+      subject: "/CN=test",
+      ca: "etcd-ca",
+      usage: "serverAuth,clientAuth",
+      sans: "IP:127.0.0.1,DNS:localhost",
+    });
     // And the API server's etcd client certificate, as issue-certs makes it on each master.
-    sign(
-      ["req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"].concat(
-        ["-subj", "/CN=kube-apiserver-etcd-client", "-keyout", "apiserver-etcd-client.key"],
-        ["-out", "apiserver-etcd-client.csr"],
-      ),
-    );
-    writeFileSync(join(dir, "client.ext"), "extendedKeyUsage=clientAuth\n");
-    sign(
-      [
-        "x509",
-        "-req",
-        "-in",
-        "apiserver-etcd-client.csr",
-        "-CA",
-        "etcd-ca.crt",
-        "-CAkey",
-        "etcd-ca.key",
-      ].concat([
-        "-CAcreateserial",
-        "-days",
-        "1",
-        "-extfile",
-        "client.ext",
-        "-out",
-        "apiserver-etcd-client.crt",
-      ]),
-    );
+    signCertificate(dir, "apiserver-etcd-client", {
+      subject: "/CN=kube-apiserver-etcd-client",
+      ca: "etcd-ca",
+    });
     const etcd = spawn(
       join(bin, "etcd"),
       [
