@@ -13,7 +13,7 @@ import { join } from "node:path";
 import { generateClusterPki } from "../src/pki/pki";
 import { writePki } from "../src/pki/write";
 import { repoRoot, runCli, tempDir, upstreamPrograms } from "./helpers";
-import { openssl, signCertificate } from "./openssl";
+import { certificateRequest, signCertificate } from "./openssl";
 import {
   DescribeParametersCommand,
   GetParameterCommand,
@@ -390,20 +390,7 @@ describe("approve-kubelet-certs with the real API server", () => {
     as: "node" | "admin" = "node",
     refused?: RegExp,
   ) => {
-    openssl(
-      [
-        "req",
-        "-new",
-        "-newkey",
-        "ec",
-        "-pkeyopt",
-        "ec_paramgen_curve:prime256v1",
-        "-nodes",
-        "-subj",
-        subject,
-      ].concat(["-addext", `subjectAltName=${sans}`, "-keyout", `${name}.key`, "-out", `${name}.csr`]),
-      work,
-    );
+    certificateRequest(work, name, subject, sans);
     const csr = {
       apiVersion: "certificates.k8s.io/v1",
       kind: "CertificateSigningRequest",
@@ -627,6 +614,15 @@ describe("join-token with the real API server", () => {
       },
     });
   };
+  /** What a token may do that matters: ask for a node's certificate. */
+  const mayJoin = (token: string) =>
+    tokenKubectl(
+      token,
+      "auth",
+      "can-i",
+      "create",
+      "certificatesigningrequests.certificates.k8s.io",
+    ).stdout.trim();
   const kubeconfigWithServer = join(work, "admin-direct.kubeconfig");
   /** A kubebake join token's Secret, made by hand: expiring at `expiration`, or never. */
   const tokenSecretOf = (id: string, secret: string, expiration?: Date) => ({
@@ -748,15 +744,7 @@ describe("join-token with the real API server", () => {
       refused = tokenKubectl(old, "get", "--raw", "/apis");
     }
     expect(refused.stderr).toMatch(/Unauthorized/);
-    expect(
-      tokenKubectl(
-        fresh,
-        "auth",
-        "can-i",
-        "create",
-        "certificatesigningrequests.certificates.k8s.io",
-      ).stdout.trim(),
-    ).toBe("yes");
+    expect(mayJoin(fresh)).toBe("yes");
     // The new token was never on a command line; the parameter keeps its KMS key.
     expect(rotated.stdout + rotated.stderr).not.toContain(fresh.split(".")[1]);
     const described = await ssm.send(
@@ -773,14 +761,6 @@ describe("join-token with the real API server", () => {
     const third = await published();
     expect(third).not.toBe(fresh);
     // The previous token stays valid until its own expiry: a node that read it a moment ago still joins.
-    expect(
-      tokenKubectl(
-        fresh,
-        "auth",
-        "can-i",
-        "create",
-        "certificatesigningrequests.certificates.k8s.io",
-      ).stdout.trim(),
-    ).toBe("yes");
+    expect(mayJoin(fresh)).toBe("yes");
   });
 });

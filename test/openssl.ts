@@ -21,12 +21,8 @@ export interface Signed {
   sans?: string;
 }
 
-/** A P-256 key and a one-day certificate signed by a CA: `${name}.key` and `${name}.crt` in `dir`. */
-export function signCertificate(
-  dir: string,
-  name: string,
-  { subject, ca, usage = "clientAuth", sans }: Signed,
-) {
+/** A P-256 key and a certificate request for it: `${name}.key` and `${name}.csr` in `dir`. */
+export function certificateRequest(dir: string, name: string, subject: string, sans?: string) {
   openssl(
     [
       "req",
@@ -38,9 +34,23 @@ export function signCertificate(
       "-nodes",
       "-subj",
       subject,
-    ].concat(["-keyout", `${name}.key`, "-out", `${name}.csr`]),
+    ].concat(sans ? ["-addext", `subjectAltName=${sans}`] : [], [
+      "-keyout",
+      `${name}.key`,
+      "-out",
+      `${name}.csr`,
+    ]),
     dir,
   );
+}
+
+/** A P-256 key and a one-day certificate signed by a CA: `${name}.key` and `${name}.crt` in `dir`. */
+export function signCertificate(
+  dir: string,
+  name: string,
+  { subject, ca, usage = "clientAuth", sans }: Signed,
+) {
+  certificateRequest(dir, name, subject);
   writeFileSync(
     join(dir, `${name}.ext`),
     `extendedKeyUsage=${usage}\n${sans ? `subjectAltName=${sans}\n` : ""}`,

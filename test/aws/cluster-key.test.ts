@@ -6,7 +6,6 @@
  */
 import {
   DescribeImagesCommand,
-  DescribeInstancesCommand,
   DescribeLaunchTemplateVersionsCommand,
   DescribeVolumesCommand,
 } from "@aws-sdk/client-ec2";
@@ -32,7 +31,7 @@ import { clusterIdParameter, clusterKeyPolicy, keyAlias, resourceName } from "..
 import { PKI_FILE_NAMES } from "../../src/launch/aws/secrets";
 import { ExitCode, KubebakeError } from "../../src/errors";
 import { tempDir } from "../helpers";
-import { apply, clientsFor, destroy, registerAmi, writeSpec } from "./fixture";
+import { apply, clientsFor, destroy, registerAmi, runningInstances, writeSpec } from "./fixture";
 import { spec } from "./converge";
 import { startMoto, type Moto } from "./moto";
 
@@ -180,16 +179,7 @@ test("apply creates one rotated, tagged, aliased key whose policy lets Auto Scal
 test("the nodes' root volumes are encrypted with the cluster key", async () => {
   await apply(clients, specPath);
   const key = await describeKey(ALIAS);
-  const instances = (
-    await clients.ec2.send(
-      new DescribeInstancesCommand({
-        Filters: [
-          { Name: "tag:KubernetesCluster", Values: ["demo"] },
-          { Name: "instance-state-name", Values: ["running"] },
-        ],
-      }),
-    )
-  ).Reservations!.flatMap((r) => r.Instances ?? []);
+  const instances = await runningInstances(clients);
   expect(instances).toHaveLength(3);
   const volumeIds = instances.flatMap((i) => (i.BlockDeviceMappings ?? []).map((m) => m.Ebs!.VolumeId!));
   expect(volumeIds).toHaveLength(3); // one root volume each, no second one

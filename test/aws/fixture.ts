@@ -1,4 +1,9 @@
-import { CreateTagsCommand, RegisterImageCommand } from "@aws-sdk/client-ec2";
+import {
+  CreateTagsCommand,
+  DescribeInstancesCommand,
+  RegisterImageCommand,
+  type Instance,
+} from "@aws-sdk/client-ec2";
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { stringify } from "yaml";
@@ -102,4 +107,17 @@ export async function destroy(clients: AwsClients, cluster = "demo", dryRun = fa
   const before = clients.calls.length;
   await destroyCluster({ clients, rec, cluster, pollMs: 10, sleep: async () => {}, timeoutMs: 30_000 });
   return { changes: rec.changes, mutating: clients.calls.slice(before).filter(isMutating) };
+}
+
+/** The running instances of cluster `cluster`, as its nodes are found by tag. */
+export async function runningInstances(clients: AwsClients, cluster = "demo"): Promise<Instance[]> {
+  const described = await clients.ec2.send(
+    new DescribeInstancesCommand({
+      Filters: [
+        { Name: "tag:KubernetesCluster", Values: [cluster] },
+        { Name: "instance-state-name", Values: ["running"] },
+      ],
+    }),
+  );
+  return described.Reservations!.flatMap((r) => r.Instances ?? []);
 }

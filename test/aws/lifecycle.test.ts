@@ -10,7 +10,6 @@ import {
 } from "@aws-sdk/client-auto-scaling";
 import {
   DescribeInstanceAttributeCommand,
-  DescribeInstancesCommand,
   DescribeInternetGatewaysCommand,
   DescribeLaunchTemplatesCommand,
   DescribeLaunchTemplateVersionsCommand,
@@ -68,6 +67,7 @@ import {
   REGION,
   registerAmi,
   writeSpec,
+  runningInstances,
 } from "./fixture";
 import { startMoto, type Moto } from "./moto";
 
@@ -90,17 +90,7 @@ beforeAll(async () => {
 }, 60_000);
 afterAll(() => moto?.stop());
 
-const running = async (): Promise<Instance[]> =>
-  (
-    await clients.ec2.send(
-      new DescribeInstancesCommand({
-        Filters: [
-          { Name: "tag:KubernetesCluster", Values: ["demo"] },
-          { Name: "instance-state-name", Values: ["running"] },
-        ],
-      }),
-    )
-  ).Reservations!.flatMap((r) => r.Instances ?? []);
+const running = () => runningInstances(clients);
 const tag = (i: Instance, key: string) => i.Tags?.find((t) => t.Key === key)?.Value;
 const ipsOf = (instances: Instance[], role: string) =>
   instances
