@@ -764,3 +764,139 @@ describe("join-token with the real API server", () => {
     expect(mayJoin(fresh)).toBe("yes");
   });
 });
+
+describe("node-gc with the real API server", () => {
+  const gcKubeconfig = join(work, "node-gc.kubeconfig");
+  const shims = join(work, "gc-shims");
+  /** Discovery's records as this test's DNS: name → addresses (getent's shim answers from it). */
+  const records = join(work, "records");
+  const nodeGc = () =>
+    spawnSync("bash", [join(repoRoot, "src", "node", "node-gc")], {
+      encoding: "utf8",
+      env: {
+        PATH: `${shims}:${programs()}:${process.env.PATH}`,
+        HOME: work,
+        KUBEBAKE_IMAGE_ENV: join(work, "image.env"),
+        KUBEBAKE_SYSCONFIG_DIR: join(work, "sysconfig"),
+        KUBEBAKE_NODE_GC_KUBECONFIG: gcKubeconfig,
+        NODE_IP: "10.0.0.1",
+      },
+    });
+  const ago = (seconds: number) =>
+    new Date(Date.now() - seconds * 1000).toISOString().replace(/\.\d+Z$/, ".000000Z");
+  /** A Node as a kubelet would have left it: its address, Ready or not, its lease renewed `renewed` s ago. */
+  const node = (name: string, address: string, ready: "True" | "Unknown", renewed: number) => {
+    writeFileSync(
+      join(work, `${name}.json`),
+      JSON.stringify({ apiVersion: "v1", kind: "Node", metadata: { name } }),
+    );
+    expect(kubectl("create", "-f", join(work, `${name}.json`)).status).toBe(0);
+    const status = {
+      status: {
+        addresses: [{ type: "InternalIP", address }],
+        conditions: [
+          {
+            type: "Ready",
+            status: ready,
+            reason: "Test",
+            lastHeartbeatTime: ago(renewed),
+            lastTransitionTime: ago(renewed),
+          },
+        ],
+      },
+    };
+    expect(
+      kubectl("patch", "node", name, "--subresource=status", "--type=merge", "-p", JSON.stringify(status))
+        .stderr,
+    ).toBe("");
+    const lease = {
+      apiVersion: "coordination.k8s.io/v1",
+      kind: "Lease",
+      metadata: { name, namespace: "kube-node-lease" },
+      spec: { holderIdentity: name, leaseDurationSeconds: 40, renewTime: ago(renewed) },
+    };
+    writeFileSync(join(work, `${name}-lease.json`), JSON.stringify(lease));
+    expect(kubectl("create", "-f", join(work, `${name}-lease.json`)).status).toBe(0);
+  };
+  const nodes = () =>
+    kubectl("get", "nodes", "-o", "jsonpath={.items[*].metadata.name}")
+      .stdout.split(" ")
+      .filter((n) => n.startsWith("gc-"))
+      .sort();
+
+  beforeAll(() => {
+    expect(kubectl("apply", "-f", join(golden, "usr/lib/kubebake/addons/bootstrap-rbac.yaml")).status).toBe(
+      0,
+    );
+    writeFileSync(
+      gcKubeconfig,
+      [
+        "apiVersion: v1",
+        "kind: Config",
+        `clusters: [{name: c, cluster: {server: 'https://127.0.0.1:${apiPort}', certificate-authority: '${pki}/ca.crt'}}]`,
+        `users: [{name: u, user: {client-certificate: '${pki}/node-gc.crt', client-key: '${pki}/node-gc.key'}}]`,
+        "contexts: [{name: x, context: {cluster: c, user: u}}]",
+        "current-context: x",
+        "",
+      ].join("\n"),
+      { mode: 0o600 },
+    );
+    mkdirSync(shims, { recursive: true });
+    // getent ahostsv4 NAME, answered from the records file ("name address" lines), as glibc prints it.
+    writeFileSync(
+      join(shims, "getent"),
+      `#!/bin/sh\nfound=1\nwhile read -r name address; do [ "$name" = "$2" ] && echo "$address STREAM $2" && found=0; done < ${records}\nexit $found\n`,
+      { mode: 0o755 },
+    );
+    writeFileSync(join(work, "sysconfig", "kubernetes-masters"), "CLUSTER_NAME=demo\n");
+    node("gc-gone", "10.0.0.66", "Unknown", 3600);
+    node("gc-live-member", "10.0.0.7", "Unknown", 3600);
+    node("gc-ready", "10.0.0.67", "True", 10);
+    node("gc-just-lost", "10.0.0.68", "Unknown", 60);
+  });
+
+  test("a Node is deleted only when it is not ready, has no heartbeat for 15 minutes and no record lists its machine", () => {
+    writeFileSync(records, "masters.demo.k8s 10.0.0.1\nminions.demo.k8s 10.0.0.7\netcd.demo.k8s 10.0.0.1\n");
+    const pass = nodeGc();
+    expect({ status: pass.status, stderr: pass.stderr }).toEqual({ status: 0, stderr: "" });
+    expect(pass.stdout).toMatch(
+      /deleted node gc-gone \(10\.0\.0\.66\): not ready, no heartbeat for 36\d\ds, in no discovery record/,
+    );
+    expect(pass.stdout).toMatch(
+      /node gc-live-member \(10\.0\.0\.7\) is not ready for 36\d\ds, but its machine is a live member: kept/,
+    );
+    expect(pass.stdout).toContain("pass done: 1 node(s) deleted");
+    expect(nodes()).toEqual(["gc-just-lost", "gc-live-member", "gc-ready"]);
+  });
+
+  test("a pass is skipped when DNS does not list this master (it may not be current); nothing is deleted", () => {
+    node("gc-gone-2", "10.0.0.69", "Unknown", 3600);
+    writeFileSync(records, "minions.demo.k8s 10.0.0.7\n");
+    const pass = nodeGc();
+    expect(pass.stdout).toContain("skipped: masters.demo.k8s does not list this master (10.0.0.1)");
+    expect(nodes()).toContain("gc-gone-2");
+  });
+
+  test("its identity may list and delete Nodes and read their leases, nothing else", () => {
+    const can = (...args: string[]) =>
+      spawnSync(join(programs(), "kubectl"), [`--kubeconfig=${gcKubeconfig}`, "auth", "can-i", ...args], {
+        encoding: "utf8",
+        env: { PATH: process.env.PATH!, HOME: work },
+      }).stdout.trim();
+    expect({
+      deleteNodes: can("delete", "nodes"),
+      listLeases: can("list", "leases", "-n", "kube-node-lease"),
+      updateNodes: can("update", "nodes"),
+      readSecrets: can("get", "secrets", "-A"),
+      deletePods: can("delete", "pods", "-A"),
+      leaderLeases: can("list", "leases", "-n", "kube-system"),
+    }).toEqual({
+      deleteNodes: "yes",
+      listLeases: "yes",
+      updateNodes: "no",
+      readSecrets: "no",
+      deletePods: "no",
+      leaderLeases: "no",
+    });
+  });
+});

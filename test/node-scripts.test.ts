@@ -99,6 +99,7 @@ const LEAVES: [string, string, string, string][] = [
     "CN = kubebake:kubelet-serving-approver",
     "TLS Web Client Authentication",
   ],
+  ["node-gc", "ca", "CN = kubebake:node-gc", "TLS Web Client Authentication"],
   ["etcd-member", "etcd-ca", "CN = master-1", "TLS Web Server Authentication, TLS Web Client Authentication"],
 ];
 

@@ -187,6 +187,7 @@ describe("rendered units and config files", () => {
     "kubebake-csr-approver",
     "kubebake-join-token",
     "kubebake-launch-ready",
+    "kubebake-node-gc",
   ];
   const everyNode = ["containerd", "kubebake-images", "kubelet", "kube-proxy"];
   test("the role file alone decides what starts: each unit carries its role's condition", () => {
@@ -211,8 +212,8 @@ describe("rendered units and config files", () => {
     );
   });
 
-  const timed = ["etcd-snapshot", "kubebake-certs"];
-  test("every unit is enabled in the one image; the snapshot and certificate services through their timers only, the join token's at boot and by its timer; every timer has the masters' condition", () => {
+  const timed = ["etcd-snapshot", "kubebake-certs", "kubebake-node-gc"];
+  test("every unit is enabled in the one image; the snapshot, certificate and node-gc services through their timers only, the join token's at boot and by its timer; every timer has the masters' condition", () => {
     for (const name of [...timed, "kubebake-join-token"]) {
       const timer = files.find((f) => f.path === `/etc/systemd/system/${name}.timer`);
       expect(timer?.content?.toString()).toContain(`\nConditionPathExists=${roleFile("masters")}\n`);
