@@ -355,6 +355,117 @@ describe("etcd-member", () => {
   });
 });
 
+describe("api-health", () => {
+  /**
+   * A master whose API server is not ready: curl's /readyz fails; etcdctl answers `endpoint health` for the
+   * addresses in `healthy` and lists `voters` voting members; getent answers the etcd record with `peers`.
+   */
+  function unreadyMaster(
+    label: string,
+    peers: string[],
+    healthy: string[],
+    voters: number,
+    unreadyFor: number,
+  ) {
+    const box = sandbox(label, "masters", "CLUSTER_NAME=demo\nNODE_NAME=m1\nNODE_IP=10.0.0.1\n");
+    const shims = join(box.dir, "shims");
+    mkdirSync(shims);
+    mkdirSync(join(box.dir, "run"));
+    writeFileSync(join(shims, "curl"), "#!/bin/sh\necho 'connection refused' >&2\nexit 7\n", { mode: 0o755 });
+    writeFileSync(
+      join(shims, "getent"),
+      `#!/bin/sh\n[ "$2" = etcd.demo.k8s ] || exit 2\nfor ip in ${peers.join(" ")}; do echo "$ip STREAM $2"; done\n`,
+      { mode: 0o755 },
+    );
+    const members = JSON.stringify({ members: Array.from({ length: voters }, (_, i) => ({ ID: i + 1 })) });
+    writeFileSync(
+      join(shims, "etcdctl"),
+      `#!/bin/sh\nfor a; do case "$a" in --endpoints=*) ep=\${a#--endpoints=https://}; ep=\${ep%:2379} ;; endpoint) want=health ;; member) want=list ;; esac; done\n` +
+        `case " ${healthy.join(" ")} " in *" $ep "*) ;; *) exit 1 ;; esac\n` +
+        `[ "$want" = list ] && echo '${members}'\nexit 0\n`,
+      { mode: 0o755 },
+    );
+    writeFileSync(
+      join(box.dir, "run", "api-unready-since"),
+      `${Math.floor(Date.now() / 1000) - unreadyFor}\n`,
+    );
+    return box.run("api-health", { PATH: `${shims}:${process.env.PATH}`, NODE_IP: "10.0.0.1" });
+  }
+
+  test("unready for less than 10 minutes: it only says how long", () => {
+    const result = unreadyMaster(
+      "short",
+      ["10.0.0.1", "10.0.0.2", "10.0.0.3"],
+      ["10.0.0.2", "10.0.0.3"],
+      3,
+      120,
+    );
+    expect(result.status).toBe(0);
+    expect(result.stdout).toMatch(
+      /has not been ready for 12\ds \(replaced after 600s if the others hold quorum\)/,
+    );
+  });
+
+  test("unready for 10 minutes while the others hold quorum: it asks to be replaced", () => {
+    const result = unreadyMaster(
+      "own-fault",
+      ["10.0.0.1", "10.0.0.2", "10.0.0.3"],
+      ["10.0.0.2", "10.0.0.3"],
+      3,
+      700,
+    );
+    expect({ status: result.status, stderr: result.stderr }).toEqual({ status: 0, stderr: "" });
+    expect(result.stdout).toMatch(
+      /2 of 3 etcd voters answer without it: asking the group to replace this master/,
+    );
+    expect(result.stdout).toContain("provider none cannot ask for this machine's replacement");
+  });
+
+  test.each([
+    [
+      "a lost quorum (one of three others answers)",
+      ["10.0.0.1", "10.0.0.2", "10.0.0.3"],
+      ["10.0.0.2"],
+      3,
+      "only 1 other etcd member(s) of 3 voters",
+    ],
+    [
+      "no other member answers",
+      ["10.0.0.1", "10.0.0.2", "10.0.0.3"],
+      [],
+      3,
+      "only 0 other etcd member(s) of an unknown number of voters",
+    ],
+    ["the only master", ["10.0.0.1"], [], 1, "only 0 other etcd member(s) of an unknown number of voters"],
+    [
+      "two of five answer",
+      ["10.0.0.1", "10.0.0.2", "10.0.0.3", "10.0.0.4", "10.0.0.5"],
+      ["10.0.0.2", "10.0.0.3"],
+      5,
+      "only 2 other etcd member(s) of 5 voters",
+    ],
+  ])("%s: it is not replaced, and says why", (_what, peers, healthy, voters, message) => {
+    const result = unreadyMaster("no-quorum", peers, healthy, voters, 700);
+    expect(result.status).toBe(0);
+    expect(result.stdout).toContain(
+      `${message} answer: no quorum without this master, so it is not replaced`,
+    );
+    expect(result.stdout).not.toContain("asking the group");
+  });
+
+  test("ready again: the count starts over", () => {
+    const box = sandbox("ready", "masters", "CLUSTER_NAME=demo\nNODE_NAME=m1\nNODE_IP=10.0.0.1\n");
+    const shims = join(box.dir, "shims");
+    mkdirSync(shims);
+    mkdirSync(join(box.dir, "run"));
+    writeFileSync(join(shims, "curl"), "#!/bin/sh\nprintf ok\n", { mode: 0o755 });
+    writeFileSync(join(box.dir, "run", "api-unready-since"), "1\n");
+    const result = box.run("api-health", { PATH: `${shims}:${process.env.PATH}`, NODE_IP: "10.0.0.1" });
+    expect({ status: result.status, stdout: result.stdout }).toEqual({ status: 0, stdout: "" });
+    expect(() => statSync(join(box.dir, "run", "api-unready-since"))).toThrow();
+  });
+});
+
 describe("wait-for-masters", () => {
   test("is bounded and logs every attempt while the masters' name does not resolve", () => {
     const box = sandbox("wait", "minions", "CLUSTER_NAME=nowhere-to-be-found\n");

@@ -324,6 +324,43 @@ describe("aws: the etcd snapshot store (S3) and the launch gate (Auto Scaling), 
   });
 });
 
+describe("aws: a master asks its group to replace it", () => {
+  test("SetInstanceHealth Unhealthy for this instance, after its grace period, signed as the SDK signs", async () => {
+    const imds = await fake((req) => {
+      if (req.method === "PUT" && req.url === "/latest/api/token") return { body: "imds-token" };
+      if (req.url === "/latest/meta-data/instance-id") return { body: "i-0123456789abcdef0" };
+      return undefined;
+    });
+    const checks: Promise<boolean>[] = [];
+    const autoscaling = await fake((req, body) => {
+      checks.push(sdkSignature(req, body, "autoscaling").then((e) => e === req.headers.authorization));
+      return { body: "<SetInstanceHealthResponse/>" };
+    });
+    try {
+      const told = await provider("aws", "provider_instance_unhealthy", {
+        ...keys,
+        AWS_EC2_METADATA_SERVICE_ENDPOINT: imds.base,
+        AWS_ENDPOINT_URL_AUTO_SCALING: autoscaling.base,
+      });
+      expect({ status: told.status, stderr: told.stderr }).toEqual({ status: 0, stderr: "" });
+      expect(told.stdout).toContain(
+        "told the group that i-0123456789abcdef0 is unhealthy: it will be replaced",
+      );
+      expect(Object.fromEntries(new URLSearchParams(autoscaling.seen[0]!.body))).toEqual({
+        Action: "SetInstanceHealth",
+        HealthStatus: "Unhealthy",
+        InstanceId: "i-0123456789abcdef0",
+        ShouldRespectGracePeriod: "true",
+        Version: "2011-01-01",
+      });
+      expect(await Promise.all(checks)).toEqual([true]);
+    } finally {
+      await imds.close();
+      await autoscaling.close();
+    }
+  });
+});
+
 describe("gce provider", () => {
   test("reads identity from the metadata server and a secret from Secret Manager with its token", async () => {
     const metadata = await fake((req) => {

@@ -183,6 +183,7 @@ describe("rendered units and config files", () => {
     "kube-controller-manager",
     "kube-scheduler",
     "kubebake-addons",
+    "kubebake-api-health",
     "kubebake-certs",
     "kubebake-csr-approver",
     "kubebake-join-token",
@@ -212,8 +213,8 @@ describe("rendered units and config files", () => {
     );
   });
 
-  const timed = ["etcd-snapshot", "kubebake-certs", "kubebake-node-gc"];
-  test("every unit is enabled in the one image; the snapshot, certificate and node-gc services through their timers only, the join token's at boot and by its timer; every timer has the masters' condition", () => {
+  const timed = ["etcd-snapshot", "kubebake-api-health", "kubebake-certs", "kubebake-node-gc"];
+  test("every unit is enabled in the one image; the snapshot, API health, certificate and node-gc services through their timers only, the join token's at boot and by its timer; every timer has the masters' condition", () => {
     for (const name of [...timed, "kubebake-join-token"]) {
       const timer = files.find((f) => f.path === `/etc/systemd/system/${name}.timer`);
       expect(timer?.content?.toString()).toContain(`\nConditionPathExists=${roleFile("masters")}\n`);

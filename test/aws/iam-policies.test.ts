@@ -196,6 +196,7 @@ const complete = (name: string, region = REGION): Request => ({
  * delete the restore request they consumed, complete their hook.
  */
 const snapshotsAndGate: Request[] = [
+  { action: "autoscaling:SetInstanceHealth", resource: groupArn(resourceName("demo", "masters")) },
   s3("s3:PutObject", snapshot()),
   s3("s3:GetObject", snapshot()),
   s3("s3:ListBucket", BUCKET, { "s3:prefix": "demo/etcd/" }),
@@ -251,6 +252,9 @@ const besideSnapshotsAndGate: Request[] = [
   },
   { action: "autoscaling:PutLifecycleHook", resource: groupArn(resourceName("demo", "masters")) },
   { action: "autoscaling:SetDesiredCapacity", resource: groupArn(resourceName("demo", "masters")) },
+  // Its own health only in its own group.
+  { action: "autoscaling:SetInstanceHealth", resource: groupArn(resourceName("demo", "minions")) },
+  { action: "autoscaling:SetInstanceHealth", resource: groupArn(resourceName("demo2", "masters")) },
 ];
 
 describe("node permission policies (simulated)", () => {

@@ -266,9 +266,11 @@ function masterStatements(inputs: Inputs) {
       Condition: { StringEquals: inOwnAccount },
     },
     {
+      // Complete its launch hook once it votes (launch-ready), and report itself unhealthy when its API
+      // server stays down while the others hold quorum (api-health): its own group only.
       Sid: "CompleteOwnLaunch",
       Effect: "Allow",
-      Action: ["autoscaling:CompleteLifecycleAction"],
+      Action: ["autoscaling:CompleteLifecycleAction", "autoscaling:SetInstanceHealth"],
       // The group's ARN holds a uuid AWS chooses: matched by name.
       Resource: `arn:${inputs.partition}:autoscaling:${region}:${inputs.account}:autoScalingGroup:*:autoScalingGroupName/${resourceName(name, "masters")}`,
     },

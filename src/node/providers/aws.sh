@@ -233,3 +233,20 @@ provider_instance_ready() {
     log "no launch action waits for $instance in $GROUP_NAME (completed before, or timed out)"
   fi
 }
+
+# set_health_attempt ENDPOINT BODY: one SetInstanceHealth call.
+set_health_attempt() { aws_query_call autoscaling "$1" "$2"; }
+
+# provider_instance_unhealthy: tells this instance's group that it is unhealthy (after its grace period),
+# so the group replaces it (api-health).
+provider_instance_unhealthy() {
+  local instance endpoint body
+  instance=$(aws_imds meta-data/instance-id) || die "IMDS gave no instance id"
+  aws_credentials
+  endpoint=${AWS_ENDPOINT_URL_AUTO_SCALING:-https://autoscaling.$aws_region.amazonaws.com}
+  body="Action=SetInstanceHealth&HealthStatus=Unhealthy&InstanceId=$instance&ShouldRespectGracePeriod=true"
+  body="$body&Version=2011-01-01"
+  retry "$(api_deadline)" "SetInstanceHealth Unhealthy for $instance" set_health_attempt "$endpoint" "$body" ||
+    exit 1
+  log "told the group that $instance is unhealthy: it will be replaced"
+}

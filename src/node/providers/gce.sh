@@ -37,3 +37,5 @@ provider_instance_ready() { log "provider $CLOUD_PROVIDER has no launch gate: no
 # Nodes of this provider do not write to their secret store: join-token cannot publish a new token.
 provider_can_publish_secret() { false; }
 provider_publish_secret() { die "provider $CLOUD_PROVIDER cannot publish secrets"; }
+# No group to tell here yet: an unhealthy master is only logged.
+provider_instance_unhealthy() { log "provider $CLOUD_PROVIDER cannot ask for this machine's replacement: replace it by hand"; }
