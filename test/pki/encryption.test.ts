@@ -1,4 +1,9 @@
-/** The Secrets encryption config and its rotation steps (pure; the real API server reads them in test/control-plane.test.ts). */
+/**
+ * The Secrets encryption config, its rotation steps, and the file they rewrite (the real API server reads
+ * them in test/control-plane.test.ts).
+ */
+import { readdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
 import { parse } from "yaml";
 import { ExitCode } from "../../src/errors";
 import {
@@ -8,6 +13,8 @@ import {
   rotate,
   type EncryptionKey,
 } from "../../src/pki/encryption";
+import { rewriteEncryptionConfig } from "../../src/pki/write";
+import { tempDir } from "../helpers";
 
 const day1 = new Date("2026-12-01T10:00:00Z");
 const day2 = new Date("2026-12-09T23:59:59Z");
@@ -131,5 +138,41 @@ describe("rotation", () => {
     [[key("a", 1)], "retire", /only key a: nothing to retire/],
   ] as const)("a step out of order is refused: %j %s", (keys, step, message) => {
     expect(() => rotate(keys, step, day1)).toThrow(message);
+  });
+});
+
+describe("rewriting the file", () => {
+  const work = tempDir("encryption-file");
+  const file = join(work, "encryption-config.yaml");
+
+  test("one step replaces the file whole, 0600, and returns the key names, the writing key first", async () => {
+    writeFileSync(file, encryptionConfig([key("key-20261201", 1)]), { mode: 0o644 });
+    expect(await rewriteEncryptionConfig(file, "add", day2)).toEqual(["key-20261201", "key-20261209"]);
+    expect(statSync(file).mode & 0o777).toBe(0o600);
+    expect(encryptionKeys(readFileSync(file, "utf8"), file).map((k) => k.name)).toEqual([
+      "key-20261201",
+      "key-20261209",
+    ]);
+    expect(await rewriteEncryptionConfig(file, "use", day2)).toEqual(["key-20261209", "key-20261201"]);
+    expect(readdirSync(work)).toEqual(["encryption-config.yaml"]); // no temporary file left
+  });
+
+  test("a refused step or a file that is not a config changes nothing and exits 2, naming the file", async () => {
+    writeFileSync(file, encryptionConfig([key("key-20261201", 1)]));
+    const before = readFileSync(file, "utf8");
+    await expect(rewriteEncryptionConfig(file, "retire", day2)).rejects.toMatchObject({
+      exitCode: ExitCode.invalidInput,
+      message: "only key key-20261201: nothing to retire",
+    });
+    expect(readFileSync(file, "utf8")).toBe(before);
+    writeFileSync(file, "kind: Other\n");
+    await expect(rewriteEncryptionConfig(file, "add", day2)).rejects.toMatchObject({
+      message: `${file}: kind: expected EncryptionConfiguration`,
+    });
+    await expect(rewriteEncryptionConfig(join(work, "absent.yaml"), "add", day2)).rejects.toMatchObject({
+      exitCode: ExitCode.invalidInput,
+      message: `--file ${join(work, "absent.yaml")}: cannot read it (ENOENT)`,
+    });
+    expect(readdirSync(work)).toEqual(["encryption-config.yaml"]);
   });
 });
