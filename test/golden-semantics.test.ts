@@ -95,14 +95,18 @@ describe.each([
     });
   });
 
-  test("bootstrap RBAC: exactly these subjects get exactly these roles", () => {
+  test("bootstrap RBAC: exactly these subjects get exactly these roles, and kubebake's own roles exactly these rights", () => {
     const docs = manifests(text("/usr/lib/kubebake/addons/bootstrap-rbac.yaml"));
-    const bindings = docs.map((d) => {
-      expect(`${d.apiVersion} ${d.kind}`).toBe("rbac.authorization.k8s.io/v1 ClusterRoleBinding");
-      expect(d.roleRef.kind).toBe("ClusterRole");
-      const subjects = (d.subjects as { kind: string; name: string }[]).map((s) => `${s.kind} ${s.name}`);
-      return `${subjects.join(" + ")} -> ${d.roleRef.name}`;
-    });
+    for (const d of docs) expect(d.apiVersion).toBe("rbac.authorization.k8s.io/v1");
+    const bindings = docs
+      .filter((d) => d.kind.endsWith("Binding"))
+      .map((d) => {
+        // A Role's rights stay in its namespace; a ClusterRole's are cluster-wide.
+        expect(d.roleRef.kind).toBe(d.kind === "RoleBinding" ? "Role" : "ClusterRole");
+        const subjects = (d.subjects as { kind: string; name: string }[]).map((s) => `${s.kind} ${s.name}`);
+        const where = d.kind === "RoleBinding" ? ` in ${d.metadata.namespace}` : "";
+        return `${subjects.join(" + ")} -> ${d.roleRef.name}${where}`;
+      });
     expect(bindings.sort()).toEqual(
       [
         // bootstrap tokens may create CSRs, and their node client CSRs are approved automatically
@@ -113,11 +117,34 @@ describe.each([
         "Group system:nodes -> system:node-proxier",
         // the API server's kubelet client reaches kubelets (logs, exec)
         "User kube-apiserver-kubelet-client -> system:kubelet-api-admin",
+        // the masters' approver of kubelet serving certificates, and the collector of gone Nodes
+        "User kubebake:kubelet-serving-approver -> kubebake:kubelet-serving-approver",
+        "User kubebake:node-gc -> kubebake:node-gc",
+        "User kubebake:node-gc -> kubebake:node-gc in kube-node-lease",
       ].sort(),
     );
-    // The group the bootstrap tokens carry is the one bound above.
-    const addons = readFileSync(join(repoRoot, "src", "node", "apply-addons"), "utf8");
-    expect(/auth-extra-groups: (\S+)/.exec(addons)?.[1]).toBe("system:bootstrappers:kubebake");
+    const rights = docs
+      .filter((d) => d.kind === "ClusterRole" || d.kind === "Role")
+      .flatMap((d) =>
+        (
+          d.rules as { apiGroups: string[]; resources: string[]; verbs: string[]; resourceNames?: string[] }[]
+        ).map(
+          (r) =>
+            `${d.metadata.name}: ${r.verbs.join(",")} ${r.apiGroups.join(",") || "core"}/${r.resources.join(",")}` +
+            (r.resourceNames ? ` ${r.resourceNames.join(",")}` : ""),
+        ),
+      );
+    expect(rights).toEqual([
+      "kubebake:kubelet-serving-approver: get,list,watch certificates.k8s.io/certificatesigningrequests",
+      "kubebake:kubelet-serving-approver: update certificates.k8s.io/certificatesigningrequests/approval",
+      "kubebake:kubelet-serving-approver: approve certificates.k8s.io/signers kubernetes.io/kubelet-serving",
+      "kubebake:kubelet-serving-approver: get core/nodes",
+      "kubebake:node-gc: get,list,delete core/nodes",
+      "kubebake:node-gc: list coordination.k8s.io/leases",
+    ]);
+    // The group the join tokens carry is the one bound above.
+    const joinToken = readFileSync(join(repoRoot, "src", "node", "join-token"), "utf8");
+    expect(/auth-extra-groups: (\S+)/.exec(joinToken)?.[1]).toBe("system:bootstrappers:kubebake");
     expect(apiserver.get("--enable-bootstrap-token-auth")).toBe("true");
     expect(apiserver.get("--kubelet-client-certificate")).toBe(
       "/etc/kubernetes/pki/apiserver-kubelet-client.crt",
