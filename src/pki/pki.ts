@@ -63,16 +63,13 @@ async function selfSignedCA(name: string, notBefore: Date, days: number): Promis
   return { cert, keys };
 }
 
+/** A client certificate: the only kind kubebake issues here (masters issue their serving ones at boot). */
 interface LeafSpec {
   subject: string;
-  usages: ("server" | "client")[];
 }
 
 async function issue(ca: Issued, spec: LeafSpec, notBefore: Date, days: number): Promise<Issued> {
   const keys = await newKeys();
-  const eku = spec.usages.map((u) =>
-    u === "server" ? x509.ExtendedKeyUsage.serverAuth : x509.ExtendedKeyUsage.clientAuth,
-  );
   const cert = await x509.X509CertificateGenerator.create({
     subject: spec.subject,
     issuer: ca.cert.subject,
@@ -88,7 +85,7 @@ async function issue(ca: Issued, spec: LeafSpec, notBefore: Date, days: number):
         x509.KeyUsageFlags.digitalSignature | x509.KeyUsageFlags.keyEncipherment,
         true,
       ),
-      new x509.ExtendedKeyUsageExtension(eku),
+      new x509.ExtendedKeyUsageExtension([x509.ExtendedKeyUsage.clientAuth]),
       await x509.SubjectKeyIdentifierExtension.create(keys.publicKey),
       await x509.AuthorityKeyIdentifierExtension.create(ca.cert),
     ],
@@ -136,7 +133,7 @@ export async function generateClusterPki(params: PkiParams): Promise<PkiFile[]> 
 
   // The operator's credential. Masters issue their own certificates from the CAs at boot (issue-certs).
   const issued: [string, Issued][] = [
-    ["admin", await leaf(ca, { subject: "CN=kubebake-admin, O=system:masters", usages: ["client"] })],
+    ["admin", await leaf(ca, { subject: "CN=kubebake-admin, O=system:masters" })],
   ];
   const serviceAccount = await newKeys();
 

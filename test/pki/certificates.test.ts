@@ -213,6 +213,13 @@ describe("the leaf certificates", () => {
     );
   });
 
+  test("the Secrets key: one fresh 32-byte key named by the day the PKI was made", () => {
+    const config = parse(content("encryption-config.yaml"));
+    const keys = config.resources[0].providers[0].secretbox.keys as { name: string; secret: string }[];
+    expect(keys.map((k) => k.name)).toEqual(["key-20261101"]);
+    expect(Buffer.from(keys[0]!.secret, "base64")).toHaveLength(32);
+  });
+
   test("no master's certificate is in it: each master issues its own", () => {
     for (const name of [
       "apiserver",

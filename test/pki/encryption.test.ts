@@ -2,7 +2,7 @@
  * The Secrets encryption config, its rotation steps, and the file they rewrite (the real API server reads
  * them in test/control-plane.test.ts).
  */
-import { readdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
+import { mkdirSync, readdirSync, readFileSync, rmdirSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { parse } from "yaml";
 import { ExitCode } from "../../src/errors";
@@ -64,7 +64,9 @@ describe("the config", () => {
   });
 
   test.each([
-    ["not: [yaml", /^f\.yaml: not YAML/],
+    // the parser's first line only, in the message
+    ["not: [yaml", /^f\.yaml: not YAML \([^\n)]{12,}/],
+    ["", /^f\.yaml: kind: expected EncryptionConfiguration$/],
     ["kind: Other\n", /^f\.yaml: kind: expected EncryptionConfiguration$/],
     [
       "kind: EncryptionConfiguration\nresources: [{resources: [configmaps]}]\n",
@@ -84,6 +86,14 @@ describe("the config", () => {
     ],
     [
       `kind: EncryptionConfiguration\nresources: [{resources: [secrets], providers: [{secretbox: {keys: [{name: Key_1, secret: ${bytes(1).toString("base64")}}]}}]}]\n`,
+      /secretbox\.keys\[0\]\.name: expected lowercase letters, digits and '-'$/,
+    ],
+    [
+      `kind: EncryptionConfiguration\nresources: [{resources: [secrets], providers: [{secretbox: {keys: [{name: key_1, secret: ${bytes(1).toString("base64")}}]}}]}]\n`,
+      /secretbox\.keys\[0\]\.name: expected lowercase letters, digits and '-'$/,
+    ],
+    [
+      `kind: EncryptionConfiguration\nresources: [{resources: [secrets], providers: [{secretbox: {keys: [~]}}]}]\n`,
       /secretbox\.keys\[0\]\.name: expected lowercase letters, digits and '-'$/,
     ],
     [
@@ -118,6 +128,12 @@ describe("rotation", () => {
     const used = rotate(added, "use", day2);
     expect(used).toEqual([added[1], added[0]]);
     expect(rotate(used, "retire", day2)).toEqual([added[1]]);
+  });
+
+  test("use puts the newest (last) key first and keeps the others in order, however many a hand-made file has", () => {
+    const three = [key("a", 1), key("b", 2), key("c", 3)];
+    expect(rotate(three, "use", day1)).toEqual([three[2], three[0], three[1]]);
+    expect(rotate(three, "retire", day1)).toEqual([three[0]]);
   });
 
   test("retire right after add cancels the rotation: the key nothing wrote with goes", () => {
@@ -174,5 +190,18 @@ describe("rewriting the file", () => {
       message: `--file ${join(work, "absent.yaml")}: cannot read it (ENOENT)`,
     });
     expect(readdirSync(work)).toEqual(["encryption-config.yaml"]);
+  });
+
+  test("a file that cannot be written is an output error naming --file, and the config stays as it was", async () => {
+    writeFileSync(file, encryptionConfig([key("key-20261201", 1)]));
+    const before = readFileSync(file, "utf8");
+    // The temporary file's name is taken (by a folder): the new config cannot be written beside it.
+    const blocker = join(work, `.encryption-config.yaml.${process.pid}.tmp`);
+    mkdirSync(blocker);
+    await expect(rewriteEncryptionConfig(file, "add", day2)).rejects.toMatchObject({
+      message: expect.stringContaining(`--file ${file}`),
+    });
+    expect(readFileSync(file, "utf8")).toBe(before);
+    rmdirSync(blocker);
   });
 });
