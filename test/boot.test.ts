@@ -86,6 +86,8 @@ up() { echo $(( $(date +%s) - $(date -d "$(systemctl show -p ActiveEnterTimestam
 for i in $(seq 1 600); do systemctl is-active -q kube-proxy && [ "$(up)" -ge 30 ] && break; sleep 1; done
 ${unitReport()}
 ${cmdline("kubelet")}
+# The kubelet's graceful shutdown: its delay lock on logind, which D-Bus makes reachable.
+say "inhibitors $(systemd-inhibit --list --no-legend --no-pager 2>&1 | awk '$1 == "kubelet" { print $6 "/" $NF }' | xargs)"
 say minion-done
 ${runtimeReport}
 `;
@@ -646,6 +648,8 @@ asRoot("booting the one image", () => {
       expect(n.get("unit-kubelet")).toBe("active/running condition=yes");
       expect(n.get("unit-kube-proxy")).toBe("active/running condition=yes");
       expect(n.get("cmdline-kubelet")).toContain("--node-ip=10.77.0.11");
+      // Scale-in and replacement drain first: the kubelet delays the machine's shutdown to stop its pods.
+      expect(n.get("inhibitors")).toBe("shutdown/delay");
       expect(n.get("cmdline-kubelet")).toContain(
         "--bootstrap-kubeconfig=/etc/kubernetes/bootstrap-kubelet.kubeconfig",
       );

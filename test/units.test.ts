@@ -379,6 +379,9 @@ describe("the baked fixture tree", () => {
     });
     expect(parse(readFileSync(join(tree, "etc/kubernetes/kubelet-config.yaml"), "utf8"))).toMatchObject({
       protectKernelDefaults: true,
+      // graceful node shutdown: pods stop before the machine goes (logind's lock needs D-Bus in the image)
+      shutdownGracePeriod: "60s",
+      shutdownGracePeriodCriticalPods: "20s",
     });
   });
 });
