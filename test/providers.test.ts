@@ -182,6 +182,14 @@ describe("aws provider", () => {
   });
 });
 
+/** IMDSv2 that knows this instance's id only (what the Auto Scaling calls ask for). */
+const instanceImds = () =>
+  fake((req) => {
+    if (req.method === "PUT" && req.url === "/latest/api/token") return { body: "imds-token" };
+    if (req.url === "/latest/meta-data/instance-id") return { body: "i-0123456789abcdef0" };
+    return undefined;
+  });
+
 describe("aws: the etcd snapshot store (S3) and the launch gate (Auto Scaling), signed as the SDK signs", () => {
   /** Runs a snapshot-store call the way etcd-member does: lib.sh, providers/aws.sh, then s3.sh. */
   function store(call: string, env: Record<string, string>) {
@@ -266,11 +274,7 @@ describe("aws: the etcd snapshot store (S3) and the launch gate (Auto Scaling), 
   });
 
   test("completes the launch action of this instance; none waiting is fine; a refusal fails with AWS's message", async () => {
-    const imds = await fake((req) => {
-      if (req.method === "PUT" && req.url === "/latest/api/token") return { body: "imds-token" };
-      if (req.url === "/latest/meta-data/instance-id") return { body: "i-0123456789abcdef0" };
-      return undefined;
-    });
+    const imds = await instanceImds();
     const answers = [
       { body: "<CompleteLifecycleActionResponse/>" },
       {
@@ -326,11 +330,7 @@ describe("aws: the etcd snapshot store (S3) and the launch gate (Auto Scaling), 
 
 describe("aws: a master asks its group to replace it", () => {
   test("SetInstanceHealth Unhealthy for this instance, after its grace period, signed as the SDK signs", async () => {
-    const imds = await fake((req) => {
-      if (req.method === "PUT" && req.url === "/latest/api/token") return { body: "imds-token" };
-      if (req.url === "/latest/meta-data/instance-id") return { body: "i-0123456789abcdef0" };
-      return undefined;
-    });
+    const imds = await instanceImds();
     const checks: Promise<boolean>[] = [];
     const autoscaling = await fake((req, body) => {
       checks.push(sdkSignature(req, body, "autoscaling").then((e) => e === req.headers.authorization));
