@@ -5,6 +5,7 @@ import type { AddressInfo } from "node:net";
 import { join } from "node:path";
 import { parse } from "yaml";
 import { repoRoot, tempDir } from "./helpers";
+import { signCertificate } from "./openssl";
 
 // The node scripts run here as they run on a node, with every path they use moved into a sandbox.
 const nodeDir = join(repoRoot, "src", "node");
@@ -489,44 +490,12 @@ describe("wait-for-masters", () => {
     mkdirSync(join(box.dir, "run"));
     makeCA(pki, "ca");
     makeCA(box.dir, "other-ca");
-    openssl(
-      [
-        "req",
-        "-newkey",
-        "ec",
-        "-pkeyopt",
-        "ec_paramgen_curve:prime256v1",
-        "-nodes",
-        "-subj",
-        "/CN=kube-apiserver",
-        "-keyout",
-        "server.key",
-        "-out",
-        "server.csr",
-      ],
-      box.dir,
-    );
-    writeFileSync(join(box.dir, "ext"), "subjectAltName=DNS:masters.demo.k8s\n");
-    openssl(
-      [
-        "x509",
-        "-req",
-        "-in",
-        "server.csr",
-        "-CA",
-        join(pki, "ca.crt"),
-        "-CAkey",
-        join(pki, "ca.key"),
-        "-CAcreateserial",
-        "-days",
-        "2",
-        "-extfile",
-        "ext",
-        "-out",
-        "server.crt",
-      ],
-      box.dir,
-    );
+    signCertificate(box.dir, "server", {
+      subject: "/CN=kube-apiserver",
+      ca: join(pki, "ca"),
+      usage: "serverAuth",
+      sans: "DNS:masters.demo.k8s",
+    });
     const server = createServer(
       { key: readFileSync(join(box.dir, "server.key")), cert: readFileSync(join(box.dir, "server.crt")) },
       (req, res) => (req.url === "/readyz" ? res.end("ok") : res.writeHead(404).end()),
