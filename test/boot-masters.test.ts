@@ -2,7 +2,7 @@ import { spawn, spawnSync, type ChildProcess } from "node:child_process";
 import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { repoRoot, tempDir, upstreamPrograms } from "./helpers";
-import { bootImageAndSecrets, reports, userData, Vm } from "./vm";
+import { bootImageAndSecrets, bridgeNamespace, etcdClientFlags, reports, userData, Vm } from "./vm";
 
 // Three masters of the one image booted at once under qemu (TCG), each with the role file of a
 // three-master group: etcd-member makes them ONE etcd cluster of three voters (one seed, two learners
@@ -43,22 +43,11 @@ maybe("three masters of the one image", () => {
 
   test("boot at once and form one etcd cluster of three voters; every API server is ready; every master passes its launch gate", async () => {
     const netns = `kbmasters-${process.pid}`;
-    const sh = (script: string) => {
-      const result = spawnSync("sh", ["-ec", script], { encoding: "utf8" });
-      if (result.status !== 0) throw new Error(`${script}: ${result.stderr}`);
-    };
-    sh(`ip netns add ${netns}
-      ip netns exec ${netns} ip link set lo up
-      ip netns exec ${netns} ip link add br0 type bridge
-      ip netns exec ${netns} ip addr add 10.79.0.1/24 dev br0
-      ip netns exec ${netns} ip link set br0 up
-      for tap in tap0 tap1 tap2; do ip netns exec ${netns} ip tuntap add $tap mode tap; ip netns exec ${netns} ip link set $tap master br0 up; done`);
+    bridgeNamespace(netns, "10.79.0.1", ["tap0", "tap1", "tap2"]);
     // The discovery reconciler's records: the whole group, as it publishes three live instances.
     const hosts = join(work, "k8s.hosts");
     writeFileSync(hosts, MASTERS.map((m) => `${m.ip} etcd.demo.k8s\n${m.ip} masters.demo.k8s\n`).join(""));
-    mkdirSync(join(work, "pki"), { recursive: true });
-    for (const name of ["etcd-ca.crt", "apiserver-etcd-client.crt", "apiserver-etcd-client.key"])
-      writeFileSync(join(work, "pki", name), secrets[name]!, { mode: 0o600 });
+    const etcdClient = etcdClientFlags(join(work, "pki"), secrets);
     let dnsmasq: ChildProcess | undefined;
     const vms = MASTERS.map(
       (m, i) =>
@@ -103,9 +92,7 @@ maybe("three masters of the one image", () => {
         [
           ...["netns", "exec", netns, join(upstreamPrograms(), "etcdctl")],
           `--endpoints=${MASTERS.map((m) => `https://${m.ip}:2379`).join(",")}`,
-          `--cacert=${join(work, "pki", "etcd-ca.crt")}`,
-          `--cert=${join(work, "pki", "apiserver-etcd-client.crt")}`,
-          `--key=${join(work, "pki", "apiserver-etcd-client.key")}`,
+          ...etcdClient,
           ...["--command-timeout=30s", "endpoint", "status", "-w", "json"],
         ],
         { encoding: "utf8" },

@@ -2,8 +2,7 @@ import { spawn, spawnSync, type ChildProcess } from "node:child_process";
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { repoRoot, tempDir, upstreamPrograms } from "./helpers";
-import { signCertificate } from "./openssl";
-import { bootImageAndSecrets, reports, userData, Vm } from "./vm";
+import { bootImageAndSecrets, bridgeNamespace, etcdClientFlags, reports, userData, Vm } from "./vm";
 
 // Boots the fixture image under qemu (TCG + OVMF) with the REAL Kubernetes programs (test/upstream/build.sh)
 // and proves that one image becomes a master or a minion from its user data alone: the master's control
@@ -103,16 +102,7 @@ asRoot("booting the one image", () => {
     const netns = `kbtest-${process.pid}`;
     const hosts = join(work, "k8s.hosts");
     writeFileSync(hosts, "");
-    const sh = (script: string) => {
-      const result = spawnSync("sh", ["-ec", script], { encoding: "utf8" });
-      if (result.status !== 0) throw new Error(`${script}: ${result.stderr}`);
-    };
-    sh(`ip netns add ${netns}
-      ip netns exec ${netns} ip link set lo up
-      ip netns exec ${netns} ip link add br0 type bridge
-      ip netns exec ${netns} ip addr add 10.77.0.1/24 dev br0
-      ip netns exec ${netns} ip link set br0 up
-      for tap in tap0 tap1; do ip netns exec ${netns} ip tuntap add $tap mode tap; ip netns exec ${netns} ip link set $tap master br0 up; done`);
+    bridgeNamespace(netns, "10.77.0.1", ["tap0", "tap1"]);
     // The real kubectl, on the host inside the test's network, with the admin kubeconfig `pki init` writes.
     const kubeconfig = join(work, "admin.kubeconfig");
     writeFileSync(kubeconfig, secrets["admin.kubeconfig"]!, { mode: 0o600 });
@@ -558,10 +548,6 @@ asRoot("booting the one image", () => {
         "--from-literal=v=kbtest-plain-value",
       );
       expect({ status: created.status, stderr: created.stderr }).toEqual({ status: 0, stderr: "" });
-      // A client certificate of the etcd CA for the host's etcdctl (masters issue their own; the PKI has none).
-      for (const name of ["etcd-ca.crt", "etcd-ca.key"])
-        writeFileSync(join(work, name), secrets[name]!, { mode: 0o600 });
-      signCertificate(work, "apiserver-etcd-client", { subject: "/CN=kbtest", ca: "etcd-ca" });
       const raw = spawnSync(
         "ip",
         [
@@ -572,8 +558,8 @@ asRoot("booting the one image", () => {
             join(upstreamPrograms(), "etcdctl"),
             "--endpoints=https://10.77.0.10:2379",
           ],
-          ...[`--cacert=${join(work, "etcd-ca.crt")}`, `--cert=${join(work, "apiserver-etcd-client.crt")}`],
-          ...[`--key=${join(work, "apiserver-etcd-client.key")}`, "--command-timeout=60s"],
+          ...etcdClientFlags(join(work, "etcd-client"), secrets),
+          "--command-timeout=60s",
           ...["get", "/registry/secrets/default/kbtest-secret", "--print-value-only"],
         ],
         { encoding: "latin1" },

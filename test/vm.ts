@@ -5,6 +5,7 @@ import { bake } from "../src/bake/bake";
 import { generateClusterPki } from "../src/pki/pki";
 import { silentProgress } from "../src/util/progress";
 import { fixtureMirror, fixtureSpec, repoRoot } from "./helpers";
+import { signCertificate } from "./openssl";
 
 /** A VM of the baked disk under qemu (TCG, OVMF), booted with a NoCloud seed; its serial console goes to a file. */
 export interface VmOptions {
@@ -216,4 +217,35 @@ export async function bootImageAndSecrets(
     disk: join(work, "image", result.manifest.disk!.file),
     secrets: Object.fromEntries(files.map((f) => [f.name, f.content])),
   };
+}
+
+/**
+ * A network namespace with a bridge at `address` (its /24) and one tap per guest on it: the guests' only
+ * network. The caller deletes it (`ip netns delete`).
+ */
+export function bridgeNamespace(netns: string, address: string, taps: string[]): void {
+  const script = `ip netns add ${netns}
+    ip netns exec ${netns} ip link set lo up
+    ip netns exec ${netns} ip link add br0 type bridge
+    ip netns exec ${netns} ip addr add ${address}/24 dev br0
+    ip netns exec ${netns} ip link set br0 up
+    for tap in ${taps.join(" ")}; do ip netns exec ${netns} ip tuntap add $tap mode tap; ip netns exec ${netns} ip link set $tap master br0 up; done`;
+  const result = spawnSync("sh", ["-ec", script], { encoding: "utf8" });
+  if (result.status !== 0) throw new Error(`${script}: ${result.stderr}`);
+}
+
+/**
+ * The etcdctl flags for a client certificate of the cluster's etcd CA, made in `dir` for the host (masters
+ * issue their own; the PKI holds none).
+ */
+export function etcdClientFlags(dir: string, secrets: Record<string, string>): string[] {
+  mkdirSync(dir, { recursive: true });
+  for (const name of ["etcd-ca.crt", "etcd-ca.key"])
+    writeFileSync(join(dir, name), secrets[name]!, { mode: 0o600 });
+  signCertificate(dir, "etcd-client", { subject: "/CN=kbtest", ca: "etcd-ca" });
+  return [
+    `--cacert=${join(dir, "etcd-ca.crt")}`,
+    `--cert=${join(dir, "etcd-client.crt")}`,
+    `--key=${join(dir, "etcd-client.key")}`,
+  ];
 }
