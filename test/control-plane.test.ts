@@ -76,6 +76,23 @@ const kubectl = (...args: string[]) =>
     { encoding: "utf8" },
   );
 
+/** A kubeconfig for this API server with a client certificate (an identity a master issues itself). */
+function kubeconfigFor(file: string, cert: string, key: string): void {
+  writeFileSync(
+    file,
+    [
+      "apiVersion: v1",
+      "kind: Config",
+      `clusters: [{name: c, cluster: {server: 'https://127.0.0.1:${apiPort}', certificate-authority: '${pki}/ca.crt'}}]`,
+      `users: [{name: u, user: {client-certificate: '${cert}', client-key: '${key}'}}]`,
+      "contexts: [{name: x, context: {cluster: c, user: u}}]",
+      "current-context: x",
+      "",
+    ].join("\n"),
+    { mode: 0o600 },
+  );
+}
+
 async function startApiserver(): Promise<void> {
   apiserverLog = "";
   apiserver = spawn(join(programs(), "kube-apiserver"), apiserverCommandLine(), {
@@ -364,24 +381,6 @@ test("renewed certificates: etcd serves its new one without a restart, the API s
 describe("approve-kubelet-certs with the real API server", () => {
   const approverKubeconfig = join(work, "approver.kubeconfig");
   const nodeKubeconfig = join(work, "node-n1.kubeconfig");
-  const kubeconfigFor = (file: string, cert: string, key: string) =>
-    writeFileSync(
-      file,
-      [
-        "apiVersion: v1",
-        "kind: Config",
-        "clusters: [{name: c, cluster: {server: 'https://127.0.0.1:" +
-          apiPort +
-          "', certificate-authority: '" +
-          pki +
-          "/ca.crt'}}]",
-        `users: [{name: u, user: {client-certificate: '${cert}', client-key: '${key}'}}]`,
-        "contexts: [{name: x, context: {cluster: c, user: u}}]",
-        "current-context: x",
-        "",
-      ].join("\n"),
-      { mode: 0o600 },
-    );
   /** A kubelet-serving request for SUBJECT naming SANS, sent as the node n1 (or as the admin). */
   const request = (
     name: string,
@@ -828,19 +827,7 @@ describe("node-gc with the real API server", () => {
     expect(kubectl("apply", "-f", join(golden, "usr/lib/kubebake/addons/bootstrap-rbac.yaml")).status).toBe(
       0,
     );
-    writeFileSync(
-      gcKubeconfig,
-      [
-        "apiVersion: v1",
-        "kind: Config",
-        `clusters: [{name: c, cluster: {server: 'https://127.0.0.1:${apiPort}', certificate-authority: '${pki}/ca.crt'}}]`,
-        `users: [{name: u, user: {client-certificate: '${pki}/node-gc.crt', client-key: '${pki}/node-gc.key'}}]`,
-        "contexts: [{name: x, context: {cluster: c, user: u}}]",
-        "current-context: x",
-        "",
-      ].join("\n"),
-      { mode: 0o600 },
-    );
+    kubeconfigFor(gcKubeconfig, `${pki}/node-gc.crt`, `${pki}/node-gc.key`);
     mkdirSync(shims, { recursive: true });
     // getent ahostsv4 NAME, answered from the records file ("name address" lines), as glibc prints it.
     writeFileSync(

@@ -454,6 +454,16 @@ describe("api-health", () => {
     expect(result.stdout).not.toContain("asking the group");
   });
 
+  test("a bad wait in the role file stops it, naming the setting", () => {
+    const box = sandbox("bad-wait", "masters", "CLUSTER_NAME=demo\nKUBEBAKE_UNHEALTHY_AFTER_SECONDS=10m\n");
+    const result = box.run("api-health", { NODE_IP: "10.0.0.1" });
+    expect({ status: result.status, stderr: result.stderr }).toEqual({
+      status: 1,
+      stderr:
+        "kubebake api-health: error: KUBEBAKE_UNHEALTHY_AFTER_SECONDS '10m' in the role file is not a whole number of seconds\n",
+    });
+  });
+
   test("ready again: the count starts over", () => {
     const box = sandbox("ready", "masters", "CLUSTER_NAME=demo\nNODE_NAME=m1\nNODE_IP=10.0.0.1\n");
     const shims = join(box.dir, "shims");

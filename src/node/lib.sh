@@ -189,3 +189,34 @@ bootstrap_kubeconfig() {
   kubeconfig "$KUBEBAKE_CONFIG_DIR/bootstrap-kubelet.kubeconfig" "$1" kubelet-bootstrap \
     token "$(cat "$KUBEBAKE_PKI_DIR/bootstrap-token")"
 }
+
+# ipv4_addresses NAME: the IPv4 addresses NAME resolves to, one per line, sorted; nothing if it does not
+# resolve. The discovery records (masters., minions., etcd.) are read this way.
+ipv4_addresses() { getent ahostsv4 "$1" 2>/dev/null | awk '{ print $1 }' | sort -u || true; }
+
+# etcd_ctl ARG…: etcdctl as this master's etcd member (its own certificate is its client identity too).
+etcd_ctl() {
+  etcdctl --cacert="$KUBEBAKE_PKI_DIR/etcd-ca.crt" --cert="$KUBEBAKE_PKI_DIR/etcd-member.crt" \
+    --key="$KUBEBAKE_PKI_DIR/etcd-member.key" --dial-timeout=3s --command-timeout=10s "$@"
+}
+
+# whole_number NAME VALUE UNIT: VALUE, a role-file setting, if it is a positive whole number; else the node
+# stops naming the setting.
+whole_number() {
+  case "$2" in
+    '' | *[!0-9]* | 0*) die "$1 '$2' in the role file is not a whole number of $3" ;;
+  esac
+  printf '%s' "$2"
+}
+
+# fetch_secret NAME: the secret NAME from the provider (sourced by the caller) into $KUBEBAKE_PKI_DIR/NAME,
+# 0600, replaced whole or not at all.
+fetch_secret() {
+  local dest="$KUBEBAKE_PKI_DIR/$1"
+  if ! provider_fetch_secret "$1" "$dest.tmp"; then
+    rm -f "$dest.tmp"
+    return 1
+  fi
+  chmod 0600 "$dest.tmp"
+  mv -f "$dest.tmp" "$dest"
+}

@@ -22,8 +22,16 @@ export const PKI_FILE_NAMES = ["admin", "ca", "etcd-ca", "front-proxy-ca"]
   .concat(["admin.kubeconfig", "bootstrap-token", "encryption-config.yaml", "sa.key", "sa.pub"])
   .sort();
 
-/** Added to the PKI after clusters existed: stored on its own under a running cluster (it replaces nothing). */
-const ADDABLE = ["encryption-config.yaml"];
+/**
+ * Files added to the PKI after clusters existed, with how each is made: stored on its own under a running
+ * cluster (it replaces nothing).
+ */
+const ADDABLE: Record<string, () => Promise<string>> = {
+  "encryption-config.yaml": async () => {
+    const { encryptionConfig, newKey } = await import("../../pki/encryption");
+    return encryptionConfig([newKey(new Date())]);
+  },
+};
 
 /** Files of older PKIs that no node reads any more (masters issue their own certificates): deleted. */
 export const RETIRED_PKI_FILE_NAMES = [
@@ -83,8 +91,7 @@ export async function ensurePki(ctx: Context, clusterRunning: boolean, key: Clus
   if (alien.length > 0) throw foreign("ssm-parameter", alien.sort()[0]!, null);
   const missing = PKI_FILE_NAMES.filter((name) => !stored.has(`${prefix}/${name}`));
   const complete =
-    missing.length === 0 ||
-    (missing.length < PKI_FILE_NAMES.length && missing.every((n) => ADDABLE.includes(n)));
+    missing.length === 0 || (missing.length < PKI_FILE_NAMES.length && missing.every((n) => n in ADDABLE));
   if (complete) {
     if (missing.length > 0) await addSecrets(ctx, key, missing);
     await retire(ctx, stored);
@@ -144,10 +151,8 @@ async function addSecrets(ctx: Context, key: ClusterKey, names: string[]) {
   await ctx.rec.make(
     { action: "update", kind: "pki", name: prefix, detail: `add ${names.join(", ")}` },
     async () => {
-      const { encryptionConfig, newKey } = await import("../../pki/encryption");
       for (const name of names) {
-        // ADDABLE holds the encryption config alone: a fresh key for Secrets.
-        const Value = encryptionConfig([newKey(new Date())]);
+        const Value = await ADDABLE[name]!();
         await ctx.clients.ssm.send(
           new PutParameterCommand({
             Name: `${prefix}/${name}`,
