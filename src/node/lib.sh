@@ -220,3 +220,10 @@ fetch_secret() {
   chmod 0600 "$dest.tmp"
   mv -f "$dest.tmp" "$dest"
 }
+
+# local_api_ready: whether this master's API server answers /readyz with "ok" (anonymous requests may ask
+# the health endpoints only), verified against the cluster CA.
+local_api_ready() {
+  [ "$(curl -sS --max-time 5 --cacert "$KUBEBAKE_PKI_DIR/ca.crt" \
+    "${KUBEBAKE_LOCAL_API:-https://127.0.0.1:6443}/readyz" 2>/dev/null)" = ok ]
+}
