@@ -75,6 +75,12 @@ export const clusterSpecSchema = z
         .describe(
           "Set to true to allow a /0 (the whole internet) in apiAccess; refused otherwise (the API still needs credentials, but is then open to scans and floods).",
         ),
+      internet: z
+        .boolean()
+        .optional()
+        .describe(
+          "For the VPC kubebake creates: false keeps the nodes off the internet (no public IPs, no internet gateway, no NAT; VPC endpoints for the AWS APIs the nodes call: SSM, Auto Scaling, S3); true gives the subnets public IPs and an internet gateway. Unset: false for a new cluster, while a cluster whose VPC already has its internet gateway stays public (plan and apply say so). Not with an existing vpc: its subnets and routes are yours.",
+        ),
     }),
     image: z.strictObject({
       ami: z
@@ -177,18 +183,31 @@ export const clusterSpecSchema = z
         });
       }
     });
+    // With internet: false every /0 is refused as unreachable, whatever the allow flags say.
+    if (spec.network.internet === false) {
+      for (const { path, message } of unreachableFromPrivate(spec.network))
+        ctx.addIssue({ code: "custom", path, message });
+    }
     for (const [field, allow, what] of [
       ["sshAccess", "allowSshFromAnywhere", "SSH"],
       ["apiAccess", "allowApiFromAnywhere", "the API server"],
     ] as const) {
       spec.network[field].forEach((range, i) => {
-        if (range.endsWith("/0") && spec.network[allow] !== true) {
+        if (range.endsWith("/0") && spec.network[allow] !== true && spec.network.internet !== false) {
           ctx.addIssue({
             code: "custom",
             path: ["network", field, i],
             message: `${range} opens ${what} to the whole internet; list your own networks, or set network.${allow}: true if you mean it`,
           });
         }
+      });
+    }
+    if (vpc !== undefined && spec.network.internet !== undefined) {
+      ctx.addIssue({
+        code: "custom",
+        path: ["network", "internet"],
+        message:
+          "expected no internet with an existing VPC: its subnets and routes are yours (give the nodes VPC endpoints for ssm, autoscaling and s3, or a NAT gateway)",
       });
     }
     if ((vpc === undefined) !== (subnets === undefined)) {
@@ -233,3 +252,27 @@ export const clusterSpecSchema = z
   });
 
 export type ClusterSpec = z.output<typeof clusterSpecSchema>;
+
+/**
+ * A /0 in apiAccess or sshAccess asks for the whole internet, which cannot reach a private network (no
+ * internet gateway, no public IPs): a contradiction, refused where the network is known to be private
+ * (here for `internet: false`; at plan and apply for a new cluster that is private by default).
+ */
+export function unreachableFromPrivate(
+  network: Pick<ClusterSpec["network"], "apiAccess" | "sshAccess">,
+  why = "network.internet: false",
+): { path: (string | number)[]; field: string; message: string }[] {
+  return (["apiAccess", "sshAccess"] as const).flatMap((field) =>
+    network[field].flatMap((range, i) =>
+      range.endsWith("/0")
+        ? [
+            {
+              path: ["network", field, i],
+              field: `network.${field}[${i}]`,
+              message: `${range} is the whole internet, which cannot reach a private network (${why}): set network.internet: true, or list the networks that reach the VPC (a VPN, peering, a bastion in the VPC)`,
+            },
+          ]
+        : [],
+    ),
+  );
+}

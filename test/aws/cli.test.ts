@@ -65,7 +65,12 @@ test("plan, apply asks (no terminal, --json: exit 9), apply --yes --json, a no-o
   const plan = kubebake("cluster", "plan", "-f", spec);
   expect(plan.stderr).toBe("");
   expect(plan.code).toBe(0);
-  expect(plan.stdout).toMatch(/^\+ create vpc kubebake-demo-vpc \(10\.0\.0\.0\/16\)$/m);
+  expect(plan.stdout).toMatch(
+    /^\+ create vpc kubebake-demo-vpc \(10\.0\.0\.0\/16, private: VPC endpoints, no internet\)$/m,
+  );
+  expect(plan.stdout).toMatch(
+    /^\+ create vpc-endpoint kubebake-demo-endpoint-ssm \(Interface com\.amazonaws\.eu-west-1\.ssm, private DNS, 2 subnet\(s\)\)$/m,
+  );
   expect(plan.stdout).toContain(`+ create launch-template kubebake-demo-masters (${ami}, t3.medium)`);
   expect(plan.stdout).toMatch(/\d+ change\(s\) planned\n$/);
   expect(plan.stdout).toContain("+ create hosted-zone demo.internal.");
@@ -180,7 +185,7 @@ test("on a terminal: apply and destroy show the plan once, ask, and print each c
   const clients = clientsFor(moto.endpoint);
   const ami = await registerAmi(clients, "kubebake-1");
   const spec = writeSpec(dir, clusterYaml({ image: { ami } }), "terminal.yaml");
-  const vpc = "+ create vpc kubebake-demo-vpc (10.0.0.0/16)";
+  const vpc = "+ create vpc kubebake-demo-vpc (10.0.0.0/16, private: VPC endpoints, no internet)";
 
   const applied = onTerminal("yes", "cluster", "apply", "-f", spec);
   expect(applied.code).toBe(0);

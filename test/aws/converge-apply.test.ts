@@ -42,10 +42,14 @@ describe.each(["before", "after"] as const)("a failure %s a mutating call", (whe
     // One write per PKI file, after the cluster id's: counted rather than fixed, as the PKI grows.
     const pkiWrites = reference.mutating.filter((call) => call === "ssm:PutParameter").length - 1;
     expect(pkiWrites).toBe(PKI_FILE_NAMES.length);
+    // A new cluster's network is private by default: three endpoints (ssm, autoscaling, s3), their
+    // security group beside the two roles', no internet gateway.
     expect(expected).toEqual({
       vpcs: 1,
       subnets: 2,
-      securityGroups: 2,
+      securityGroups: 3,
+      internetGateways: 0,
+      vpcEndpoints: 3,
       groups: 2,
       instances: 3,
       parameters: pkiWrites + 1, // the PKI and the cluster id
@@ -78,7 +82,7 @@ describe.each(["before", "after"] as const)("a failure %s a mutating call", (whe
         skipped: ["ssm:PutParameter"],
         count: pkiWrites - 3,
       });
-    } else expect(failures.length).toBe(11);
+    } else expect(failures.length).toBe(14);
     for (const failAt of failures) {
       await moto.reset();
       const setup = clientsFor(moto.endpoint);

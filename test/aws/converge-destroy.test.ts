@@ -36,11 +36,15 @@ test("destroy converges after a failure at every mutating step and leaves nothin
       "s3:DeleteBucket",
       "kms:DeleteAlias",
       "kms:ScheduleKeyDeletion",
+      // The private network's endpoints, one call each: the first, second and last are failed at.
+      "ec2:DeleteVpcEndpoints",
     ]),
   );
+  expect(reference.filter((call) => call === "ec2:DeleteVpcEndpoints")).toHaveLength(3);
   const steps = representativeSteps(reference);
   const empty = {
-    ...{ vpcs: 0, subnets: 0, securityGroups: 0, groups: 0, instances: 0, parameters: 0, zones: 0 },
+    ...{ vpcs: 0, subnets: 0, securityGroups: 0, internetGateways: 0, vpcEndpoints: 0 },
+    ...{ groups: 0, instances: 0, parameters: 0, zones: 0 },
     ...{ buckets: 0, launchHooks: [], keys: 0, keyAliases: 0 },
   };
   expect(await inventory(clean)).toEqual(empty);

@@ -5,6 +5,7 @@ import {
 } from "@aws-sdk/client-auto-scaling";
 import {
   DescribeInstancesCommand,
+  DescribeInternetGatewaysCommand,
   DescribeSecurityGroupsCommand,
   DescribeSubnetsCommand,
   DescribeVpcsCommand,
@@ -20,6 +21,7 @@ import { DeleteObjectCommand, ListBucketsCommand, PutObjectCommand } from "@aws-
 import { isMutating, type AwsClients } from "../../src/launch/aws/clients";
 import type { Change } from "../../src/launch/changes";
 import { keyAlias, snapshotBucketName } from "../../src/launch/aws/desired";
+import { liveEndpoints } from "../../src/launch/aws/endpoints";
 import { storedParameterNames } from "../../src/launch/aws/secrets";
 import { clientsFor, clusterYaml, REGION } from "./fixture";
 
@@ -27,7 +29,7 @@ export class InjectedFailure extends Error {}
 
 /** Calls whose answer is an id AWS chose (the next run finds the resource by its tags, never by the id). */
 export const AWS_CHOSEN_ID =
-  /^(ec2:Create(Vpc|Subnet|InternetGateway|RouteTable|SecurityGroup|LaunchTemplate)|route53:CreateHostedZone|kms:CreateKey)$/;
+  /^(ec2:Create(Vpc|Subnet|InternetGateway|RouteTable|SecurityGroup|LaunchTemplate|VpcEndpoint)|route53:CreateHostedZone|kms:CreateKey)$/;
 
 /**
  * The steps worth failing at, 1-based. In a run of identical consecutive calls (one ssm:PutParameter per
@@ -94,6 +96,10 @@ export async function inventory(clients: AwsClients) {
     subnets: (await clients.ec2.send(new DescribeSubnetsCommand({ Filters: cluster }))).Subnets!.length,
     securityGroups: (await clients.ec2.send(new DescribeSecurityGroupsCommand({ Filters: cluster })))
       .SecurityGroups!.length,
+    internetGateways: (await clients.ec2.send(new DescribeInternetGatewaysCommand({ Filters: cluster })))
+      .InternetGateways!.length,
+    // Live ones only: AWS, and moto, list a deleted endpoint for a while.
+    vpcEndpoints: (await liveEndpoints(clients, cluster)).length,
     groups: (await clients.autoScaling.send(new DescribeAutoScalingGroupsCommand({ Filters: cluster })))
       .AutoScalingGroups!.length,
     instances: running.length,

@@ -14,6 +14,11 @@ import {
   discoveryConfig,
   discoveryRoleName,
   dnsSuffix,
+  endpointPolicy,
+  endpointSecurityGroupRules,
+  endpointServiceNames,
+  internetChoice,
+  NODE_ENDPOINTS,
   globalName,
   groupSize,
   iamPath,
@@ -419,5 +424,90 @@ describe("the cluster key in the desired state", () => {
     expect(dnsSuffix("aws-cn")).toBe("amazonaws.com.cn");
     expect(dnsSuffix("aws")).toBe("amazonaws.com");
     expect(dnsSuffix("aws-us-gov")).toBe("amazonaws.com");
+  });
+});
+
+describe("a private network in the desired state", () => {
+  const withInternet = (internet?: boolean) =>
+    clusterSpecSchema.parse(clusterYaml({ network: { ...(internet === undefined ? {} : { internet }) } }));
+
+  test("the spec decides; unset, only a cluster whose VPC has its internet gateway stays public, and says why", () => {
+    for (const internet of [true, false])
+      for (const gateway of [true, false])
+        expect(internetChoice(withInternet(internet), gateway)).toEqual({ internet });
+    expect(internetChoice(withInternet(), false)).toEqual({
+      internet: false,
+      defaulted: expect.stringMatching(
+        /^network\.internet is unset: .*private, the default for new clusters/,
+      ),
+    });
+    expect(internetChoice(withInternet(), true)).toEqual({
+      internet: true,
+      defaulted: expect.stringMatching(/internet gateway: it stays public \(set network\.internet: false/),
+    });
+  });
+
+  test("its endpoints serve exactly the AWS APIs the node scripts call", () => {
+    // Every signed call of the node scripts names its service: aws_json_call ssm, aws_query_call
+    // autoscaling, aws_request s3 (s3.sh).
+    const scripts = ["providers/aws.sh", "s3.sh"].map((file) =>
+      readFileSync(join(repoRoot, "src", "node", file), "utf8"),
+    );
+    const called = new Set(
+      scripts.flatMap((text) =>
+        [...text.matchAll(/aws_(?:json_call|query_call|request) ([a-z0-9-]+)/g)].map((m) => m[1]),
+      ),
+    );
+    expect([...called].sort()).toEqual(NODE_ENDPOINTS.map((e) => e.service).sort());
+    expect(NODE_ENDPOINTS.map((e) => `${e.service} ${e.type} ${e.logical}`)).toEqual([
+      "ssm Interface endpoint-ssm",
+      "autoscaling Interface endpoint-autoscaling",
+      "s3 Gateway endpoint-s3",
+    ]);
+    expect(endpointServiceNames("cn-north-1", "ssm")).toEqual([
+      "com.amazonaws.cn-north-1.ssm",
+      "cn.com.amazonaws.cn-north-1.ssm",
+    ]);
+  });
+
+  test("endpoint policies: this account's principals only; through S3 only the cluster's bucket, in this account", () => {
+    const [ssm, , s3] = NODE_ENDPOINTS as [(typeof NODE_ENDPOINTS)[0], unknown, (typeof NODE_ENDPOINTS)[0]];
+    expect(endpointPolicy(inputs, ssm).Statement).toEqual([
+      {
+        Sid: "OwnAccountOnly",
+        Effect: "Allow",
+        Principal: "*",
+        Action: "*",
+        Resource: "*",
+        Condition: { StringEquals: { "aws:PrincipalAccount": "123456789012" } },
+      },
+    ]);
+    const china = { ...inputsFor(clusterSpecSchema.parse(clusterYaml())), partition: "aws-cn" };
+    const bucket = snapshotBucketName("123456789012", "eu-west-1", "demo");
+    expect(endpointPolicy(china, s3).Statement).toEqual([
+      {
+        Sid: "ClusterSnapshotBucketOnly",
+        Effect: "Allow",
+        Principal: "*",
+        Action: "s3:*",
+        Resource: [`arn:aws-cn:s3:::${bucket}`, `arn:aws-cn:s3:::${bucket}/*`],
+        Condition: {
+          StringEquals: { "aws:PrincipalAccount": "123456789012", "s3:ResourceAccount": "123456789012" },
+        },
+      },
+    ]);
+  });
+
+  test("the interface endpoints take HTTPS from the VPC's CIDR and nothing else", () => {
+    const spec = clusterSpecSchema.parse(clusterYaml({ network: { cidr: "10.4.0.0/16" } }));
+    expect(endpointSecurityGroupRules(spec)).toEqual([
+      {
+        protocol: "tcp",
+        from: 443,
+        to: 443,
+        source: { cidr: "10.4.0.0/16" },
+        description: "HTTPS to the VPC endpoints from 10.4.0.0/16",
+      },
+    ]);
   });
 });

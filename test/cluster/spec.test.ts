@@ -207,6 +207,61 @@ describe("cluster spec", () => {
     expect(schema.properties.sshKey.description).toMatch(/key pair/);
   });
 
+  test("network.internet: a boolean, only for kubebake's own VPC; a private network refuses any /0", () => {
+    expect(problems(clusterYaml({ network: { internet: "no" } }))).toMatch(
+      /bad\.yaml:\d+: network\.internet: expected true or false, got a string$/,
+    );
+    expect(
+      problems(
+        clusterYaml({
+          network: { vpc: "vpc-0123456789abcdef0", subnets: ["subnet-0123456789abcdef0"], internet: false },
+        }),
+      ),
+    ).toMatch(
+      /bad\.yaml:\d+: network\.internet: expected no internet with an existing VPC: its subnets and routes are yours \(give the nodes VPC endpoints for ssm, autoscaling and s3, or a NAT gateway\)$/,
+    );
+    // allowApiFromAnywhere does not help: the whole internet cannot reach nodes without public addresses.
+    expect(
+      problems(
+        clusterYaml({ network: { internet: false, apiAccess: ["0.0.0.0/0"], allowApiFromAnywhere: true } }),
+      ),
+    ).toMatch(
+      /bad\.yaml:\d+: network\.apiAccess\[0\]: 0\.0\.0\.0\/0 is the whole internet, which cannot reach a private network \(network\.internet: false\): set network\.internet: true, or list the networks that reach the VPC/,
+    );
+    expect(
+      problems(clusterYaml({ network: { internet: false, sshAccess: ["10.1.0.0/16", "0.0.0.0/0"] } })),
+    ).toMatch(
+      /network\.sshAccess\[1\]: 0\.0\.0\.0\/0 is the whole internet, which cannot reach a private network/,
+    );
+    for (const internet of [true, false]) {
+      const { spec } = loadClusterSpec(
+        writeSpec(dir, clusterYaml({ network: { internet, apiAccess: ["192.0.2.0/24"] } }), "internet.yaml"),
+      );
+      expect(spec.network.internet).toBe(internet);
+    }
+    const schema = JSON.parse(readFileSync(join(repoRoot, "docs", "cluster.schema.json"), "utf8"));
+    expect(schema.properties.network.properties.internet.description).toMatch(/VPC endpoints/);
+  });
+
+  test("the CLI refuses network.internet with an existing VPC: exit 2, the field named, nothing contacted", () => {
+    const file = writeSpec(
+      dir,
+      clusterYaml({
+        network: { vpc: "vpc-0123456789abcdef0", subnets: ["subnet-0123456789abcdef0"], internet: true },
+      }),
+      "internet-existing.yaml",
+    );
+    for (const command of ["validate", "plan"]) {
+      const result = runCli("kubebake", ["cluster", command, "-f", file], {
+        AWS_ENDPOINT_URL: "http://127.0.0.1:9",
+      });
+      expect({ command, code: result.code }).toEqual({ command, code: 2 });
+      expect(result.stderr).toMatch(
+        /internet-existing\.yaml:\d+: network\.internet: expected no internet with an existing VPC/,
+      );
+    }
+  });
+
   test("the JSON Schema in docs/ is current", () => {
     const result = runCli("kubebake", ["cluster", "schema"]);
     expect(result.code).toBe(0);

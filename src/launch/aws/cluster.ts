@@ -8,7 +8,7 @@ import { ensureGroup, ensureLaunchTemplate, rollOut } from "./groups";
 import { checkIamNames, ensureInstanceProfile, ensureRole } from "./iam";
 import { checkSshKey } from "./inputs";
 import { checkClusterKey, ensureClusterKey } from "./key";
-import { checkNetwork, ensureNetwork } from "./network";
+import { checkNetwork, ensureNetwork, publicNodes, retireUnusedAccess } from "./network";
 import { ensureClusterId, readClusterId } from "./owner";
 import { ensurePki } from "./secrets";
 import { ensureSecurityGroups } from "./security";
@@ -25,8 +25,8 @@ export async function applyCluster(base: BaseContext): Promise<ApplyResult> {
   // Reads first: a mistake in the spec, or a look-alike holding one of our global names, is refused
   // before anything is created.
   await checkSshKey(base);
-  const checked = await checkNetwork(base);
   const stored = await readClusterId(base.clients, spec.name);
+  const checked = await checkNetwork(base, stored);
   await checkIamNames(base, stored);
   await checkSnapshotBucket(base, stored);
   await checkClusterKey(base, stored);
@@ -65,7 +65,9 @@ export async function applyCluster(base: BaseContext): Promise<ApplyResult> {
   for (const role of ROLES) {
     const template = await ensureLaunchTemplate(ctx, role, groupIds[role], key.arn);
     const existed = await ensureGroup(ctx, role, template, network.subnetIds);
-    await rollOut(ctx, role, existed);
+    await rollOut(ctx, role, existed, publicNodes(checked));
   }
+  // Last: a switch between private and public networks removes the old way out once no node uses it.
+  await retireUnusedAccess(ctx, checked, network.vpcId);
   return { vpcId: network.vpcId, zoneId };
 }

@@ -1,5 +1,5 @@
 import type { ChangeRecorder } from "../changes";
-import type { AwsClients } from "./clients";
+import { awsErrorCode, type AwsClients } from "./clients";
 import { CLUSTER_TAG, NAME_TAG, OWNER_TAG, type Inputs } from "./desired";
 
 /** What a command starts with: the clients, the derived inputs, the recorder and the clock. */
@@ -42,5 +42,23 @@ export async function waitFor(
     if (Date.now() > deadline)
       throw new Error(`timed out after ${Math.round(timeoutMs / 1000)} s waiting for ${what}`);
     await ctx.sleep(ctx.pollMs);
+  }
+}
+
+/** Runs `call` again while it fails with the AWS error `code` (a dependency AWS has yet to release). */
+export async function retryWhile<T>(
+  ctx: Pick<Context, "sleep" | "pollMs">,
+  code: string,
+  timeoutMs: number,
+  call: () => Promise<T>,
+): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    try {
+      return await call();
+    } catch (error) {
+      if (awsErrorCode(error) !== code || Date.now() > deadline) throw error;
+      await ctx.sleep(Math.max(ctx.pollMs, 1000));
+    }
   }
 }

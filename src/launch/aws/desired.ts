@@ -473,6 +473,9 @@ export function launchTemplateData(
     ...(spec.sshKey ? { KeyName: spec.sshKey } : {}),
     UserData: Buffer.from(userData(inputs, role, keyArn)).toString("base64"),
     IamInstanceProfile: { Name: nodeRoleName(spec, role) },
+    // No network interface settings: the subnet decides whether a node gets a public IP (MapPublicIpOnLaunch,
+    // off in a private network and reconciled by network.ts). Naming the interface here would move the
+    // security group into it and give every cluster's templates a new version.
     SecurityGroupIds: [securityGroupId],
     // Only the root device is named (the AMI's own, so no second volume appears): its size, type and
     // snapshot stay the AMI's. The node's disk holds the kubelet's credentials and, on masters, etcd.
@@ -585,6 +588,118 @@ export function rolloutBatch(spec: ClusterSpec, role: Role, size: number): numbe
 
 export const clusterZoneName = (inputs: Pick<Inputs, "spec" | "discoveryDomain">) =>
   zoneName(inputs.spec.name, inputs.discoveryDomain);
+
+/** Whether a VPC kubebake creates gives its nodes the internet, and why when the spec does not say. */
+export interface InternetChoice {
+  internet: boolean;
+  /** Set when network.internet is unset: the rule that decided, which plan and apply print. */
+  defaulted?: string;
+}
+
+/**
+ * network.internet, or the default when unset: private for every cluster, except one whose VPC already
+ * has its internet gateway (made when public was the only kind): that one stays public, since an upgrade
+ * of kubebake must never rewire (and replace the nodes of) a running cluster on its own.
+ */
+export function internetChoice(spec: ClusterSpec, hasInternetGateway: boolean): InternetChoice {
+  if (spec.network.internet !== undefined) return { internet: spec.network.internet };
+  return hasInternetGateway
+    ? {
+        internet: true,
+        defaulted:
+          "network.internet is unset and the cluster's VPC has its internet gateway: it stays public (set network.internet: false to make it private, which replaces its nodes, or true to keep it so)",
+      }
+    : {
+        internet: false,
+        defaulted:
+          "network.internet is unset: the cluster's network is private, the default for new clusters (set network.internet: true for public IPs and an internet gateway)",
+      };
+}
+
+/** A VPC endpoint of a private network. */
+export interface NodeEndpoint {
+  /** The last part of its service name, `com.amazonaws.<region>.<service>`. */
+  service: "ssm" | "autoscaling" | "s3";
+  type: "Interface" | "Gateway";
+  /** Its kubebake:name. */
+  logical: string;
+}
+
+/**
+ * Every AWS API the node scripts call (src/node/providers/aws.sh, src/node/s3.sh), each reached in a
+ * private network through a VPC endpoint. Nothing else leaves a node for AWS: the instance metadata
+ * service (credentials, name, address) and the VPC's DNS resolver are link-local; SSM calls KMS on the
+ * node's behalf (kms:ViaService), the node never does; no node calls STS or EC2; the discovery function
+ * runs outside the VPC; and every image is preloaded, so no registry is pulled from.
+ */
+export const NODE_ENDPOINTS: readonly NodeEndpoint[] = [
+  // node-config reads the role's secrets (GetParameter, decrypted by SSM); join-token on the masters
+  // publishes the join token it mints (PutParameter).
+  { service: "ssm", type: "Interface", logical: "endpoint-ssm" },
+  // launch-ready completes the masters' launch hook (CompleteLifecycleAction); api-health asks for a
+  // broken master's replacement (SetInstanceHealth).
+  { service: "autoscaling", type: "Interface", logical: "endpoint-autoscaling" },
+  // etcd-member puts, lists, gets and deletes etcd snapshots in the cluster's bucket (s3.sh). A gateway
+  // endpoint: free, and a route for the regional S3 addresses the scripts already use, so no DNS change.
+  { service: "s3", type: "Gateway", logical: "endpoint-s3" },
+];
+
+/**
+ * The names an endpoint service may carry: `com.amazonaws.<region>.<service>`, or in the China regions,
+ * for some services only, `cn.com.amazonaws.<region>.<service>`. Which one a region offers is read from
+ * the region (endpoints.ts), never guessed from the partition.
+ */
+export const endpointServiceNames = (region: string, service: string) => [
+  `com.amazonaws.${region}.${service}`,
+  `cn.com.amazonaws.${region}.${service}`,
+];
+
+/** The interface endpoints' security group: HTTPS from inside the VPC, nothing else. */
+export const endpointSecurityGroupRules = (spec: ClusterSpec): (Rule & { source: { cidr: string } })[] => [
+  {
+    protocol: "tcp",
+    from: 443,
+    to: 443,
+    source: { cidr: spec.network.cidr },
+    description: `HTTPS to the VPC endpoints from ${spec.network.cidr}`,
+  },
+];
+
+/**
+ * The policy of a private network's endpoints: only principals of the cluster's account, so a node (or a
+ * workload on one) cannot use the endpoints with another account's credentials to carry data out. S3's
+ * gateway endpoint also reaches only the cluster's snapshot bucket, in this account (S3 names are global).
+ * Which actions is IAM's to say (the node roles' policies).
+ */
+export function endpointPolicy(
+  inputs: Pick<Inputs, "spec" | "account" | "partition">,
+  endpoint: NodeEndpoint,
+) {
+  const ownPrincipals = { "aws:PrincipalAccount": inputs.account };
+  if (endpoint.service !== "s3") {
+    return policy([
+      {
+        Sid: "OwnAccountOnly",
+        Effect: "Allow",
+        Principal: "*",
+        Action: "*",
+        Resource: "*",
+        Condition: { StringEquals: ownPrincipals },
+      },
+    ]);
+  }
+  const bucket = `arn:${inputs.partition}:s3:::${snapshotBucket(inputs)}`;
+  return policy([
+    {
+      Sid: "ClusterSnapshotBucketOnly",
+      Effect: "Allow",
+      Principal: "*",
+      Action: "s3:*",
+      Resource: [bucket, `${bucket}/*`],
+      Condition: { StringEquals: { ...ownPrincipals, "s3:ResourceAccount": inputs.account } },
+    },
+  ]);
+}
 
 /** /20 subnets carved from the VPC CIDR, one per zone. */
 export function subnetCidrs(vpcCidr: string, count: number): string[] {

@@ -14,6 +14,7 @@ import {
   DeleteSecurityGroupCommand,
   DeleteSubnetCommand,
   DeleteVpcCommand,
+  DeleteVpcEndpointsCommand,
   DescribeInstancesCommand,
   DescribeInternetGatewaysCommand,
   DescribeLaunchTemplatesCommand,
@@ -57,8 +58,9 @@ import {
 import { DeleteParameterCommand, DeleteParametersCommand } from "@aws-sdk/client-ssm";
 import { GetCallerIdentityCommand } from "@aws-sdk/client-sts";
 import { clusterIdParameter, discoveryFunctionName, iamPath, OWNER_TAG, snapshotBucketName } from "./desired";
-import { awsErrorCode, ifExists } from "./clients";
-import { tagFilters, waitFor, type BaseContext } from "./context";
+import { ifExists } from "./clients";
+import { retryWhile, tagFilters, waitFor, type BaseContext } from "./context";
+import { liveEndpoints } from "./endpoints";
 import { eventsRuleName, scheduleRuleName } from "./discovery";
 import { destroyClusterKey } from "./key";
 import { ownedBy, ownerOf, readClusterId } from "./owner";
@@ -284,6 +286,16 @@ export async function destroyCluster(ctx: DestroyContext): Promise<void> {
     );
   }
 
+  // Before the security groups, subnets and route table they use. AWS removes an interface endpoint's
+  // network interfaces after answering, so what they hold is deleted with retries below.
+  for (const endpoint of await liveEndpoints(clients, filters())) {
+    await rec.make(
+      { action: "delete", kind: "vpc-endpoint", name: nameTag(endpoint.Tags), detail: endpoint.ServiceName },
+      () => clients.ec2.send(new DeleteVpcEndpointsCommand({ VpcEndpointIds: [endpoint.VpcEndpointId!] })),
+      undefined,
+    );
+  }
+
   const groupsLeft =
     (await clients.ec2.send(new DescribeSecurityGroupsCommand({ Filters: filters() }))).SecurityGroups ?? [];
   for (const group of groupsLeft) {
@@ -306,7 +318,7 @@ export async function destroyCluster(ctx: DestroyContext): Promise<void> {
       { action: "delete", kind: "security-group", name: group.GroupName! },
       // Network interfaces of terminated instances can hold a group for a while.
       () =>
-        retryWhile(ctx, "DependencyViolation", () =>
+        retryWhile(ctx, "DependencyViolation", ctx.timeoutMs, () =>
           clients.ec2.send(new DeleteSecurityGroupCommand({ GroupId: group.GroupId })),
         ),
       undefined,
@@ -325,7 +337,10 @@ export async function destroyCluster(ctx: DestroyContext): Promise<void> {
             new DisassociateRouteTableCommand({ AssociationId: association.RouteTableAssociationId }),
           );
         }
-        await clients.ec2.send(new DeleteRouteTableCommand({ RouteTableId: table.RouteTableId }));
+        // A gateway endpoint's routes leave the table with the endpoint, shortly after its deletion.
+        await retryWhile(ctx, "DependencyViolation", ctx.timeoutMs, () =>
+          clients.ec2.send(new DeleteRouteTableCommand({ RouteTableId: table.RouteTableId })),
+        );
       },
       undefined,
     );
@@ -357,7 +372,7 @@ export async function destroyCluster(ctx: DestroyContext): Promise<void> {
     await rec.make(
       { action: "delete", kind: "subnet", name: nameTag(subnet.Tags) },
       () =>
-        retryWhile(ctx, "DependencyViolation", () =>
+        retryWhile(ctx, "DependencyViolation", ctx.timeoutMs, () =>
           clients.ec2.send(new DeleteSubnetCommand({ SubnetId: subnet.SubnetId })),
         ),
       undefined,
@@ -368,7 +383,7 @@ export async function destroyCluster(ctx: DestroyContext): Promise<void> {
     await rec.make(
       { action: "delete", kind: "vpc", name: nameTag(vpc.Tags) },
       () =>
-        retryWhile(ctx, "DependencyViolation", () =>
+        retryWhile(ctx, "DependencyViolation", ctx.timeoutMs, () =>
           clients.ec2.send(new DeleteVpcCommand({ VpcId: vpc.VpcId })),
         ),
       undefined,
@@ -427,17 +442,5 @@ async function allRecords(ctx: Pick<BaseContext, "clients">, zoneId: string): Pr
       StartRecordType: page.NextRecordType,
       StartRecordIdentifier: page.NextRecordIdentifier,
     };
-  }
-}
-
-async function retryWhile<T>(ctx: DestroyContext, code: string, call: () => Promise<T>): Promise<T> {
-  const deadline = Date.now() + ctx.timeoutMs;
-  for (;;) {
-    try {
-      return await call();
-    } catch (error) {
-      if (awsErrorCode(error) !== code || Date.now() > deadline) throw error;
-      await ctx.sleep(Math.max(ctx.pollMs, 1000));
-    }
   }
 }

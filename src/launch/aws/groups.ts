@@ -301,10 +301,16 @@ async function ensureLaunchHook(ctx: Context, role: Role, group: string): Promis
   );
 }
 
-/** In-service members whose image or instance type is not the template's, read from EC2 (the truth). */
+/**
+ * In-service members whose image or instance type is not the template's, read from EC2 (the truth); in a
+ * network of kubebake's, also those whose public IP does not fit it (`publicNodes`): after a switch to
+ * private, the internet gateway can go only once no node has one; after a switch to public, a node
+ * without one would lose AWS when the endpoints go.
+ */
 async function outdatedMembers(
   ctx: Context,
   role: Role,
+  publicNodes: boolean | undefined,
 ): Promise<{ ids: string[]; size: number; healthy: number }> {
   const group = await describeGroup(ctx, resourceName(ctx.inputs.spec.name, role));
   const members = (group?.Instances ?? []).filter((i) => i.LifecycleState === "InService");
@@ -317,7 +323,12 @@ async function outdatedMembers(
   ).Reservations?.flatMap((r) => r.Instances ?? []);
   const type = ctx.inputs.spec.groups[role].instanceType;
   const ids = (instances ?? [])
-    .filter((i) => i.ImageId !== ctx.inputs.ami || i.InstanceType !== type)
+    .filter(
+      (i) =>
+        i.ImageId !== ctx.inputs.ami ||
+        i.InstanceType !== type ||
+        (publicNodes !== undefined && Boolean(i.PublicIpAddress) !== publicNodes),
+    )
     .map((i) => i.InstanceId!)
     .sort();
   return { ids, size: group?.DesiredCapacity ?? 0, healthy };
@@ -345,12 +356,17 @@ export async function groupWhole(
  * earlier run is still pending; a group with nothing outdated is not waited for. Read from truth each
  * round, so a rollout interrupted at any point resumes on the next apply.
  */
-export async function rollOut(ctx: Context, role: Role, groupExisted: boolean): Promise<void> {
+export async function rollOut(
+  ctx: Context,
+  role: Role,
+  groupExisted: boolean,
+  publicNodes?: boolean,
+): Promise<void> {
   if (!groupExisted) return;
   const name = resourceName(ctx.inputs.spec.name, role);
   const timeoutMs = ctx.inputs.spec.rollout.timeoutSeconds * 1000;
   for (;;) {
-    const { ids, size } = await outdatedMembers(ctx, role);
+    const { ids, size } = await outdatedMembers(ctx, role, publicNodes);
     if (ids.length === 0) return;
     if (!ctx.rec.dryRun && !(await groupWhole(ctx, name))) {
       await waitFor(ctx, `${name} to be at full strength`, timeoutMs, () => groupWhole(ctx, name));

@@ -1,4 +1,9 @@
-/** The network: an existing VPC checked, or kubebake's own VPC, subnets, internet gateway and routes. */
+/**
+ * The network: an existing VPC checked, or kubebake's own VPC, subnets and route table, either private
+ * (VPC endpoints, no public IPs, no internet gateway) or public (public IPs, an internet gateway and a
+ * default route). A switch between the two adds what the new kind needs first (ensureNetwork) and removes
+ * what only the old kind needed last, once the rollout has replaced the nodes (retireUnusedAccess).
+ */
 import {
   AssociateRouteTableCommand,
   AttachInternetGatewayCommand,
@@ -7,56 +12,172 @@ import {
   CreateRouteTableCommand,
   CreateSubnetCommand,
   CreateVpcCommand,
+  DeleteInternetGatewayCommand,
+  DeleteRouteCommand,
   DescribeAvailabilityZonesCommand,
   DescribeInternetGatewaysCommand,
   DescribeRouteTablesCommand,
   DescribeSubnetsCommand,
   DescribeVpcAttributeCommand,
   DescribeVpcsCommand,
+  DetachInternetGatewayCommand,
   ModifySubnetAttributeCommand,
   ModifyVpcAttributeCommand,
+  type InternetGateway,
   type ResourceType,
+  type RouteTable,
 } from "@aws-sdk/client-ec2";
+import { unreachableFromPrivate } from "../../cluster/schema";
 import { invalidInput } from "../../errors";
 import { isPlanned, plannedId } from "../changes";
 import { named, tagFilters, type BaseContext, type Context } from "./context";
-import { asTagList, resourceName, subnetCidrs, tagsFor } from "./desired";
+import { asTagList, internetChoice, resourceName, subnetCidrs, tagsFor } from "./desired";
+import { checkEndpointServices, ensureEndpoints, removeEndpoints, type EndpointService } from "./endpoints";
 
 export interface Network {
   vpcId: string;
   subnetIds: string[];
 }
 
-/** What the spec's network is checked to be, before anything is created: an existing one, or zones for ours. */
-export type CheckedNetwork = { existing: Network } | { zones: string[] };
+/**
+ * What the spec's network is checked to be, before anything is created: an existing one, or kubebake's
+ * own in these zones, private (with the endpoint services the region offers) or public.
+ */
+export type CheckedNetwork =
+  { existing: Network } | { zones: string[]; internet: boolean; endpointServices: EndpointService[] };
+
+/** Whether nodes of this network may have public IPs; undefined for a VPC that is not kubebake's. */
+export const publicNodes = (checked: CheckedNetwork): boolean | undefined =>
+  "existing" in checked ? undefined : checked.internet;
+
+const DEFAULT_ROUTE = "0.0.0.0/0";
 
 const tagSpec = (ctx: Context, type: ResourceType, logical: string) => [
   { ResourceType: type, Tags: asTagList(tagsFor(ctx.inputs.spec, logical, ctx.clusterId)) },
 ];
 
-/** Reads only: the existing VPC and subnets checked, or the spec's zones checked against the region's. */
-export async function checkNetwork(ctx: BaseContext): Promise<CheckedNetwork> {
+/**
+ * Reads only: the existing VPC and subnets checked, or the spec's zones checked against the region's and
+ * the kind of network decided (internetChoice: the cluster's internet gateway, if it has an id yet, keeps
+ * a cluster public when the spec does not say).
+ */
+export async function checkNetwork(ctx: BaseContext, clusterId: string | undefined): Promise<CheckedNetwork> {
   const { network } = ctx.inputs.spec;
   if (network.vpc && network.subnets)
     return { existing: await checkExisting(ctx, network.vpc, network.subnets) };
-  return { zones: await clusterZones(ctx) };
+  const zones = await clusterZones(ctx);
+  const gateway = clusterId ? await clusterGateway(ctx, clusterId) : undefined;
+  const choice = internetChoice(ctx.inputs.spec, gateway !== undefined);
+  if (choice.defaulted) ctx.rec.info(choice.defaulted);
+  if (choice.internet) return { zones, internet: true, endpointServices: [] };
+  const why = choice.defaulted ? "network.internet unset: private by default" : "network.internet: false";
+  const [unreachable] = unreachableFromPrivate(network, why);
+  if (unreachable) throw invalidInput(`${unreachable.field}: ${unreachable.message}`);
+  for (const field of ["apiAccess", "sshAccess"] as const) {
+    if (network[field].length === 0) continue;
+    ctx.rec.info(
+      `network.${field}: nodes of a private network have no public address; ${network[field].join(", ")} reach them only through a path you add to the VPC (a VPN, peering, a Transit Gateway) or from a bastion in it`,
+    );
+  }
+  return { zones, internet: false, endpointServices: await checkEndpointServices(ctx, zones) };
 }
 
 export async function ensureNetwork(ctx: Context, checked: CheckedNetwork): Promise<Network> {
   if ("existing" in checked) return checked.existing;
+  const vpcId = await ensureVpc(ctx, checked.internet);
+  const subnets = await ensureSubnets(ctx, vpcId, checked.zones, checked.internet);
+  const subnetIds = subnets.map((s) => s.id);
+  const gatewayId = checked.internet ? await ensureInternetGateway(ctx, vpcId) : undefined;
+  const routeTableId = await ensureRouteTable(ctx, vpcId, subnetIds, gatewayId);
+  if (!checked.internet)
+    await ensureEndpoints(ctx, { vpcId, subnets, routeTableId }, checked.endpointServices);
+  return { vpcId, subnetIds };
+}
+
+/**
+ * After the rollout, what only the other kind of network needed: a private network's default route and
+ * internet gateway (AWS refuses to detach a gateway while an instance of the VPC has a public IP: the
+ * rollout replaced those), or a public network's endpoints (its nodes reach AWS through the gateway now).
+ */
+export async function retireUnusedAccess(
+  ctx: Context,
+  checked: CheckedNetwork,
+  vpcId: string,
+): Promise<void> {
+  if ("existing" in checked) return;
+  if (checked.internet) return removeEndpoints(ctx, vpcId);
+  await removeDefaultRoute(ctx);
+  await removeInternetGateway(ctx);
+}
+
+/** A private network has no default route: one to the gateway, or one added by hand (a NAT), goes. */
+async function removeDefaultRoute(ctx: Context): Promise<void> {
+  const table = await clusterRouteTable(ctx);
+  const route = table?.Routes?.find((r) => r.DestinationCidrBlock === DEFAULT_ROUTE);
+  if (!table || !route) return;
+  await ctx.rec.make(
+    {
+      action: "update",
+      kind: "route-table",
+      name: resourceName(ctx.inputs.spec.name, "routes"),
+      detail: `remove the default route to ${route.GatewayId ?? route.NatGatewayId ?? "its target"}`,
+    },
+    () =>
+      ctx.clients.ec2.send(
+        new DeleteRouteCommand({ RouteTableId: table.RouteTableId, DestinationCidrBlock: DEFAULT_ROUTE }),
+      ),
+    undefined,
+  );
+}
+
+async function removeInternetGateway(ctx: Context): Promise<void> {
+  const gateway = await clusterGateway(ctx, ctx.clusterId);
+  if (!gateway) return;
+  const name = resourceName(ctx.inputs.spec.name, "igw");
+  const InternetGatewayId = gateway.InternetGatewayId;
+  for (const { VpcId } of gateway.Attachments ?? []) {
+    await ctx.rec.make(
+      { action: "update", kind: "internet-gateway", name, detail: `detach from ${VpcId}` },
+      () => ctx.clients.ec2.send(new DetachInternetGatewayCommand({ InternetGatewayId, VpcId })),
+      undefined,
+    );
+  }
+  await ctx.rec.make(
+    { action: "delete", kind: "internet-gateway", name },
+    () => ctx.clients.ec2.send(new DeleteInternetGatewayCommand({ InternetGatewayId })),
+    undefined,
+  );
+}
+
+const filtersOf = (ctx: Pick<Context, "inputs">, clusterId: string, logical?: string) =>
+  tagFilters(ctx.inputs.spec.name, clusterId, logical);
+
+/** The cluster's internet gateway, if it has one. */
+async function clusterGateway(ctx: BaseContext, clusterId: string): Promise<InternetGateway | undefined> {
+  const answer = await ctx.clients.ec2.send(
+    new DescribeInternetGatewaysCommand({ Filters: filtersOf(ctx, clusterId, "igw") }),
+  );
+  return answer.InternetGateways?.[0];
+}
+
+async function clusterRouteTable(ctx: Context): Promise<RouteTable | undefined> {
+  const answer = await ctx.clients.ec2.send(
+    new DescribeRouteTablesCommand({ Filters: filtersOf(ctx, ctx.clusterId, "routes") }),
+  );
+  return answer.RouteTables?.[0];
+}
+
+async function ensureVpc(ctx: Context, internet: boolean): Promise<string> {
   const { network } = ctx.inputs.spec;
   const { ec2 } = ctx.clients;
-  const rec = ctx.rec;
-  const { zones } = checked;
-  const filters = (logical?: string) => tagFilters(ctx.inputs.spec.name, ctx.clusterId, logical);
-
-  const found = await ec2.send(new DescribeVpcsCommand({ Filters: filters("vpc") }));
+  const found = await ec2.send(new DescribeVpcsCommand({ Filters: filtersOf(ctx, ctx.clusterId, "vpc") }));
   const vpcName = resourceName(ctx.inputs.spec.name, "vpc");
   let vpcId = found.Vpcs?.[0]?.VpcId;
   const created = !vpcId;
   if (!vpcId) {
-    vpcId = await rec.make(
-      { action: "create", kind: "vpc", name: vpcName, detail: network.cidr },
+    const kind = internet ? "public: internet gateway, public IPs" : "private: VPC endpoints, no internet";
+    vpcId = await ctx.rec.make(
+      { action: "create", kind: "vpc", name: vpcName, detail: `${network.cidr}, ${kind}` },
       async () =>
         (
           await ec2.send(
@@ -66,8 +187,9 @@ export async function ensureNetwork(ctx: Context, checked: CheckedNetwork): Prom
       plannedId("vpc"),
     );
   }
-  // A private hosted zone answers only in a VPC with DNS support and hostnames. A VPC created by this
-  // run gets both set without a read, so that the plan (which cannot read it) lists what apply does.
+  // A private hosted zone (and an endpoint's private DNS) answers only in a VPC with DNS support and
+  // hostnames. A VPC created by this run gets both set without a read, so that the plan (which cannot
+  // read it) lists what apply does.
   for (const attribute of ["enableDnsSupport", "enableDnsHostnames"] as const) {
     const enabled =
       !created &&
@@ -75,7 +197,7 @@ export async function ensureNetwork(ctx: Context, checked: CheckedNetwork): Prom
         attribute === "enableDnsSupport" ? "EnableDnsSupport" : "EnableDnsHostnames"
       ]?.Value;
     if (!enabled) {
-      await rec.make(
+      await ctx.rec.make(
         { action: "update", kind: "vpc", name: vpcName, detail: `${attribute} on` },
         () =>
           ec2.send(
@@ -89,25 +211,30 @@ export async function ensureNetwork(ctx: Context, checked: CheckedNetwork): Prom
       );
     }
   }
+  return vpcId;
+}
 
-  const cidrs = subnetCidrs(network.cidr, zones.length);
+/** One /20 subnet per zone, mapping public IPs on launch exactly when the network is public. */
+async function ensureSubnets(ctx: Context, vpcId: string, zones: string[], internet: boolean) {
+  const { spec } = ctx.inputs;
+  const { ec2 } = ctx.clients;
+  const cidrs = subnetCidrs(spec.network.cidr, zones.length);
   const existing = isPlanned(vpcId)
     ? []
-    : ((await ec2.send(new DescribeSubnetsCommand({ Filters: [...filters(), vpcFilter(vpcId)] }))).Subnets ??
-      []);
-  const subnetIds: string[] = [];
+    : ((
+        await ec2.send(
+          new DescribeSubnetsCommand({ Filters: [...filtersOf(ctx, ctx.clusterId), vpcFilter(vpcId)] }),
+        )
+      ).Subnets ?? []);
+  const subnets: { id: string; zone: string }[] = [];
   for (const [i, zone] of zones.entries()) {
     const logical = `subnet-${zone}`;
+    const name = resourceName(spec.name, logical);
     const subnet = existing.find(named(logical));
-    let subnetId = subnet?.SubnetId;
-    if (!subnetId) {
-      subnetId = await rec.make(
-        {
-          action: "create",
-          kind: "subnet",
-          name: resourceName(ctx.inputs.spec.name, logical),
-          detail: cidrs[i],
-        },
+    const id =
+      subnet?.SubnetId ??
+      (await ctx.rec.make(
+        { action: "create", kind: "subnet", name, detail: cidrs[i] },
         async () =>
           (
             await ec2.send(
@@ -120,57 +247,76 @@ export async function ensureNetwork(ctx: Context, checked: CheckedNetwork): Prom
             )
           ).Subnet!.SubnetId!,
         plannedId(logical),
-      );
-    }
-    // Nodes need outbound access (SSM, image registries); public addresses avoid a paid NAT gateway.
-    if (!subnet?.MapPublicIpOnLaunch) {
-      await rec.make(
+      ));
+    // A new subnet maps none (AWS's default outside default VPCs). Public nodes reach AWS and registries
+    // through their public IPs, which spares a paid NAT gateway; private nodes get none.
+    if ((subnet?.MapPublicIpOnLaunch ?? false) !== internet) {
+      await ctx.rec.make(
         {
           action: "update",
           kind: "subnet",
-          name: resourceName(ctx.inputs.spec.name, logical),
-          detail: "public IPs on launch",
+          name,
+          detail: internet ? "public IPs on launch" : "no public IPs on launch",
         },
         () =>
           ec2.send(
-            new ModifySubnetAttributeCommand({ SubnetId: subnetId, MapPublicIpOnLaunch: { Value: true } }),
+            new ModifySubnetAttributeCommand({ SubnetId: id, MapPublicIpOnLaunch: { Value: internet } }),
           ),
         undefined,
       );
     }
-    subnetIds.push(subnetId);
+    subnets.push({ id, zone });
   }
+  return subnets;
+}
 
-  const igwName = resourceName(ctx.inputs.spec.name, "igw");
-  const igw = (await ec2.send(new DescribeInternetGatewaysCommand({ Filters: filters("igw") })))
-    .InternetGateways?.[0];
-  const igwId =
-    igw?.InternetGatewayId ??
-    (await rec.make(
-      { action: "create", kind: "internet-gateway", name: igwName },
+async function ensureInternetGateway(ctx: Context, vpcId: string): Promise<string> {
+  const name = resourceName(ctx.inputs.spec.name, "igw");
+  const gateway = await clusterGateway(ctx, ctx.clusterId);
+  const gatewayId =
+    gateway?.InternetGatewayId ??
+    (await ctx.rec.make(
+      { action: "create", kind: "internet-gateway", name },
       async () =>
         (
-          await ec2.send(
+          await ctx.clients.ec2.send(
             new CreateInternetGatewayCommand({ TagSpecifications: tagSpec(ctx, "internet-gateway", "igw") }),
           )
         ).InternetGateway!.InternetGatewayId!,
       plannedId("igw"),
     ));
-  if (!igw?.Attachments?.some((a) => a.VpcId === vpcId)) {
-    await rec.make(
-      { action: "update", kind: "internet-gateway", name: igwName, detail: `attach to ${vpcName}` },
-      () => ec2.send(new AttachInternetGatewayCommand({ InternetGatewayId: igwId, VpcId: vpcId })),
+  if (!gateway?.Attachments?.some((a) => a.VpcId === vpcId)) {
+    await ctx.rec.make(
+      {
+        action: "update",
+        kind: "internet-gateway",
+        name,
+        detail: `attach to ${resourceName(ctx.inputs.spec.name, "vpc")}`,
+      },
+      () =>
+        ctx.clients.ec2.send(
+          new AttachInternetGatewayCommand({ InternetGatewayId: gatewayId, VpcId: vpcId }),
+        ),
       undefined,
     );
   }
+  return gatewayId;
+}
 
-  const routesName = resourceName(ctx.inputs.spec.name, "routes");
-  const table = (await ec2.send(new DescribeRouteTablesCommand({ Filters: filters("routes") })))
-    .RouteTables?.[0];
+/** The cluster's route table for its subnets; with a gateway (public), the default route to it. */
+async function ensureRouteTable(
+  ctx: Context,
+  vpcId: string,
+  subnetIds: string[],
+  gatewayId: string | undefined,
+): Promise<string> {
+  const { ec2 } = ctx.clients;
+  const name = resourceName(ctx.inputs.spec.name, "routes");
+  const table = await clusterRouteTable(ctx);
   const tableId =
     table?.RouteTableId ??
-    (await rec.make(
-      { action: "create", kind: "route-table", name: routesName },
+    (await ctx.rec.make(
+      { action: "create", kind: "route-table", name },
       async () =>
         (
           await ec2.send(
@@ -182,20 +328,18 @@ export async function ensureNetwork(ctx: Context, checked: CheckedNetwork): Prom
         ).RouteTable!.RouteTableId!,
       plannedId("routes"),
     ));
-  if (!table?.Routes?.some((r) => r.DestinationCidrBlock === "0.0.0.0/0" && r.GatewayId === igwId)) {
-    await rec.make(
-      {
-        action: "update",
-        kind: "route-table",
-        name: routesName,
-        detail: "default route to the internet gateway",
-      },
+  const routed = table?.Routes?.some(
+    (r) => r.DestinationCidrBlock === DEFAULT_ROUTE && r.GatewayId === gatewayId,
+  );
+  if (gatewayId && !routed) {
+    await ctx.rec.make(
+      { action: "update", kind: "route-table", name, detail: "default route to the internet gateway" },
       () =>
         ec2.send(
           new CreateRouteCommand({
             RouteTableId: tableId,
-            DestinationCidrBlock: "0.0.0.0/0",
-            GatewayId: igwId,
+            DestinationCidrBlock: DEFAULT_ROUTE,
+            GatewayId: gatewayId,
           }),
         ),
       undefined,
@@ -203,13 +347,13 @@ export async function ensureNetwork(ctx: Context, checked: CheckedNetwork): Prom
   }
   for (const subnetId of subnetIds) {
     if (table?.Associations?.some((a) => a.SubnetId === subnetId)) continue;
-    await rec.make(
-      { action: "update", kind: "route-table", name: routesName, detail: `associate ${subnetId}` },
+    await ctx.rec.make(
+      { action: "update", kind: "route-table", name, detail: `associate ${subnetId}` },
       () => ec2.send(new AssociateRouteTableCommand({ RouteTableId: tableId, SubnetId: subnetId })),
       undefined,
     );
   }
-  return { vpcId, subnetIds };
+  return tableId;
 }
 
 const vpcFilter = (vpcId: string) => ({ Name: "vpc-id", Values: [vpcId] });
@@ -234,6 +378,10 @@ async function clusterZones(ctx: BaseContext): Promise<string[]> {
   return wanted;
 }
 
+/**
+ * An existing VPC is the operator's: kubebake creates no endpoints there and changes no route. Its nodes
+ * need a way to SSM, Auto Scaling and S3 that the operator provides (VPC endpoints or a NAT gateway).
+ */
 async function checkExisting(ctx: BaseContext, vpcId: string, subnetIds: string[]): Promise<Network> {
   const { ec2 } = ctx.clients;
   const vpcs = await ec2.send(new DescribeVpcsCommand({ Filters: [{ Name: "vpc-id", Values: [vpcId] }] }));
