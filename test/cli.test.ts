@@ -132,6 +132,43 @@ describe("--json", () => {
     expect(printed.files).toContain("ca.crt");
   }, 60_000);
 
+  test("pki ca: a step's result, plain and as JSON; a step out of order or an unknown CA exits 2", () => {
+    const dir = join(work, "pki-ca");
+    expect(runCli("kubebake", ["pki", "init", "--cluster", "demo", "--out", dir]).code).toBe(0);
+    const added = runCli("kubebake", ["pki", "ca", "add", "--ca", "ca", "--dir", dir]);
+    expect({ code: added.code, stderr: added.stderr }).toEqual({ code: 0, stderr: "" });
+    expect(added.stdout).toMatch(
+      new RegExp(
+        `^${join(dir, "ca.crt")}: add: signs with CN=kubebake-demo-ca, also trusts CN=kubebake-demo-ca-\\d{8}\n` +
+          "rewrote ca.crt, ca.key, admin.kubeconfig: store them, then replace the masters one at a time, then the minions\n$",
+      ),
+    );
+    const used = runCli("kubebake", ["pki", "ca", "use", "--ca", "ca", "--dir", dir, "--json"]);
+    expect(used.code).toBe(0);
+    const printed = JSON.parse(used.stdout);
+    expect(printed).toMatchObject({
+      dir,
+      ca: "ca",
+      step: "use",
+      files: ["ca.crt", "ca.key", "admin.crt", "admin.key", "admin.kubeconfig"],
+    });
+    expect(printed.cas.map((c: { subject: string }) => c.subject)).toEqual([
+      expect.stringMatching(/^CN=kubebake-demo-ca-\d{8}$/),
+      "CN=kubebake-demo-ca",
+    ]);
+    const etcd = runCli("kubebake", ["pki", "ca", "retire", "--ca", "etcd-ca", "--dir", dir]);
+    expect({ code: etcd.code, stdout: etcd.stdout, stderr: etcd.stderr }).toEqual({
+      code: 2,
+      stdout: "",
+      stderr: `error: ${join(dir, "etcd-ca.crt")}: only CN=kubebake-demo-etcd-ca: nothing to retire\n`,
+    });
+    const unknown = runCli("kubebake", ["pki", "ca", "add", "--ca", "sa", "--dir", dir]);
+    expect(unknown.code).toBe(2);
+    expect(unknown.stderr).toMatch(
+      /Invalid values:\s+Argument: ca, Given: "sa", Choices: "ca", "etcd-ca", "front-proxy-ca"/,
+    );
+  }, 60_000);
+
   test("bake: the manifest's fields and whether the image was reused", () => {
     mkdirSync(join(work, "bake"), { recursive: true });
     const args = ["--out", join(work, "bake", "out"), "--spec", fixtureSpec, "--mirror", fixtureMirror];

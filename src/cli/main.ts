@@ -315,7 +315,42 @@ export function kubebake(argv: string[]): Argv {
             }
           },
         )
-        .demandCommand(1, "name a pki command: init, encryption-key"),
+        .command(
+          "ca <step>",
+          "rotate a CA: add, then use, then retire (docs/security.md)",
+          (y2) =>
+            y2
+              .positional("step", { choices: ["add", "use", "retire"] as const, demandOption: true })
+              .option("ca", {
+                choices: ["ca", "etcd-ca", "front-proxy-ca"] as const,
+                demandOption: true,
+                describe: "the CA to rotate",
+              })
+              .option("dir", {
+                type: "string",
+                demandOption: true,
+                requiresArg: true,
+                describe:
+                  "the cluster's PKI folder: <ca>.crt and <ca>.key (and for ca admin.kubeconfig, admin.crt, admin.key), rewritten in place",
+              })
+              .option("json", { type: "boolean", default: false, describe: "print the result as JSON" }),
+          async (args) => {
+            const { rewriteCa } = await import("../pki/write");
+            const result = await rewriteCa(args.dir, args.ca, args.step, new Date());
+            if (args.json) printJson({ dir: args.dir, ca: args.ca, step: args.step, ...result });
+            else {
+              const [signing, ...trusted] = result.cas;
+              process.stdout.write(
+                `${join(args.dir, `${args.ca}.crt`)}: ${args.step}: signs with ${signing!.subject}` +
+                  (trusted.length > 0 ? `, also trusts ${trusted.map((c) => c.subject).join(", ")}` : "") +
+                  `\nrewrote ${result.files.join(", ")}: store them, then replace the masters one at a time` +
+                  (args.ca === "ca" ? ", then the minions" : "") +
+                  "\n",
+              );
+            }
+          },
+        )
+        .demandCommand(1, "name a pki command: init, encryption-key, ca"),
     )
     .demandCommand(1, "name a command");
 }

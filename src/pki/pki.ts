@@ -32,17 +32,35 @@ export interface PkiFile {
 const EC = { name: "ECDSA", namedCurve: "P-256" } as const;
 const SIGNING = { name: "ECDSA", hash: "SHA-256" } as const;
 const DAY = 86_400_000;
+/** How long a CA lives, and the operator's admin certificate, in days (unless PkiParams says otherwise). */
+export const CA_DAYS = 3650;
+export const LEAF_DAYS = 365;
+export const ADMIN_SUBJECT = "CN=kubebake-admin, O=system:masters";
 
-interface Issued {
+export interface Issued {
   cert: x509.X509Certificate;
   keys: CryptoKeyPair;
 }
 
+/** What signs: a CA's certificate and its private key. */
+export interface Signer {
+  cert: x509.X509Certificate;
+  keys: Pick<CryptoKeyPair, "privateKey">;
+}
+
 const pem = (label: string, der: ArrayBuffer) => x509.PemConverter.encode(der, label);
-const keyPem = async (key: CryptoKey) => pem("PRIVATE KEY", await webcrypto.subtle.exportKey("pkcs8", key));
+export const keyPem = async (key: CryptoKey) =>
+  pem("PRIVATE KEY", await webcrypto.subtle.exportKey("pkcs8", key));
 const newKeys = () => webcrypto.subtle.generateKey(EC, true, ["sign", "verify"]) as Promise<CryptoKeyPair>;
 
-async function selfSignedCA(name: string, notBefore: Date, days: number): Promise<Issued> {
+/** Certificates start five minutes before now, to tolerate small clock skew between nodes. */
+export const validFrom = (now: Date) => new Date(now.getTime() - 5 * 60_000);
+
+/** A PKCS#8 PEM key to sign with; it must be ECDSA P-256, as every key kubebake makes (else this throws). */
+export const signingKey = (pkcs8Pem: string): Promise<CryptoKey> =>
+  webcrypto.subtle.importKey("pkcs8", x509.PemConverter.decodeFirst(pkcs8Pem), EC, false, ["sign"]);
+
+export async function selfSignedCA(name: string, notBefore: Date, days: number): Promise<Issued> {
   const keys = await newKeys();
   const cert = await x509.X509CertificateGenerator.createSelfSigned({
     name,
@@ -68,7 +86,7 @@ interface LeafSpec {
   subject: string;
 }
 
-async function issue(ca: Issued, spec: LeafSpec, notBefore: Date, days: number): Promise<Issued> {
+export async function issue(ca: Signer, spec: LeafSpec, notBefore: Date, days: number): Promise<Issued> {
   const keys = await newKeys();
   const cert = await x509.X509CertificateGenerator.create({
     subject: spec.subject,
@@ -121,9 +139,9 @@ export function bootstrapToken(): string {
  */
 export async function generateClusterPki(params: PkiParams): Promise<PkiFile[]> {
   const now = params.now ?? new Date();
-  const notBefore = new Date(now.getTime() - 5 * 60_000); // tolerate small clock skew between nodes
-  const caDays = params.caDays ?? 3650;
-  const leafDays = params.leafDays ?? 365;
+  const notBefore = validFrom(now);
+  const caDays = params.caDays ?? CA_DAYS;
+  const leafDays = params.leafDays ?? LEAF_DAYS;
   const mastersName = `masters.${params.cluster}.${params.discoveryDomain}`;
 
   const ca = await selfSignedCA(`CN=kubebake-${params.cluster}-ca`, notBefore, caDays);
@@ -132,9 +150,7 @@ export async function generateClusterPki(params: PkiParams): Promise<PkiFile[]> 
   const leaf = (by: Issued, spec: LeafSpec) => issue(by, spec, notBefore, leafDays);
 
   // The operator's credential. Masters issue their own certificates from the CAs at boot (issue-certs).
-  const issued: [string, Issued][] = [
-    ["admin", await leaf(ca, { subject: "CN=kubebake-admin, O=system:masters" })],
-  ];
+  const issued: [string, Issued][] = [["admin", await leaf(ca, { subject: ADMIN_SUBJECT })]];
   const serviceAccount = await newKeys();
 
   const files: PkiFile[] = [];
@@ -160,25 +176,28 @@ export async function generateClusterPki(params: PkiParams): Promise<PkiFile[]> 
   files.push({
     name: "admin.kubeconfig",
     secret: true,
-    content: adminKubeconfig(
-      params.cluster,
-      `https://${mastersName}:6443`,
-      ca.cert.toString("pem"),
-      admin.cert.toString("pem"),
-      await keyPem(admin.keys.privateKey),
-    ),
+    content: adminKubeconfig({
+      cluster: params.cluster,
+      server: `https://${mastersName}:6443`,
+      ca: ca.cert.toString("pem") + "\n",
+      cert: admin.cert.toString("pem") + "\n",
+      key: (await keyPem(admin.keys.privateKey)) + "\n",
+    }),
   });
   return files.sort((a, b) => a.name.localeCompare(b.name));
 }
 
-function adminKubeconfig(
-  cluster: string,
-  server: string,
-  caPem: string,
-  certPem: string,
-  keyPemText: string,
-): string {
-  const b64 = (text: string) => Buffer.from(text + "\n").toString("base64");
+/** The operator's kubeconfig: its cluster and server, and the PEM files it embeds (CA bundle, certificate, key). */
+export interface AdminKubeconfig {
+  cluster: string;
+  server: string;
+  ca: string;
+  cert: string;
+  key: string;
+}
+
+export function adminKubeconfig({ cluster, server, ca, cert, key }: AdminKubeconfig): string {
+  const b64 = (text: string) => Buffer.from(text).toString("base64");
   return [
     "apiVersion: v1",
     "kind: Config",
@@ -186,12 +205,12 @@ function adminKubeconfig(
     `  - name: ${cluster}`,
     "    cluster:",
     `      server: ${server}`,
-    `      certificate-authority-data: ${b64(caPem)}`,
+    `      certificate-authority-data: ${b64(ca)}`,
     "users:",
     "  - name: kubebake-admin",
     "    user:",
-    `      client-certificate-data: ${b64(certPem)}`,
-    `      client-key-data: ${b64(keyPemText)}`,
+    `      client-certificate-data: ${b64(cert)}`,
+    `      client-key-data: ${b64(key)}`,
     "contexts:",
     `  - name: kubebake-admin@${cluster}`,
     "    context:",
