@@ -2,6 +2,7 @@ import { spawn, spawnSync, type ChildProcess } from "node:child_process";
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { repoRoot, tempDir, upstreamPrograms } from "./helpers";
+import { explainedChecks, kubeBenchDrive, kubeBenchReport } from "./kube-bench";
 import { bootImageAndSecrets, bridgeNamespace, etcdClientFlags, reports, userData, Vm } from "./vm";
 
 // Boots the fixture image under qemu (TCG + OVMF) with the REAL Kubernetes programs (test/upstream/build.sh)
@@ -17,6 +18,7 @@ jest.setTimeout(45 * 60_000);
 const work = tempDir("boot");
 let disk: string;
 let secrets: Record<string, string>;
+let kbtools: string;
 
 const say = `say() { echo "KBTEST $*" > /dev/ttyS0; }`;
 // Unit states, and the last journal lines of any unit that is not where it should be (for the failure message).
@@ -61,6 +63,8 @@ for i in $(seq 1 300); do systemctl is-active -q kube-proxy && break; sleep 1; d
 ${unitReport()}
 for c in etcd kube-apiserver kube-controller-manager kube-scheduler; do ${cmdline("$c")}; done
 say master-done
+# The CIS benchmark's checks on this master, beside the rest of the test (kube-bench reads, changes nothing).
+( ${kubeBenchReport("kube-bench-master", ["master", "controlplane", "etcd", "node", "policies"])} ) &
 ${runtimeReport.replace(
   "sleep 10",
   // The audit log's record of the Secret the host creates: who, what, the answer (and no Secret data).
@@ -88,12 +92,14 @@ ${cmdline("kubelet")}
 # The kubelet's graceful shutdown: its delay lock on logind, which D-Bus makes reachable.
 say "inhibitors $(systemd-inhibit --list --no-legend --no-pager 2>&1 | awk '$1 == "kubelet" { print $6 "/" $NF }' | xargs)"
 say minion-done
+( ${kubeBenchReport("kube-bench-minion", ["node"])} ) &
 ${runtimeReport}
 `;
 
 asRoot("booting the one image", () => {
   beforeAll(async () => {
     ({ disk, secrets } = await bootImageAndSecrets(work));
+    kbtools = kubeBenchDrive(work);
   });
 
   // One boot of each role (TCG boots are the slowest part of the suite, so every check shares them): what the
@@ -153,6 +159,7 @@ asRoot("booting the one image", () => {
       memoryMiB: 2560,
       cpus: 2, // the control plane's start-up checks have deadlines; the minion idles meanwhile
       net: { netns, tap: "tap0", mac: "52:54:00:77:00:10" },
+      extraDrives: [kbtools],
       userData: userData("masters", "CLUSTER_NAME=demo\n", secrets, masterReport),
     });
     const minion = new Vm({
@@ -161,6 +168,7 @@ asRoot("booting the one image", () => {
       dir: work,
       memoryMiB: 2048,
       net: { netns, tap: "tap1", mac: "52:54:00:77:00:11" },
+      extraDrives: [kbtools],
       userData: userData(
         "minions",
         "CLUSTER_NAME=demo\n",
@@ -273,6 +281,8 @@ asRoot("booting the one image", () => {
                 : node[v as keyof typeof node],
           )
           .replace(/\s*\$CONTROLLER_MANAGER_CLOUD_ARGS/, "")
+          // systemd's %d: the unit's credentials folder (etcd's certificate and key)
+          .replace(/%d\//g, `/run/credentials/${name}.service/`)
           .trim();
       for (const name of ["etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler"])
         expect(`${name}: ${m.get(`cmdline-${name}`)?.trim()}`).toBe(`${name}: ${expanded(name)}`);
@@ -639,6 +649,28 @@ asRoot("booting the one image", () => {
       expect(n.get("cmdline-kubelet")).toContain(
         "--bootstrap-kubeconfig=/etc/kubernetes/bootstrap-kubelet.kubeconfig",
       );
+
+      // The CIS Kubernetes Benchmark (kube-bench) on the booted master and minion: no check fails, and every
+      // one that asks for a person's judgement (WARN) is explained in docs/security.md.
+      const explained = explainedChecks(readFileSync(join(repoRoot, "docs", "security.md"), "utf8"));
+      const bench: Record<string, { failed: string[]; unexplained: string[]; passed: boolean }> = {};
+      for (const [key, vm, fewestPassed] of [
+        ["kube-bench-master", master, 60],
+        ["kube-bench-minion", minion, 15],
+      ] as const) {
+        await vm.waitFor(new RegExp(`KBTEST ${key}-passed`), 15 * 60_000);
+        const r = reports(vm.serial());
+        const notPassed = JSON.parse(r.get(key)!) as [string, string][];
+        bench[key] = {
+          failed: notPassed.filter(([, status]) => status === "FAIL").map(([id]) => id),
+          unexplained: notPassed
+            .filter(([id]) => !explained.has(id))
+            .map(([id, status]) => `${id} ${status}`),
+          passed: Number(r.get(`${key}-passed`)) >= fewestPassed,
+        };
+      }
+      const clean = { failed: [], unexplained: [], passed: true };
+      expect(bench).toEqual({ "kube-bench-master": clean, "kube-bench-minion": clean });
       mkdirSync(join(repoRoot, "reports"), { recursive: true });
       writeFileSync(join(repoRoot, "reports", "boot-times.json"), JSON.stringify(times, null, 2) + "\n");
     } finally {

@@ -20,6 +20,8 @@ export interface VmOptions {
   cpus?: number;
   /** The root volume (GiB), grown into by cloud-init at first boot; default 8. */
   diskGiB?: number;
+  /** Raw disk images attached read-only after the seed (test tools, never part of the image). */
+  extraDrives?: string[];
 }
 
 const OVMF_CODE = "/usr/share/OVMF/OVMF_CODE_4M.fd";
@@ -102,6 +104,10 @@ export class Vm {
       `file=${overlay},if=virtio`,
       "-drive",
       `file=${seed},if=virtio,media=cdrom,readonly=on`,
+      ...(this.options.extraDrives ?? []).flatMap((file) => [
+        "-drive",
+        `file=${file},if=virtio,format=raw,readonly=on`,
+      ]),
       ...net,
       "-serial",
       `file:${this.serialPath}`,

@@ -72,6 +72,13 @@ function listFiles(dir: string): string[] {
 }
 
 /**
+ * The mode of every unit and configuration file kubebake writes: only root reads them (systemd, the
+ * programs, the node scripts), and the CIS benchmark asks for 600 on the files that say how the control
+ * plane and the kubelet run.
+ */
+export const CONFIG_MODE = 0o600;
+
+/**
  * Renders units/systemd/*.ejs into /etc/systemd/system, units/files/** into the same path of the
  * image, enables every unit through its [Install] WantedBy=, and adds the node scripts.
  */
@@ -87,7 +94,7 @@ export function renderTree(spec: ImageSpec, root: string): TreeEntry[] {
   unitTemplates.forEach((file, i) => {
     const content = render(file);
     const unit = unitNames[i]!;
-    entries.push({ path: `${NODE_PATHS.systemd}/${unit}`, kind: "file", mode: 0o644, content });
+    entries.push({ path: `${NODE_PATHS.systemd}/${unit}`, kind: "file", mode: CONFIG_MODE, content });
     for (const target of wantedBy(content.toString())) {
       entries.push({
         path: `${NODE_PATHS.systemd}/${target}.wants/${unit}`,
@@ -98,7 +105,7 @@ export function renderTree(spec: ImageSpec, root: string): TreeEntry[] {
   });
   for (const file of listFiles(join(unitsDir, "files")).filter((f) => f.endsWith(".ejs"))) {
     const path = "/" + relative(join(unitsDir, "files"), file).replace(/\.ejs$/, "");
-    entries.push({ path, kind: "file", mode: 0o644, content: render(file) });
+    entries.push({ path, kind: "file", mode: CONFIG_MODE, content: render(file) });
   }
   const nodeDir = join(root, "src", "node");
   for (const file of listFiles(nodeDir)) {

@@ -41,7 +41,7 @@ const BOOT_PACKAGES = [
   "openssh-server",
 ];
 /** Bump when the way the base layer is made changes, so old cached layers are not reused. */
-const BASE_LAYER_VERSION = 2;
+const BASE_LAYER_VERSION = 3;
 /** Bump when the way the disk is assembled changes, so earlier bakes of the same spec are not reused. */
 const DISK_LAYOUT_VERSION = 2;
 const ROOT_LABEL = "kubebake-root";
@@ -167,6 +167,9 @@ async function baseLayer(
         '--customize-hook=rm -f "$1"/etc/ssh/ssh_host_*',
         '--customize-hook=: > "$1"/etc/resolv.conf',
         '--customize-hook=echo localhost > "$1"/etc/hostname',
+        // etcd runs as its own system user (the CIS benchmark's etcd:etcd data folder); useradd takes
+        // the change date it writes into /etc/shadow from SOURCE_DATE_EPOCH, so the layer stays the same.
+        '--customize-hook=chroot "$1" useradd --system --user-group --no-create-home --home-dir /var/lib/etcd --shell /usr/sbin/nologin --comment "etcd, the cluster store" etcd',
         spec.base.suite,
         partial,
       ],
