@@ -4,10 +4,12 @@
  * issues itself (src/node/issue-certs): Secrets are sealed in etcd, the
  * audit log records requests without their bodies, Pod Security refuses a privileged pod, and a key rotation
  * done the documented way (kubebake pki encryption-key add/use/retire, an API server restart after each)
- * never leaves a Secret unreadable. Faster than a VM boot, so it runs every step the boot test cannot afford.
+ * never leaves a Secret unreadable; a CA rotation (kubebake pki ca add/use/retire) keeps both CAs' clients in
+ * during the overlap and shuts the old CA's out after it. Faster than a VM boot, so it runs every step the
+ * boot test cannot afford.
  */
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
-import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { createServer } from "node:net";
 import { join } from "node:path";
 import { generateClusterPki } from "../src/pki/pki";
@@ -330,7 +332,7 @@ test("a key rotation the documented way keeps every Secret readable, and ends wi
   expect(readFileSync(file, "utf8")).toBe(before);
 });
 
-test("renewed certificates: etcd serves its new one without a restart, the API server after the restart issue-certs asks for, and the cluster keeps answering", async () => {
+test("renewed certificates: etcd and the API server serve their new ones after the restarts issue-certs asks for, and the cluster keeps answering", async () => {
   const served = (port: number) => {
     const s = spawnSync(
       "openssl",
@@ -366,7 +368,9 @@ test("renewed certificates: etcd serves its new one without a restart, the API s
   });
   expect({ status: renewed.status, stderr: renewed.stderr }).toEqual({ status: 0, stderr: "" });
   expect(readFileSync(calls, "utf8")).toContain("systemctl try-restart kube-apiserver\n");
-  // etcd reads its certificate for every new connection.
+  // On a master etcd gets its certificate as a systemd credential, copied at each start: it is restarted.
+  // This etcd reads the PKI folder itself, for every new connection.
+  expect(readFileSync(calls, "utf8")).toContain("systemctl try-restart etcd\n");
   expect(served(etcdPort)).not.toBe(before.etcd);
   // The API server restarted as systemd would: it reaches etcd with its new client certificate and serves
   // its new certificate; what was stored before still reads.
@@ -604,7 +608,8 @@ describe("join-token with the real API server", () => {
         HOME: work,
         KUBEBAKE_IMAGE_ENV: join(work, "image.env"),
         KUBEBAKE_SYSCONFIG_DIR: join(work, "sysconfig"),
-        KUBEBAKE_JOIN_TOKEN_KUBECONFIG: kubeconfigWithServer,
+        // Its own identity, which may only get, create and delete Secrets in kube-system.
+        KUBEBAKE_JOIN_TOKEN_KUBECONFIG: joinTokenKubeconfig,
         AWS_ACCESS_KEY_ID: credentials.accessKeyId,
         AWS_SECRET_ACCESS_KEY: credentials.secretAccessKey,
         AWS_REGION: "eu-west-1",
@@ -623,6 +628,7 @@ describe("join-token with the real API server", () => {
       "certificatesigningrequests.certificates.k8s.io",
     ).stdout.trim();
   const kubeconfigWithServer = join(work, "admin-direct.kubeconfig");
+  const joinTokenKubeconfig = join(work, "join-token.kubeconfig");
   /** A kubebake join token's Secret, made by hand: expiring at `expiration`, or never. */
   const tokenSecretOf = (id: string, secret: string, expiration?: Date) => ({
     apiVersion: "v1",
@@ -666,6 +672,7 @@ describe("join-token with the real API server", () => {
     expect(kubectl("apply", "-f", join(golden, "usr/lib/kubebake/addons/bootstrap-rbac.yaml")).status).toBe(
       0,
     );
+    kubeconfigFor(joinTokenKubeconfig, `${pki}/join-token.crt`, `${pki}/join-token.key`);
   });
   afterAll(async () => moto?.stop());
 
@@ -885,5 +892,367 @@ describe("node-gc with the real API server", () => {
       deletePods: "no",
       leaderLeases: "no",
     });
+  });
+});
+
+describe("apply-addons with the real API server", () => {
+  const run = join(work, "run");
+  const addonsKubeconfig = join(work, "addons.kubeconfig");
+  const applyAddons = () =>
+    spawnSync("bash", [join(repoRoot, "src", "node", "apply-addons")], {
+      encoding: "utf8",
+      env: {
+        PATH: `${programs()}:${process.env.PATH}`,
+        HOME: work,
+        KUBEBAKE_IMAGE_ENV: join(work, "image.env"),
+        KUBEBAKE_SYSCONFIG_DIR: join(work, "sysconfig"),
+        KUBEBAKE_CONFIG_DIR: work,
+        KUBEBAKE_ADDONS_DIR: join(golden, "usr/lib/kubebake/addons"),
+        KUBEBAKE_LOCAL_API: `https://127.0.0.1:${apiPort}`,
+        KUBEBAKE_RUN_DIR: run,
+      },
+    });
+  const addonsCan = (...args: string[]) =>
+    spawnSync(join(programs(), "kubectl"), [`--kubeconfig=${addonsKubeconfig}`, "auth", "can-i", ...args], {
+      encoding: "utf8",
+      env: { PATH: process.env.PATH!, HOME: work },
+    }).stdout.trim();
+
+  beforeAll(() => {
+    mkdirSync(run, { recursive: true });
+    writeFileSync(join(work, "sysconfig", "kubernetes-masters"), "CLUSTER_NAME=demo\n");
+    kubeconfigFor(addonsKubeconfig, `${pki}/addons.crt`, `${pki}/addons.key`);
+  });
+
+  test("kubebake's RBAC goes in as a one-apply system:masters credential that is deleted at once; flannel and CoreDNS as kubebake:addons, twice with the same result", () => {
+    for (const pass of [1, 2]) {
+      const applied = applyAddons();
+      expect({ pass, status: applied.status, stderr: applied.stderr }).toEqual({
+        pass,
+        status: 0,
+        stderr: "",
+      });
+      expect(applied.stdout).toMatch(/applied bootstrap-rbac[\s\S]*applied flannel[\s\S]*applied coredns/);
+      // The one-apply credential is gone: nothing is left in the run folder.
+      expect(readdirSync(run)).toEqual([]);
+    }
+    const exists = (...args: string[]) => kubectl("get", ...args, "-o", "name").stdout.trim();
+    expect([
+      exists("namespace", "kube-flannel"),
+      exists("daemonset", "-n", "kube-flannel", "kube-flannel-ds"),
+      exists("deployment", "-n", "kube-system", "coredns"),
+      exists("service", "-n", "kube-system", "kube-dns"),
+      exists("clusterrolebinding", "kubebake:coredns"),
+    ]).toEqual([
+      "namespace/kube-flannel",
+      "daemonset.apps/kube-flannel-ds",
+      "deployment.apps/coredns",
+      "service/kube-dns",
+      "clusterrolebinding.rbac.authorization.k8s.io/kubebake:coredns",
+    ]);
+    // The audit log names who applied what: the add-ons by kubebake:addons, not by an admin.
+    const creators = readFileSync(auditLog, "utf8")
+      .split("\n")
+      .filter(Boolean)
+      .map(
+        (line) =>
+          JSON.parse(line) as {
+            user: { username: string };
+            objectRef?: { resource: string; name?: string };
+            verb: string;
+          },
+      )
+      .filter(
+        (e) =>
+          e.verb === "patch" && e.objectRef?.name === "coredns" && e.objectRef.resource === "deployments",
+      )
+      .map((e) => e.user.username);
+    expect([...new Set(creators)]).toEqual(["kubebake:addons"]);
+  });
+
+  test("kubebake:addons may apply the add-ons' objects by name and nothing else; no certificate on the master says system:masters", () => {
+    expect({
+      patchCoreDns: addonsCan("patch", "deployments/coredns", "-n", "kube-system"),
+      patchOtherDeployment: addonsCan("patch", "deployments/other", "-n", "kube-system"),
+      createPods: addonsCan("create", "pods", "-n", "default"),
+      readSecrets: addonsCan("get", "secrets", "-n", "kube-system"),
+      listConfigMaps: addonsCan("list", "configmaps", "-A"),
+      bindClusterAdmin: addonsCan("bind", "clusterroles/cluster-admin"),
+      bindFlannel: addonsCan("bind", "clusterroles/kubebake:flannel"),
+      patchBootstrapRbac: addonsCan("patch", "clusterrolebindings/kubebake:kubelet-bootstrap"),
+      deleteNamespaces: addonsCan("delete", "namespaces/kube-flannel"),
+    }).toEqual({
+      patchCoreDns: "yes",
+      patchOtherDeployment: "no",
+      createPods: "no",
+      readSecrets: "no",
+      listConfigMaps: "no",
+      bindClusterAdmin: "no",
+      bindFlannel: "yes",
+      patchBootstrapRbac: "no",
+      deleteNamespaces: "no",
+    });
+    const subjects = readdirSync(pki)
+      // this folder also holds the operator's admin.crt (pki init's output); a master never fetches it
+      .filter((name) => name.endsWith(".crt") && !/ca\.crt$/.test(name) && name !== "admin.crt")
+      .map(
+        (name) =>
+          spawnSync("openssl", ["x509", "-in", join(pki, name), "-noout", "-subject"], { encoding: "utf8" })
+            .stdout,
+      );
+    expect(subjects.length).toBeGreaterThan(5);
+    expect(subjects.filter((subject) => subject.includes("system:masters"))).toEqual([]);
+  });
+
+  test("join-token's identity may get, create and delete Secrets in kube-system, and nothing else", () => {
+    const joinKubeconfig = join(work, "join-token-can.kubeconfig");
+    kubeconfigFor(joinKubeconfig, `${pki}/join-token.crt`, `${pki}/join-token.key`);
+    const can = (...args: string[]) =>
+      spawnSync(join(programs(), "kubectl"), [`--kubeconfig=${joinKubeconfig}`, "auth", "can-i", ...args], {
+        encoding: "utf8",
+        env: { PATH: process.env.PATH!, HOME: work },
+      }).stdout.trim();
+    expect({
+      createTokens: can("create", "secrets", "-n", "kube-system"),
+      deleteTokens: can("delete", "secrets", "-n", "kube-system"),
+      listSecrets: can("list", "secrets", "-n", "kube-system"),
+      otherNamespace: can("get", "secrets", "-n", "default"),
+      pods: can("create", "pods", "-n", "kube-system"),
+    }).toEqual({
+      createTokens: "yes",
+      deleteTokens: "yes",
+      listSecrets: "no",
+      otherNamespace: "no",
+      pods: "no",
+    });
+  });
+});
+
+describe("a CA rotation with the real API server (kubebake pki ca add|use|retire, each followed by what a replaced master does)", () => {
+  const rotation = join(work, "ca-rotation");
+  const username = (config: string) => {
+    const result = spawnSync(
+      join(programs(), "kubectl"),
+      [
+        `--kubeconfig=${config}`,
+        "--request-timeout=20s",
+        "auth",
+        "whoami",
+        "-o",
+        "jsonpath={.status.userInfo.username}",
+      ],
+      { encoding: "utf8", env: { PATH: process.env.PATH!, HOME: work } },
+    );
+    return result.status === 0 ? result.stdout : result.stderr.trim();
+  };
+  /** A client certificate of CA (a path without .crt/.key) and a kubeconfig that trusts the cluster's ca.crt. */
+  const clientOf = (name: string, ca: string) => {
+    signCertificate(rotation, name, { subject: `/CN=${name}`, ca });
+    const config = join(rotation, `${name}.kubeconfig`);
+    kubeconfigFor(config, join(rotation, `${name}.crt`), join(rotation, `${name}.key`));
+    return config;
+  };
+  /** The second pair of the cluster CA's bundle (the new CA after add), as files of their own. */
+  const secondPair = (name: string) => {
+    for (const [ext, label] of [
+      ["crt", "CERTIFICATE"],
+      ["key", "PRIVATE KEY"],
+    ] as const) {
+      const blocks = readFileSync(join(pki, `ca.${ext}`), "utf8").match(
+        new RegExp(`-----BEGIN ${label}-----[\\s\\S]+?-----END ${label}-----\\n`, "g"),
+      )!;
+      expect(blocks).toHaveLength(2);
+      writeFileSync(join(rotation, `${name}.${ext}`), blocks[1]!, { mode: 0o600 });
+    }
+    return join(rotation, name);
+  };
+  /** The API server's certificate as it serves it: its issuer, and whether the cluster's ca.crt verifies it. */
+  const served = () => {
+    const s = spawnSync(
+      "openssl",
+      ["s_client", "-connect", `127.0.0.1:${apiPort}`, "-servername", "masters.demo.k8s"],
+      {
+        input: "",
+        encoding: "utf8",
+      },
+    );
+    const pem = /-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----\n/.exec(s.stdout)![0];
+    writeFileSync(join(rotation, "served.crt"), pem);
+    const issuer = spawnSync("openssl", ["x509", "-noout", "-issuer"], {
+      input: pem,
+      encoding: "utf8",
+    }).stdout.trim();
+    const verified = spawnSync(
+      "openssl",
+      ["verify", "-CAfile", join(pki, "ca.crt"), join(rotation, "served.crt")],
+      {
+        encoding: "utf8",
+      },
+    ).status;
+    return `${issuer}, ${verified === 0 ? "verified" : "not verified"} by ca.crt`;
+  };
+  let managerRunning = () => false;
+  /**
+   * The real controller manager with the baked unit's command line (paths and port moved here, only the
+   * controllers that sign node certificates and publish kube-root-ca.crt, no leader election) while `during` runs.
+   */
+  const withControllerManager = async <T>(during: () => Promise<T>): Promise<T> => {
+    const unit = readFileSync(join(golden, "etc/systemd/system/kube-controller-manager.service"), "utf8");
+    const line = /^ExecStart=(.+)$/m.exec(unit.replace(/\s*\\\n\s*/g, " "))![1]!.trim();
+    const cmKubeconfig = join(rotation, "controller-manager.kubeconfig");
+    kubeconfigFor(cmKubeconfig, `${pki}/controller-manager.crt`, `${pki}/controller-manager.key`);
+    const port = await freePort();
+    const args = line
+      .split(/\s+/)
+      .slice(1)
+      .filter((arg) => !arg.startsWith("$"))
+      .map((arg) =>
+        arg
+          .replace("${CLUSTER_NAME}", "demo")
+          .replace(/^--controllers=.*/, "--controllers=csrsigning,root-ca-cert-publisher")
+          .replace(/^--leader-elect=.*/, "--leader-elect=false")
+          .replace("/etc/kubernetes/controller-manager.kubeconfig", cmKubeconfig)
+          .replace("/etc/kubernetes/pki/", `${pki}/`),
+      )
+      .concat(`--secure-port=${port}`);
+    let log = "";
+    const manager = spawn(join(programs(), "kube-controller-manager"), args, {
+      stdio: ["ignore", "ignore", "pipe"],
+    });
+    manager.stderr!.on("data", (chunk: Buffer) => (log = (log + chunk.toString()).slice(-8000)));
+    const exited = new Promise((resolve) => manager.once("exit", resolve));
+    managerRunning = () => manager.exitCode === null;
+    try {
+      return await during();
+    } catch (error) {
+      throw new Error(`${(error as Error).message}\nkube-controller-manager:\n${log.slice(-3000)}`);
+    } finally {
+      if (manager.exitCode === null) manager.kill("SIGTERM");
+      await exited;
+    }
+  };
+  /** Waits up to a minute for a value other than "", while the controller manager runs. */
+  const eventually = async (what: string, read: () => string) => {
+    for (let i = 0; i < 60 && managerRunning(); i++) {
+      const value = read();
+      if (value !== "") return value;
+      await new Promise((resolve) => setTimeout(resolve, 1000));
+    }
+    throw new Error(`no ${what} (the controller manager ${managerRunning() ? "ran a minute" : "exited"})`);
+  };
+  /** A kubelet's client certificate as the controller manager signs it once its request is approved. */
+  const kubeletClientCertificate = async () => {
+    certificateRequest(rotation, "kubelet-n9", "/O=system:nodes/CN=system:node:n9");
+    const csr = {
+      apiVersion: "certificates.k8s.io/v1",
+      kind: "CertificateSigningRequest",
+      metadata: { name: "rotation-kubelet-n9" },
+      spec: {
+        signerName: "kubernetes.io/kube-apiserver-client-kubelet",
+        usages: ["digital signature", "client auth"],
+        request: readFileSync(join(rotation, "kubelet-n9.csr")).toString("base64"),
+      },
+    };
+    writeFileSync(join(rotation, "kubelet-n9.json"), JSON.stringify(csr));
+    expect(kubectl("create", "-f", join(rotation, "kubelet-n9.json")).stderr).toBe("");
+    expect(kubectl("certificate", "approve", "rotation-kubelet-n9").stderr).toBe("");
+    const issued = await eventually(
+      "signed certificate",
+      () => kubectl("get", "csr", "rotation-kubelet-n9", "-o", "jsonpath={.status.certificate}").stdout,
+    );
+    return Buffer.from(issued, "base64").toString();
+  };
+  const issuerOf = (pem: string) =>
+    spawnSync("openssl", ["x509", "-noout", "-issuer"], { input: pem, encoding: "utf8" }).stdout.trim();
+
+  /** One step on the PKI folder, then a master replaced after it: its certificates issued at boot, a fresh start. */
+  const step = async (name: "add" | "use" | "retire") => {
+    const result = runCli("kubebake", ["pki", "ca", name, "--ca", "ca", "--dir", pki, "--json"]);
+    expect({ code: result.code, stderr: result.stderr }).toEqual({ code: 0, stderr: "" });
+    const boot = spawnSync("bash", [join(repoRoot, "src", "node", "issue-certs"), "boot"], {
+      encoding: "utf8",
+      env: {
+        PATH: process.env.PATH!,
+        KUBEBAKE_IMAGE_ENV: join(work, "image.env"),
+        KUBEBAKE_SYSCONFIG_DIR: join(work, "sysconfig"),
+        NODE_NAME: "m1",
+        NODE_IP: "127.0.0.1",
+      },
+    });
+    expect({ status: boot.status, stderr: boot.stderr }).toEqual({ status: 0, stderr: "" });
+    // The operator takes the rewritten admin kubeconfig (this test's copy reaches the API by its port).
+    writeFileSync(kubeconfig, readFileSync(join(pki, "admin.kubeconfig")), { mode: 0o600 });
+    await stopApiserver();
+    await startApiserver();
+    return (JSON.parse(result.stdout) as { cas: { subject: string }[] }).cas.map((c) => c.subject);
+  };
+
+  beforeAll(() => {
+    mkdirSync(rotation, { recursive: true });
+    writeFileSync(join(work, "sysconfig", "kubernetes-masters"), "CLUSTER_NAME=demo\n");
+    for (const ext of ["crt", "key"])
+      writeFileSync(join(rotation, `old-ca.${ext}`), readFileSync(join(pki, `ca.${ext}`)));
+  });
+
+  test("both CAs' client certificates are accepted during the overlap, the new CA serves after use, and the old CA's clients are refused after retire", async () => {
+    const admin = join(work, "admin-direct-rotation.kubeconfig");
+    const adminNow = () => {
+      writeFileSync(
+        admin,
+        readFileSync(kubeconfig, "utf8").replace(/server: .*/, `server: https://127.0.0.1:${apiPort}`),
+        {
+          mode: 0o600,
+        },
+      );
+      return username(admin);
+    };
+    const oldClient = clientOf("rotation-old", join(rotation, "old-ca"));
+
+    // add: the new CA is trusted, nothing is signed with it yet.
+    const [oldName, newName] = await step("add");
+    expect(oldName).toBe("CN=kubebake-demo-ca");
+    expect(served()).toBe(`issuer=CN = kubebake-demo-ca, verified by ca.crt`);
+    const newIssuer = `issuer=${newName!.replace("CN=", "CN = ")}`;
+    const newClient = clientOf("rotation-new", secondPair("new-ca"));
+    expect([username(oldClient), username(newClient), adminNow()]).toEqual([
+      "rotation-old",
+      "rotation-new",
+      "kubebake-admin",
+    ]);
+
+    // use: the master's certificates come from the new CA; both CAs' clients still get in, the operator
+    // with a certificate of the new one.
+    expect(await step("use")).toEqual([newName, oldName]);
+    expect(served()).toBe(`${newIssuer}, verified by ca.crt`);
+    expect([username(oldClient), username(newClient), adminNow()]).toEqual([
+      "rotation-old",
+      "rotation-new",
+      "kubebake-admin",
+    ]);
+    expect(issuerOf(readFileSync(join(pki, "admin.crt"), "utf8"))).toBe(newIssuer);
+    // The controller manager signs a kubelet's client certificate with the new CA alone (its signing pair)
+    // and gives pods the whole bundle (kube-root-ca.crt, from --root-ca-file).
+    const [kubeletCert, rootCA] = await withControllerManager(async () => [
+      await kubeletClientCertificate(),
+      await eventually("kube-root-ca.crt with both CAs", () => {
+        const data = kubectl(
+          "get",
+          "configmap",
+          "kube-root-ca.crt",
+          "-n",
+          "default",
+          "-o",
+          "jsonpath={.data.ca\\.crt}",
+        ).stdout;
+        return data.split("BEGIN CERTIFICATE").length === 3 ? data : "";
+      }),
+    ]);
+    expect(issuerOf(kubeletCert!)).toBe(newIssuer);
+    expect(rootCA).toBe(readFileSync(join(pki, "ca.crt"), "utf8"));
+
+    // retire: only the new CA is left; a client of the old one is refused.
+    expect(await step("retire")).toEqual([newName]);
+    expect(username(oldClient)).toBe("error: You must be logged in to the server (Unauthorized)");
+    expect([username(newClient), adminNow()]).toEqual(["rotation-new", "kubebake-admin"]);
   });
 });

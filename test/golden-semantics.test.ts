@@ -121,6 +121,9 @@ describe.each([
         "User kubebake:kubelet-serving-approver -> kubebake:kubelet-serving-approver",
         "User kubebake:node-gc -> kubebake:node-gc",
         "User kubebake:node-gc -> kubebake:node-gc in kube-node-lease",
+        // the masters' add-on applier, and the join token's minter
+        "User kubebake:addons -> kubebake:addons",
+        "User kubebake:join-token -> kubebake:join-token in kube-system",
       ].sort(),
     );
     const rights = docs
@@ -141,7 +144,34 @@ describe.each([
       "kubebake:kubelet-serving-approver: get core/nodes",
       "kubebake:node-gc: get,list,delete core/nodes",
       "kubebake:node-gc: list coordination.k8s.io/leases",
+      "kubebake:addons: get,create,patch core/namespaces kube-flannel",
+      "kubebake:addons: get,create,patch core/serviceaccounts flannel,coredns",
+      "kubebake:addons: get,create,patch core/configmaps kube-flannel-cfg,coredns",
+      "kubebake:addons: get,create,patch core/services kube-dns",
+      "kubebake:addons: get,create,patch apps/daemonsets kube-flannel-ds",
+      "kubebake:addons: get,create,patch apps/deployments coredns",
+      "kubebake:addons: get,create,patch,escalate,bind rbac.authorization.k8s.io/clusterroles kubebake:flannel,kubebake:coredns",
+      "kubebake:addons: get,create,patch rbac.authorization.k8s.io/clusterrolebindings kubebake:flannel,kubebake:coredns",
+      "kubebake:join-token: get,create,delete core/secrets",
     ]);
+    // The applier's rights name every object of the add-on manifests: an object added to them without a
+    // right would fail to apply at boot.
+    const addonRules = docs.find((d) => d.kind === "ClusterRole" && d.metadata.name === "kubebake:addons")!
+      .rules as { apiGroups: string[]; resources: string[]; resourceNames: string[] }[];
+    const plural = (kind: string) => `${kind.toLowerCase()}${kind.endsWith("s") ? "es" : "s"}`;
+    for (const manifest of ["flannel", "coredns"])
+      for (const object of manifests(text(`/usr/lib/kubebake/addons/${manifest}.yaml`))) {
+        const group = object.apiVersion.includes("/") ? object.apiVersion.split("/")[0] : "";
+        const covered = addonRules.some(
+          (r) =>
+            r.apiGroups.includes(group) &&
+            r.resources.includes(plural(object.kind)) &&
+            r.resourceNames.includes(object.metadata.name),
+        );
+        expect(
+          `${manifest}: ${object.kind} ${object.metadata.name} ${covered ? "covered" : "not covered"}`,
+        ).toBe(`${manifest}: ${object.kind} ${object.metadata.name} covered`);
+      }
     // The group the join tokens carry is the one bound above.
     const joinToken = readFileSync(join(repoRoot, "src", "node", "join-token"), "utf8");
     expect(/auth-extra-groups: (\S+)/.exec(joinToken)?.[1]).toBe("system:bootstrappers:kubebake");

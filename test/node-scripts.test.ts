@@ -1,5 +1,5 @@
 import { spawn, spawnSync } from "node:child_process";
-import { mkdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
+import { mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { createServer } from "node:https";
 import type { AddressInfo } from "node:net";
 import { join } from "node:path";
@@ -93,7 +93,8 @@ const LEAVES: [string, string, string, string][] = [
   ["front-proxy-client", "front-proxy-ca", "CN = front-proxy-client", "TLS Web Client Authentication"],
   ["controller-manager", "ca", "CN = system:kube-controller-manager", "TLS Web Client Authentication"],
   ["scheduler", "ca", "CN = system:kube-scheduler", "TLS Web Client Authentication"],
-  ["addons", "ca", "O = system:masters, CN = kubebake-addons", "TLS Web Client Authentication"],
+  ["addons", "ca", "CN = kubebake:addons", "TLS Web Client Authentication"],
+  ["join-token", "ca", "CN = kubebake:join-token", "TLS Web Client Authentication"],
   [
     "kubelet-serving-approver",
     "ca",
@@ -118,6 +119,32 @@ function masterBox(label: string) {
   writeFileSync(join(s, "bootstrap-token"), "abcdef.0123456789abcdef");
   return box;
 }
+
+test("node-config: the role file's TIME_SERVERS (else the provider's own) become systemd-timesyncd's servers, and it is restarted to use them", () => {
+  const box = sandbox(
+    "time",
+    "minions",
+    'CLUSTER_NAME=demo\nSECRET_SOURCE=files:@SECRETS@\nTIME_SERVERS="10.0.0.2 10.0.0.3"\n',
+  );
+  minionSecrets(box.paths.secrets);
+  const shims = join(box.dir, "shims");
+  mkdirSync(shims);
+  writeFileSync(join(shims, "systemctl"), `#!/bin/sh\necho "systemctl $*" >> ${join(box.dir, "calls")}\n`, {
+    mode: 0o755,
+  });
+  const timesyncd = join(box.dir, "timesyncd.conf.d");
+  const result = box.run("node-config", {
+    PATH: `${shims}:${process.env.PATH}`,
+    KUBEBAKE_TIMESYNCD_DIR: timesyncd,
+    NODE_NAME: "minion-1",
+    NODE_IP: "10.0.0.7",
+  });
+  expect({ status: result.status, stderr: result.stderr }).toEqual({ status: 0, stderr: "" });
+  expect(readFileSync(join(timesyncd, "50-kubebake.conf"), "utf8")).toBe("[Time]\nNTP=10.0.0.2 10.0.0.3\n");
+  expect(readFileSync(join(box.dir, "calls"), "utf8")).toBe(
+    "systemctl try-restart systemd-timesyncd.service\n",
+  );
+});
 
 describe("node-config", () => {
   test("--cloud-provider=external only when the role file opts in with CLOUD_CONTROLLER=external", () => {
@@ -281,6 +308,8 @@ describe("node-config", () => {
         "systemctl try-restart kube-controller-manager",
         "systemctl try-restart kube-scheduler",
         "systemctl try-restart kubebake-csr-approver",
+        // etcd reads its certificate as a systemd credential, copied at each start
+        "systemctl try-restart etcd",
         "",
       ].join("\n"),
     );
@@ -341,6 +370,120 @@ describe("node-config", () => {
     const result = box.run("node-config");
     expect(result.status).toBe(1);
     expect(result.stderr).toMatch(/no role file: expected .*kubernetes-masters or kubernetes-minions/);
+  });
+});
+
+describe("a CA rotation on a master (kubebake pki ca)", () => {
+  const fingerprint = (file: string, dir: string) =>
+    openssl(["x509", "-in", file, "-noout", "-fingerprint", "-sha256"], dir);
+  const certificates = (file: string) => readFileSync(file, "utf8").match(/BEGIN CERTIFICATE/g)?.length;
+  const issuer = (file: string, dir: string) =>
+    openssl(["x509", "-in", file, "-noout", "-issuer"], dir).trim();
+  /** The store's cluster CA files as a rotation step leaves them: `add` keeps the old CA first, `use` the new. */
+  const storeStep = (secrets: string, step: "add" | "use" | "mixed") => {
+    const [first, second] = step === "add" ? ["old-ca", "new-ca"] : ["new-ca", "old-ca"];
+    const read = (name: string) => readFileSync(join(secrets, name), "utf8");
+    writeFileSync(join(secrets, "ca.crt"), read(`${first}.crt`) + read(`${second}.crt`));
+    // "mixed": the keys in the other order than their certificates.
+    const keys = step === "mixed" ? [second, first] : [first, second];
+    writeFileSync(join(secrets, "ca.key"), keys.map((k) => read(`${k}.key`)).join(""));
+  };
+  const rotationBox = (label: string) => {
+    const box = masterBox(label);
+    const s = box.paths.secrets;
+    makeCA(s, "old-ca");
+    makeCA(s, "new-ca");
+    return box;
+  };
+
+  test("node-config: every program trusts the bundle, what signs uses its first pair only; after use, renew reissues what the old CA signed", () => {
+    const box = rotationBox("rotation");
+    const { pki, secrets } = { pki: box.paths.pki, secrets: box.paths.secrets };
+    storeStep(secrets, "add");
+    const added = box.run("node-config");
+    expect({ status: added.status, stderr: added.stderr }).toEqual({ status: 0, stderr: "" });
+    // The bundle as fetched, for every program that trusts; one certificate and its key for what signs.
+    expect(readFileSync(join(pki, "ca.crt"), "utf8")).toBe(readFileSync(join(secrets, "ca.crt"), "utf8"));
+    expect(certificates(join(pki, "ca-signing.crt"))).toBe(1);
+    expect(fingerprint(join(pki, "ca-signing.crt"), box.dir)).toBe(
+      fingerprint(join(secrets, "old-ca.crt"), box.dir),
+    );
+    expect(openssl(["pkey", "-in", join(pki, "ca-signing.key"), "-pubout"], box.dir)).toBe(
+      openssl(["x509", "-in", join(secrets, "old-ca.crt"), "-noout", "-pubkey"], box.dir),
+    );
+    for (const [file, mode] of [
+      ["ca-signing.crt", "644"],
+      ["ca-signing.key", "600"],
+      ["etcd-ca-signing.key", "600"],
+      ["front-proxy-ca-signing.key", "600"],
+    ])
+      expect(`${file} ${(statSync(join(pki, file!)).mode & 0o777).toString(8)}`).toBe(`${file} ${mode}`);
+    expect(issuer(join(pki, "apiserver.crt"), box.dir)).toBe("issuer=CN = old-ca");
+    // The units point each use at the right file: the controller manager signs with the pair, trusts the bundle.
+    const unit = readFileSync(
+      join(repoRoot, "test", "golden", "etc/systemd/system/kube-controller-manager.service"),
+      "utf8",
+    );
+    const flag = (name: string) => new RegExp(`${name}=/etc/kubernetes/pki/(\\S+)`).exec(unit)?.[1];
+    expect([
+      flag("--cluster-signing-cert-file"),
+      flag("--cluster-signing-key-file"),
+      flag("--root-ca-file"),
+    ]).toEqual(["ca-signing.crt", "ca-signing.key", "ca.crt"]);
+
+    // use: the store's bundle has the new CA first; the timer's renew finds the cluster CA's leaves signed
+    // by the old one and reissues them (and only them), with the restarts a renewal makes.
+    storeStep(secrets, "use");
+    for (const name of ["ca.crt", "ca.key"])
+      writeFileSync(join(pki, name), readFileSync(join(secrets, name)));
+    const shims = join(box.dir, "shims");
+    mkdirSync(shims);
+    writeFileSync(join(shims, "systemctl"), "#!/bin/sh\n", { mode: 0o755 });
+    writeFileSync(join(shims, "curl"), "#!/bin/sh\nprintf ok\n", { mode: 0o755 });
+    const env = { PATH: `${shims}:${process.env.PATH}`, NODE_NAME: "master-1", NODE_IP: "10.0.0.9" };
+    const etcdBefore = fingerprint(join(pki, "etcd-member.crt"), box.dir);
+    const renewed = box.run("issue-certs", env, ["renew"]);
+    expect({ status: renewed.status, stderr: renewed.stderr }).toEqual({ status: 0, stderr: "" });
+    const issued = /issued (.*) for 30 days/.exec(renewed.stdout)![1]!.split(" ");
+    expect(issued).toEqual(
+      expect.arrayContaining(["apiserver", "apiserver-kubelet-client", "controller-manager"]),
+    );
+    for (const name of ["apiserver-etcd-client", "front-proxy-client", "etcd-member"])
+      expect(issued).not.toContain(name);
+    for (const name of issued)
+      expect(`${name} ${issuer(join(pki, `${name}.crt`), box.dir)}`).toBe(`${name} issuer=CN = new-ca`);
+    expect(fingerprint(join(pki, "etcd-member.crt"), box.dir)).toBe(etcdBefore);
+    expect(fingerprint(join(pki, "ca-signing.crt"), box.dir)).toBe(
+      fingerprint(join(secrets, "new-ca.crt"), box.dir),
+    );
+    expect(renewed.stdout).toContain("restarted kube-apiserver with its new certificates");
+    expect(box.run("issue-certs", env, ["renew"]).stdout).toContain("nothing to renew");
+
+    // A master replaced after `use` issues everything from the new CA at boot.
+    const booted = box.run("node-config");
+    expect({ status: booted.status, stderr: booted.stderr }).toEqual({ status: 0, stderr: "" });
+    expect(issuer(join(pki, "apiserver.crt"), box.dir)).toBe("issuer=CN = new-ca");
+    // Signed by the new CA, and trusted through the bundle the API server's clients read.
+    const verify = spawnSync(
+      "openssl",
+      ["verify", "-CAfile", join(pki, "ca.crt"), join(pki, "apiserver.crt")],
+      {
+        encoding: "utf8",
+      },
+    );
+    expect(verify.stdout).toBe(`${join(pki, "apiserver.crt")}: OK\n`);
+  });
+
+  test("a bundle whose first key is not its first certificate's stops the master, naming both files", () => {
+    const box = rotationBox("mixed");
+    storeStep(box.paths.secrets, "mixed");
+    const result = box.run("node-config");
+    const pki = box.paths.pki;
+    expect({ status: result.status, stderr: result.stderr }).toEqual({
+      status: 1,
+      stderr: `kubebake issue-certs: error: the first key of ${pki}/ca.key does not belong to the first certificate of ${pki}/ca.crt\n`,
+    });
+    expect(readdirSync(pki).filter((f) => f.startsWith(".") || f.startsWith("ca-signing"))).toEqual([]);
   });
 });
 

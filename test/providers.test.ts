@@ -890,3 +890,13 @@ describe("cloud calls are tried again with backoff, under a deadline", () => {
     expect(result.seconds).toBeLessThan(10);
   });
 });
+
+test("each provider names its own time servers, reachable without internet (none and azure: the distribution's)", async () => {
+  const servers: Record<string, string> = {};
+  for (const name of ["aws", "gce", "azure", "none"]) {
+    const result = await provider(name, "provider_time_servers", { CLOUD_PROVIDER: name });
+    expect({ name, status: result.status, stderr: result.stderr }).toEqual({ name, status: 0, stderr: "" });
+    servers[name] = result.stdout.trim();
+  }
+  expect(servers).toEqual({ aws: "169.254.169.123", gce: "metadata.google.internal", azure: "", none: "" });
+});

@@ -35,6 +35,8 @@ aws_imds() {
 
 provider_node_name() { aws_imds meta-data/local-hostname; }
 provider_node_ip() { aws_imds meta-data/local-ipv4; }
+# Amazon Time Sync: link-local in every VPC, so a node without internet keeps its clock (and certificates valid).
+provider_time_servers() { echo 169.254.169.123; }
 
 # sha256_hex: the SHA-256 of stdin, as hex.
 sha256_hex() {

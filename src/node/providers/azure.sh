@@ -16,6 +16,8 @@ azure_instance() { azure_imds 'instance?api-version=2021-02-01'; }
 
 provider_node_name() { azure_instance | jq -r .compute.osProfile.computerName | tr '[:upper:]' '[:lower:]'; }
 provider_node_ip() { azure_instance | jq -r '.network.interface[0].ipv4.ipAddress[0].privateIpAddress'; }
+# Azure gives guests the host's clock (Hyper-V time sync); there is no NTP server of its own to name.
+provider_time_servers() { :; }
 
 provider_fetch_secret() {
   local name=$1 dest=$2 source vault prefix token vault_url

@@ -14,6 +14,8 @@ gce_metadata() {
 
 provider_node_name() { gce_metadata instance/name; }
 provider_node_ip() { gce_metadata instance/network-interfaces/0/ip; }
+# The metadata server answers NTP in every VPC network, with or without internet.
+provider_time_servers() { echo metadata.google.internal; }
 
 provider_fetch_secret() {
   local name=$1 dest=$2 prefix token api

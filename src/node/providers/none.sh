@@ -27,3 +27,6 @@ provider_can_publish_secret() { false; }
 provider_publish_secret() { die "provider $CLOUD_PROVIDER cannot publish secrets"; }
 # No group to tell here yet: an unhealthy master is only logged.
 provider_instance_unhealthy() { log "provider $CLOUD_PROVIDER cannot ask for this machine's replacement: replace it by hand"; }
+
+# The distribution's default NTP servers, whatever the local network offers.
+provider_time_servers() { :; }
