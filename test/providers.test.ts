@@ -900,3 +900,19 @@ test("each provider names its own time servers, reachable without internet (none
   }
   expect(servers).toEqual({ aws: "169.254.169.123", gce: "metadata.google.internal", azure: "", none: "" });
 });
+
+test("aws: service host names carry the partition's suffix (China regions: amazonaws.com.cn)", async () => {
+  const host = async (region: string, service: string) =>
+    (await provider("aws", `aws_region=${region}; aws_host ${service}`, {})).stdout.trim();
+  expect([
+    await host("eu-west-1", "ssm"),
+    await host("cn-north-1", "ssm"),
+    await host("cn-northwest-1", "autoscaling"),
+    await host("us-gov-west-1", "s3"),
+  ]).toEqual([
+    "ssm.eu-west-1.amazonaws.com",
+    "ssm.cn-north-1.amazonaws.com.cn",
+    "autoscaling.cn-northwest-1.amazonaws.com.cn",
+    "s3.us-gov-west-1.amazonaws.com",
+  ]);
+});

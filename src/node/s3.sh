@@ -40,7 +40,7 @@ s3_call() {
     base=${AWS_ENDPOINT_URL_S3%/}
     path="/$s3_bucket$(key_path "$key")"
   else
-    base="https://$s3_bucket.s3.$aws_region.amazonaws.com"
+    base="https://$s3_bucket.$(aws_host s3)"
     path=$(key_path "$key")
     path=${path:-/}
   fi

@@ -155,9 +155,17 @@ aws_request() {
   ) "$@" "$base$path${query:+?$query}"
 }
 
+# aws_host SERVICE: the service's regional host name; the China regions' partition has its own suffix.
+aws_host() {
+  case "$aws_region" in
+    cn-*) echo "$1.$aws_region.amazonaws.com.cn" ;;
+    *) echo "$1.$aws_region.amazonaws.com" ;;
+  esac
+}
+
 # aws_json_call SERVICE TARGET BODY: a signed AWS JSON 1.1 request; the answer in HTTP_BODY (http_call).
 aws_json_call() {
-  aws_request "$1" POST "${AWS_ENDPOINT_URL_SSM:-https://$1.$aws_region.amazonaws.com}" / "" \
+  aws_request "$1" POST "${AWS_ENDPOINT_URL_SSM:-https://$(aws_host "$1")}" / "" \
     "$(printf '%s' "$3" | sha256_hex)" content-type:application/x-amz-json-1.1 "x-amz-target:$2" -- \
     "" 15 --data-binary @<(printf '%s' "$3")
 }
@@ -223,7 +231,7 @@ provider_instance_ready() {
   local instance body endpoint lifecycle_done=""
   instance=$(aws_imds meta-data/instance-id) || die "IMDS gave no instance id"
   aws_credentials
-  endpoint=${AWS_ENDPOINT_URL_AUTO_SCALING:-https://autoscaling.$aws_region.amazonaws.com}
+  endpoint=${AWS_ENDPOINT_URL_AUTO_SCALING:-https://$(aws_host autoscaling)}
   body="Action=CompleteLifecycleAction&AutoScalingGroupName=$(jq -rn --arg s "$GROUP_NAME" '$s | @uri')"
   body="$body&InstanceId=$instance&LifecycleActionResult=CONTINUE"
   body="$body&LifecycleHookName=$(jq -rn --arg s "$LAUNCH_HOOK" '$s | @uri')&Version=2011-01-01"
@@ -245,7 +253,7 @@ provider_instance_unhealthy() {
   local instance endpoint body
   instance=$(aws_imds meta-data/instance-id) || die "IMDS gave no instance id"
   aws_credentials
-  endpoint=${AWS_ENDPOINT_URL_AUTO_SCALING:-https://autoscaling.$aws_region.amazonaws.com}
+  endpoint=${AWS_ENDPOINT_URL_AUTO_SCALING:-https://$(aws_host autoscaling)}
   body="Action=SetInstanceHealth&HealthStatus=Unhealthy&InstanceId=$instance&ShouldRespectGracePeriod=true"
   body="$body&Version=2011-01-01"
   retry "$(api_deadline)" "SetInstanceHealth Unhealthy for $instance" set_health_attempt "$endpoint" "$body" ||
