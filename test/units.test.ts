@@ -119,6 +119,14 @@ describe("rendered units and config files", () => {
     expect(etcd).toContain("--listen-client-urls=https://127.0.0.1:2379,https://${NODE_IP}:2379");
     expect(etcd).toContain("--client-cert-auth=true");
     expect(etcd).toContain("--peer-client-cert-auth=true");
+    // etcd runs as its own user and reads its certificate, key and CA as credentials: each file it names in
+    // the credentials folder (%d) is a loaded copy of the PKI file of that name, and nothing else is loaded.
+    const etcdUnit = text("/etc/systemd/system/etcd.service");
+    expect(etcdUnit).toMatch(/^User=etcd$/m);
+    const loaded = [...etcdUnit.matchAll(/^LoadCredential=([^:]+):(.+)$/gm)].map((m) => `${m[1]} ${m[2]}`);
+    const named = [...new Set(etcd.flatMap((arg) => /=%d\/(.+)$/.exec(arg)?.[1] ?? []))].sort();
+    expect(named).toEqual(["etcd-ca.crt", "etcd-member.crt", "etcd-member.key"]);
+    expect(loaded.sort()).toEqual(named.map((name) => `${name} /etc/kubernetes/pki/${name}`));
   });
 
   test("every TLS server offers TLS 1.2 or later with the strong suites only; no profiling endpoint", () => {

@@ -451,6 +451,8 @@ export class Master {
       a
         .replace(/\$\{(\w+)\}/g, (_, v: string) => vars[v] ?? "")
         .replace("/etc/kubernetes/pki", p.pki)
+        // systemd's %d: the credentials folder, copies of the PKI files of the same names (LoadCredential=)
+        .replace("=%d/", `=${p.pki}/`)
         .replace("--data-dir=/var/lib/etcd", `--data-dir=${p.data}`),
     );
   }
