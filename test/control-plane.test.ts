@@ -95,6 +95,13 @@ function kubeconfigFor(file: string, cert: string, key: string): void {
   );
 }
 
+/** `kubectl auth can-i ARGS` as the identity of a kubeconfig: "yes" or "no". */
+const canIAs = (kubeconfigFile: string, ...args: string[]) =>
+  spawnSync(join(programs(), "kubectl"), [`--kubeconfig=${kubeconfigFile}`, "auth", "can-i", ...args], {
+    encoding: "utf8",
+    env: { PATH: process.env.PATH!, HOME: work },
+  }).stdout.trim();
+
 async function startApiserver(): Promise<void> {
   apiserverLog = "";
   apiserver = spawn(join(programs(), "kube-apiserver"), apiserverCommandLine(), {
@@ -515,14 +522,7 @@ describe("approve-kubelet-certs with the real API server", () => {
   });
 
   test("the approver's identity can approve kubelet-serving requests and nothing else", () => {
-    const canI = (...args: string[]) =>
-      spawnSync(
-        join(programs(), "kubectl"),
-        [`--kubeconfig=${approverKubeconfig}`, "auth", "can-i", ...args],
-        {
-          encoding: "utf8",
-        },
-      ).stdout.trim();
+    const canI = (...args: string[]) => canIAs(approverKubeconfig, ...args);
     // A signer's name has a '/', which `kubectl auth can-i` takes apart: ask with a review of our own.
     const mayApprove = (signer: string) => {
       const review = join(work, "review.json");
@@ -872,11 +872,7 @@ describe("node-gc with the real API server", () => {
   });
 
   test("its identity may list and delete Nodes and read their leases, nothing else", () => {
-    const can = (...args: string[]) =>
-      spawnSync(join(programs(), "kubectl"), [`--kubeconfig=${gcKubeconfig}`, "auth", "can-i", ...args], {
-        encoding: "utf8",
-        env: { PATH: process.env.PATH!, HOME: work },
-      }).stdout.trim();
+    const can = (...args: string[]) => canIAs(gcKubeconfig, ...args);
     expect({
       deleteNodes: can("delete", "nodes"),
       listLeases: can("list", "leases", "-n", "kube-node-lease"),
@@ -912,11 +908,7 @@ describe("apply-addons with the real API server", () => {
         KUBEBAKE_RUN_DIR: run,
       },
     });
-  const addonsCan = (...args: string[]) =>
-    spawnSync(join(programs(), "kubectl"), [`--kubeconfig=${addonsKubeconfig}`, "auth", "can-i", ...args], {
-      encoding: "utf8",
-      env: { PATH: process.env.PATH!, HOME: work },
-    }).stdout.trim();
+  const addonsCan = (...args: string[]) => canIAs(addonsKubeconfig, ...args);
 
   beforeAll(() => {
     mkdirSync(run, { recursive: true });
@@ -1007,11 +999,7 @@ describe("apply-addons with the real API server", () => {
   test("join-token's identity may get, create and delete Secrets in kube-system, and nothing else", () => {
     const joinKubeconfig = join(work, "join-token-can.kubeconfig");
     kubeconfigFor(joinKubeconfig, `${pki}/join-token.crt`, `${pki}/join-token.key`);
-    const can = (...args: string[]) =>
-      spawnSync(join(programs(), "kubectl"), [`--kubeconfig=${joinKubeconfig}`, "auth", "can-i", ...args], {
-        encoding: "utf8",
-        env: { PATH: process.env.PATH!, HOME: work },
-      }).stdout.trim();
+    const can = (...args: string[]) => canIAs(joinKubeconfig, ...args);
     expect({
       createTokens: can("create", "secrets", "-n", "kube-system"),
       deleteTokens: can("delete", "secrets", "-n", "kube-system"),

@@ -5,7 +5,6 @@
  */
 import {
   AuthorizeSecurityGroupIngressCommand,
-  CreateSecurityGroupCommand,
   CreateVpcEndpointCommand,
   DeleteSecurityGroupCommand,
   DeleteVpcEndpointsCommand,
@@ -23,7 +22,7 @@ import {
 import { isDeepStrictEqual } from "node:util";
 import type { Role } from "../../discover/names";
 import { invalidInput } from "../../errors";
-import { isPlanned, plannedId } from "../changes";
+import { isPlanned } from "../changes";
 import type { AwsClients } from "./clients";
 import { named, retryWhile, tagFilters, waitFor, type BaseContext, type Context } from "./context";
 import {
@@ -38,7 +37,7 @@ import {
   type NodeEndpoint,
 } from "./desired";
 import { assertOwned } from "./owner";
-import { permissionKeys } from "./security";
+import { createSecurityGroup, permissionKeys } from "./security";
 
 /** A node endpoint as the region offers it: its service name there, zones and policy support. */
 export interface EndpointService extends NodeEndpoint {
@@ -323,26 +322,7 @@ async function ensureEndpointsGroup(ctx: Context, vpcId: string): Promise<string
   const group = await findEndpointsGroup(ctx, vpcId);
   const groupId =
     group?.GroupId ??
-    (await ctx.rec.make(
-      { action: "create", kind: "security-group", name },
-      async () =>
-        (
-          await ec2.send(
-            new CreateSecurityGroupCommand({
-              GroupName: name,
-              Description: `kubebake ${spec.name} VPC endpoints`,
-              VpcId: vpcId,
-              TagSpecifications: [
-                {
-                  ResourceType: "security-group",
-                  Tags: asTagList(tagsFor(spec, `sg-${ENDPOINTS_GROUP}`, ctx.clusterId)),
-                },
-              ],
-            }),
-          )
-        ).GroupId!,
-      plannedId(`sg-${ENDPOINTS_GROUP}`),
-    ));
+    (await createSecurityGroup(ctx, vpcId, ENDPOINTS_GROUP, `kubebake ${spec.name} VPC endpoints`));
   const noGroups = {} as Record<Role, string>;
   const observed = permissionKeys(group?.IpPermissions ?? []);
   const desired = endpointSecurityGroupRules(spec);

@@ -65,27 +65,7 @@ export async function ensureSecurityGroups(ctx: Context, vpcId: string): Promise
     const name = resourceName(spec.name, role);
     const group = found.find((g) => g.GroupName === name);
     ids[role] =
-      group?.GroupId ??
-      (await ctx.rec.make(
-        { action: "create", kind: "security-group", name },
-        async () =>
-          (
-            await ec2.send(
-              new CreateSecurityGroupCommand({
-                GroupName: name,
-                Description: `kubebake ${spec.name} ${role}`,
-                VpcId: vpcId,
-                TagSpecifications: [
-                  {
-                    ResourceType: "security-group",
-                    Tags: asTagList(tagsFor(spec, `sg-${role}`, ctx.clusterId)),
-                  },
-                ],
-              }),
-            )
-          ).GroupId!,
-        plannedId(`sg-${role}`),
-      ));
+      group?.GroupId ?? (await createSecurityGroup(ctx, vpcId, role, `kubebake ${spec.name} ${role}`));
   }
   const rules = securityGroupRules(spec);
   for (const role of ROLES) {
@@ -127,4 +107,35 @@ export async function ensureSecurityGroups(ctx: Context, vpcId: string): Promise
     }
   }
   return ids;
+}
+
+/**
+ * Creates the cluster's security group `kubebake-<cluster>-<group>` in the VPC, tagged as its own (or,
+ * in a plan, records that it would): its id.
+ */
+export async function createSecurityGroup(
+  ctx: Context,
+  vpcId: string,
+  group: string,
+  description: string,
+): Promise<string> {
+  const { spec } = ctx.inputs;
+  const logical = `sg-${group}`;
+  return ctx.rec.make(
+    { action: "create", kind: "security-group", name: resourceName(spec.name, group) },
+    async () =>
+      (
+        await ctx.clients.ec2.send(
+          new CreateSecurityGroupCommand({
+            GroupName: resourceName(spec.name, group),
+            Description: description,
+            VpcId: vpcId,
+            TagSpecifications: [
+              { ResourceType: "security-group", Tags: asTagList(tagsFor(spec, logical, ctx.clusterId)) },
+            ],
+          }),
+        )
+      ).GroupId!,
+    plannedId(logical),
+  );
 }
