@@ -2,15 +2,13 @@
 import { DescribeAutoScalingGroupsCommand } from "@aws-sdk/client-auto-scaling";
 import {
   CreateKeyPairCommand,
-  CreateSubnetCommand,
-  CreateVpcCommand,
   DescribeLaunchTemplateVersionsCommand,
   DescribeSubnetsCommand,
   DescribeVpcsCommand,
   ModifyVpcAttributeCommand,
 } from "@aws-sdk/client-ec2";
 import { tempDir } from "../helpers";
-import { apply, clientsFor, clusterYaml, destroy, registerAmi, writeSpec } from "./fixture";
+import { apply, clientsFor, clusterYaml, destroy, existingNetwork, registerAmi, writeSpec } from "./fixture";
 import { startMoto, type Moto } from "./moto";
 import { KubebakeError } from "../../src/errors";
 
@@ -22,12 +20,8 @@ const dir = tempDir("aws-existing");
 test("an existing VPC and subnets are used as they are and survive destroy", async () => {
   const clients = clientsFor(moto.endpoint);
   const ami = await registerAmi(clients, "kubebake-1");
-  const vpc = (await clients.ec2.send(new CreateVpcCommand({ CidrBlock: "10.9.0.0/16" }))).Vpc!.VpcId!;
-  const subnet = (
-    await clients.ec2.send(
-      new CreateSubnetCommand({ VpcId: vpc, CidrBlock: "10.9.0.0/20", AvailabilityZone: "eu-west-1a" }),
-    )
-  ).Subnet!.SubnetId!;
+  // DNS hostnames off, as a new VPC has them
+  const { vpc, subnet } = await existingNetwork(clients, false);
   const spec = writeSpec(dir, clusterYaml({ image: { ami }, network: { vpc, subnets: [subnet] } }));
 
   // A VPC without DNS hostnames cannot serve the private zone: refused before anything is created.

@@ -1,6 +1,9 @@
 import {
+  CreateSubnetCommand,
   CreateTagsCommand,
+  CreateVpcCommand,
   DescribeInstancesCommand,
+  ModifyVpcAttributeCommand,
   RegisterImageCommand,
   type Instance,
 } from "@aws-sdk/client-ec2";
@@ -73,6 +76,27 @@ export function clientsFor(
   region = REGION,
 ): AwsClients {
   return awsClients({ region, endpoint, credentials, beforeCall, afterCall });
+}
+
+/**
+ * An operator's network, made outside kubebake: a VPC (10.9.0.0/16) with DNS hostnames on (unless asked
+ * not to) and one subnet in eu-west-1a.
+ */
+export async function existingNetwork(
+  clients: AwsClients,
+  dnsHostnames = true,
+): Promise<{ vpc: string; subnet: string }> {
+  const vpc = (await clients.ec2.send(new CreateVpcCommand({ CidrBlock: "10.9.0.0/16" }))).Vpc!.VpcId!;
+  if (dnsHostnames)
+    await clients.ec2.send(
+      new ModifyVpcAttributeCommand({ VpcId: vpc, EnableDnsHostnames: { Value: true } }),
+    );
+  const subnet = (
+    await clients.ec2.send(
+      new CreateSubnetCommand({ VpcId: vpc, CidrBlock: "10.9.0.0/20", AvailabilityZone: "eu-west-1a" }),
+    )
+  ).Subnet!.SubnetId!;
+  return { vpc, subnet };
 }
 
 export async function registerAmi(clients: AwsClients, name: string, tags: Record<string, string> = {}) {

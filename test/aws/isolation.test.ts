@@ -7,13 +7,11 @@ import { PKI_FILE_NAMES } from "../../src/launch/aws/secrets";
 import { DescribeAutoScalingGroupsCommand } from "@aws-sdk/client-auto-scaling";
 import {
   CreateLaunchTemplateCommand,
-  CreateSubnetCommand,
   CreateVpcCommand,
   DescribeInstancesCommand,
   DescribeLaunchTemplatesCommand,
   DescribeLaunchTemplateVersionsCommand,
   DescribeVpcsCommand,
-  ModifyVpcAttributeCommand,
 } from "@aws-sdk/client-ec2";
 import {
   CreateRoleCommand,
@@ -44,7 +42,16 @@ import { snapshotBucketName } from "../../src/launch/aws/desired";
 import { readClusterId } from "../../src/launch/aws/owner";
 import { storedParameterNames } from "../../src/launch/aws/secrets";
 import { runCli, tempDir } from "../helpers";
-import { apply, clientsFor, clusterYaml, credentials, destroy, registerAmi, writeSpec } from "./fixture";
+import {
+  apply,
+  clientsFor,
+  clusterYaml,
+  credentials,
+  destroy,
+  existingNetwork,
+  registerAmi,
+  writeSpec,
+} from "./fixture";
 import { startMoto, type Moto } from "./moto";
 
 let moto: Moto;
@@ -315,13 +322,7 @@ test("a foreign zone of the cluster's name on the cluster's existing VPC is refu
   await moto.reset();
   const clients = clientsFor(moto.endpoint);
   const ami = await registerAmi(clients, "kubebake-1");
-  const vpc = (await clients.ec2.send(new CreateVpcCommand({ CidrBlock: "10.9.0.0/16" }))).Vpc!.VpcId!;
-  await clients.ec2.send(new ModifyVpcAttributeCommand({ VpcId: vpc, EnableDnsHostnames: { Value: true } }));
-  const subnet = (
-    await clients.ec2.send(
-      new CreateSubnetCommand({ VpcId: vpc, CidrBlock: "10.9.0.0/20", AvailabilityZone: "eu-west-1a" }),
-    )
-  ).Subnet!.SubnetId!;
+  const { vpc, subnet } = await existingNetwork(clients);
   const foreign = (
     await clients.route53.send(
       new CreateHostedZoneCommand({

@@ -10,14 +10,11 @@
  */
 import {
   AuthorizeSecurityGroupIngressCommand,
-  CreateSubnetCommand,
-  CreateVpcCommand,
   DeleteVpcEndpointsCommand,
   DescribeRouteTablesCommand,
   DescribeSecurityGroupsCommand,
   DescribeSubnetsCommand,
   DescribeVpcEndpointsCommand,
-  ModifyVpcAttributeCommand,
   ModifyVpcEndpointCommand,
   type VpcEndpoint,
 } from "@aws-sdk/client-ec2";
@@ -45,6 +42,7 @@ import {
   clientsFor,
   clusterYaml,
   destroy,
+  existingNetwork,
   inputsFor,
   REGION,
   registerAmi,
@@ -457,13 +455,7 @@ test("an existing VPC gets no endpoints and no route change: the operator provid
   await moto.reset();
   const clients = clientsFor(moto.endpoint);
   const ami = await registerAmi(clients, "kubebake-1");
-  const vpc = (await clients.ec2.send(new CreateVpcCommand({ CidrBlock: "10.9.0.0/16" }))).Vpc!.VpcId!;
-  await clients.ec2.send(new ModifyVpcAttributeCommand({ VpcId: vpc, EnableDnsHostnames: { Value: true } }));
-  const subnet = (
-    await clients.ec2.send(
-      new CreateSubnetCommand({ VpcId: vpc, CidrBlock: "10.9.0.0/20", AvailabilityZone: "eu-west-1a" }),
-    )
-  ).Subnet!.SubnetId!;
+  const { vpc, subnet } = await existingNetwork(clients);
   const spec = writeSpec(
     dir,
     clusterYaml({ image: { ami }, network: { vpc, subnets: [subnet] } }),
