@@ -95,6 +95,23 @@ function kubeconfigFor(file: string, cert: string, key: string): void {
   );
 }
 
+/**
+ * Runs a node script (src/node/SCRIPT) as on this test's master: its image.env and role file, the real
+ * kubectl on PATH (after `shims`, if any), kubectl's cache in the test's folder; `env` adds to that.
+ */
+function masterScript(script: string, args: string[] = [], env: Record<string, string> = {}, shims?: string) {
+  return spawnSync("bash", [join(repoRoot, "src", "node", script), ...args], {
+    encoding: "utf8",
+    env: {
+      PATH: [shims, programs(), process.env.PATH].filter(Boolean).join(":"),
+      HOME: work,
+      KUBEBAKE_IMAGE_ENV: join(work, "image.env"),
+      KUBEBAKE_SYSCONFIG_DIR: join(work, "sysconfig"),
+      ...env,
+    },
+  });
+}
+
 /** `kubectl auth can-i ARGS` as the identity of a kubeconfig: "yes" or "no". */
 const canIAs = (kubeconfigFile: string, ...args: string[]) =>
   spawnSync(join(programs(), "kubectl"), [`--kubeconfig=${kubeconfigFile}`, "auth", "can-i", ...args], {
@@ -184,16 +201,7 @@ beforeAll(async () => {
       .concat([`KUBEBAKE_LIBEXEC=${join(repoRoot, "src", "node")}`, ""])
       .join("\n"),
   );
-  const issued = spawnSync("bash", [join(repoRoot, "src", "node", "issue-certs"), "boot"], {
-    encoding: "utf8",
-    env: {
-      PATH: process.env.PATH!,
-      KUBEBAKE_IMAGE_ENV: imageEnv,
-      KUBEBAKE_SYSCONFIG_DIR: sysconfig,
-      NODE_NAME: "m1",
-      NODE_IP: "127.0.0.1",
-    },
-  });
+  const issued = masterScript("issue-certs", ["boot"], { NODE_NAME: "m1", NODE_IP: "127.0.0.1" });
   if (issued.status !== 0) throw new Error(`issue-certs: ${issued.stderr}`);
   etcdPort = await freePort();
   const peerPort = await freePort();
@@ -361,18 +369,17 @@ test("renewed certificates: etcd and the API server serve their new ones after t
   writeFileSync(join(shims, "systemctl"), `#!/bin/sh\necho "systemctl $*" >> ${calls}\n`, { mode: 0o755 });
   // The script waits for 127.0.0.1:6443; this API server is elsewhere, and restarted by the test below.
   writeFileSync(join(shims, "curl"), "#!/bin/sh\nprintf ok\n", { mode: 0o755 });
-  const renewed = spawnSync("bash", [join(repoRoot, "src", "node", "issue-certs"), "renew"], {
-    encoding: "utf8",
-    env: {
-      PATH: `${shims}:${process.env.PATH}`,
-      KUBEBAKE_IMAGE_ENV: join(work, "image.env"),
-      KUBEBAKE_SYSCONFIG_DIR: join(work, "sysconfig"),
+  const renewed = masterScript(
+    "issue-certs",
+    ["renew"],
+    {
       NODE_NAME: "m1",
       NODE_IP: "127.0.0.1",
       KUBEBAKE_CERT_DAYS: "1",
       KUBEBAKE_CERT_RENEW_BEFORE_SECONDS: String(31 * 86_400),
     },
-  });
+    shims,
+  );
   expect({ status: renewed.status, stderr: renewed.stderr }).toEqual({ status: 0, stderr: "" });
   expect(readFileSync(calls, "utf8")).toContain("systemctl try-restart kube-apiserver\n");
   // On a master etcd gets its certificate as a systemd credential, copied at each start: it is restarted.
@@ -445,16 +452,7 @@ describe("approve-kubelet-certs with the real API server", () => {
       message: string;
     }[];
   const approve = () =>
-    spawnSync("bash", [join(repoRoot, "src", "node", "approve-kubelet-certs"), "once"], {
-      encoding: "utf8",
-      env: {
-        PATH: `${programs()}:${process.env.PATH}`,
-        KUBEBAKE_IMAGE_ENV: join(work, "image.env"),
-        KUBEBAKE_SYSCONFIG_DIR: join(work, "sysconfig"),
-        KUBEBAKE_APPROVER_KUBECONFIG: approverKubeconfig,
-        HOME: work, // kubectl keeps its discovery cache there
-      },
-    });
+    masterScript("approve-kubelet-certs", ["once"], { KUBEBAKE_APPROVER_KUBECONFIG: approverKubeconfig });
 
   beforeAll(() => {
     const rbac = kubectl("apply", "-f", join(golden, "usr/lib/kubebake/addons/bootstrap-rbac.yaml"));
@@ -601,21 +599,14 @@ describe("join-token with the real API server", () => {
         ? `CLUSTER_NAME=demo\nSECRET_SOURCE=files:${secrets}\n`
         : "CLUSTER_NAME=demo\nCLOUD_PROVIDER=aws\nSECRET_SOURCE=ssm:/kubebake/demo\nSECRET_KMS_KEY=alias/aws/ssm\n";
     writeFileSync(join(work, "sysconfig", "kubernetes-masters"), roleFile);
-    return spawnSync("bash", [join(repoRoot, "src", "node", "join-token")], {
-      encoding: "utf8",
-      env: {
-        PATH: `${programs()}:${process.env.PATH}`,
-        HOME: work,
-        KUBEBAKE_IMAGE_ENV: join(work, "image.env"),
-        KUBEBAKE_SYSCONFIG_DIR: join(work, "sysconfig"),
-        // Its own identity, which may only get, create and delete Secrets in kube-system.
-        KUBEBAKE_JOIN_TOKEN_KUBECONFIG: joinTokenKubeconfig,
-        AWS_ACCESS_KEY_ID: credentials.accessKeyId,
-        AWS_SECRET_ACCESS_KEY: credentials.secretAccessKey,
-        AWS_REGION: "eu-west-1",
-        AWS_ENDPOINT_URL_SSM: moto.endpoint,
-        ...extra,
-      },
+    return masterScript("join-token", [], {
+      // Its own identity, which may only get, create and delete Secrets in kube-system.
+      KUBEBAKE_JOIN_TOKEN_KUBECONFIG: joinTokenKubeconfig,
+      AWS_ACCESS_KEY_ID: credentials.accessKeyId,
+      AWS_SECRET_ACCESS_KEY: credentials.secretAccessKey,
+      AWS_REGION: "eu-west-1",
+      AWS_ENDPOINT_URL_SSM: moto.endpoint,
+      ...extra,
     });
   };
   /** What a token may do that matters: ask for a node's certificate. */
@@ -777,17 +768,7 @@ describe("node-gc with the real API server", () => {
   /** Discovery's records as this test's DNS: name → addresses (getent's shim answers from it). */
   const records = join(work, "records");
   const nodeGc = () =>
-    spawnSync("bash", [join(repoRoot, "src", "node", "node-gc")], {
-      encoding: "utf8",
-      env: {
-        PATH: `${shims}:${programs()}:${process.env.PATH}`,
-        HOME: work,
-        KUBEBAKE_IMAGE_ENV: join(work, "image.env"),
-        KUBEBAKE_SYSCONFIG_DIR: join(work, "sysconfig"),
-        KUBEBAKE_NODE_GC_KUBECONFIG: gcKubeconfig,
-        NODE_IP: "10.0.0.1",
-      },
-    });
+    masterScript("node-gc", [], { KUBEBAKE_NODE_GC_KUBECONFIG: gcKubeconfig, NODE_IP: "10.0.0.1" }, shims);
   const ago = (seconds: number) =>
     new Date(Date.now() - seconds * 1000).toISOString().replace(/\.\d+Z$/, ".000000Z");
   /** A Node as a kubelet would have left it: its address, Ready or not, its lease renewed `renewed` s ago. */
@@ -895,18 +876,11 @@ describe("apply-addons with the real API server", () => {
   const run = join(work, "run");
   const addonsKubeconfig = join(work, "addons.kubeconfig");
   const applyAddons = () =>
-    spawnSync("bash", [join(repoRoot, "src", "node", "apply-addons")], {
-      encoding: "utf8",
-      env: {
-        PATH: `${programs()}:${process.env.PATH}`,
-        HOME: work,
-        KUBEBAKE_IMAGE_ENV: join(work, "image.env"),
-        KUBEBAKE_SYSCONFIG_DIR: join(work, "sysconfig"),
-        KUBEBAKE_CONFIG_DIR: work,
-        KUBEBAKE_ADDONS_DIR: join(golden, "usr/lib/kubebake/addons"),
-        KUBEBAKE_LOCAL_API: `https://127.0.0.1:${apiPort}`,
-        KUBEBAKE_RUN_DIR: run,
-      },
+    masterScript("apply-addons", [], {
+      KUBEBAKE_CONFIG_DIR: work,
+      KUBEBAKE_ADDONS_DIR: join(golden, "usr/lib/kubebake/addons"),
+      KUBEBAKE_LOCAL_API: `https://127.0.0.1:${apiPort}`,
+      KUBEBAKE_RUN_DIR: run,
     });
   const addonsCan = (...args: string[]) => canIAs(addonsKubeconfig, ...args);
 
@@ -1157,16 +1131,7 @@ describe("a CA rotation with the real API server (kubebake pki ca add|use|retire
   const step = async (name: "add" | "use" | "retire") => {
     const result = runCli("kubebake", ["pki", "ca", name, "--ca", "ca", "--dir", pki, "--json"]);
     expect({ code: result.code, stderr: result.stderr }).toEqual({ code: 0, stderr: "" });
-    const boot = spawnSync("bash", [join(repoRoot, "src", "node", "issue-certs"), "boot"], {
-      encoding: "utf8",
-      env: {
-        PATH: process.env.PATH!,
-        KUBEBAKE_IMAGE_ENV: join(work, "image.env"),
-        KUBEBAKE_SYSCONFIG_DIR: join(work, "sysconfig"),
-        NODE_NAME: "m1",
-        NODE_IP: "127.0.0.1",
-      },
-    });
+    const boot = masterScript("issue-certs", ["boot"], { NODE_NAME: "m1", NODE_IP: "127.0.0.1" });
     expect({ status: boot.status, stderr: boot.stderr }).toEqual({ status: 0, stderr: "" });
     // The operator takes the rewritten admin kubeconfig (this test's copy reaches the API by its port).
     writeFileSync(kubeconfig, readFileSync(join(pki, "admin.kubeconfig")), { mode: 0o600 });

@@ -144,6 +144,20 @@ test("node-config: the role file's TIME_SERVERS (else the provider's own) become
   expect(readFileSync(join(box.dir, "calls"), "utf8")).toBe(
     "systemctl try-restart systemd-timesyncd.service\n",
   );
+  // Anything but names and addresses is refused, naming the setting; timesyncd's config is left alone.
+  writeFileSync(
+    join(box.paths.sysconfig, "kubernetes-minions"),
+    `CLUSTER_NAME=demo\nSECRET_SOURCE=files:${box.paths.secrets}\nTIME_SERVERS="10.0.0.2\nFallbackNTP=evil"\n`,
+  );
+  const bad = box.run("node-config", {
+    PATH: `${shims}:${process.env.PATH}`,
+    KUBEBAKE_TIMESYNCD_DIR: timesyncd,
+    NODE_NAME: "minion-1",
+    NODE_IP: "10.0.0.7",
+  });
+  expect(bad.status).not.toBe(0);
+  expect(bad.stderr).toContain("TIME_SERVERS in the role file: expected host names or addresses");
+  expect(readFileSync(join(timesyncd, "50-kubebake.conf"), "utf8")).toBe("[Time]\nNTP=10.0.0.2 10.0.0.3\n");
 });
 
 describe("node-config", () => {

@@ -4,7 +4,6 @@
  * switch to public they are deleted, once no node needs them (network.ts, retireUnusedAccess).
  */
 import {
-  AuthorizeSecurityGroupIngressCommand,
   CreateVpcEndpointCommand,
   DeleteSecurityGroupCommand,
   DeleteVpcEndpointsCommand,
@@ -12,7 +11,6 @@ import {
   DescribeVpcEndpointServicesCommand,
   DescribeVpcEndpointsCommand,
   ModifyVpcEndpointCommand,
-  RevokeSecurityGroupIngressCommand,
   type Filter,
   type ModifyVpcEndpointRequest,
   type SecurityGroup,
@@ -32,12 +30,11 @@ import {
   endpointServiceNames,
   NODE_ENDPOINTS,
   resourceName,
-  ruleKey,
   tagsFor,
   type NodeEndpoint,
 } from "./desired";
 import { assertOwned } from "./owner";
-import { createSecurityGroup, permissionKeys } from "./security";
+import { convergeIngress, createSecurityGroup } from "./security";
 
 /** A node endpoint as the region offers it: its service name there, zones and policy support. */
 export interface EndpointService extends NodeEndpoint {
@@ -317,52 +314,19 @@ async function findEndpointsGroup(ctx: Context, vpcId: string): Promise<Security
 /** The interface endpoints' group, its inbound rules converged to endpointSecurityGroupRules. */
 async function ensureEndpointsGroup(ctx: Context, vpcId: string): Promise<string> {
   const { spec } = ctx.inputs;
-  const { ec2 } = ctx.clients;
   const name = resourceName(spec.name, ENDPOINTS_GROUP);
   const group = await findEndpointsGroup(ctx, vpcId);
   const groupId =
     group?.GroupId ??
     (await createSecurityGroup(ctx, vpcId, ENDPOINTS_GROUP, `kubebake ${spec.name} VPC endpoints`));
-  const noGroups = {} as Record<Role, string>;
-  const observed = permissionKeys(group?.IpPermissions ?? []);
-  const desired = endpointSecurityGroupRules(spec);
-  const missing = desired.filter((rule) => !observed.has(ruleKey(rule, noGroups)));
-  const keys = new Set(desired.map((rule) => ruleKey(rule, noGroups)));
-  const extra = [...observed].filter(([key]) => !keys.has(key)).map(([, permission]) => permission);
-  if (missing.length > 0) {
-    await ctx.rec.make(
-      {
-        action: "update",
-        kind: "security-group",
-        name,
-        detail: `allow ${missing.map((r) => r.description).join("; ")}`,
-      },
-      () =>
-        ec2.send(
-          new AuthorizeSecurityGroupIngressCommand({
-            GroupId: groupId,
-            IpPermissions: missing.map((rule) => ({
-              IpProtocol: rule.protocol,
-              FromPort: rule.from,
-              ToPort: rule.to,
-              IpRanges: [{ CidrIp: rule.source.cidr, Description: rule.description }],
-            })),
-          }),
-        ),
-      undefined,
-    );
-  }
-  if (extra.length > 0) {
-    await ctx.rec.make(
-      {
-        action: "update",
-        kind: "security-group",
-        name,
-        detail: `revoke ${extra.length} rule(s) not in the spec`,
-      },
-      () => ec2.send(new RevokeSecurityGroupIngressCommand({ GroupId: groupId, IpPermissions: extra })),
-      undefined,
-    );
-  }
+  // Its rules take the VPC's CIDR as their source, never a role group.
+  await convergeIngress(
+    ctx,
+    name,
+    groupId,
+    group?.IpPermissions ?? [],
+    endpointSecurityGroupRules(spec),
+    {} as Record<Role, string>,
+  );
   return groupId;
 }

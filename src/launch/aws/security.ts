@@ -70,43 +70,65 @@ export async function ensureSecurityGroups(ctx: Context, vpcId: string): Promise
   const rules = securityGroupRules(spec);
   for (const role of ROLES) {
     const group = found.find((g) => g.GroupId === ids[role]);
-    const observed = permissionKeys(group?.IpPermissions ?? []);
-    const desired = new Map(rules[role].map((rule) => [ruleKey(rule, ids), rule]));
-    const missing = [...desired].filter(([key]) => !observed.has(key)).map(([, rule]) => rule);
-    const extra = [...observed].filter(([key]) => !desired.has(key)).map(([, p]) => p);
-    const name = resourceName(spec.name, role);
-    if (missing.length > 0) {
-      await ctx.rec.make(
-        {
-          action: "update",
-          kind: "security-group",
-          name,
-          detail: `allow ${missing.map((r) => r.description).join("; ")}`,
-        },
-        () =>
-          ec2.send(
-            new AuthorizeSecurityGroupIngressCommand({
-              GroupId: ids[role],
-              IpPermissions: missing.map((rule) => permission(rule, ids)),
-            }),
-          ),
-        undefined,
-      );
-    }
-    if (extra.length > 0) {
-      await ctx.rec.make(
-        {
-          action: "update",
-          kind: "security-group",
-          name,
-          detail: `revoke ${extra.length} rule(s) not in the spec`,
-        },
-        () => ec2.send(new RevokeSecurityGroupIngressCommand({ GroupId: ids[role], IpPermissions: extra })),
-        undefined,
-      );
-    }
+    await convergeIngress(
+      ctx,
+      resourceName(spec.name, role),
+      ids[role],
+      group?.IpPermissions ?? [],
+      rules[role],
+      ids,
+    );
   }
   return ids;
+}
+
+/**
+ * Converges a group's inbound rules to `rules`: what is missing is authorized, what the spec does not
+ * have is revoked (`ids` names the role groups that rules may take as their source).
+ */
+export async function convergeIngress(
+  ctx: Context,
+  name: string,
+  groupId: string,
+  current: IpPermission[],
+  rules: Rule[],
+  ids: Record<Role, string>,
+): Promise<void> {
+  const { ec2 } = ctx.clients;
+  const observed = permissionKeys(current);
+  const desired = new Map(rules.map((rule) => [ruleKey(rule, ids), rule]));
+  const missing = [...desired].filter(([key]) => !observed.has(key)).map(([, rule]) => rule);
+  const extra = [...observed].filter(([key]) => !desired.has(key)).map(([, p]) => p);
+  if (missing.length > 0) {
+    await ctx.rec.make(
+      {
+        action: "update",
+        kind: "security-group",
+        name,
+        detail: `allow ${missing.map((r) => r.description).join("; ")}`,
+      },
+      () =>
+        ec2.send(
+          new AuthorizeSecurityGroupIngressCommand({
+            GroupId: groupId,
+            IpPermissions: missing.map((rule) => permission(rule, ids)),
+          }),
+        ),
+      undefined,
+    );
+  }
+  if (extra.length > 0) {
+    await ctx.rec.make(
+      {
+        action: "update",
+        kind: "security-group",
+        name,
+        detail: `revoke ${extra.length} rule(s) not in the spec`,
+      },
+      () => ec2.send(new RevokeSecurityGroupIngressCommand({ GroupId: groupId, IpPermissions: extra })),
+      undefined,
+    );
+  }
 }
 
 /**
