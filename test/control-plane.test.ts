@@ -9,6 +9,7 @@
  * boot test cannot afford.
  */
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
+import { createHash } from "node:crypto";
 import { mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { createServer } from "node:net";
 import { join } from "node:path";
@@ -23,6 +24,8 @@ import {
   SSMClient,
 } from "@aws-sdk/client-ssm";
 import { startMoto, type Moto } from "./aws/moto";
+import { startFakeSts, type FakeSts, type StsSession } from "./aws/sts";
+import { EC2Client, RegisterImageCommand, RunInstancesCommand } from "@aws-sdk/client-ec2";
 
 jest.setTimeout(10 * 60_000);
 
@@ -112,12 +115,83 @@ function masterScript(script: string, args: string[] = [], env: Record<string, s
   });
 }
 
+/** masterScript without blocking: for scripts that call servers of this process (the fake STS). */
+function masterScriptAsync(script: string, args: string[] = [], env: Record<string, string> = {}) {
+  const child = spawn("bash", [join(repoRoot, "src", "node", script), ...args], {
+    env: {
+      PATH: [programs(), process.env.PATH].join(":"),
+      HOME: work,
+      KUBEBAKE_IMAGE_ENV: join(work, "image.env"),
+      KUBEBAKE_SYSCONFIG_DIR: join(work, "sysconfig"),
+      ...env,
+    },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  let stdout = "";
+  let stderr = "";
+  child.stdout.on("data", (d) => (stdout += d));
+  child.stderr.on("data", (d) => (stderr += d));
+  return new Promise<{ status: number | null; stdout: string; stderr: string }>((resolve) =>
+    child.on("close", (status) => resolve({ status, stdout, stderr })),
+  );
+}
+
 /** `kubectl auth can-i ARGS` as the identity of a kubeconfig: "yes" or "no". */
 const canIAs = (kubeconfigFile: string, ...args: string[]) =>
   spawnSync(join(programs(), "kubectl"), [`--kubeconfig=${kubeconfigFile}`, "auth", "can-i", ...args], {
     encoding: "utf8",
     env: { PATH: process.env.PATH!, HOME: work },
   }).stdout.trim();
+
+let managerRunning = () => false;
+/**
+ * The real controller manager with the baked unit's command line (paths and port moved here, only the
+ * controllers that approve and sign node certificates and publish kube-root-ca.crt, no leader election) while `during` runs.
+ */
+async function withControllerManager<T>(during: () => Promise<T>): Promise<T> {
+  const unit = readFileSync(join(golden, "etc/systemd/system/kube-controller-manager.service"), "utf8");
+  const line = /^ExecStart=(.+)$/m.exec(unit.replace(/\s*\\\n\s*/g, " "))![1]!.trim();
+  const cmKubeconfig = join(work, "controller-manager.kubeconfig");
+  kubeconfigFor(cmKubeconfig, `${pki}/controller-manager.crt`, `${pki}/controller-manager.key`);
+  const port = await freePort();
+  const args = line
+    .split(/\s+/)
+    .slice(1)
+    .filter((arg) => !arg.startsWith("$"))
+    .map((arg) =>
+      arg
+        .replace("${CLUSTER_NAME}", "demo")
+        .replace(/^--controllers=.*/, "--controllers=csrsigning,csrapproving,root-ca-cert-publisher")
+        .replace(/^--leader-elect=.*/, "--leader-elect=false")
+        .replace("/etc/kubernetes/controller-manager.kubeconfig", cmKubeconfig)
+        .replace("/etc/kubernetes/pki/", `${pki}/`),
+    )
+    .concat(`--secure-port=${port}`);
+  let log = "";
+  const manager = spawn(join(programs(), "kube-controller-manager"), args, {
+    stdio: ["ignore", "ignore", "pipe"],
+  });
+  manager.stderr!.on("data", (chunk: Buffer) => (log = (log + chunk.toString()).slice(-8000)));
+  const exited = new Promise((resolve) => manager.once("exit", resolve));
+  managerRunning = () => manager.exitCode === null;
+  try {
+    return await during();
+  } catch (error) {
+    throw new Error(`${(error as Error).message}\nkube-controller-manager:\n${log.slice(-3000)}`);
+  } finally {
+    if (manager.exitCode === null) manager.kill("SIGTERM");
+    await exited;
+  }
+}
+/** Waits up to a minute for a value other than "", while the controller manager runs. */
+async function eventually(what: string, read: () => string) {
+  for (let i = 0; i < 60 && managerRunning(); i++) {
+    const value = read();
+    if (value !== "") return value;
+    await new Promise((resolve) => setTimeout(resolve, 1000));
+  }
+  throw new Error(`no ${what} (the controller manager ${managerRunning() ? "ran a minute" : "exited"})`);
+}
 
 async function startApiserver(): Promise<void> {
   apiserverLog = "";
@@ -457,11 +531,7 @@ describe("approve-kubelet-certs with the real API server", () => {
   beforeAll(() => {
     const rbac = kubectl("apply", "-f", join(golden, "usr/lib/kubebake/addons/bootstrap-rbac.yaml"));
     expect({ status: rbac.status, stderr: rbac.stderr }).toEqual({ status: 0, stderr: "" });
-    kubeconfigFor(
-      approverKubeconfig,
-      `${pki}/kubelet-serving-approver.crt`,
-      `${pki}/kubelet-serving-approver.key`,
-    );
+    kubeconfigFor(approverKubeconfig, `${pki}/kubelet-cert-approver.crt`, `${pki}/kubelet-cert-approver.key`);
     // Node n1: its object with the addresses its kubelet reported, and its client certificate.
     writeFileSync(
       join(work, "n1.json"),
@@ -519,7 +589,7 @@ describe("approve-kubelet-certs with the real API server", () => {
     expect(again.stdout).toBe("");
   });
 
-  test("the approver's identity can approve kubelet-serving requests and nothing else", () => {
+  test("the approver's identity can approve for the two kubelet signers and nothing else", () => {
     const canI = (...args: string[]) => canIAs(approverKubeconfig, ...args);
     // A signer's name has a '/', which `kubectl auth can-i` takes apart: ask with a review of our own.
     const mayApprove = (signer: string) => {
@@ -551,12 +621,14 @@ describe("approve-kubelet-certs with the real API server", () => {
     };
     expect({
       approveKubeletServing: mayApprove("kubernetes.io/kubelet-serving"),
+      approveKubeletClient: mayApprove("kubernetes.io/kube-apiserver-client-kubelet"),
       approveClientCerts: mayApprove("kubernetes.io/kube-apiserver-client"),
       readSecrets: canI("get", "secrets", "-A"),
       deleteCsrs: canI("delete", "certificatesigningrequests"),
       updateNodes: canI("update", "nodes"),
     }).toEqual({
       approveKubeletServing: "yes",
+      approveKubeletClient: "yes",
       approveClientCerts: "no",
       readSecrets: "no",
       deleteCsrs: "no",
@@ -891,6 +963,13 @@ describe("apply-addons with the real API server", () => {
   });
 
   test("kubebake's RBAC goes in as a one-apply system:masters credential that is deleted at once; flannel and CoreDNS as kubebake:addons, twice with the same result", () => {
+    // What an earlier version bound: the controller manager's automatic approval of join tokens' requests.
+    const old = kubectl(
+      ...["create", "clusterrolebinding", "kubebake:node-autoapprove-bootstrap"],
+      "--clusterrole=system:certificates.k8s.io:certificatesigningrequests:nodeclient",
+      "--group=system:bootstrappers:kubebake",
+    );
+    expect({ status: old.status, stderr: old.stderr }).toEqual({ status: 0, stderr: "" });
     for (const pass of [1, 2]) {
       const applied = applyAddons();
       expect({ pass, status: applied.status, stderr: applied.stderr }).toEqual({
@@ -903,6 +982,9 @@ describe("apply-addons with the real API server", () => {
       expect(readdirSync(run)).toEqual([]);
     }
     const exists = (...args: string[]) => kubectl("get", ...args, "-o", "name").stdout.trim();
+    expect(exists("clusterrolebinding", "kubebake:node-autoapprove-bootstrap", "--ignore-not-found")).toBe(
+      "",
+    );
     expect([
       exists("namespace", "kube-flannel"),
       exists("daemonset", "-n", "kube-flannel", "kube-flannel-ds"),
@@ -990,6 +1072,348 @@ describe("apply-addons with the real API server", () => {
   });
 });
 
+describe("a node joins with the real API server: join-node asks, approve-kubelet-certs checks the machine, the controller manager signs", () => {
+  let moto: Moto;
+  let sts: FakeSts;
+  const region = "eu-west-1";
+  const account = "123456789012";
+  const tokenId = "joinme";
+  const token = `${tokenId}.0123456789abcdef`;
+  const store = join(work, "join-store");
+  const approverKubeconfig = join(work, "join-approver.kubeconfig");
+  const masterCredentials = { accessKeyId: "AKIDMASTER", secretAccessKey: "master-secret" };
+  const role = (cluster: string, acct = account) =>
+    `arn:aws:sts::${acct}:assumed-role/kubebake-${cluster}-${region}-minions`;
+  /** EC2 instances on moto, tagged with their cluster; each signs with a session of its own. */
+  const instances: Record<string, { id: string; dns: string; session: StsSession }> = {};
+
+  /** A node's folders and settings, as node-config leaves them: the role file, node.env, ca.crt. */
+  const nodeBox = (label: string, provider: "none" | "aws", nodeName: string) => {
+    const dir = join(work, `join-${label}`);
+    for (const sub of ["sysconfig", "pki", "config", "kubelet-pki"])
+      mkdirSync(join(dir, sub), { recursive: true });
+    writeFileSync(
+      join(dir, "sysconfig", "kubernetes-minions"),
+      provider === "none"
+        ? `CLUSTER_NAME=demo\nSECRET_SOURCE=files:${store}\n`
+        : "CLUSTER_NAME=demo\nCLOUD_PROVIDER=aws\nSECRET_SOURCE=ssm:/kubebake/demo\n",
+    );
+    writeFileSync(join(dir, "pki", "ca.crt"), readFileSync(join(pki, "ca.crt")));
+    writeFileSync(
+      join(dir, "node.env"),
+      `NODE_NAME=${nodeName}\nKUBEBAKE_API_URL=https://127.0.0.1:${apiPort}\n`,
+    );
+    writeFileSync(
+      join(dir, "image.env"),
+      [
+        "DISCOVERY_DOMAIN=k8s",
+        `KUBEBAKE_PKI_DIR=${join(dir, "pki")}`,
+        `KUBEBAKE_CONFIG_DIR=${join(dir, "config")}`,
+        `KUBEBAKE_NODE_ENV=${join(dir, "node.env")}`,
+        `KUBEBAKE_LIBEXEC=${join(repoRoot, "src", "node")}`,
+        "",
+      ].join("\n"),
+    );
+    return dir;
+  };
+
+  /** The masters' approver, one pass, with the master's role file for PROVIDER. */
+  const approve = (provider: "none" | "aws") => {
+    writeFileSync(
+      join(work, "sysconfig", "kubernetes-masters"),
+      provider === "none"
+        ? "CLUSTER_NAME=demo\n"
+        : `CLUSTER_NAME=demo\nCLOUD_PROVIDER=aws\nJOIN_IDENTITIES="${role("demo")} arn:aws:sts::${account}:assumed-role/kubebake-demo-${region}-masters"\n`,
+    );
+    return masterScriptAsync("approve-kubelet-certs", ["once"], {
+      KUBEBAKE_APPROVER_KUBECONFIG: approverKubeconfig,
+      AWS_ACCESS_KEY_ID: masterCredentials.accessKeyId,
+      AWS_SECRET_ACCESS_KEY: masterCredentials.secretAccessKey,
+      AWS_REGION: region,
+      AWS_ENDPOINT_URL_STS: sts.endpoint,
+      AWS_ENDPOINT_URL_EC2: moto.endpoint,
+    });
+  };
+
+  /** join-node on a node (its session's keys for aws), with the masters' approver passing every second. */
+  const join_ = async (dir: string, provider: "none" | "aws", session?: StsSession) => {
+    const child = spawn("bash", [join(repoRoot, "src", "node", "join-node")], {
+      env: {
+        PATH: [programs(), process.env.PATH].join(":"),
+        HOME: work,
+        KUBEBAKE_IMAGE_ENV: join(dir, "image.env"),
+        KUBEBAKE_SYSCONFIG_DIR: join(dir, "sysconfig"),
+        KUBELET_CERT_DIR: join(dir, "kubelet-pki"),
+        KUBEBAKE_JOIN_SECONDS: "20",
+        KUBEBAKE_JOIN_INTERVAL_SECONDS: "1",
+        AWS_REGION: region,
+        AWS_ENDPOINT_URL_STS: sts.endpoint,
+        AWS_ENDPOINT_URL_SSM: moto.endpoint,
+        ...(session
+          ? {
+              AWS_ACCESS_KEY_ID: session.accessKeyId,
+              AWS_SECRET_ACCESS_KEY: session.secretAccessKey,
+              AWS_SESSION_TOKEN: session.sessionToken,
+            }
+          : {}),
+      },
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    let output = "";
+    child.stdout.on("data", (d) => (output += d));
+    child.stderr.on("data", (d) => (output += d));
+    const exited = new Promise<number | null>((resolve) => child.on("close", resolve));
+    let approver = "";
+    while (child.exitCode === null) {
+      await new Promise((resolve) => setTimeout(resolve, 1000));
+      const pass = await approve(provider);
+      approver += pass.stdout + pass.stderr;
+    }
+    return { status: await exited, output, approver };
+  };
+  const whoami = (dir: string) =>
+    spawnSync(
+      join(programs(), "kubectl"),
+      [
+        `--kubeconfig=${join(dir, "config", "kubelet.kubeconfig")}`,
+        "auth",
+        "whoami",
+        "-o",
+        "jsonpath={.status.userInfo.username} {.status.userInfo.groups}",
+      ],
+      { encoding: "utf8", env: { PATH: process.env.PATH!, HOME: work } },
+    );
+  const conditionOf = (name: string) => {
+    const [c] = JSON.parse(
+      kubectl("get", "csr", name, "-o", "jsonpath={.status.conditions}").stdout || "[]",
+    ) as {
+      type: string;
+      reason: string;
+      message: string;
+    }[];
+    return c ? `${c.type} (${c.reason}): ${c.message}` : "pending";
+  };
+  /** A request sent with the join token by hand, as a kubelet would or an attacker might. */
+  const requestAsToken = (
+    name: string,
+    subject: string,
+    annotate: (pem: Buffer) => Record<string, string> = () => ({}),
+  ) => {
+    certificateRequest(work, name, subject);
+    const pem = readFileSync(join(work, `${name}.csr`));
+    const annotations = annotate(pem);
+    const file = join(work, `${name}.json`);
+    writeFileSync(
+      file,
+      JSON.stringify({
+        apiVersion: "certificates.k8s.io/v1",
+        kind: "CertificateSigningRequest",
+        metadata: { name, annotations },
+        spec: {
+          signerName: "kubernetes.io/kube-apiserver-client-kubelet",
+          usages: ["digital signature", "client auth"],
+          request: pem.toString("base64"),
+        },
+      }),
+    );
+    const tokenKubeconfig = join(work, "join-token-holder.kubeconfig");
+    writeFileSync(
+      tokenKubeconfig,
+      `apiVersion: v1\nkind: Config\nusers: [{name: t, user: {token: ${token}}}]\nclusters: [{name: c, cluster: {server: 'https://127.0.0.1:${apiPort}', certificate-authority: '${pki}/ca.crt'}}]\ncontexts: [{name: x, context: {cluster: c, user: t}}]\ncurrent-context: x\n`,
+      { mode: 0o600 },
+    );
+    const created = spawnSync(
+      join(programs(), "kubectl"),
+      [`--kubeconfig=${tokenKubeconfig}`, "create", "-f", file],
+      {
+        encoding: "utf8",
+        env: { PATH: process.env.PATH!, HOME: work },
+      },
+    );
+    expect({ status: created.status, stderr: created.stderr }).toEqual({ status: 0, stderr: "" });
+  };
+  const proofOf = (csr: string) =>
+    kubectl("get", "csr", csr, "-o", "jsonpath={.metadata.annotations.kubebake\\.io/join-proof}").stdout;
+
+  beforeAll(async () => {
+    moto = await startMoto();
+    mkdirSync(store, { recursive: true });
+    writeFileSync(join(store, "bootstrap-token"), `${token}\n`);
+    const ssm = new SSMClient({ region, endpoint: moto.endpoint, credentials: masterCredentials });
+    await ssm.send(
+      new PutParameterCommand({ Name: "/kubebake/demo/bootstrap-token", Value: token, Type: "SecureString" }),
+    );
+    const ec2 = new EC2Client({ region, endpoint: moto.endpoint, credentials: masterCredentials });
+    const image = await ec2.send(
+      new RegisterImageCommand({
+        Name: "kubebake-join",
+        Architecture: "x86_64",
+        RootDeviceName: "/dev/xvda",
+        VirtualizationType: "hvm",
+      }),
+    );
+    const sessions: StsSession[] = [];
+    for (const [name, cluster, acct] of [
+      ["a", "demo", account],
+      ["b", "demo", account],
+      ["other", "other", account],
+      ["foreign", "demo", "999999999999"],
+    ] as const) {
+      const run = await ec2.send(
+        new RunInstancesCommand({
+          ImageId: image.ImageId!,
+          MinCount: 1,
+          MaxCount: 1,
+          InstanceType: "t3.small",
+          TagSpecifications: [
+            { ResourceType: "instance", Tags: [{ Key: "KubernetesCluster", Value: cluster }] },
+          ],
+        }),
+      );
+      const instance = run.Instances![0]!;
+      const session = {
+        accessKeyId: `ASIA${name.toUpperCase()}`,
+        secretAccessKey: `secret-of-${name}`,
+        sessionToken: `token/of+${name}=`,
+        arn: `${role(cluster, acct)}/${instance.InstanceId}`,
+      };
+      sessions.push(session);
+      instances[name] = { id: instance.InstanceId!, dns: instance.PrivateDnsName!, session };
+    }
+    sts = await startFakeSts(sessions, region);
+    expect(kubectl("apply", "-f", join(golden, "usr/lib/kubebake/addons/bootstrap-rbac.yaml")).status).toBe(
+      0,
+    );
+    const expiration = new Date(Date.now() + 3600_000).toISOString().replace(/\.\d+Z$/, "Z");
+    writeFileSync(
+      join(work, "join-token-secret.json"),
+      JSON.stringify({
+        apiVersion: "v1",
+        kind: "Secret",
+        metadata: { name: `bootstrap-token-${tokenId}`, namespace: "kube-system" },
+        type: "bootstrap.kubernetes.io/token",
+        stringData: {
+          "token-id": tokenId,
+          "token-secret": token.split(".")[1],
+          expiration,
+          "usage-bootstrap-authentication": "true",
+          "auth-extra-groups": "system:bootstrappers:kubebake",
+        },
+      }),
+    );
+    expect(kubectl("apply", "-f", join(work, "join-token-secret.json")).status).toBe(0);
+    kubeconfigFor(approverKubeconfig, `${pki}/kubelet-cert-approver.crt`, `${pki}/kubelet-cert-approver.key`);
+  });
+  afterAll(async () => {
+    writeFileSync(join(work, "sysconfig", "kubernetes-masters"), "CLUSTER_NAME=demo\n");
+    await sts?.stop();
+    await moto?.stop();
+  });
+
+  test("provider none: a node joins with the token alone (no machine identity there) and is system:node:<its name>", async () => {
+    await withControllerManager(async () => {
+      const dir = nodeBox("none", "none", "n-none");
+      const joined = await join_(dir, "none");
+      expect({ status: joined.status, output: joined.output }).toEqual({
+        status: 0,
+        output: expect.stringContaining("joined as system:node:n-none"),
+      });
+      expect(joined.approver).toMatch(
+        /approved kubebake-join-n-none-\w+: system:bootstrap:joinme for node n-none: provider none has no machine identity/,
+      );
+      const who = whoami(dir);
+      expect({ status: who.status, stdout: who.stdout }).toEqual({
+        status: 0,
+        stdout: 'system:node:n-none ["system:nodes","system:authenticated"]',
+      });
+      // Joined: nothing more to do, nothing asked again.
+      const again = await join_(dir, "none");
+      expect(again.output).toContain("already joined");
+    });
+  });
+
+  test("the controller manager no longer approves a join token's request: without a machine's proof it is denied", async () => {
+    await withControllerManager(async () => {
+      requestAsToken("no-proof", "/O=system:nodes/CN=system:node:n-victim");
+      // The controller manager's approver runs (csrapproving) and leaves it alone.
+      await new Promise((resolve) => setTimeout(resolve, 6000));
+      expect(conditionOf("no-proof")).toBe("pending");
+      const pass = await approve("aws");
+      expect({ status: pass.status, stderr: pass.stderr }).toEqual({ status: 0, stderr: "" });
+      expect(conditionOf("no-proof")).toBe(
+        "Denied (KubebakeNodeIdentity): system:bootstrap:joinme for node n-victim: the request carries no proof of its instance (annotation kubebake.io/join-proof)",
+      );
+    });
+  });
+
+  test("aws: an instance of the cluster joins under its own private DNS name, proved through STS, and under no other", async () => {
+    await withControllerManager(async () => {
+      const a = instances.a!;
+      const own = nodeBox("aws-a", "aws", a.dns);
+      const joined = await join_(own, "aws", a.session);
+      expect({ status: joined.status, output: joined.output }).toEqual({
+        status: 0,
+        output: expect.stringContaining(`joined as system:node:${a.dns}`),
+      });
+      expect(joined.approver).toContain(
+        `${a.id} of this cluster, whose private DNS name is ${a.dns}, signed the request`,
+      );
+      expect(whoami(own).stdout).toBe(`system:node:${a.dns} ["system:nodes","system:authenticated"]`);
+      expect(sts.answers).toContain(`ok ${a.session.arn}`);
+
+      // The same machine, asking for another member's name.
+      const b = instances.b!;
+      const other = await join_(nodeBox("aws-a-as-b", "aws", b.dns), "aws", a.session);
+      expect(other.status).toBe(1);
+      expect(other.output).toContain(
+        `Denied: system:bootstrap:joinme for node ${b.dns}: ${a.id} is not a pending or running instance of cluster demo named ${b.dns}`,
+      );
+      // Another cluster's node role, and this cluster's role name in another account.
+      for (const name of ["other", "foreign"]) {
+        const i = instances[name]!;
+        const refused = await join_(nodeBox(`aws-${name}`, "aws", i.dns), "aws", i.session);
+        expect({ name, status: refused.status }).toEqual({ name, status: 1 });
+        expect(refused.output).toContain(
+          `signed by ${i.session.arn}, not by an instance of this cluster's node roles`,
+        );
+      }
+    });
+  });
+
+  test("aws: a proof taken from another request, or altered, is refused", async () => {
+    const proofs = kubectl("get", "csr", "-o", "json");
+    const made = (JSON.parse(proofs.stdout) as { items: { metadata: { name: string } }[] }).items
+      .map((i) => i.metadata.name)
+      .filter((n) => proofOf(n) !== "");
+    expect(made.length).toBeGreaterThan(0);
+    const proof = proofOf(made[0]!);
+    // Replayed on a request with a key of the replayer's: the digest it was made for is another's.
+    requestAsToken("replayed", `/O=system:nodes/CN=system:node:${instances.a!.dns}`, () => ({
+      "kubebake.io/join-proof": proof,
+    }));
+    // The digest rewritten to the new request's: STS finds that the signature does not match.
+    requestAsToken("altered", `/O=system:nodes/CN=system:node:${instances.a!.dns}`, (pem) => ({
+      "kubebake.io/join-proof": JSON.stringify({
+        ...(JSON.parse(proof) as Record<string, string>),
+        "x-kubebake-csr-sha256": createHash("sha256").update(pem).digest("hex"),
+      }),
+    }));
+    const pass = await approve("aws");
+    // The journal says what STS said.
+    expect({ status: pass.status, stderr: pass.stderr }).toEqual({
+      status: 0,
+      stderr: expect.stringContaining("HTTP 403 The request signature we calculated does not match"),
+    });
+    expect(conditionOf("replayed")).toBe(
+      `Denied (KubebakeNodeIdentity): system:bootstrap:joinme for node ${instances.a!.dns}: the proof was made for another certificate request`,
+    );
+    expect(conditionOf("altered")).toBe(
+      `Denied (KubebakeNodeIdentity): system:bootstrap:joinme for node ${instances.a!.dns}: STS refused the proof: expired, altered, or not signed by an AWS identity`,
+    );
+    expect(sts.answers).toContain("SignatureDoesNotMatch");
+  });
+});
+
 describe("a CA rotation with the real API server (kubebake pki ca add|use|retire, each followed by what a replaced master does)", () => {
   const rotation = join(work, "ca-rotation");
   const username = (config: string) => {
@@ -1052,55 +1476,6 @@ describe("a CA rotation with the real API server (kubebake pki ca add|use|retire
       },
     ).status;
     return `${issuer}, ${verified === 0 ? "verified" : "not verified"} by ca.crt`;
-  };
-  let managerRunning = () => false;
-  /**
-   * The real controller manager with the baked unit's command line (paths and port moved here, only the
-   * controllers that sign node certificates and publish kube-root-ca.crt, no leader election) while `during` runs.
-   */
-  const withControllerManager = async <T>(during: () => Promise<T>): Promise<T> => {
-    const unit = readFileSync(join(golden, "etc/systemd/system/kube-controller-manager.service"), "utf8");
-    const line = /^ExecStart=(.+)$/m.exec(unit.replace(/\s*\\\n\s*/g, " "))![1]!.trim();
-    const cmKubeconfig = join(rotation, "controller-manager.kubeconfig");
-    kubeconfigFor(cmKubeconfig, `${pki}/controller-manager.crt`, `${pki}/controller-manager.key`);
-    const port = await freePort();
-    const args = line
-      .split(/\s+/)
-      .slice(1)
-      .filter((arg) => !arg.startsWith("$"))
-      .map((arg) =>
-        arg
-          .replace("${CLUSTER_NAME}", "demo")
-          .replace(/^--controllers=.*/, "--controllers=csrsigning,root-ca-cert-publisher")
-          .replace(/^--leader-elect=.*/, "--leader-elect=false")
-          .replace("/etc/kubernetes/controller-manager.kubeconfig", cmKubeconfig)
-          .replace("/etc/kubernetes/pki/", `${pki}/`),
-      )
-      .concat(`--secure-port=${port}`);
-    let log = "";
-    const manager = spawn(join(programs(), "kube-controller-manager"), args, {
-      stdio: ["ignore", "ignore", "pipe"],
-    });
-    manager.stderr!.on("data", (chunk: Buffer) => (log = (log + chunk.toString()).slice(-8000)));
-    const exited = new Promise((resolve) => manager.once("exit", resolve));
-    managerRunning = () => manager.exitCode === null;
-    try {
-      return await during();
-    } catch (error) {
-      throw new Error(`${(error as Error).message}\nkube-controller-manager:\n${log.slice(-3000)}`);
-    } finally {
-      if (manager.exitCode === null) manager.kill("SIGTERM");
-      await exited;
-    }
-  };
-  /** Waits up to a minute for a value other than "", while the controller manager runs. */
-  const eventually = async (what: string, read: () => string) => {
-    for (let i = 0; i < 60 && managerRunning(); i++) {
-      const value = read();
-      if (value !== "") return value;
-      await new Promise((resolve) => setTimeout(resolve, 1000));
-    }
-    throw new Error(`no ${what} (the controller manager ${managerRunning() ? "ran a minute" : "exited"})`);
   };
   /** A kubelet's client certificate as the controller manager signs it once its request is approved. */
   const kubeletClientCertificate = async () => {

@@ -109,16 +109,15 @@ describe.each([
       });
     expect(bindings.sort()).toEqual(
       [
-        // bootstrap tokens may create CSRs, and their node client CSRs are approved automatically
+        // bootstrap tokens may create CSRs; the masters' approver, not the controller manager, approves them
         "Group system:bootstrappers:kubebake -> system:node-bootstrapper",
-        "Group system:bootstrappers:kubebake -> system:certificates.k8s.io:certificatesigningrequests:nodeclient",
         // nodes renew their own client certificates, and kube-proxy runs with the node's identity
         "Group system:nodes -> system:certificates.k8s.io:certificatesigningrequests:selfnodeclient",
         "Group system:nodes -> system:node-proxier",
         // the API server's kubelet client reaches kubelets (logs, exec)
         "User kube-apiserver-kubelet-client -> system:kubelet-api-admin",
-        // the masters' approver of kubelet serving certificates, and the collector of gone Nodes
-        "User kubebake:kubelet-serving-approver -> kubebake:kubelet-serving-approver",
+        // the masters' approver of kubelet certificates (joins and serving), and the collector of gone Nodes
+        "User kubebake:kubelet-cert-approver -> kubebake:kubelet-cert-approver",
         "User kubebake:node-gc -> kubebake:node-gc",
         "User kubebake:node-gc -> kubebake:node-gc in kube-node-lease",
         // the masters' add-on applier, and the join token's minter
@@ -138,10 +137,10 @@ describe.each([
         ),
       );
     expect(rights).toEqual([
-      "kubebake:kubelet-serving-approver: get,list,watch certificates.k8s.io/certificatesigningrequests",
-      "kubebake:kubelet-serving-approver: update certificates.k8s.io/certificatesigningrequests/approval",
-      "kubebake:kubelet-serving-approver: approve certificates.k8s.io/signers kubernetes.io/kubelet-serving",
-      "kubebake:kubelet-serving-approver: get core/nodes",
+      "kubebake:kubelet-cert-approver: get,list,watch certificates.k8s.io/certificatesigningrequests",
+      "kubebake:kubelet-cert-approver: update certificates.k8s.io/certificatesigningrequests/approval",
+      "kubebake:kubelet-cert-approver: approve certificates.k8s.io/signers kubernetes.io/kubelet-serving,kubernetes.io/kube-apiserver-client-kubelet",
+      "kubebake:kubelet-cert-approver: get core/nodes",
       "kubebake:node-gc: get,list,delete core/nodes",
       "kubebake:node-gc: list coordination.k8s.io/leases",
       "kubebake:addons: get,create,patch core/namespaces kube-flannel",

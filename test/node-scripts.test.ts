@@ -95,12 +95,7 @@ const LEAVES: [string, string, string, string][] = [
   ["scheduler", "ca", "CN = system:kube-scheduler", "TLS Web Client Authentication"],
   ["addons", "ca", "CN = kubebake:addons", "TLS Web Client Authentication"],
   ["join-token", "ca", "CN = kubebake:join-token", "TLS Web Client Authentication"],
-  [
-    "kubelet-serving-approver",
-    "ca",
-    "CN = kubebake:kubelet-serving-approver",
-    "TLS Web Client Authentication",
-  ],
+  ["kubelet-cert-approver", "ca", "CN = kubebake:kubelet-cert-approver", "TLS Web Client Authentication"],
   ["node-gc", "ca", "CN = kubebake:node-gc", "TLS Web Client Authentication"],
   ["etcd-member", "etcd-ca", "CN = master-1", "TLS Web Server Authentication, TLS Web Client Authentication"],
 ];
@@ -670,12 +665,31 @@ describe("wait-for-masters", () => {
     await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
     const port = String((server.address() as AddressInfo).port);
     writeFileSync(join(box.dir, "hosts"), "127.0.0.1 localhost\n127.0.0.1 masters.demo.k8s\n");
+    // A node that joined before: join-node, which follows the wait, finds its client certificate valid.
+    const kubeletPki = join(box.dir, "kubelet-pki");
+    mkdirSync(kubeletPki);
+    signCertificate(box.dir, "kubelet-client", {
+      subject: "/O=system:nodes/CN=system:node:n1",
+      ca: join(pki, "ca"),
+    });
+    writeFileSync(
+      join(kubeletPki, "kubelet-client-current.pem"),
+      readFileSync(join(box.dir, "kubelet-client.crt"), "utf8") +
+        readFileSync(join(box.dir, "kubelet-client.key"), "utf8"),
+    );
+    writeFileSync(box.paths.nodeEnv, "NODE_NAME=n1\nKUBEBAKE_API_URL=https://masters.demo.k8s:6443\n");
     const inNamespace = (extra: Record<string, string>) =>
       new Promise<{ code: number | null; stdout: string }>((resolve) => {
         const userns = process.getuid?.() === 0 ? [] : ["-r"];
         const script = `mount --bind ${join(box.dir, "hosts")} /etc/hosts && exec bash ${join(nodeDir, "wait-for-masters")}`;
         const child = spawn("unshare", [...userns, "-m", "sh", "-c", script], {
-          env: { ...box.env, KUBEBAKE_API_PORT: port, WAIT_FOR_MASTERS_INTERVAL: "1", ...extra },
+          env: {
+            ...box.env,
+            KUBEBAKE_API_PORT: port,
+            WAIT_FOR_MASTERS_INTERVAL: "1",
+            KUBELET_CERT_DIR: kubeletPki,
+            ...extra,
+          },
         });
         let stdout = "";
         child.stdout.on("data", (d) => (stdout += d));
@@ -685,6 +699,9 @@ describe("wait-for-masters", () => {
       const ready = await inNamespace({ WAIT_FOR_MASTERS_SECONDS: "20" });
       expect(ready.stdout).toContain(
         `attempt 1: https://masters.demo.k8s:${port}/readyz is ready (masters: 127.0.0.1)`,
+      );
+      expect(ready.stdout).toContain(
+        "kubebake join-node: the kubelet's client certificate is valid: already joined",
       );
       expect(ready.code).toBe(0);
       // With another CA the answer is not trusted, so the wait goes on until its bound.

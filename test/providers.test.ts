@@ -7,6 +7,7 @@ import { join } from "node:path";
 import { Sha256 } from "@aws-crypto/sha256-js";
 import { HttpRequest } from "@smithy/protocol-http";
 import { SignatureV4 } from "@smithy/signature-v4";
+import { startFakeSts } from "./aws/sts";
 import { repoRoot, tempDir } from "./helpers";
 
 // Each cloud provider's node-side script, run against a local fake of its metadata and secret services.
@@ -537,7 +538,7 @@ describe("aws: no secret on any command line", () => {
     Token: "FwoGZXIvYXdzEFakeSessionToken//+=",
   };
 
-  test("the SSM fetch, S3 put and get and CompleteLifecycleAction pass the IMDS token, the keys, the session token and the signatures by file descriptor only", async () => {
+  test("the SSM fetch, S3 put and get, CompleteLifecycleAction and a join proof made and checked pass the IMDS token, the keys, the session token and the signatures by file descriptor only", async () => {
     const dir = join(work, "argv");
     const shims = argvShims(dir);
     const imds = await fake((req) => {
@@ -576,12 +577,36 @@ describe("aws: no secret on any command line", () => {
       signed("autoscaling")(req, body);
       return { body: "<CompleteLifecycleActionResponse/>" };
     });
+    // A join proof made here, and checked as a master checks it: STS (a strict model) and EC2.
+    const instance = "i-0123456789abcdef0";
+    const role = "arn:aws:sts::123456789012:assumed-role/kubebake-demo-eu-west-1-masters";
+    const sts = await startFakeSts(
+      [
+        {
+          accessKeyId: creds.AccessKeyId,
+          secretAccessKey: creds.SecretAccessKey,
+          sessionToken: creds.Token,
+          arn: `${role}/${instance}`,
+        },
+      ],
+      keys.AWS_REGION,
+    );
+    const ec2 = await fake((req, body) => {
+      signed("ec2")(req, body);
+      return {
+        body: `<DescribeInstancesResponse><instanceId>${instance}</instanceId></DescribeInstancesResponse>`,
+      };
+    });
     const env = {
       ...shims.env,
       AWS_EC2_METADATA_SERVICE_ENDPOINT: imds.base,
       AWS_ENDPOINT_URL_SSM: ssm.base,
       AWS_ENDPOINT_URL_S3: s3.base,
       AWS_ENDPOINT_URL_AUTO_SCALING: autoscaling.base,
+      AWS_ENDPOINT_URL_STS: sts.endpoint,
+      AWS_ENDPOINT_URL_EC2: ec2.base,
+      CLUSTER_NAME: "demo",
+      JOIN_IDENTITIES: role,
       SECRET_SOURCE: "ssm:/kubebake/demo",
       SNAPSHOT_STORE: "s3://kb-bucket/demo/etcd",
       GROUP_NAME: "kubebake-demo-masters",
@@ -595,6 +620,7 @@ describe("aws: no secret on any command line", () => {
         `. ${join(nodeDir, "s3.sh")}; store_put ${file} 20261201T010000Z-r7.db`,
         `. ${join(nodeDir, "s3.sh")}; store_get 20261201T010000Z-r7.db ${join(dir, "restored.db")}`,
         "provider_instance_ready",
+        `proof=$(provider_join_proof ${"ab".repeat(32)}); provider_verify_join ip-10-0-1-7.eu-west-1.compute.internal ${"ab".repeat(32)} "$proof" >${join(dir, "verdict")}`,
       ];
       for (const call of calls) {
         const result = await provider("aws", call, env);
@@ -606,8 +632,12 @@ describe("aws: no secret on any command line", () => {
       }
       expect(readFileSync(join(dir, "ca.key"), "utf8")).toBe("PEM\n");
       expect(readFileSync(join(dir, "restored.db"), "utf8")).toBe("etcd snapshot bytes\n");
+      expect(readFileSync(join(dir, "verdict"), "utf8")).toBe(
+        `approve ${instance} of this cluster, whose private DNS name is ip-10-0-1-7.eu-west-1.compute.internal, signed the request\n`,
+      );
+      expect(sts.answers).toEqual([`ok ${role}/${instance}`]);
       const results = await Promise.all(checks);
-      expect(results.length).toBe(4);
+      expect(results.length).toBe(5);
       expect(results.every(Boolean)).toBe(true);
 
       const lines = shims.lines();
@@ -619,7 +649,7 @@ describe("aws: no secret on any command line", () => {
         creds.Token,
         imdsToken,
         ...[...dates].flatMap((date) =>
-          ["ssm", "s3", "autoscaling"].flatMap((service) =>
+          ["ssm", "s3", "autoscaling", "sts", "ec2"].flatMap((service) =>
             derivedKeys(creds.SecretAccessKey, date, keys.AWS_REGION, service),
           ),
         ),
@@ -628,13 +658,15 @@ describe("aws: no secret on any command line", () => {
         secrets.some((s) => line.includes(s) || line.toLowerCase().includes(s.toLowerCase())),
       );
       expect(leaks).toEqual([]);
-      // Nor the signatures: each one authorizes its request for minutes.
-      expect(lines.filter((l) => /authorization|signature=|x-amz-security-token/i.test(l))).toEqual([]);
+      // Nor the signatures (as headers or values): each one authorizes its request for minutes.
+      expect(lines.filter((l) => /authorization:|signature=|x-amz-security-token:/i.test(l))).toEqual([]);
     } finally {
       await imds.close();
       await ssm.close();
       await s3.close();
       await autoscaling.close();
+      await sts.stop();
+      await ec2.close();
     }
   });
 });

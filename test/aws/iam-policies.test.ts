@@ -205,6 +205,8 @@ const snapshotsAndGate: Request[] = [
   complete(resourceName("demo", "masters")),
 ];
 
+const describeInstances: Request = { action: "ec2:DescribeInstances", resource: "*" };
+
 /** Beside what masters need: other keys, buckets, owners, actions and groups. */
 const besideSnapshotsAndGate: Request[] = [
   s3("s3:PutObject", snapshot("demo/other/x.db")),
@@ -258,7 +260,7 @@ const besideSnapshotsAndGate: Request[] = [
 ];
 
 describe("node permission policies (simulated)", () => {
-  test("masters read the secrets they fetch (not the operator's admin credential), publish the join token, keep etcd snapshots under their prefix, complete their group's launch hook, and nothing else", async () => {
+  test("masters read the secrets they fetch (not the operator's admin credential), publish the join token, keep etcd snapshots under their prefix, complete their group's launch hook, describe instances, and nothing else", async () => {
     const unread = PKI_FILE_NAMES.filter((name) => !ROLE_SECRET_NAMES.masters.includes(name));
     expect(unread).toEqual(["admin.crt", "admin.key", "admin.kubeconfig"]);
     await expectDecisions(
@@ -269,8 +271,19 @@ describe("node permission policies (simulated)", () => {
         decrypt(),
         ...publishJoinToken,
         ...snapshotsAndGate,
+        // A joining node's instance (approve-kubelet-certs).
+        describeInstances,
       ],
       [
+        // Reading instances only: nothing that changes one.
+        {
+          action: "ec2:TerminateInstances",
+          resource: `arn:aws:ec2:${REGION}:${ACCOUNT}:instance/i-0123456789abcdef0`,
+        },
+        {
+          action: "ec2:ModifyInstanceAttribute",
+          resource: `arn:aws:ec2:${REGION}:${ACCOUNT}:instance/i-0123456789abcdef0`,
+        },
         ...[...neverAllowed, ...beyondDecrypt].filter(
           (r) => !publishJoinToken.some((p) => isDeepStrictEqual(p, r)),
         ),
@@ -309,8 +322,9 @@ describe("node permission policies (simulated)", () => {
         ...beyondDecrypt,
         get(parameter("cluster-id")),
         ...neverAllowed,
-        // Snapshots, the rollout gate and the join token are the masters' alone.
+        // Snapshots, the rollout gate, the join token and the joins' check are the masters' alone.
         ...snapshotsAndGate,
+        describeInstances,
         ...publishJoinToken,
         ...besideSnapshotsAndGate,
       ],
@@ -408,6 +422,7 @@ describe("policy documents", () => {
       "WriteEtcdSnapshots",
       "ListEtcdSnapshots",
       "ConsumeRestoreRequest",
+      "DescribeJoiningInstances",
       "CompleteOwnLaunch",
     ]);
     expect(nodePolicy(inputs, "minions", KEY_ARN).Statement.map((s) => (s as { Sid?: string }).Sid)).toEqual([

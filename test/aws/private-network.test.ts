@@ -112,7 +112,7 @@ async function networkState(clients: AwsClients, cluster = "demo") {
 
 const PRIVATE = {
   internetGateways: 0,
-  vpcEndpoints: 3,
+  vpcEndpoints: 5,
   defaultRoutes: 0,
   subnetsMappingPublicIps: 0,
   instancesWithPublicIps: 0,
@@ -130,6 +130,13 @@ const PUBLIC = {
 const endpointsOf = async (clients: AwsClients, cluster = "demo") =>
   (await liveEndpoints(clients, byTag(cluster))).sort((a, b) => a.ServiceName!.localeCompare(b.ServiceName!));
 
+/** A cluster's endpoints by the last part of their service name (ssm, autoscaling, sts, ec2, s3). */
+const byService = (endpoints: VpcEndpoint[]) =>
+  Object.fromEntries(endpoints.map((e) => [e.ServiceName!.split(".").pop()!, e])) as Record<
+    "ssm" | "autoscaling" | "sts" | "ec2" | "s3",
+    VpcEndpoint
+  >;
+
 async function endpointsGroup(clients: AwsClients, cluster = "demo") {
   const groups = await clients.ec2.send(
     new DescribeSecurityGroupsCommand({
@@ -139,7 +146,7 @@ async function endpointsGroup(clients: AwsClients, cluster = "demo") {
   return groups.SecurityGroups?.[0];
 }
 
-test("a new cluster is private by default: endpoints for ssm, autoscaling and s3, no gateway, no public IP", async () => {
+test("a new cluster is private by default: endpoints for ssm, autoscaling, sts, ec2 and s3, no gateway, no public IP", async () => {
   const { clients, path } = await freshSpec();
   const plan = await withInfo(clients, path);
   expect(plan.info).toContainEqual(
@@ -153,6 +160,8 @@ test("a new cluster is private by default: endpoints for ssm, autoscaling and s3
       "update security-group kubebake-demo-endpoints: allow HTTPS to the VPC endpoints from 10.0.0.0/16",
       "create vpc-endpoint kubebake-demo-endpoint-ssm: Interface com.amazonaws.eu-west-1.ssm, private DNS, 2 subnet(s)",
       "create vpc-endpoint kubebake-demo-endpoint-autoscaling: Interface com.amazonaws.eu-west-1.autoscaling, private DNS, 2 subnet(s)",
+      "create vpc-endpoint kubebake-demo-endpoint-sts: Interface com.amazonaws.eu-west-1.sts, private DNS, 2 subnet(s)",
+      "create vpc-endpoint kubebake-demo-endpoint-ec2: Interface com.amazonaws.eu-west-1.ec2, private DNS, 2 subnet(s)",
       "create vpc-endpoint kubebake-demo-endpoint-s3: Gateway com.amazonaws.eu-west-1.s3, on kubebake-demo-routes",
     ]),
   );
@@ -172,10 +181,12 @@ test("a new cluster is private by default: endpoints for ssm, autoscaling and s3
   const table = (await clients.ec2.send(new DescribeRouteTablesCommand({ Filters: byTag("demo") })))
     .RouteTables![0]!;
   const inputs = inputsFor(loadClusterSpec(path).spec);
-  const [autoscaling, s3, ssm] = (await endpointsOf(clients)) as [VpcEndpoint, VpcEndpoint, VpcEndpoint];
+  const { autoscaling, s3, ssm, sts, ec2 } = byService(await endpointsOf(clients));
   for (const [endpoint, service] of [
     [ssm, "ssm"],
     [autoscaling, "autoscaling"],
+    [sts, "sts"],
+    [ec2, "ec2"],
   ] as const) {
     expect(endpoint).toMatchObject({
       ServiceName: `com.amazonaws.${REGION}.${service}`,
@@ -211,14 +222,14 @@ test("a new cluster is private by default: endpoints for ssm, autoscaling and s3
   ]);
   // The gateway endpoint is a route of the cluster's table (to S3's prefix list): the only way out.
   expect(table.Routes!.filter((r) => r.GatewayId === s3.VpcEndpointId)).toHaveLength(1);
-  for (const endpoint of [ssm, autoscaling, s3])
+  for (const endpoint of [ssm, autoscaling, sts, ec2, s3])
     expect(endpoint.Tags).toContainEqual({ Key: OWNER_TAG, Value: clusterId });
 }, 120_000);
 
 test("an endpoint changed or deleted out of band is put back; the plan lists each repair", async () => {
   const { clients, path } = await freshSpec();
   await apply(clients, path);
-  const [autoscaling, s3, ssm] = (await endpointsOf(clients)) as [VpcEndpoint, VpcEndpoint, VpcEndpoint];
+  const { autoscaling, s3, ssm } = byService(await endpointsOf(clients));
   const group = (await endpointsGroup(clients))!;
   await clients.ec2.send(
     new ModifyVpcEndpointCommand({
@@ -273,6 +284,8 @@ test("public → private → public converges: the new way out first, nodes repl
     "update security-group kubebake-demo-endpoints: allow HTTPS to the VPC endpoints from 10.0.0.0/16",
     expect.stringMatching(/^create vpc-endpoint kubebake-demo-endpoint-ssm: /),
     expect.stringMatching(/^create vpc-endpoint kubebake-demo-endpoint-autoscaling: /),
+    expect.stringMatching(/^create vpc-endpoint kubebake-demo-endpoint-sts: /),
+    expect.stringMatching(/^create vpc-endpoint kubebake-demo-endpoint-ec2: /),
     expect.stringMatching(/^create vpc-endpoint kubebake-demo-endpoint-s3: /),
     expect.stringMatching(/^replace instances kubebake-demo-masters: 1 outdated instance/),
     expect.stringMatching(/^replace instances kubebake-demo-minions: 2 outdated instance/),
@@ -303,8 +316,10 @@ test("public → private → public converges: the new way out first, nodes repl
     expect.stringMatching(/^replace instances kubebake-demo-masters: 1 outdated instance/),
     expect.stringMatching(/^replace instances kubebake-demo-minions: 2 outdated instance/),
     "delete vpc-endpoint kubebake-demo-endpoint-autoscaling: com.amazonaws.eu-west-1.autoscaling",
+    "delete vpc-endpoint kubebake-demo-endpoint-ec2: com.amazonaws.eu-west-1.ec2",
     "delete vpc-endpoint kubebake-demo-endpoint-s3: com.amazonaws.eu-west-1.s3",
     "delete vpc-endpoint kubebake-demo-endpoint-ssm: com.amazonaws.eu-west-1.ssm",
+    "delete vpc-endpoint kubebake-demo-endpoint-sts: com.amazonaws.eu-west-1.sts",
     "delete security-group kubebake-demo-endpoints",
   ]);
   const back = await apply(clients, publicSpec);
@@ -356,8 +371,8 @@ describe.each([
             ],
       ),
     );
-    // To private: the endpoints' group and three endpoints; to public: the internet gateway.
-    if (when === "after") expect(steps).toHaveLength(to === "private" ? 4 : 1);
+    // To private: the endpoints' group and five endpoints; to public: the internet gateway.
+    if (when === "after") expect(steps).toHaveLength(to === "private" ? 6 : 1);
     for (const failAt of steps) {
       await moto.reset();
       const setup = clientsFor(moto.endpoint);
@@ -433,13 +448,15 @@ test("isolation: a cluster's endpoints are its own; destroying it leaves another
   await apply(clients, writeSpec(dir, specWith(ami), "demo.yaml"));
   await apply(clients, writeSpec(dir, specWith(ami, {}, "other"), "other.yaml"));
   const others = await endpointsOf(clients, "other");
-  expect(others).toHaveLength(3);
+  expect(others).toHaveLength(5);
   const planned = await destroy(clients, "demo", true);
   expect(details(planned.changes).filter((line) => /vpc-endpoint/.test(line))).toEqual(
     [
       "delete vpc-endpoint kubebake-demo-endpoint-autoscaling: com.amazonaws.eu-west-1.autoscaling",
+      "delete vpc-endpoint kubebake-demo-endpoint-ec2: com.amazonaws.eu-west-1.ec2",
       "delete vpc-endpoint kubebake-demo-endpoint-s3: com.amazonaws.eu-west-1.s3",
       "delete vpc-endpoint kubebake-demo-endpoint-ssm: com.amazonaws.eu-west-1.ssm",
+      "delete vpc-endpoint kubebake-demo-endpoint-sts: com.amazonaws.eu-west-1.sts",
     ].sort(),
   );
   await destroy(clients, "demo");

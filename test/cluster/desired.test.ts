@@ -50,7 +50,7 @@ const spec = clusterSpecSchema.parse(clusterYaml());
 const inputs = inputsFor(spec);
 
 describe("desired AWS state", () => {
-  test("user data writes only the role file: cluster, provider and where secrets are; masters also where snapshots go and which hook to complete", () => {
+  test("user data writes only the role file: cluster, provider and where secrets are; masters also where snapshots go, which hook to complete and who may join", () => {
     const bucket = snapshotBucketName("123456789012", "eu-west-1", "demo");
     for (const role of ["masters", "minions"] as const) {
       const text = userData(inputs, role, KEY_ARN);
@@ -68,7 +68,8 @@ describe("desired AWS state", () => {
                   `SNAPSHOT_STORE=s3://${bucket}/demo/etcd\n` +
                   "GROUP_NAME=kubebake-demo-masters\n" +
                   "LAUNCH_HOOK=kubebake-etcd-voter\n" +
-                  `SECRET_KMS_KEY=${KEY_ARN}\n`
+                  `SECRET_KMS_KEY=${KEY_ARN}\n` +
+                  `JOIN_IDENTITIES="arn:aws:sts::123456789012:assumed-role/kubebake-demo-eu-west-1-masters arn:aws:sts::123456789012:assumed-role/kubebake-demo-eu-west-1-minions"\n`
                 : ""),
           },
         ],
@@ -449,19 +450,24 @@ describe("a private network in the desired state", () => {
 
   test("its endpoints serve exactly the AWS APIs the node scripts call", () => {
     // Every signed call of the node scripts names its service: aws_json_call ssm, aws_query_call
-    // autoscaling, aws_request s3 (s3.sh).
+    // autoscaling and ec2, aws_request s3 (s3.sh), aws_authorization sts (a join proof, which the masters
+    // send to STS).
     const scripts = ["providers/aws.sh", "s3.sh"].map((file) =>
       readFileSync(join(repoRoot, "src", "node", file), "utf8"),
     );
     const called = new Set(
       scripts.flatMap((text) =>
-        [...text.matchAll(/aws_(?:json_call|query_call|request) ([a-z0-9-]+)/g)].map((m) => m[1]),
+        [...text.matchAll(/aws_(?:json_call|query_call|request|authorization) ([a-z0-9-]+)/g)].map(
+          (m) => m[1],
+        ),
       ),
     );
     expect([...called].sort()).toEqual(NODE_ENDPOINTS.map((e) => e.service).sort());
     expect(NODE_ENDPOINTS.map((e) => `${e.service} ${e.type} ${e.logical}`)).toEqual([
       "ssm Interface endpoint-ssm",
       "autoscaling Interface endpoint-autoscaling",
+      "sts Interface endpoint-sts",
+      "ec2 Interface endpoint-ec2",
       "s3 Gateway endpoint-s3",
     ]);
     expect(endpointServiceNames("cn-north-1", "ssm")).toEqual([
@@ -471,7 +477,8 @@ describe("a private network in the desired state", () => {
   });
 
   test("endpoint policies: this account's principals only; through S3 only the cluster's bucket, in this account", () => {
-    const [ssm, , s3] = NODE_ENDPOINTS as [(typeof NODE_ENDPOINTS)[0], unknown, (typeof NODE_ENDPOINTS)[0]];
+    const ssm = NODE_ENDPOINTS.find((e) => e.service === "ssm")!;
+    const s3 = NODE_ENDPOINTS.find((e) => e.service === "s3")!;
     expect(endpointPolicy(inputs, ssm).Statement).toEqual([
       {
         Sid: "OwnAccountOnly",

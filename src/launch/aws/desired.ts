@@ -266,6 +266,14 @@ function masterStatements(inputs: Inputs) {
       Condition: { StringEquals: inOwnAccount },
     },
     {
+      // Check a joining node's instance: its private DNS name and cluster (approve-kubelet-certs). The
+      // proof itself is checked by STS, which needs no permission.
+      Sid: "DescribeJoiningInstances",
+      Effect: "Allow",
+      Action: ["ec2:DescribeInstances"],
+      Resource: "*", // DescribeInstances supports no resource-level permissions
+    },
+    {
       // Complete its launch hook once it votes (launch-ready), and report itself unhealthy when its API
       // server stays down while the others hold quorum (api-health): its own group only.
       Sid: "CompleteOwnLaunch",
@@ -409,7 +417,11 @@ export function discoveryPolicy(inputs: Inputs, zoneId: string) {
  * Masters also learn where their etcd snapshots go, and which group and launch hook to complete once
  * they vote.
  */
-export function userData(inputs: Pick<Inputs, "spec" | "account">, role: Role, keyArn: string): string {
+export function userData(
+  inputs: Pick<Inputs, "spec" | "account" | "partition">,
+  role: Role,
+  keyArn: string,
+): string {
   const { spec } = inputs;
   const roleFile = [
     `CLUSTER_NAME=${spec.name}`,
@@ -424,6 +436,8 @@ export function userData(inputs: Pick<Inputs, "spec" | "account">, role: Role, k
           `LAUNCH_HOOK=${LAUNCH_HOOK_NAME}`,
           // The key the join token is published under (src/node/join-token).
           `SECRET_KMS_KEY=${keyArn}`,
+          // Who may join (approve-kubelet-certs): STS's name for an instance session of a node role.
+          `JOIN_IDENTITIES="${joinIdentities(inputs).join(" ")}"`,
         ]
       : []),
   ];
@@ -441,6 +455,16 @@ export function userData(inputs: Pick<Inputs, "spec" | "account">, role: Role, k
     })
   );
 }
+
+/**
+ * The signers a join proof may name, but for the session name (the instance id): the node roles' sessions
+ * in this account, `arn:<partition>:sts::<account>:assumed-role/<role name>` (STS names no role path).
+ */
+export const joinIdentities = (inputs: Pick<Inputs, "spec" | "account" | "partition">) =>
+  (["masters", "minions"] as const).map(
+    (role) =>
+      `arn:${inputs.partition}:sts::${inputs.account}:assumed-role/${nodeRoleName(inputs.spec, role)}`,
+  );
 
 /** The root volume of a node: encrypted with the cluster key, whatever the AMI's snapshot says. */
 export interface RootVolume {
@@ -619,7 +643,7 @@ export function internetChoice(spec: ClusterSpec, hasInternetGateway: boolean): 
 /** A VPC endpoint of a private network. */
 export interface NodeEndpoint {
   /** The last part of its service name, `com.amazonaws.<region>.<service>`. */
-  service: "ssm" | "autoscaling" | "s3";
+  service: "ssm" | "autoscaling" | "sts" | "ec2" | "s3";
   type: "Interface" | "Gateway";
   /** Its kubebake:name. */
   logical: string;
@@ -629,8 +653,9 @@ export interface NodeEndpoint {
  * Every AWS API the node scripts call (src/node/providers/aws.sh, src/node/s3.sh), each reached in a
  * private network through a VPC endpoint. Nothing else leaves a node for AWS: the instance metadata
  * service (credentials, name, address) and the VPC's DNS resolver are link-local; SSM calls KMS on the
- * node's behalf (kms:ViaService), the node never does; no node calls STS or EC2; the discovery function
+ * node's behalf (kms:ViaService), the node never does; the discovery function
  * runs outside the VPC; and every image is preloaded, so no registry is pulled from.
+ * Masters also check joining nodes (STS, EC2).
  */
 export const NODE_ENDPOINTS: readonly NodeEndpoint[] = [
   // node-config reads the role's secrets (GetParameter, decrypted by SSM); join-token on the masters
@@ -639,6 +664,10 @@ export const NODE_ENDPOINTS: readonly NodeEndpoint[] = [
   // launch-ready completes the masters' launch hook (CompleteLifecycleAction); api-health asks for a
   // broken master's replacement (SetInstanceHealth).
   { service: "autoscaling", type: "Interface", logical: "endpoint-autoscaling" },
+  // approve-kubelet-certs on the masters sends a joining node's proof to STS (GetCallerIdentity) and reads
+  // that instance from EC2 (DescribeInstances).
+  { service: "sts", type: "Interface", logical: "endpoint-sts" },
+  { service: "ec2", type: "Interface", logical: "endpoint-ec2" },
   // etcd-member puts, lists, gets and deletes etcd snapshots in the cluster's bucket (s3.sh). A gateway
   // endpoint: free, and a route for the regional S3 addresses the scripts already use, so no DNS change.
   { service: "s3", type: "Gateway", logical: "endpoint-s3" },

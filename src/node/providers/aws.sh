@@ -260,3 +260,118 @@ provider_instance_unhealthy() {
     exit 1
   log "told the group that $instance is unhealthy: it will be replaced"
 }
+
+# The STS GetCallerIdentity request of a join proof: STS answers it with the ARN of whoever signed it.
+STS_IDENTITY_BODY='Action=GetCallerIdentity&Version=2011-06-15'
+STS_CONTENT_TYPE='application/x-www-form-urlencoded; charset=utf-8'
+sts_endpoint() { printf '%s' "${AWS_ENDPOINT_URL_STS:-https://$(aws_host sts)}"; }
+
+# provider_join_proof CSR_SHA256: proof that this instance asks for the certificate request whose PEM has
+# that digest, as JSON for the request's annotation: the headers of an STS GetCallerIdentity request signed
+# with the instance role's credentials, the digest among the signed headers. The masters send it to STS,
+# which checks the signature and names the signer: the instance role's session, named after the instance.
+# It is never sent from here, so whoever reads it can only send it to STS as it is, for this request and
+# within STS's 15 minutes; it holds the session token but no key.
+provider_join_proof() {
+  local digest=$1 base host headers authorization
+  aws_credentials
+  base=$(sts_endpoint)
+  host=${base#*://}
+  host=${host%%/*}
+  aws_amz_date=$(date -u +%Y%m%dT%H%M%SZ)
+  headers=$(
+    {
+      printf 'content-type:%s\n' "$STS_CONTENT_TYPE"
+      printf 'host:%s\n' "$host"
+      printf 'x-amz-date:%s\n' "$aws_amz_date"
+      [ -z "$aws_token" ] || printf 'x-amz-security-token:%s\n' "$aws_token"
+      printf 'x-kubebake-csr-sha256:%s\n' "$digest"
+    } | LC_ALL=C sort
+  )$'\n'
+  authorization=$(aws_authorization sts POST / "" "$headers" "$(printf '%s' "$STS_IDENTITY_BODY" | sha256_hex)") ||
+    return 1
+  # From memory to jq's stdin: the session token is in no argument.
+  printf '%s\n%s\n' "$authorization" "$aws_token" | jq -Rsc --arg d "$aws_amz_date" --arg h "$digest" '
+    split("\n") as $l | {"authorization": $l[0], "x-amz-date": $d, "x-kubebake-csr-sha256": $h}
+      + (if $l[1] == "" then {} else {"x-amz-security-token": $l[1]} end)'
+}
+
+# sts_identity_attempt HEADERS: one GetCallerIdentity with the node's signed headers ("Name: value" lines),
+# which reach curl through a file descriptor.
+sts_identity_attempt() {
+  http_call "" 15 -X POST -H @<(printf 'Content-Type: %s\n%s\n' "$STS_CONTENT_TYPE" "$1") \
+    --data-binary "$STS_IDENTITY_BODY" "$(sts_endpoint)/"
+}
+
+# ec2_query_attempt BODY: one signed EC2 Query API call (as the master).
+ec2_query_attempt() {
+  aws_query_call ec2 "${AWS_ENDPOINT_URL_EC2:-https://$(aws_host ec2)}" "$1"
+}
+
+# provider_verify_join NODE CSR_SHA256 PROOF: on a master, whether a join request for NODE whose PEM has
+# the digest CSR_SHA256 comes from that instance. Prints "approve REASON", "deny REASON" or "wait REASON".
+# STS checks the proof's signature; the signer must be the instance role session of one of JOIN_IDENTITIES
+# (the role file: the cluster's node roles, in this account), and EC2 must know that instance as a pending
+# or running member of this cluster whose private DNS name is NODE.
+provider_verify_join() {
+  local node=$1 digest=$2 proof=$3 headers signed arn identity instance body ok=""
+  if [ -z "$proof" ]; then
+    echo "deny the request carries no proof of its instance (annotation kubebake.io/join-proof)"
+    return
+  fi
+  [ -n "${JOIN_IDENTITIES:-}" ] || die "JOIN_IDENTITIES is not set in the role file: no node could join"
+  # Only the four headers a proof has, each one printable line: nothing else reaches STS's request.
+  headers=$(jq -r '
+    if type == "object" and (keys - ["authorization", "x-amz-date", "x-amz-security-token", "x-kubebake-csr-sha256"]) == []
+      and ([.[] | type == "string" and test("^[ -~]+$")] | all)
+    then to_entries[] | "\(.key): \(.value)" else error("not a proof") end' <<<"$proof" 2>/dev/null) || {
+    echo "deny the proof is not the headers of a signed request"
+    return
+  }
+  if [ "$(jq -r '."x-kubebake-csr-sha256" // ""' <<<"$proof")" != "$digest" ]; then
+    echo "deny the proof was made for another certificate request"
+    return
+  fi
+  signed=$(jq -r '.authorization // ""' <<<"$proof")
+  if ! [[ $signed =~ SignedHeaders=([a-z0-9;-]+) ]] || [[ ";${BASH_REMATCH[1]};" != *";x-kubebake-csr-sha256;"* ]]; then
+    echo "deny the proof's signature does not cover the request's digest"
+    return
+  fi
+  aws_credentials
+  if ! retry "$(api_deadline)" "STS GetCallerIdentity for the join of $node" sts_identity_attempt "$headers"; then
+    # 403: a signature that does not match, an expired one or session, an unknown key. Anything else (no
+    # answer, throttling) may pass: asked again on the next pass.
+    case "$HTTP_STATUS" in
+      403) echo "deny STS refused the proof: expired, altered, or not signed by an AWS identity" ;;
+      *) echo "wait STS did not confirm the proof (HTTP $HTTP_STATUS)" ;;
+    esac
+    return
+  fi
+  [[ $HTTP_BODY =~ \<Arn\>([^<]*)\</Arn\> ]] || {
+    echo "wait STS's answer names no ARN"
+    return
+  }
+  arn=${BASH_REMATCH[1]}
+  for identity in $JOIN_IDENTITIES; do
+    [ "${arn%/*}" != "$identity" ] || ok=yes
+  done
+  instance=${arn##*/}
+  if [ -z "$ok" ] || ! [[ $instance =~ ^i-[0-9a-f]{8,17}$ ]]; then
+    echo "deny signed by $arn, not by an instance of this cluster's node roles"
+    return
+  fi
+  body="Action=DescribeInstances&Filter.1.Name=private-dns-name&Filter.1.Value.1=$(jq -rn --arg s "$node" '$s | @uri')"
+  body="$body&Filter.2.Name=tag%3AKubernetesCluster&Filter.2.Value.1=$CLUSTER_NAME"
+  body="$body&Filter.3.Name=instance-state-name&Filter.3.Value.1=pending&Filter.3.Value.2=running"
+  body="$body&InstanceId.1=$instance&Version=2016-11-15"
+  # A new instance may not be described yet (InvalidInstanceID.NotFound): asked again on the next pass.
+  if ! retry "$(api_deadline)" "EC2 DescribeInstances $instance" ec2_query_attempt "$body"; then
+    echo "wait EC2 did not describe $instance (HTTP $HTTP_STATUS)"
+    return
+  fi
+  if [[ $HTTP_BODY == *"<instanceId>$instance</instanceId>"* ]]; then
+    echo "approve $instance of this cluster, whose private DNS name is $node, signed the request"
+  else
+    echo "deny $instance is not a pending or running instance of cluster $CLUSTER_NAME named $node"
+  fi
+}

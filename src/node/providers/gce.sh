@@ -41,3 +41,8 @@ provider_can_publish_secret() { false; }
 provider_publish_secret() { die "provider $CLOUD_PROVIDER cannot publish secrets"; }
 # No group to tell here yet: an unhealthy master is only logged.
 provider_instance_unhealthy() { log "provider $CLOUD_PROVIDER cannot ask for this machine's replacement: replace it by hand"; }
+
+# Not yet: a GCE instance's identity token (audience-bound, signed by Google) is issue 16's. Until then no
+# node of this provider can join, rather than join unverified.
+provider_join_proof() { :; }
+provider_verify_join() { echo "deny provider gce cannot verify a machine's identity yet"; }

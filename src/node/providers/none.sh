@@ -30,3 +30,8 @@ provider_instance_unhealthy() { log "provider $CLOUD_PROVIDER cannot ask for thi
 
 # The distribution's default NTP servers, whatever the local network offers.
 provider_time_servers() { :; }
+
+# No machine identity on this provider: the join token is the only credential a node shows, so a request of
+# the right form is approved (docs/security.md).
+provider_join_proof() { :; }
+provider_verify_join() { echo "approve provider none has no machine identity: the join token is the credential"; }
