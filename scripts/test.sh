@@ -12,6 +12,8 @@ fi
 command -v go >/dev/null || { echo "test: go is not on PATH; the tests build Kubernetes from its Go modules (Go 1.26)" >&2; exit 5; }
 sh test/upstream/build.sh >/dev/null
 sh test/upstream/build-etcdutl.sh >/dev/null
+# containerd, its shim and ctr at the release spec's version (under a minute, then cached).
+sh test/upstream/build-containerd.sh >/dev/null
 # kube-bench, the CIS benchmark's runner the boot test runs on its nodes (under a minute, then cached).
 sh test/upstream/build-kube-bench.sh >/dev/null
 # The add-on images (pause, flannel, its CNI plugin, CoreDNS, the boot test's probe) from their sources:

@@ -1,3 +1,4 @@
+import { parse as parseToml } from "smol-toml";
 import { spawnSync } from "node:child_process";
 import { cpSync, existsSync, mkdirSync, readFileSync, readdirSync, statSync, writeFileSync } from "node:fs";
 import { dirname, join, relative } from "node:path";
@@ -356,6 +357,45 @@ describe("the baked fixture tree", () => {
     ).toBe("v1.36.3");
     const crictl = spawnSync(join(tree, "usr/local/bin/crictl"), ["--version"], { encoding: "utf8" });
     expect(crictl.stdout.trim()).toBe("crictl version v1.36.0");
+  });
+
+  test("the real containerd (v2.3.4) reads the rendered config: the pinned pause image, systemd cgroups for runc, the CNI folders", () => {
+    const containerd = join(tree, "usr/local/bin/containerd");
+    expect(spawnSync(containerd, ["--version"], { encoding: "utf8" }).stdout).toMatch(
+      /^containerd github\.com\/containerd\/containerd\/v2 v2\.3\.4 /,
+    );
+    // What containerd makes of the file: every setting under the name it reads (one it does not know would
+    // be dropped, and its default dumped instead).
+    const dump = spawnSync(
+      containerd,
+      ["--config", join(tree, "etc/containerd/config.toml"), "config", "dump"],
+      {
+        encoding: "utf8",
+      },
+    );
+    expect({ status: dump.status, stderr: dump.stderr }).toEqual({ status: 0, stderr: "" });
+    const config = parseToml(dump.stdout) as {
+      plugins: Record<string, Record<string, any>>;
+    };
+    const images = config.plugins["io.containerd.cri.v1.images"]!;
+    const runtime = config.plugins["io.containerd.cri.v1.runtime"]!;
+    const pause = /sandbox = "([^"]+)"/.exec(
+      readFileSync(join(tree, "etc/containerd/config.toml"), "utf8"),
+    )![1];
+    expect({
+      sandbox: images.pinned_images.sandbox,
+      runtimeType: runtime.containerd.runtimes.runc.runtime_type,
+      systemdCgroup: runtime.containerd.runtimes.runc.options.SystemdCgroup,
+      cniBinDirs: runtime.cni.bin_dirs,
+      cniConfDir: runtime.cni.conf_dir,
+    }).toEqual({
+      sandbox: expect.stringMatching(/\/pause:3\.10\.2@sha256:[0-9a-f]{64}$/),
+      runtimeType: "io.containerd.runc.v2",
+      systemdCgroup: true,
+      cniBinDirs: ["/opt/cni/bin"],
+      cniConfDir: "/etc/cni/net.d",
+    });
+    expect(images.pinned_images.sandbox).toBe(pause);
   });
 
   test("the node loads br_netfilter, nf_conntrack and overlay, turns on bridged iptables and forwarding, and sets the kernel tunables the kubelet protects", () => {

@@ -45,6 +45,9 @@ describe.each([
   test("crictl: sigs.k8s.io/cri-tools", () => {
     expect(required("cri-tools", "sigs.k8s.io/cri-tools")).toBe(versions.crictl);
   });
+  test("containerd: github.com/containerd/containerd/v2", () => {
+    expect(required("containerd", "github.com/containerd/containerd/v2")).toBe(versions.containerd);
+  });
 });
 
 test("every staging module k8s.io/kubernetes requires is pinned to its v0 twin of the same release", () => {
