@@ -1085,7 +1085,7 @@ describe("a node joins with the real API server: join-node asks, approve-kubelet
   const role = (cluster: string, acct = account) =>
     `arn:aws:sts::${acct}:assumed-role/kubebake-${cluster}-${region}-minions`;
   /** EC2 instances on moto, tagged with their cluster; each signs with a session of its own. */
-  const instances: Record<string, { id: string; dns: string; session: StsSession }> = {};
+  const instances: Record<string, { id: string; dns: string; ip: string; session: StsSession }> = {};
 
   /** A node's folders and settings, as node-config leaves them: the role file, node.env, ca.crt. */
   const nodeBox = (label: string, provider: "none" | "aws", nodeName: string) => {
@@ -1278,7 +1278,12 @@ describe("a node joins with the real API server: join-node asks, approve-kubelet
         arn: `${role(cluster, acct)}/${instance.InstanceId}`,
       };
       sessions.push(session);
-      instances[name] = { id: instance.InstanceId!, dns: instance.PrivateDnsName!, session };
+      instances[name] = {
+        id: instance.InstanceId!,
+        dns: instance.PrivateDnsName!,
+        ip: instance.PrivateIpAddress!,
+        session,
+      };
     }
     sts = await startFakeSts(sessions, region);
     expect(kubectl("apply", "-f", join(golden, "usr/lib/kubebake/addons/bootstrap-rbac.yaml")).status).toBe(
@@ -1411,6 +1416,67 @@ describe("a node joins with the real API server: join-node asks, approve-kubelet
       `Denied (KubebakeNodeIdentity): system:bootstrap:joinme for node ${instances.a!.dns}: STS refused the proof: expired, altered, or not signed by an AWS identity`,
     );
     expect(sts.answers).toContain("SignatureDoesNotMatch");
+  });
+
+  test("aws: a serving certificate names only addresses EC2 gives the instance, whatever its Node object claims", async () => {
+    const a = instances.a!;
+    // The Node as a compromised node could write it (NodeRestriction lets it write its own): one address more.
+    writeFileSync(
+      join(work, "node-a.json"),
+      JSON.stringify({ apiVersion: "v1", kind: "Node", metadata: { name: a.dns } }),
+    );
+    expect(kubectl("create", "-f", join(work, "node-a.json")).stderr).toBe("");
+    const status = kubectl(
+      ...["patch", "node", a.dns, "--subresource=status", "--type=merge", "-p"],
+      JSON.stringify({
+        status: {
+          addresses: [
+            { type: "InternalIP", address: a.ip },
+            { type: "InternalIP", address: "10.9.9.9" },
+            { type: "Hostname", address: a.dns },
+          ],
+        },
+      }),
+    );
+    expect(status.stderr).toBe("");
+    signCertificate(work, "node-a-client", {
+      subject: `/O=system:nodes/CN=system:node:${a.dns}`,
+      ca: `${pki}/ca`,
+    });
+    const nodeKubeconfig = join(work, "node-a.kubeconfig");
+    kubeconfigFor(nodeKubeconfig, join(work, "node-a-client.crt"), join(work, "node-a-client.key"));
+    const serving = (name: string, sans: string) => {
+      certificateRequest(work, name, `/O=system:nodes/CN=system:node:${a.dns}`, sans);
+      writeFileSync(
+        join(work, `${name}.json`),
+        JSON.stringify({
+          apiVersion: "certificates.k8s.io/v1",
+          kind: "CertificateSigningRequest",
+          metadata: { name },
+          spec: {
+            signerName: "kubernetes.io/kubelet-serving",
+            usages: ["digital signature", "server auth"],
+            request: readFileSync(join(work, `${name}.csr`)).toString("base64"),
+          },
+        }),
+      );
+      const created = spawnSync(
+        join(programs(), "kubectl"),
+        [`--kubeconfig=${nodeKubeconfig}`, "create", "-f", join(work, `${name}.json`)],
+        { encoding: "utf8", env: { PATH: process.env.PATH!, HOME: work } },
+      );
+      expect({ status: created.status, stderr: created.stderr }).toEqual({ status: 0, stderr: "" });
+    };
+    serving("serving-own", `DNS:${a.dns},IP:${a.ip}`);
+    serving("serving-claimed", `DNS:${a.dns},IP:10.9.9.9`);
+    const pass = await approve("aws");
+    expect({ status: pass.status, stderr: pass.stderr }).toEqual({ status: 0, stderr: "" });
+    expect(conditionOf("serving-own")).toBe(
+      "Approved (KubebakeNodeAddresses): every name is an address of the requesting node",
+    );
+    expect(conditionOf("serving-claimed")).toBe(
+      `Denied (KubebakeNodeAddresses): IP:10.9.9.9 is not an address aws gives node ${a.dns} (it gives: IP:${a.ip} DNS:${a.dns})`,
+    );
   });
 });
 

@@ -375,3 +375,23 @@ provider_verify_join() {
     echo "deny $instance is not a pending or running instance of cluster $CLUSTER_NAME named $node"
   fi
 }
+
+# provider_node_addresses NODE: on a master, the addresses EC2 gives the cluster's pending or running
+# instance whose private DNS name is NODE, as certificate names ("IP:…", "DNS:…"), one per line; nothing
+# if EC2 knows no such instance. A node writes its Node object's addresses itself: this is the record it
+# cannot write (approve-kubelet-certs checks serving certificates against both).
+provider_node_addresses() {
+  local node=$1 body rest
+  body="Action=DescribeInstances&Filter.1.Name=private-dns-name&Filter.1.Value.1=$(jq -rn --arg s "$node" '$s | @uri')"
+  body="$body&Filter.2.Name=tag%3AKubernetesCluster&Filter.2.Value.1=$CLUSTER_NAME"
+  body="$body&Filter.3.Name=instance-state-name&Filter.3.Value.1=pending&Filter.3.Value.2=running&Version=2016-11-15"
+  aws_credentials
+  retry "$(api_deadline)" "EC2 DescribeInstances $node" ec2_query_attempt "$body" || return 1
+  [[ $HTTP_BODY == *"<instanceId>"* ]] || return 0
+  rest=$HTTP_BODY
+  while [[ $rest =~ \<privateIpAddress\>([0-9.]+)\</privateIpAddress\>(.*) ]]; do
+    echo "IP:${BASH_REMATCH[1]}"
+    rest=${BASH_REMATCH[2]}
+  done | sort -u
+  echo "DNS:$node"
+}
