@@ -250,8 +250,6 @@ const keyNames = () =>
 beforeAll(async () => {
   const files = await generateClusterPki({
     cluster: "demo",
-    clusterDomain: "cluster.local",
-    serviceCIDR: "10.32.0.0/16",
     discoveryDomain: "k8s",
   });
   await writePki(pki, files);

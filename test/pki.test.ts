@@ -30,8 +30,6 @@ const verifyAtIssue = (caFile: string, leafFile: string) =>
 beforeAll(async () => {
   files = await generateClusterPki({
     cluster: "demo",
-    clusterDomain: "cluster.local",
-    serviceCIDR: "10.32.0.0/16",
     discoveryDomain: "k8s",
     now,
   });
@@ -105,8 +103,6 @@ describe("cluster PKI", () => {
       (
         await generateClusterPki({
           cluster: "demo",
-          clusterDomain: "cluster.local",
-          serviceCIDR: "10.32.0.0/16",
           discoveryDomain: "k8s",
           now,
         })
@@ -153,8 +149,6 @@ describe("the PKI with Debian's real etcd", () => {
       liveDir,
       await generateClusterPki({
         cluster: "demo",
-        clusterDomain: "cluster.local",
-        serviceCIDR: "10.32.0.0/16",
         discoveryDomain: "k8s",
       }),
     );

@@ -215,8 +215,6 @@ export async function bootImageAndSecrets(
   });
   const files = await generateClusterPki({
     cluster: "demo",
-    clusterDomain: "cluster.local",
-    serviceCIDR: "10.32.0.0/16",
     discoveryDomain: "k8s",
   });
   return {

@@ -2,7 +2,8 @@
  * How commands that change a cloud talk to the user. Each change is printed once, on stdout: a plan lists
  * the changes and counts them; a run that makes changes prints each as it begins (so a log keeps what was
  * done before a failure) and ends with a count, leaving out changes already shown in the plan the user
- * confirmed. With --json, one document at the end and nothing else on stdout.
+ * confirmed. With --json, one document at the end and nothing else on stdout: the changes, and the notes
+ * the run made besides them (a default it chose, what it left alone).
  *
  * Confirmation: without --yes a change is planned first; an empty plan is done at once; otherwise the plan
  * is shown and, on a terminal, the user is asked. Off a terminal, or with --json, nobody can answer, so the
@@ -18,14 +19,15 @@ export function printPlan(
   changes: Change[],
   json: boolean,
   out: NodeJS.WritableStream = process.stdout,
+  notes: string[] = [],
 ): void {
-  if (json) return void printJson({ changes });
+  if (json) return void printJson({ changes, notes });
   for (const change of changes) out.write(formatChange(change) + "\n");
   out.write(changes.length === 0 ? "no changes\n" : `${changes.length} change(s) planned\n`);
 }
 
-export function printMade(changes: Change[], json: boolean, extra: object = {}): void {
-  if (json) return void printJson({ changes, ...extra });
+export function printMade(changes: Change[], json: boolean, extra: object = {}, notes: string[] = []): void {
+  if (json) return void printJson({ changes, notes, ...extra });
   process.stdout.write(changes.length === 0 ? "no changes\n" : `${changes.length} change(s) made\n`);
 }
 
@@ -84,12 +86,12 @@ export async function changeConfirmed(c: Confirmable): Promise<void> {
   if (c.yes) {
     const rec = makingRecorder(c.json);
     const extra = await c.run(rec);
-    return printMade(rec.changes, c.json, extra ?? {});
+    return printMade(rec.changes, c.json, extra ?? {}, rec.notes);
   }
   const plan = new ChangeRecorder(true, progressFor({ json: c.json }));
   const planned = await c.run(plan);
-  if (plan.changes.length === 0) return printMade([], c.json, planned ?? {});
-  printPlan(plan.changes, c.json);
+  if (plan.changes.length === 0) return printMade([], c.json, planned ?? {}, plan.notes);
+  printPlan(plan.changes, c.json, process.stdout, plan.notes);
   if (c.json || !onTerminal()) {
     throw new KubebakeError(
       `${c.subject}: ${plan.changes.length} change(s) need confirmation: answer on a terminal or pass --yes`,
@@ -103,5 +105,5 @@ export async function changeConfirmed(c: Confirmable): Promise<void> {
   }
   const rec = makingRecorder(c.json, plan.changes);
   const extra = await c.run(rec);
-  printMade(rec.changes, c.json, extra ?? {});
+  printMade(rec.changes, c.json, extra ?? {}, rec.notes);
 }

@@ -66,7 +66,7 @@ async function launch(args: { file: string; json: boolean; yes?: boolean }, mode
   if (mode === "plan") {
     const rec = new ChangeRecorder(true, progressFor({ json: args.json }));
     await run(rec);
-    return printPlan(rec.changes, args.json);
+    return printPlan(rec.changes, args.json, process.stdout, rec.notes);
   }
   await changeConfirmed({
     json: args.json,
@@ -140,7 +140,7 @@ async function dns(args: { file: string; json: boolean }, mode: "deploy" | "sync
       // permissions, and deletes nothing.
       const rec = makingRecorder(args.json);
       await ensureDiscovery({ clients, inputs, rec, pollMs: pollMs(), sleep, clusterId }, zoneId);
-      printMade(rec.changes, args.json);
+      printMade(rec.changes, args.json, {}, rec.notes);
       return;
     }
     // Through the deployed function when there is one, so that writers stay serialized (src/discover/sync.ts).

@@ -278,7 +278,10 @@ export function kubebake(argv: string[]): Argv {
             // Loaded here only: the X.509 library is not needed to bake.
             const { generateClusterPki } = await import("../pki/pki");
             const { writePki } = await import("../pki/write");
-            const files = await generateClusterPki({ cluster: args.cluster, ...cluster });
+            const files = await generateClusterPki({
+              cluster: args.cluster,
+              discoveryDomain: cluster.discoveryDomain,
+            });
             await writePki(args.out, files);
             const names = files.map((f) => f.name);
             if (args.json) printJson({ cluster: args.cluster, out: args.out, files: names });

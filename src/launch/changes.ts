@@ -20,6 +20,8 @@ export function formatChange(change: Change): string {
 
 export class ChangeRecorder {
   readonly changes: Change[] = [];
+  /** What the run said besides its changes (a default it chose, what it left alone): --json carries them. */
+  readonly notes: string[] = [];
   constructor(
     readonly dryRun: boolean,
     private progress: Progress,
@@ -34,6 +36,7 @@ export class ChangeRecorder {
   }
 
   info(message: string): void {
+    this.notes.push(message);
     this.progress.info(message);
   }
 }

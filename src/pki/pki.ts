@@ -11,9 +11,8 @@ x509.cryptoProvider.set(webcrypto as unknown as Parameters<typeof x509.cryptoPro
 /** What names the cluster's certificates carry. */
 export interface PkiParams {
   cluster: string;
-  /** Named by each master's own API certificate (issue-certs reads them from the image), not here. */
-  clusterDomain: string;
-  serviceCIDR: string;
+  /** The discovery zone's domain: the operator's admin kubeconfig reaches masters.<cluster>.<domain>. (The
+   * cluster domain and service addresses are named by each master's own certificates, issue-certs.) */
   discoveryDomain: string;
   /** Certificates are valid from this moment (tests pin it). */
   now?: Date;

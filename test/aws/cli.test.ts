@@ -88,6 +88,11 @@ test("plan, apply asks (no terminal, --json: exit 9), apply --yes --json, a no-o
   const unaskedJson = kubebake("cluster", "apply", "-f", spec, "--json");
   expect(unaskedJson.code).toBe(9);
   expect(JSON.parse(unaskedJson.stdout).changes).toHaveLength(changeLines(plan.stdout).length);
+  // What the plan chose besides its changes is in the document too: the network kind it defaulted to.
+  expect(JSON.parse(unaskedJson.stdout).notes).toEqual([
+    expect.stringMatching(/^network\.internet is unset: the cluster's network is private, the default/),
+    expect.stringMatching(/^network\.apiAccess: nodes of a private network have no public address/),
+  ]);
   // On a terminal, "no" changes nothing either.
   const declined = onTerminal("no", "cluster", "apply", "-f", spec);
   expect(declined.code).toBe(9);

@@ -58,8 +58,6 @@ export function inputsFor(
     rootDevice: "/dev/xvda",
     ami: "ami-0123456789abcdef0",
     discoveryDomain: "k8s",
-    clusterDomain: "cluster.local",
-    serviceCIDR: "10.96.0.0/12",
   };
 }
 

@@ -88,8 +88,6 @@ describe("desired AWS state", () => {
   test("the parameters the nodes fetch are the files the PKI generator makes", async () => {
     const files = await generateClusterPki({
       cluster: "demo",
-      clusterDomain: "cluster.local",
-      serviceCIDR: "10.96.0.0/12",
       discoveryDomain: "k8s",
     });
     expect(files.map((f) => f.name).sort()).toEqual(PKI_FILE_NAMES);

@@ -25,8 +25,6 @@ let pki: PkiFile[];
 beforeAll(async () => {
   pki = await generateClusterPki({
     cluster: "demo",
-    clusterDomain: "cluster.local",
-    serviceCIDR: "10.32.0.0/16",
     discoveryDomain: "k8s",
     now: made,
   });

@@ -29,8 +29,6 @@ const MINUTE = 60_000;
 const DAY = 86_400_000;
 const params = {
   cluster: "demo",
-  clusterDomain: "cluster.local",
-  serviceCIDR: "10.32.0.0/16",
   discoveryDomain: "k8s",
   now,
 };

@@ -25,10 +25,8 @@ export interface Inputs {
   ami: string;
   /** The AMI's root device name, which the launch templates' encrypted root volume must name. */
   rootDevice: string;
-  /** From the image spec the AMI was baked with: the nodes already carry these. */
+  /** From the image spec the AMI was baked with: the nodes already carry it. */
   discoveryDomain: string;
-  clusterDomain: string;
-  serviceCIDR: string;
 }
 
 export interface Rule {

@@ -105,8 +105,6 @@ export async function resolveInputs(
     rootDevice,
     ami: ami!,
     discoveryDomain: cluster.discoveryDomain,
-    clusterDomain: cluster.clusterDomain,
-    serviceCIDR: cluster.serviceCIDR,
   };
 }
 

@@ -117,8 +117,6 @@ export async function ensurePki(ctx: Context, clusterRunning: boolean, key: Clus
       const { generateClusterPki } = await import("../../pki/pki");
       const files = await generateClusterPki({
         cluster: spec.name,
-        clusterDomain: ctx.inputs.clusterDomain,
-        serviceCIDR: ctx.inputs.serviceCIDR,
         discoveryDomain: ctx.inputs.discoveryDomain,
       });
       for (const file of files) {
