@@ -4,9 +4,7 @@ import { chmodSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
 import { createServer as createNetServer, type AddressInfo, type Socket } from "node:net";
 import { join } from "node:path";
-import { Sha256 } from "@aws-crypto/sha256-js";
-import { HttpRequest } from "@smithy/protocol-http";
-import { SignatureV4 } from "@smithy/signature-v4";
+import { sdkAuthorization } from "./aws/sigv4";
 import { startFakeSts } from "./aws/sts";
 import { repoRoot, tempDir } from "./helpers";
 
@@ -71,43 +69,21 @@ function sdkSignature(req: IncomingMessage, body: string, service: string): Prom
 }
 
 /** The same, with the given credentials (as IMDS hands them out). */
-async function sdkSignatureWith(
+const sdkSignatureWith = (
   req: IncomingMessage,
   body: string,
   service: string,
   creds: { AccessKeyId: string; SecretAccessKey: string; Token: string },
-): Promise<string> {
-  const authorization = String(req.headers.authorization);
-  const signed = /SignedHeaders=([^,]+)/.exec(authorization)![1]!.split(";");
-  const headers = Object.fromEntries(signed.map((h) => [h, String(req.headers[h])]));
-  const amzDate = String(req.headers["x-amz-date"]);
-  const signingDate = new Date(
-    `${amzDate.slice(0, 4)}-${amzDate.slice(4, 6)}-${amzDate.slice(6, 8)}T${amzDate.slice(9, 11)}:${amzDate.slice(11, 13)}:${amzDate.slice(13, 15)}Z`,
-  );
-  const url = new URL(req.url!, "http://fake");
-  const signer = new SignatureV4({
+) =>
+  sdkAuthorization(req, body, {
     service,
     region: keys.AWS_REGION,
-    sha256: Sha256,
-    applyChecksum: false,
-    uriEscapePath: service !== "s3", // S3 signs the path as sent, each segment encoded once
-    credentials: {
+    keys: {
       accessKeyId: creds.AccessKeyId,
       secretAccessKey: creds.SecretAccessKey,
       sessionToken: creds.Token,
     },
   });
-  const request = new HttpRequest({
-    method: req.method,
-    protocol: "http:",
-    hostname: String(req.headers.host),
-    path: url.pathname,
-    query: Object.fromEntries(url.searchParams),
-    headers,
-    body,
-  });
-  return String((await signer.sign(request, { signingDate })).headers.authorization);
-}
 
 describe("aws provider", () => {
   // The instance role's credentials, as IMDS hands them out.

@@ -7,9 +7,7 @@
 import { randomUUID } from "node:crypto";
 import { createServer, type IncomingMessage } from "node:http";
 import type { AddressInfo } from "node:net";
-import { Sha256 } from "@aws-crypto/sha256-js";
-import { HttpRequest } from "@smithy/protocol-http";
-import { SignatureV4 } from "@smithy/signature-v4";
+import { amzDate, sdkAuthorization } from "./sigv4";
 
 export interface StsSession {
   accessKeyId: string;
@@ -31,12 +29,6 @@ const error = (status: number, code: string, message: string) => ({
   code,
   body: `<ErrorResponse xmlns="https://sts.amazonaws.com/doc/2011-06-15/"><Error><Type>Sender</Type><Code>${code}</Code><Message>${message}</Message></Error><RequestId>${randomUUID()}</RequestId></ErrorResponse>`,
 });
-
-/** STS's x-amz-date (yyyymmddThhmmssZ) as a Date. */
-const amzDate = (d: string) =>
-  new Date(
-    `${d.slice(0, 4)}-${d.slice(4, 6)}-${d.slice(6, 8)}T${d.slice(9, 11)}:${d.slice(11, 13)}:${d.slice(13, 15)}Z`,
-  );
 
 async function answer(req: IncomingMessage, body: string, sessions: StsSession[], region: string) {
   const form = new URLSearchParams(body);
@@ -67,28 +59,7 @@ async function answer(req: IncomingMessage, body: string, sessions: StsSession[]
   if (!/^\d{8}T\d{6}Z$/.test(date)) return error(403, "IncompleteSignature", "no x-amz-date");
   if (Math.abs(Date.now() - amzDate(date).getTime()) > 15 * 60_000)
     return error(403, "SignatureDoesNotMatch", "Signature expired: the request is more than 15 minutes old");
-  const url = new URL(req.url!, "http://sts");
-  const signer = new SignatureV4({
-    service: "sts",
-    region,
-    sha256: Sha256,
-    applyChecksum: false,
-    credentials: {
-      accessKeyId: session.accessKeyId,
-      secretAccessKey: session.secretAccessKey,
-      sessionToken: session.sessionToken,
-    },
-  });
-  const request = new HttpRequest({
-    method: req.method,
-    protocol: "http:",
-    hostname: String(req.headers.host),
-    path: url.pathname,
-    query: Object.fromEntries(url.searchParams),
-    headers: Object.fromEntries(signed.map((h) => [h, String(req.headers[h] ?? "")])),
-    body,
-  });
-  const expected = String((await signer.sign(request, { signingDate: amzDate(date) })).headers.authorization);
+  const expected = await sdkAuthorization(req, body, { service: "sts", region, keys: session });
   if (expected !== authorization)
     return error(
       403,
