@@ -6,6 +6,7 @@ import { createServer as createNetServer, type AddressInfo, type Socket } from "
 import { join } from "node:path";
 import { sdkAuthorization } from "./aws/sigv4";
 import { startFakeSts } from "./aws/sts";
+import { GoogleApiFake, googleError } from "./fakes/gcp/fake";
 import { repoRoot, tempDir } from "./helpers";
 
 // Each cloud provider's node-side script, run against a local fake of its metadata and secret services.
@@ -923,4 +924,225 @@ test("aws: service host names carry the partition's suffix (China regions: amazo
     "autoscaling.cn-northwest-1.amazonaws.com.cn",
     "s3.us-gov-west-1.amazonaws.com",
   ]);
+});
+
+describe("gce: a join proves the instance with its Google-signed identity token", () => {
+  const project = "p1";
+  const zone = "europe-west1-b";
+  // Google's signing key, played by a key made here; the certificates endpoint lists its certificate.
+  const keys = join(work, "google-keys");
+  const now = () => Math.floor(Date.now() / 1000);
+  let tokenKey = "google-key-1";
+  let expiresIn = 3600;
+  const instances: Record<string, { id: string; name: string; cluster: string; ip: string }> = {
+    "demo-minions-x7k2": { id: "4411", name: "demo-minions-x7k2", cluster: "demo", ip: "10.128.0.5" },
+    "demo-minions-b9q1": { id: "4412", name: "demo-minions-b9q1", cluster: "demo", ip: "10.128.0.6" },
+    "other-minions-c3d4": { id: "4413", name: "other-minions-c3d4", cluster: "other", ip: "10.128.0.7" },
+  };
+  let asInstance = "demo-minions-x7k2";
+  const b64url = (data: Buffer | string) => Buffer.from(data).toString("base64url");
+  const identityToken = (audience: string) => {
+    const header = b64url(JSON.stringify({ alg: "RS256", kid: tokenKey, typ: "JWT" }));
+    const i = instances[asInstance]!;
+    const payload = b64url(
+      JSON.stringify({
+        iss: "https://accounts.google.com",
+        aud: audience,
+        azp: "1234567890",
+        iat: now() - 10,
+        exp: now() + expiresIn,
+        google: {
+          compute_engine: {
+            instance_id: i.id,
+            instance_name: i.name,
+            project_id: project,
+            project_number: 123456,
+            zone,
+            instance_creation_timestamp: now() - 600,
+          },
+        },
+      }),
+    );
+    const signature = spawnSync("openssl", ["dgst", "-sha256", "-sign", join(keys, `${tokenKey}.key`)], {
+      input: `${header}.${payload}`,
+    }).stdout;
+    return `${header}.${payload}.${b64url(signature)}`;
+  };
+
+  beforeAll(() => {
+    mkdirSync(keys, { recursive: true });
+    for (const kid of ["google-key-1", "not-google"]) {
+      const made = spawnSync("openssl", [
+        ...["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", `/CN=${kid}`],
+        ...["-keyout", join(keys, `${kid}.key`), "-out", join(keys, `${kid}.crt`)],
+      ]);
+      expect(made.status).toBe(0);
+    }
+  });
+
+  async function world() {
+    const metadata = await fake((req) => {
+      if (req.headers["metadata-flavor"] !== "Google") return { status: 403, body: "" };
+      const url = new URL(req.url!, "http://metadata");
+      const path = url.pathname.replace("/computeMetadata/v1/", "");
+      if (path === "instance/service-accounts/default/identity") {
+        if (url.searchParams.get("format") !== "full") return { status: 400, body: "" };
+        return { body: identityToken(url.searchParams.get("audience")!) };
+      }
+      const answers: Record<string, string> = {
+        "instance/service-accounts/default/token": JSON.stringify({ access_token: "ya29.master" }),
+        "project/project-id": project,
+        "instance/zone": `projects/123456/zones/${zone}`,
+      };
+      return answers[path] !== undefined ? { body: answers[path]! } : undefined;
+    });
+    const certs = await fake(() => ({
+      // Only Google's key is listed: "not-google" signs tokens nobody should accept.
+      body: JSON.stringify({ "google-key-1": readFileSync(join(keys, "google-key-1.crt"), "utf8") }),
+    }));
+    const compute = new GoogleApiFake(["compute.v1"]);
+    const asApi = (i: (typeof instances)[string]) => ({
+      kind: "compute#instance",
+      id: i.id,
+      name: i.name,
+      status: "RUNNING",
+      zone: `https://www.googleapis.com/compute/v1/projects/${project}/zones/${zone}`,
+      labels: { kubernetescluster: i.cluster },
+      networkInterfaces: [{ networkIP: i.ip, name: "nic0" }],
+    });
+    compute.on("compute.instances.get", (request) => {
+      if (request.headers.authorization !== "Bearer ya29.master") return googleError(401, "no token");
+      const i = instances[request.params.instance!];
+      return i && request.params.zone === zone ? { json: asApi(i) } : googleError(404, "not found");
+    });
+    compute.on("compute.instances.aggregatedList", (request) => {
+      const filter = /^name = "([^"]+)" AND labels\.kubernetescluster = "([^"]+)"$/.exec(
+        request.query.get("filter") ?? "",
+      );
+      if (!filter) return googleError(400, `filter ${request.query.get("filter")} is not modelled`);
+      const found = Object.values(instances).filter((i) => i.name === filter[1] && i.cluster === filter[2]);
+      return {
+        json: {
+          kind: "compute#instanceAggregatedList",
+          id: `projects/${project}/aggregated/instances`,
+          items: { [`zones/${zone}`]: { instances: found.map(asApi) } },
+        },
+      };
+    });
+    await compute.start();
+    const env = {
+      GCE_METADATA_HOST: metadata.base.replace("http://", ""),
+      GCE_OAUTH_CERTS_URL: certs.base,
+      GCE_COMPUTE_ENDPOINT: `http://127.0.0.1:${compute.port}`,
+      CLUSTER_NAME: "demo",
+    };
+    const close = async () => {
+      await metadata.close();
+      await certs.close();
+      await compute.stop();
+    };
+    return { env, compute, close };
+  }
+
+  /** A proof made on `asInstance` for `digest`, checked on a master for `node` and `checked` digest. */
+  async function verdict(env: Record<string, string>, node: string, digest: string, checked = digest) {
+    const result = await provider(
+      "gce",
+      `proof=$(provider_join_proof ${digest}); provider_verify_join ${node} ${checked} "$proof"`,
+      env,
+    );
+    expect({ status: result.status, stderr: result.stderr }).toEqual({ status: 0, stderr: "" });
+    return result.stdout.trim();
+  }
+
+  const digest = "cd".repeat(32);
+  afterEach(() => {
+    tokenKey = "google-key-1";
+    expiresIn = 3600;
+    asInstance = "demo-minions-x7k2";
+  });
+
+  test("the instance's own name is approved; every other claim is denied, saying why", async () => {
+    const { env, compute, close } = await world();
+    try {
+      expect(await verdict(env, "demo-minions-x7k2", digest)).toBe(
+        `approve instance demo-minions-x7k2 (4411) of this cluster in ${zone} signed the request with its identity token`,
+      );
+      // Another member's name, with this instance's token.
+      expect(await verdict(env, "demo-minions-b9q1", digest)).toBe(
+        "deny the identity token is instance demo-minions-x7k2's, not node demo-minions-b9q1's",
+      );
+      // A token made for another request.
+      expect(await verdict(env, "demo-minions-x7k2", digest, "ef".repeat(32))).toBe(
+        "deny the identity token does not prove this request: it was made for another request or cluster",
+      );
+      // Another cluster's instance, in its own name.
+      asInstance = "other-minions-c3d4";
+      expect(await verdict(env, "other-minions-c3d4", digest)).toBe(
+        `deny instance other-minions-c3d4 (4413) in ${zone} is not a provisioning or running instance of cluster demo`,
+      );
+      asInstance = "demo-minions-x7k2";
+      expiresIn = -60;
+      expect(await verdict(env, "demo-minions-x7k2", digest)).toBe(
+        "deny the identity token does not prove this request: it has expired",
+      );
+      expiresIn = 3600;
+      // Signed by a key Google does not list.
+      tokenKey = "not-google";
+      expect(await verdict(env, "demo-minions-x7k2", digest)).toBe(
+        "deny the token's key not-google is not one Google signs with",
+      );
+      // No proof at all (a kubelet's own request).
+      const none = await provider("gce", `provider_verify_join demo-minions-x7k2 ${digest} ""`, env);
+      expect(none.stdout.trim()).toBe(
+        "deny the request carries no proof of its instance (annotation kubebake.io/join-proof)",
+      );
+      expect(compute.invalid).toEqual([]);
+    } finally {
+      await close();
+    }
+  });
+
+  test("a token whose signature does not match its claims is denied", async () => {
+    const { env, close } = await world();
+    try {
+      const proof = (await provider("gce", `provider_join_proof ${digest}`, env)).stdout;
+      const token = (JSON.parse(proof) as { "identity-token": string })["identity-token"];
+      const [header, payload, signature] = token.split(".") as [string, string, string];
+      // The same signature over claims rewritten to name another instance.
+      const claims = JSON.parse(Buffer.from(payload, "base64url").toString()) as {
+        google: { compute_engine: { instance_name: string } };
+      };
+      claims.google.compute_engine.instance_name = "demo-minions-b9q1";
+      const forged = JSON.stringify({
+        "identity-token": `${header}.${b64url(JSON.stringify(claims))}.${signature}`,
+      });
+      writeFileSync(join(work, "forged-proof.json"), forged);
+      const result = await provider(
+        "gce",
+        `provider_verify_join demo-minions-b9q1 ${digest} "$(cat ${join(work, "forged-proof.json")})"`,
+        env,
+      );
+      expect(result.stdout.trim()).toBe("deny the token's signature is not Google's");
+    } finally {
+      await close();
+    }
+  });
+
+  test("a serving certificate's names are checked against the addresses Compute gives the cluster's instance", async () => {
+    const { env, compute, close } = await world();
+    try {
+      const own = await provider("gce", "provider_node_addresses demo-minions-x7k2", env);
+      expect({ stdout: own.stdout, stderr: own.stderr }).toEqual({
+        stdout: "IP:10.128.0.5\nDNS:demo-minions-x7k2\n",
+        stderr: "",
+      });
+      // Another cluster's instance is not this cluster's record of anything.
+      const other = await provider("gce", "provider_node_addresses other-minions-c3d4", env);
+      expect({ stdout: other.stdout, status: other.status }).toEqual({ stdout: "", status: 0 });
+      expect(compute.invalid).toEqual([]);
+    } finally {
+      await close();
+    }
+  });
 });

@@ -42,9 +42,155 @@ provider_publish_secret() { die "provider $CLOUD_PROVIDER cannot publish secrets
 # No group to tell here yet: an unhealthy master is only logged.
 provider_instance_unhealthy() { log "provider $CLOUD_PROVIDER cannot ask for this machine's replacement: replace it by hand"; }
 
-# Not yet: a GCE instance's identity token (audience-bound, signed by Google) is issue 16's. Until then no
-# node of this provider can join, rather than join unverified.
-provider_join_proof() { :; }
-provider_verify_join() { echo "deny provider gce cannot verify a machine's identity yet"; }
-# No record of a machine's addresses but the Node object: approve-kubelet-certs checks against that alone.
-provider_node_addresses() { :; }
+# The label that names an instance's cluster (launch sets it on the instance templates).
+GCE_CLUSTER_LABEL=kubernetescluster
+GCE_COMPUTE=${GCE_COMPUTE_ENDPOINT:-https://compute.googleapis.com}
+# Google's certificates for the keys that sign identity tokens, by key id (PEM).
+GCE_OAUTH_CERTS=${GCE_OAUTH_CERTS_URL:-https://www.googleapis.com/oauth2/v1/certs}
+
+# The audience of a join proof: the cluster and the request's digest, so a token proves only that request.
+gce_join_audience() { printf 'kubebake:join:%s:%s' "$CLUSTER_NAME" "$1"; }
+
+# provider_join_proof CSR_SHA256: this instance's identity token from the metadata server (a JWT Google
+# signs, naming the instance, its project and zone: format=full), for an audience that names the request's
+# digest, as JSON for the request's annotation. It proves that request only, for the hour it lives.
+provider_join_proof() {
+  local token
+  token=$(gce_metadata "instance/service-accounts/default/identity?audience=$(gce_join_audience "$1")&format=full") ||
+    return 1
+  printf '%s' "$token" | jq -Rc '{"identity-token": .}'
+}
+
+# base64url_decode TEXT: the bytes of a JWT part.
+base64url_decode() {
+  local s=${1//-/+}
+  s=${s//_//}
+  case $((${#s} % 4)) in
+    2) s+="==" ;;
+    3) s+="=" ;;
+    1) return 1 ;;
+  esac
+  printf '%s' "$s" | base64 -d
+}
+
+# gce_bearer_call OUT URL: one GET to a Google API with this instance's access token (through a file
+# descriptor), the answer as http_call leaves it.
+gce_bearer_call() {
+  http_call "$1" 15 -H @<(printf 'Authorization: Bearer %s\n' "$gce_token") "$2"
+}
+
+# gce_instance PROJECT ZONE NAME: on a master, the Compute API's instance (JSON in HTTP_BODY).
+gce_instance() {
+  local gce_token
+  gce_token=$(gce_metadata instance/service-accounts/default/token | jq -r .access_token) || return 1
+  retry "$(api_deadline)" "Compute instances.get $3" gce_bearer_call "" \
+    "$GCE_COMPUTE/compute/v1/projects/$1/zones/$2/instances/$3"
+}
+
+# provider_verify_join NODE CSR_SHA256 PROOF: on a master, whether a join request for NODE comes from that
+# instance. Prints "approve REASON", "deny REASON" or "wait REASON". The proof is an identity token: its
+# signature must be one of Google's keys, its audience this cluster and this request's digest, it must not
+# have expired, and it must name an instance called NODE in this master's project, which the Compute API
+# knows as a provisioning or running instance of this cluster (its label), with the id the token names.
+provider_verify_join() {
+  local node=$1 digest=$2 proof=$3 token header payload signature kid cert dir claims now project
+  if [ -z "$proof" ]; then
+    echo "deny the request carries no proof of its instance (annotation kubebake.io/join-proof)"
+    return
+  fi
+  token=$(jq -r 'if type == "object" and keys == ["identity-token"] and (."identity-token" | type) == "string"
+    then ."identity-token" else error("not a proof") end' <<<"$proof" 2>/dev/null) || token=""
+  if ! [[ $token =~ ^([A-Za-z0-9_-]+)\.([A-Za-z0-9_-]+)\.([A-Za-z0-9_-]+)$ ]]; then
+    echo "deny the proof is not an instance identity token"
+    return
+  fi
+  header=${BASH_REMATCH[1]} payload=${BASH_REMATCH[2]} signature=${BASH_REMATCH[3]}
+  kid=$(base64url_decode "$header" 2>/dev/null | jq -r 'select(.alg == "RS256") | .kid // empty' 2>/dev/null) || kid=""
+  if [ -z "$kid" ]; then
+    echo "deny the token is not signed with RS256 by a named key"
+    return
+  fi
+  if ! retry "$(api_deadline)" "Google's token signing certificates" http_call "" 15 "$GCE_OAUTH_CERTS"; then
+    echo "wait Google's signing certificates could not be read (HTTP $HTTP_STATUS)"
+    return
+  fi
+  cert=$(jq -r --arg k "$kid" '.[$k] // empty' <<<"$HTTP_BODY" 2>/dev/null) || cert=""
+  if [ -z "$cert" ]; then
+    echo "deny the token's key $kid is not one Google signs with"
+    return
+  fi
+  dir=$(mktemp -d)
+  if ! openssl x509 -pubkey -noout <<<"$cert" >"$dir/key.pem" 2>/dev/null ||
+    ! base64url_decode "$signature" >"$dir/signature" 2>/dev/null ||
+    ! printf '%s.%s' "$header" "$payload" |
+    openssl dgst -sha256 -verify "$dir/key.pem" -signature "$dir/signature" >/dev/null 2>&1; then
+    rm -rf "$dir"
+    echo "deny the token's signature is not Google's"
+    return
+  fi
+  rm -rf "$dir"
+  claims=$(base64url_decode "$payload" 2>/dev/null) || claims='{}'
+  now=$(date +%s)
+  local problem
+  problem=$(jq -r --arg aud "$(gce_join_audience "$digest")" --argjson now "$now" '
+    if (.iss | IN("https://accounts.google.com", "accounts.google.com")) | not then "it was not issued by Google"
+    elif .aud != $aud then "it was made for another request or cluster"
+    elif (.exp | type) != "number" or .exp <= $now then "it has expired"
+    elif (.google.compute_engine.instance_name | type) != "string" then "it names no instance"
+    else "" end' <<<"$claims" 2>/dev/null) || problem="its claims are not JSON"
+  if [ -n "$problem" ]; then
+    echo "deny the identity token does not prove this request: $problem"
+    return
+  fi
+  local name zone id
+  name=$(jq -r .google.compute_engine.instance_name <<<"$claims")
+  zone=$(jq -r '.google.compute_engine.zone // ""' <<<"$claims")
+  id=$(jq -r '.google.compute_engine.instance_id // ""' <<<"$claims")
+  project=$(gce_metadata project/project-id) || {
+    echo "wait the metadata server gave no project"
+    return
+  }
+  if [ "$name" != "$node" ]; then
+    echo "deny the identity token is instance $name's, not node $node's"
+    return
+  fi
+  if [ "$(jq -r '.google.compute_engine.project_id // ""' <<<"$claims")" != "$project" ]; then
+    echo "deny instance $name is not in project $project"
+    return
+  fi
+  [[ $zone =~ ^[a-z0-9-]+$ ]] || {
+    echo "deny the identity token names no zone"
+    return
+  }
+  if ! gce_instance "$project" "$zone" "$name"; then
+    case "$HTTP_STATUS" in
+      404) echo "deny instance $name does not exist in $zone" ;;
+      *) echo "wait the Compute API did not describe instance $name (HTTP $HTTP_STATUS)" ;;
+    esac
+    return
+  fi
+  if jq -e --arg l "$GCE_CLUSTER_LABEL" --arg c "$CLUSTER_NAME" --arg id "$id" '
+    .labels[$l] == $c and (.status | IN("PROVISIONING", "STAGING", "RUNNING")) and .id == $id' <<<"$HTTP_BODY" >/dev/null; then
+    echo "approve instance $name ($id) of this cluster in $zone signed the request with its identity token"
+  else
+    echo "deny instance $name ($id) in $zone is not a provisioning or running instance of cluster $CLUSTER_NAME"
+  fi
+}
+# provider_node_addresses NODE: on a master, the addresses the Compute API gives this cluster's instance
+# NODE (its network interfaces' internal addresses, and its name), one per line as certificate names;
+# nothing if no such instance runs. The instance is looked up in the zones of this master's region.
+provider_node_addresses() {
+  local node=$1 project region gce_token zone
+  project=$(gce_metadata project/project-id) || return 1
+  zone=$(gce_metadata instance/zone) || return 1
+  region=${zone##*/}
+  region=${region%-*}
+  gce_token=$(gce_metadata instance/service-accounts/default/token | jq -r .access_token) || return 1
+  # One aggregated read with a filter on name and label: the instance's zone is not in its name.
+  retry "$(api_deadline)" "Compute instances.aggregatedList $node" gce_bearer_call "" \
+    "$GCE_COMPUTE/compute/v1/projects/$project/aggregated/instances?filter=$(jq -rn --arg f "name = \"$node\" AND labels.$GCE_CLUSTER_LABEL = \"$CLUSTER_NAME\"" '$f | @uri')" ||
+    return 1
+  jq -r --arg region "$region" '[.items // {} | to_entries[] | select(.key | startswith("zones/\($region)-")) |
+    .value.instances // [] | .[] | select(.status | IN("PROVISIONING", "STAGING", "RUNNING"))] |
+    if length == 0 then empty else (map(.networkInterfaces[]?.networkIP | "IP:\(.)") | unique[]), "DNS:\(.[0].name)" end' <<<"$HTTP_BODY"
+}
