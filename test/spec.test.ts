@@ -233,7 +233,7 @@ const cases: Case[] = [
   ],
   [
     "both sources",
-    (s) => (s.components[7].source.debian = s.components[8].source.debian),
+    (s) => (s.components[7].source.debian = s.components[9].source.debian),
     "components[7].source",
     "expected exactly one of upstream or debian",
     "source:",
@@ -323,8 +323,8 @@ const cases: Case[] = [
   ],
   [
     "bad Debian package",
-    (s) => (s.components[8].source.debian.package = "Etcd Server"),
-    "components[8].source.debian.package",
+    (s) => (s.components[9].source.debian.package = "Etcd Server"),
+    "components[9].source.debian.package",
     "expected a Debian package name, like etcd-server",
     "Etcd Server",
   ],

@@ -255,7 +255,8 @@ describe("AWS cluster lifecycle (moto)", () => {
             ? "MASTERS_COUNT=1\n" +
               `SNAPSHOT_STORE=s3://${BUCKET}/demo/etcd\n` +
               "GROUP_NAME=kubebake-demo-masters\nLAUNCH_HOOK=kubebake-etcd-voter\n" +
-              `SECRET_KMS_KEY=${keyArn}\n`
+              `SECRET_KMS_KEY=${keyArn}\n` +
+              `JOIN_IDENTITIES="arn:aws:sts::123456789012:assumed-role/kubebake-demo-eu-west-1-masters arn:aws:sts::123456789012:assumed-role/kubebake-demo-eu-west-1-minions"\n`
             : ""),
       );
       expect(userData).not.toContain(token);
