@@ -72,6 +72,19 @@ export function etcdutlProgramDir(): string {
 
 let upstream: string | undefined;
 /** The folder of the real programs test/upstream/build.sh built (global setup built them; this is a lookup). */
+let containerdDir: string | undefined;
+/** The folder of containerd, containerd-shim-runc-v2 and ctr built from their module (build-containerd.sh). */
+export function upstreamContainerd(): string {
+  if (!containerdDir) {
+    const result = spawnSync("sh", [join(repoRoot, "test", "upstream", "build-containerd.sh"), "--quiet"], {
+      encoding: "utf8",
+    });
+    if (result.status !== 0) throw new Error(`test/upstream/build-containerd.sh failed:\n${result.stderr}`);
+    containerdDir = result.stdout.trim().split("\n").pop()!;
+  }
+  return containerdDir;
+}
+
 export function upstreamPrograms(): string {
   if (!upstream) {
     const result = spawnSync("sh", [join(repoRoot, "test", "upstream", "build.sh"), "--quiet"], {

@@ -40,7 +40,7 @@ test("destroy converges after a failure at every mutating step and leaves nothin
       "ec2:DeleteVpcEndpoints",
     ]),
   );
-  expect(reference.filter((call) => call === "ec2:DeleteVpcEndpoints")).toHaveLength(3);
+  expect(reference.filter((call) => call === "ec2:DeleteVpcEndpoints")).toHaveLength(5);
   const steps = representativeSteps(reference);
   const empty = {
     ...{ vpcs: 0, subnets: 0, securityGroups: 0, internetGateways: 0, vpcEndpoints: 0 },
