@@ -57,41 +57,25 @@ export function runCliAsync(
   });
 }
 
-let etcdutlDir: string | undefined;
-/** The folder of etcdutl, which test/upstream/build-etcdutl.sh built (global setup built it; a lookup). */
-export function etcdutlProgramDir(): string {
-  if (!etcdutlDir) {
-    const result = spawnSync("sh", [join(repoRoot, "test", "upstream", "build-etcdutl.sh"), "--quiet"], {
+const built = new Map<string, string>();
+/**
+ * The folder a build script of test/upstream printed last (global setup ran each once; then it is a lookup
+ * of its cache by version).
+ */
+function builtBy(script: string): string {
+  if (!built.has(script)) {
+    const result = spawnSync("sh", [join(repoRoot, "test", "upstream", script), "--quiet"], {
       encoding: "utf8",
     });
-    if (result.status !== 0) throw new Error(`test/upstream/build-etcdutl.sh failed:\n${result.stderr}`);
-    etcdutlDir = result.stdout.trim().split("\n").pop()!;
+    if (result.status !== 0) throw new Error(`test/upstream/${script} failed:\n${result.stderr}`);
+    built.set(script, result.stdout.trim().split("\n").pop()!);
   }
-  return etcdutlDir;
+  return built.get(script)!;
 }
 
-let upstream: string | undefined;
-/** The folder of the real programs test/upstream/build.sh built (global setup built them; this is a lookup). */
-let containerdDir: string | undefined;
+/** The folder of etcdutl (test/upstream/build-etcdutl.sh). */
+export const etcdutlProgramDir = () => builtBy("build-etcdutl.sh");
 /** The folder of containerd, containerd-shim-runc-v2 and ctr built from their module (build-containerd.sh). */
-export function upstreamContainerd(): string {
-  if (!containerdDir) {
-    const result = spawnSync("sh", [join(repoRoot, "test", "upstream", "build-containerd.sh"), "--quiet"], {
-      encoding: "utf8",
-    });
-    if (result.status !== 0) throw new Error(`test/upstream/build-containerd.sh failed:\n${result.stderr}`);
-    containerdDir = result.stdout.trim().split("\n").pop()!;
-  }
-  return containerdDir;
-}
-
-export function upstreamPrograms(): string {
-  if (!upstream) {
-    const result = spawnSync("sh", [join(repoRoot, "test", "upstream", "build.sh"), "--quiet"], {
-      encoding: "utf8",
-    });
-    if (result.status !== 0) throw new Error(`test/upstream/build.sh failed:\n${result.stderr}`);
-    upstream = result.stdout.trim().split("\n").pop()!;
-  }
-  return upstream;
-}
+export const upstreamContainerd = () => builtBy("build-containerd.sh");
+/** The folder of the real Kubernetes programs, etcd and crictl (test/upstream/build.sh). */
+export const upstreamPrograms = () => builtBy("build.sh");
