@@ -1129,6 +1129,25 @@ describe("gce: a join proves the instance with its Google-signed identity token"
     }
   });
 
+  test("the identity token and the master's access token reach no command line", async () => {
+    const { env, close } = await world();
+    const shims = argvShims(join(work, "argv-gce-join"));
+    try {
+      const result = await provider(
+        "gce",
+        `proof=$(provider_join_proof ${digest}); provider_verify_join demo-minions-x7k2 ${digest} "$proof"`,
+        { ...env, ...shims.env },
+      );
+      expect(result.stdout.trim()).toMatch(/^approve instance demo-minions-x7k2 /);
+      const lines = shims.lines();
+      expect(lines.some((l) => l.startsWith("openssl dgst -sha256 -verify"))).toBe(true);
+      // No part of a token: a JWT's parts are long base64url runs, the access token is ya29.*.
+      expect(lines.filter((l) => /ya29\.|eyJ[A-Za-z0-9_-]{20,}|bearer/i.test(l))).toEqual([]);
+    } finally {
+      await close();
+    }
+  });
+
   test("a serving certificate's names are checked against the addresses Compute gives the cluster's instance", async () => {
     const { env, compute, close } = await world();
     try {
