@@ -60,16 +60,41 @@ export function memberOf(instance: ManagedInstance): GroupMember {
   };
 }
 
+/**
+ * The HTTP status of a Google API error: ours (Cloud DNS over fetch) carry it; the Compute client's REST
+ * transport turns it into a gRPC code (NOT_FOUND is 5), which is mapped back.
+ */
+export function httpStatusOf(error: unknown): number | undefined {
+  const code = (error as { code?: unknown } | null)?.code;
+  if (typeof code !== "number") return undefined;
+  if (code >= 100) return code;
+  const GRPC: Record<number, number> = {
+    3: 400, // INVALID_ARGUMENT
+    4: 504, // DEADLINE_EXCEEDED
+    5: 404, // NOT_FOUND
+    6: 409, // ALREADY_EXISTS
+    7: 403, // PERMISSION_DENIED
+    8: 429, // RESOURCE_EXHAUSTED
+    9: 412, // FAILED_PRECONDITION
+    10: 409, // ABORTED
+    13: 500, // INTERNAL
+    14: 503, // UNAVAILABLE
+    16: 401, // UNAUTHENTICATED
+  };
+  return GRPC[code];
+}
+
 /** Google's API errors in the reconciler's kinds: 412/409 a lost swap, 429 and 5xx worth a retry, 400 refused. */
 export function classifyGoogleError(error: unknown): unknown {
   if (!(error instanceof Error)) return error;
-  const e = error as Error & { code?: number | string; status?: number };
-  const code = typeof e.code === "number" ? e.code : (e.status ?? Number(e.code));
   if (error instanceof Transient || error instanceof RecordConflict || error instanceof Rejected)
     return error;
+  const code = httpStatusOf(error) ?? 0;
   if (code === 412 || code === 409) return new RecordConflict(error.message, { cause: error });
   if (code === 429 || (code >= 500 && code < 600)) return new Transient(error.message, { cause: error });
-  if (["ECONNRESET", "ECONNREFUSED", "ETIMEDOUT", "EPIPE"].includes(String(e.code)))
+  if (
+    ["ECONNRESET", "ECONNREFUSED", "ETIMEDOUT", "EPIPE"].includes(String((error as { code?: unknown }).code))
+  )
     return new Transient(error.message, { cause: error });
   if (code === 400) return new Rejected(error.message, { cause: error });
   return error;
@@ -144,7 +169,7 @@ export function gceDiscoveryPorts(
           await clients.groups.get({ project, region, instanceGroupManager: name });
           found = true;
         } catch (error) {
-          if ((error as { code?: number }).code !== 404) throw classifyGoogleError(error);
+          if (httpStatusOf(error) !== 404) throw classifyGoogleError(error);
           found = false;
         }
         if (!found) continue;

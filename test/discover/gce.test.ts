@@ -3,7 +3,12 @@
  * every request against Google's discovery documents, Cloud DNS modelled strictly (test/fakes/gcp/dns.ts).
  */
 import { InstancesClient, RegionInstanceGroupManagersClient } from "@google-cloud/compute";
-import { gceDiscoveryPorts, memberOf, type ManagedInstance } from "../../src/discover/gce";
+import {
+  classifyGoogleError,
+  gceDiscoveryPorts,
+  memberOf,
+  type ManagedInstance,
+} from "../../src/discover/gce";
 import { reconcile } from "../../src/discover/reconcile";
 import { installDns, type DnsState } from "../fakes/gcp/dns";
 import { googleError, GoogleApiFake } from "../fakes/gcp/fake";
@@ -62,6 +67,21 @@ test.each<[string, ManagedInstance, string, string]>([
   expect(memberOf({ id: "42", ...instance })).toEqual({ instanceId: "42", lifecycleState, healthStatus });
 });
 
+test.each<[string, number, string]>([
+  ["Cloud DNS 412 (a stale deletion)", 412, "RecordConflict"],
+  ["Cloud DNS 409 (an addition that exists)", 409, "RecordConflict"],
+  ["Cloud DNS 429", 429, "Transient"],
+  ["Cloud DNS 503", 503, "Transient"],
+  ["Cloud DNS 400", 400, "Rejected"],
+  ["Cloud DNS 403", 403, "Error"],
+  ["Compute's UNAVAILABLE (gRPC 14 for HTTP 503)", 14, "Transient"],
+  ["Compute's RESOURCE_EXHAUSTED (gRPC 8 for HTTP 429)", 8, "Transient"],
+  ["Compute's PERMISSION_DENIED (gRPC 7)", 7, "Error"],
+])("%s is, to the reconciler, %s", (_, code, kind) => {
+  const error = Object.assign(new Error("answer"), { code });
+  expect((classifyGoogleError(error) as Error).name).toBe(kind);
+});
+
 interface Vm {
   id: string;
   name: string;
@@ -77,6 +97,7 @@ describe("gce ports with the reconciler", () => {
   let fake: GoogleApiFake;
   let dns: DnsState;
   let vms: Vm[];
+  const missingGroups = new Set<string>();
   const groupOf = (role: string) => `kubebake-demo-${role}`;
 
   function clients() {
@@ -106,7 +127,12 @@ describe("gce ports with the reconciler", () => {
     });
     fake.on("compute.regionInstanceGroupManagers.get", (request) => {
       const role = ["masters", "minions"].find((r) => groupOf(r) === request.params.instanceGroupManager);
-      if (!role || request.params.region !== region) return googleError(404, "not found");
+      if (
+        !role ||
+        request.params.region !== region ||
+        missingGroups.has(request.params.instanceGroupManager!)
+      )
+        return googleError(404, "not found");
       return { json: { kind: "compute#instanceGroupManager", name: request.params.instanceGroupManager } };
     });
     fake.on("compute.regionInstanceGroupManagers.listManagedInstances", (request) => {
@@ -220,7 +246,10 @@ describe("gce ports with the reconciler", () => {
     dns.put(ZONE, { name: MASTERS, type: "A", ttl: 30, rrdatas: ["10.0.1.9"] });
     dns.put(ZONE, { name: "notes.demo.k8s.", type: "TXT", ttl: 300, rrdatas: ['"owner=ops"'] });
   });
-  afterEach(async () => fake.stop());
+  afterEach(async () => {
+    missingGroups.clear();
+    await fake.stop();
+  });
 
   const options = { ...demoOptions, zoneId: ZONE, baseDelayMs: 1 };
 
@@ -257,6 +286,26 @@ describe("gce ports with the reconciler", () => {
     expect(result.conflicts).toBeGreaterThanOrEqual(1);
     expect(dns.values(ZONE, MASTERS)).toEqual(["10.0.1.1", "10.0.1.2"]);
     expect(fake.invalid).toEqual([]);
+  });
+
+  test("a group that does not exist (yet) is no group: its record is deleted, the other kept to the truth", async () => {
+    const ports = gceDiscoveryPorts(clients(), { project, region });
+    vms = vms.filter((vm) => vm.group !== "minions");
+    dns.put(ZONE, { name: MINIONS, type: "A", ttl: 30, rrdatas: ["10.0.2.1"] });
+    missingGroups.add("kubebake-demo-minions");
+    await reconcile(ports, options);
+    expect([dns.values(ZONE, MASTERS), dns.values(ZONE, MINIONS)]).toEqual([
+      ["10.0.1.1", "10.0.1.2"],
+      undefined,
+    ]);
+    expect(fake.invalid).toEqual([]);
+  });
+
+  test("a change Cloud DNS refuses for good (400) fails the pass, naming why; nothing is retried forever", async () => {
+    const ports = gceDiscoveryPorts(clients(), { project, region });
+    dns.failChanges.push(400, 400, 400, 400, 400, 400, 400, 400, 400, 400);
+    await expect(reconcile(ports, options)).rejects.toThrow(/injected failure 400/);
+    expect(dns.failChanges.length).toBeGreaterThan(0);
   });
 
   test("throttling (429) and a server error (503) are tried again after a back-off", async () => {
