@@ -150,6 +150,9 @@ interface RecordSetJson {
   routingPolicy?: unknown;
 }
 
+/** The iterators turn the pages themselves; the clients' default (autoPaginate) only earns a warning. */
+const PAGED = { autoPaginate: false };
+
 /** Record sets per page of the listing (the API's maximum; tests pass small ones to turn pages). */
 export const RECORDS_PAGE = 1000;
 
@@ -175,11 +178,10 @@ export function gceDiscoveryPorts(
         if (!found) continue;
         const members = await call(async () => {
           const all: ManagedInstance[] = [];
-          for await (const instance of clients.groups.listManagedInstancesAsync({
-            project,
-            region,
-            instanceGroupManager: name,
-          }))
+          for await (const instance of clients.groups.listManagedInstancesAsync(
+            { project, region, instanceGroupManager: name },
+            PAGED,
+          ))
             all.push(instance as ManagedInstance);
           return all;
         });
@@ -191,10 +193,10 @@ export function gceDiscoveryPorts(
     async privateIps(cluster) {
       const ips = new Map<string, string>();
       await call(async () => {
-        const pages = clients.instances.aggregatedListAsync({
-          project,
-          filter: `labels.${GCE_CLUSTER_LABEL} = "${cluster}"`,
-        });
+        const pages = clients.instances.aggregatedListAsync(
+          { project, filter: `labels.${GCE_CLUSTER_LABEL} = "${cluster}"` },
+          PAGED,
+        );
         for await (const [scope, list] of pages) {
           // Only this region's zones: a cluster of the same name elsewhere is another cluster.
           if (!scope.startsWith(`zones/${region}-`)) continue;
