@@ -1165,3 +1165,131 @@ describe("gce: a join proves the instance with its Google-signed identity token"
     }
   });
 });
+
+describe("gce: masters publish the join token to Secret Manager and ask their group to recreate them", () => {
+  async function world() {
+    const metadata = await fake((req) => {
+      if (req.headers["metadata-flavor"] !== "Google") return { status: 403, body: "" };
+      const answers: Record<string, string> = {
+        "/computeMetadata/v1/instance/service-accounts/default/token": JSON.stringify({
+          access_token: "ya29.master-token",
+        }),
+        "/computeMetadata/v1/project/project-id": "p1",
+        "/computeMetadata/v1/instance/zone": "projects/123456/zones/europe-west1-c",
+        "/computeMetadata/v1/instance/name": "demo-masters-k2m4",
+      };
+      return answers[req.url!] !== undefined ? { body: answers[req.url!]! } : undefined;
+    });
+    const google = new GoogleApiFake(["secretmanager.v1", "compute.v1"]);
+    const versions: { name: string; state: string; data: string }[] = [];
+    const recreated: unknown[] = [];
+    const authorized = (request: { headers: Record<string, unknown> }) =>
+      request.headers.authorization === "Bearer ya29.master-token";
+    google.on("secretmanager.projects.secrets.addVersion", (request) => {
+      if (!authorized(request)) return googleError(401, "no token");
+      const secret = request.params.parent!;
+      const body = request.json as { payload: { data: string } };
+      const version = {
+        name: `${secret}/versions/${versions.length + 1}`,
+        state: "ENABLED",
+        data: body.payload.data,
+      };
+      versions.push(version);
+      return { json: { name: version.name, state: version.state } };
+    });
+    google.on("secretmanager.projects.secrets.versions.list", (request) => {
+      if (!authorized(request)) return googleError(401, "no token");
+      if (request.query.get("filter") !== "state:ENABLED") return googleError(400, "filter not modelled");
+      if (request.params.parent !== "projects/p1/secrets/kubebake-demo-bootstrap-token")
+        return googleError(404, "no such secret");
+      return {
+        json: {
+          versions: versions.filter((v) => v.state === "ENABLED").map(({ name, state }) => ({ name, state })),
+        },
+      };
+    });
+    google.on("secretmanager.projects.secrets.versions.destroy", (request) => {
+      if (!authorized(request)) return googleError(401, "no token");
+      const name = request.params.name!;
+      const version = versions.find((v) => v.name === name);
+      if (!version) return googleError(404, "no such version");
+      version.state = "DESTROYED";
+      return { json: { name, state: "DESTROYED" } };
+    });
+    google.on("compute.regionInstanceGroupManagers.recreateInstances", (request) => {
+      if (!authorized(request)) return googleError(401, "no token");
+      recreated.push({ ...request.params, body: request.json });
+      return { json: { kind: "compute#operation", name: "operation-1", status: "RUNNING" } };
+    });
+    await google.start();
+    const env = {
+      GCE_METADATA_HOST: metadata.base.replace("http://", ""),
+      GCE_SECRETMANAGER_ENDPOINT: google.url,
+      GCE_COMPUTE_ENDPOINT: google.url,
+      SECRET_SOURCE: "secretmanager:projects/p1/secrets/kubebake-demo",
+      GROUP_NAME: "kubebake-demo-masters",
+    };
+    const close = async () => {
+      await metadata.close();
+      await google.stop();
+    };
+    return { env, google, versions, recreated, close };
+  }
+
+  test("each token is the newest version and the only readable one; neither it nor the access token is on a command line", async () => {
+    const { env, google, versions, close } = await world();
+    const shims = argvShims(join(work, "argv-gce-publish"));
+    try {
+      expect((await provider("gce", "provider_can_publish_secret && echo yes", env)).stdout).toBe("yes\n");
+      for (const token of ["abcdef.0123456789abcdef", "ghijkl.fedcba9876543210"]) {
+        const file = join(work, "minted-token");
+        writeFileSync(file, token);
+        const published = await provider("gce", `provider_publish_secret bootstrap-token ${file}`, {
+          ...env,
+          ...shims.env,
+        });
+        expect({ status: published.status, stderr: published.stderr }).toEqual({ status: 0, stderr: "" });
+      }
+      expect(versions.map((v) => [v.name, v.state, Buffer.from(v.data, "base64").toString()])).toEqual([
+        [
+          "projects/p1/secrets/kubebake-demo-bootstrap-token/versions/1",
+          "DESTROYED",
+          "abcdef.0123456789abcdef",
+        ],
+        [
+          "projects/p1/secrets/kubebake-demo-bootstrap-token/versions/2",
+          "ENABLED",
+          "ghijkl.fedcba9876543210",
+        ],
+      ]);
+      const lines = shims.lines();
+      expect(lines.some((l) => l.startsWith("curl "))).toBe(true);
+      expect(
+        lines.filter((l) => /ya29\.|0123456789abcdef|fedcba9876543210|YWJjZGVm|Z2hpamts/i.test(l)),
+      ).toEqual([]);
+      expect(google.invalid).toEqual([]);
+    } finally {
+      await close();
+    }
+  });
+
+  test("an unhealthy master asks its regional group to recreate it", async () => {
+    const { env, google, recreated, close } = await world();
+    try {
+      const told = await provider("gce", "provider_instance_unhealthy", env);
+      expect({ status: told.status, stderr: told.stderr }).toEqual({ status: 0, stderr: "" });
+      expect(told.stdout).toContain("asked group kubebake-demo-masters to recreate demo-masters-k2m4");
+      expect(recreated).toEqual([
+        {
+          project: "p1",
+          region: "europe-west1",
+          instanceGroupManager: "kubebake-demo-masters",
+          body: { instances: ["zones/europe-west1-c/instances/demo-masters-k2m4"] },
+        },
+      ]);
+      expect(google.invalid).toEqual([]);
+    } finally {
+      await close();
+    }
+  });
+});

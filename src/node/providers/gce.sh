@@ -36,11 +36,62 @@ provider_fetch_secret() {
 # No launch gate on this provider yet: nothing waits for the instance.
 provider_instance_ready() { log "provider $CLOUD_PROVIDER has no launch gate: nothing to tell"; }
 
-# Nodes of this provider do not write to their secret store: join-token cannot publish a new token.
-provider_can_publish_secret() { false; }
-provider_publish_secret() { die "provider $CLOUD_PROVIDER cannot publish secrets"; }
-# No group to tell here yet: an unhealthy master is only logged.
-provider_instance_unhealthy() { log "provider $CLOUD_PROVIDER cannot ask for this machine's replacement: replace it by hand"; }
+# gce_secret_prefix: SECRET_SOURCE's projects/P/secrets/PREFIX, or the node stops naming it.
+gce_secret_prefix() {
+  case "${SECRET_SOURCE:-}" in
+    secretmanager:projects/*/secrets/*) printf '%s' "${SECRET_SOURCE#secretmanager:}" ;;
+    *) die "SECRET_SOURCE '${SECRET_SOURCE:-}' is not secretmanager:projects/P/secrets/PREFIX, the source of provider gce" ;;
+  esac
+}
+
+# gce_bearer_post URL BODY: one POST of the JSON BODY with this instance's access token; both reach curl
+# through file descriptors made anew for each attempt (the body may hold a secret), never as arguments.
+gce_bearer_post() {
+  http_call "" 15 -X POST -H @<(printf 'Authorization: Bearer %s\nContent-Type: application/json\n' "$gce_token") \
+    --data-binary @<(printf '%s' "$2") "$1"
+}
+
+# The masters publish the join token they mint (join-token) as a new version of its secret.
+provider_can_publish_secret() { true; }
+
+# provider_publish_secret NAME FILE: FILE's content as the newest version of the secret PREFIX-<name>, then
+# the secret's older enabled versions destroyed (a join token that was replaced must not stay readable).
+# The value goes from the file to jq (--rawfile, base64 there) and from memory to curl's stdin.
+provider_publish_secret() {
+  local name=$1 file=$2 secret api gce_token body added older
+  secret="$(gce_secret_prefix)-$(secret_id "$name")"
+  api=${GCE_SECRETMANAGER_ENDPOINT:-https://secretmanager.googleapis.com}
+  gce_token=$(gce_metadata instance/service-accounts/default/token | jq -r .access_token) ||
+    die "the metadata server gave no access token"
+  body=$(jq -cn --rawfile v "$file" '{payload: {data: ($v | @base64)}}')
+  retry "$(api_deadline)" "Secret Manager addVersion $secret" gce_bearer_post "$api/v1/$secret:addVersion" \
+    "$body" || return 1
+  added=$(jq -r .name <<<"$HTTP_BODY")
+  retry "$(api_deadline)" "Secret Manager versions.list $secret" gce_bearer_call "" \
+    "$api/v1/$secret/versions?filter=state%3AENABLED" || return 1
+  older=$(jq -r --arg added "$added" '.versions[]?.name | select(. != $added)' <<<"$HTTP_BODY")
+  for version in $older; do
+    retry "$(api_deadline)" "Secret Manager destroy $version" gce_bearer_post "$api/v1/$version:destroy" '{}' ||
+      return 1
+  done
+}
+
+# provider_instance_unhealthy: asks this master's regional group (GROUP_NAME in the role file) to recreate
+# it (api-health): GCE's way for a member to be replaced; the group keeps its size.
+provider_instance_unhealthy() {
+  local project zone region name gce_token
+  project=$(gce_metadata project/project-id) || exit 1
+  zone=$(gce_metadata instance/zone) || exit 1
+  zone=${zone##*/}
+  region=${zone%-*}
+  name=$(gce_metadata instance/name) || exit 1
+  [ -n "${GROUP_NAME:-}" ] || die "GROUP_NAME is not set in the role file: no group to ask"
+  gce_token=$(gce_metadata instance/service-accounts/default/token | jq -r .access_token) || exit 1
+  retry "$(api_deadline)" "Compute recreateInstances $name" gce_bearer_post \
+    "$GCE_COMPUTE/compute/v1/projects/$project/regions/$region/instanceGroupManagers/$GROUP_NAME/recreateInstances" \
+    "$(jq -cn --arg i "zones/$zone/instances/$name" '{instances: [$i]}')" || exit 1
+  log "asked group $GROUP_NAME to recreate $name: it will be replaced"
+}
 
 # The label that names an instance's cluster (launch sets it on the instance templates).
 GCE_CLUSTER_LABEL=kubernetescluster
