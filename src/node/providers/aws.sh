@@ -308,13 +308,25 @@ ec2_query_attempt() {
   aws_query_call ec2 "${AWS_ENDPOINT_URL_EC2:-https://$(aws_host ec2)}" "$1"
 }
 
+# describe_cluster_instance NODE [INSTANCE_ID]: DescribeInstances of this cluster's pending or running
+# instance whose private DNS name is NODE (and whose id is INSTANCE_ID, if given); the answer in HTTP_BODY.
+describe_cluster_instance() {
+  local body
+  body="Action=DescribeInstances&Filter.1.Name=private-dns-name&Filter.1.Value.1=$(jq -rn --arg s "$1" '$s | @uri')"
+  body="$body&Filter.2.Name=tag%3AKubernetesCluster&Filter.2.Value.1=$CLUSTER_NAME"
+  body="$body&Filter.3.Name=instance-state-name&Filter.3.Value.1=pending&Filter.3.Value.2=running"
+  [ -z "${2:-}" ] || body="$body&InstanceId.1=$2"
+  aws_credentials
+  retry "$(api_deadline)" "EC2 DescribeInstances ${2:-$1}" ec2_query_attempt "$body&Version=2016-11-15"
+}
+
 # provider_verify_join NODE CSR_SHA256 PROOF: on a master, whether a join request for NODE whose PEM has
 # the digest CSR_SHA256 comes from that instance. Prints "approve REASON", "deny REASON" or "wait REASON".
 # STS checks the proof's signature; the signer must be the instance role session of one of JOIN_IDENTITIES
 # (the role file: the cluster's node roles, in this account), and EC2 must know that instance as a pending
 # or running member of this cluster whose private DNS name is NODE.
 provider_verify_join() {
-  local node=$1 digest=$2 proof=$3 headers signed arn identity instance body ok=""
+  local node=$1 digest=$2 proof=$3 headers signed arn identity instance ok=""
   if [ -z "$proof" ]; then
     echo "deny the request carries no proof of its instance (annotation kubebake.io/join-proof)"
     return
@@ -360,12 +372,8 @@ provider_verify_join() {
     echo "deny signed by $arn, not by an instance of this cluster's node roles"
     return
   fi
-  body="Action=DescribeInstances&Filter.1.Name=private-dns-name&Filter.1.Value.1=$(jq -rn --arg s "$node" '$s | @uri')"
-  body="$body&Filter.2.Name=tag%3AKubernetesCluster&Filter.2.Value.1=$CLUSTER_NAME"
-  body="$body&Filter.3.Name=instance-state-name&Filter.3.Value.1=pending&Filter.3.Value.2=running"
-  body="$body&InstanceId.1=$instance&Version=2016-11-15"
   # A new instance may not be described yet (InvalidInstanceID.NotFound): asked again on the next pass.
-  if ! retry "$(api_deadline)" "EC2 DescribeInstances $instance" ec2_query_attempt "$body"; then
+  if ! describe_cluster_instance "$node" "$instance"; then
     echo "wait EC2 did not describe $instance (HTTP $HTTP_STATUS)"
     return
   fi
@@ -376,17 +384,16 @@ provider_verify_join() {
   fi
 }
 
+# EC2 keeps the record of an instance's addresses.
+provider_has_address_record() { true; }
+
 # provider_node_addresses NODE: on a master, the addresses EC2 gives the cluster's pending or running
 # instance whose private DNS name is NODE, as certificate names ("IP:…", "DNS:…"), one per line; nothing
 # if EC2 knows no such instance. A node writes its Node object's addresses itself: this is the record it
 # cannot write (approve-kubelet-certs checks serving certificates against both).
 provider_node_addresses() {
-  local node=$1 body rest
-  body="Action=DescribeInstances&Filter.1.Name=private-dns-name&Filter.1.Value.1=$(jq -rn --arg s "$node" '$s | @uri')"
-  body="$body&Filter.2.Name=tag%3AKubernetesCluster&Filter.2.Value.1=$CLUSTER_NAME"
-  body="$body&Filter.3.Name=instance-state-name&Filter.3.Value.1=pending&Filter.3.Value.2=running&Version=2016-11-15"
-  aws_credentials
-  retry "$(api_deadline)" "EC2 DescribeInstances $node" ec2_query_attempt "$body" || return 1
+  local node=$1 rest
+  describe_cluster_instance "$node" || return 1
   [[ $HTTP_BODY == *"<instanceId>"* ]] || return 0
   rest=$HTTP_BODY
   while [[ $rest =~ \<privateIpAddress\>([0-9.]+)\</privateIpAddress\>(.*) ]]; do

@@ -51,4 +51,5 @@ provider_instance_unhealthy() { log "provider $CLOUD_PROVIDER cannot ask for thi
 provider_join_proof() { :; }
 provider_verify_join() { echo "deny provider azure cannot verify a machine's identity yet"; }
 # No record of a machine's addresses but the Node object: approve-kubelet-certs checks against that alone.
+provider_has_address_record() { false; }
 provider_node_addresses() { :; }

@@ -13,6 +13,14 @@ gce_metadata() {
 }
 
 provider_node_name() { gce_metadata instance/name; }
+# gce_access_token: this instance's OAuth access token (its service account's), from the metadata server.
+gce_access_token() { gce_metadata instance/service-accounts/default/token | jq -er .access_token; }
+# gce_zone: this instance's zone's name (the metadata server gives projects/N/zones/Z).
+gce_zone() {
+  local zone
+  zone=$(gce_metadata instance/zone) || return 1
+  printf '%s' "${zone##*/}"
+}
 provider_node_ip() { gce_metadata instance/network-interfaces/0/ip; }
 # The metadata server answers NTP in every VPC network, with or without internet.
 provider_time_servers() { echo metadata.google.internal; }
@@ -23,8 +31,7 @@ provider_fetch_secret() {
     secretmanager:projects/*/secrets/*) prefix=${SECRET_SOURCE#secretmanager:} ;;
     *) die "SECRET_SOURCE '${SECRET_SOURCE:-}' is not secretmanager:projects/P/secrets/PREFIX, the source of provider gce" ;;
   esac
-  token=$(gce_metadata instance/service-accounts/default/token | jq -r .access_token) ||
-    die "the metadata server gave no access token"
+  token=$(gce_access_token) || die "the metadata server gave no access token"
   api=${GCE_SECRETMANAGER_ENDPOINT:-https://secretmanager.googleapis.com}
   # The token reaches curl through a file descriptor, never as an argument (those are public).
   retry "$(api_deadline)" "Secret Manager $prefix-$(secret_id "$name")" http_call "" 15 \
@@ -61,8 +68,7 @@ provider_publish_secret() {
   local name=$1 file=$2 secret api gce_token body added older
   secret="$(gce_secret_prefix)-$(secret_id "$name")"
   api=${GCE_SECRETMANAGER_ENDPOINT:-https://secretmanager.googleapis.com}
-  gce_token=$(gce_metadata instance/service-accounts/default/token | jq -r .access_token) ||
-    die "the metadata server gave no access token"
+  gce_token=$(gce_access_token) || die "the metadata server gave no access token"
   body=$(jq -cn --rawfile v "$file" '{payload: {data: ($v | @base64)}}')
   retry "$(api_deadline)" "Secret Manager addVersion $secret" gce_bearer_post "$api/v1/$secret:addVersion" \
     "$body" || return 1
@@ -81,12 +87,11 @@ provider_publish_secret() {
 provider_instance_unhealthy() {
   local project zone region name gce_token
   project=$(gce_metadata project/project-id) || exit 1
-  zone=$(gce_metadata instance/zone) || exit 1
-  zone=${zone##*/}
+  zone=$(gce_zone) || exit 1
   region=${zone%-*}
   name=$(gce_metadata instance/name) || exit 1
   [ -n "${GROUP_NAME:-}" ] || die "GROUP_NAME is not set in the role file: no group to ask"
-  gce_token=$(gce_metadata instance/service-accounts/default/token | jq -r .access_token) || exit 1
+  gce_token=$(gce_access_token) || exit 1
   retry "$(api_deadline)" "Compute recreateInstances $name" gce_bearer_post \
     "$GCE_COMPUTE/compute/v1/projects/$project/regions/$region/instanceGroupManagers/$GROUP_NAME/recreateInstances" \
     "$(jq -cn --arg i "zones/$zone/instances/$name" '{instances: [$i]}')" || exit 1
@@ -133,7 +138,7 @@ gce_bearer_call() {
 # gce_instance PROJECT ZONE NAME: on a master, the Compute API's instance (JSON in HTTP_BODY).
 gce_instance() {
   local gce_token
-  gce_token=$(gce_metadata instance/service-accounts/default/token | jq -r .access_token) || return 1
+  gce_token=$(gce_access_token) || return 1
   retry "$(api_deadline)" "Compute instances.get $3" gce_bearer_call "" \
     "$GCE_COMPUTE/compute/v1/projects/$1/zones/$2/instances/$3"
 }
@@ -227,16 +232,18 @@ provider_verify_join() {
     echo "deny instance $name ($id) in $zone is not a provisioning or running instance of cluster $CLUSTER_NAME"
   fi
 }
+# Compute keeps the record of an instance's addresses.
+provider_has_address_record() { true; }
+
 # provider_node_addresses NODE: on a master, the addresses the Compute API gives this cluster's instance
 # NODE (its network interfaces' internal addresses, and its name), one per line as certificate names;
 # nothing if no such instance runs. The instance is looked up in the zones of this master's region.
 provider_node_addresses() {
   local node=$1 project region gce_token zone
   project=$(gce_metadata project/project-id) || return 1
-  zone=$(gce_metadata instance/zone) || return 1
-  region=${zone##*/}
-  region=${region%-*}
-  gce_token=$(gce_metadata instance/service-accounts/default/token | jq -r .access_token) || return 1
+  zone=$(gce_zone) || return 1
+  region=${zone%-*}
+  gce_token=$(gce_access_token) || return 1
   # One aggregated read with a filter on name and label: the instance's zone is not in its name.
   retry "$(api_deadline)" "Compute instances.aggregatedList $node" gce_bearer_call "" \
     "$GCE_COMPUTE/compute/v1/projects/$project/aggregated/instances?filter=$(jq -rn --arg f "name = \"$node\" AND labels.$GCE_CLUSTER_LABEL = \"$CLUSTER_NAME\"" '$f | @uri')" ||

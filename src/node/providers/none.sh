@@ -36,4 +36,5 @@ provider_time_servers() { :; }
 provider_join_proof() { :; }
 provider_verify_join() { echo "approve provider none has no machine identity: the join token is the credential"; }
 # No record of a machine's addresses but the Node object: approve-kubelet-certs checks against that alone.
+provider_has_address_record() { false; }
 provider_node_addresses() { :; }
