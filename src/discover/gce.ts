@@ -136,7 +136,13 @@ async function dnsCall<T>(dns: GceDiscoveryClients["dns"], path: string, init: R
   }
   const text = await answer.text();
   if (!answer.ok) {
-    const message = (JSON.parse(text || "{}") as { error?: { message?: string } }).error?.message ?? text;
+    // Google's JSON error, or whatever a front end in between answered (an HTML 502 page).
+    let message = text.slice(0, 300);
+    try {
+      message = (JSON.parse(text) as { error?: { message?: string } }).error?.message ?? message;
+    } catch {
+      // not JSON: its first characters say enough
+    }
     throw new GoogleApiError(answer.status, `Cloud DNS ${answer.status}: ${message}`);
   }
   return JSON.parse(text) as T;

@@ -308,6 +308,27 @@ describe("gce ports with the reconciler", () => {
     expect(dns.failChanges.length).toBeGreaterThan(0);
   });
 
+  test("a routing-policy set at one of our names is someone else's: the pass fails naming it, and writes nothing there", async () => {
+    const ports = gceDiscoveryPorts(clients(), { project, region });
+    dns.put(ZONE, { name: ETCD, type: "A", ttl: 30, rrdatas: [], routingPolicy: { wrr: { items: [] } } });
+    await expect(reconcile(ports, options)).rejects.toThrow(/etcd\.demo\.k8s\./);
+    expect(dns.zone(ZONE).find((s) => s.name === ETCD)?.routingPolicy).toEqual({ wrr: { items: [] } });
+  });
+
+  test("an answer that is not Google's JSON (a proxy's 502 page) is a transient failure, tried again", async () => {
+    const ports = gceDiscoveryPorts(clients(), { project, region });
+    let answered = 0;
+    fake.on("dns.changes.create", () => {
+      answered++;
+      return { status: 502, body: Buffer.from("<html>bad gateway</html>") };
+    });
+    await expect(reconcile(ports, { ...options, maxAttempts: 2 })).rejects.toThrow(
+      /Cloud DNS 502: <html>bad gateway/,
+    );
+    // Each record's change was sent twice (maxAttempts): the failure counted as transient, not as final.
+    expect(answered).toBe(6);
+  });
+
   test("throttling (429) and a server error (503) are tried again after a back-off", async () => {
     const ports = gceDiscoveryPorts(clients(), { project, region });
     dns.failChanges.push(429, 503);

@@ -38,7 +38,10 @@ export class DnsState {
       .sort();
   }
 
-  put(zone: string, set: { name: string; type: string; ttl: number; rrdatas: string[] }): void {
+  put(
+    zone: string,
+    set: { name: string; type: string; ttl: number; rrdatas: string[]; [field: string]: unknown },
+  ): void {
     const sets = this.zone(zone);
     const at = sets.findIndex((s) => s.name === set.name && s.type === set.type);
     const value = { kind: "dns#resourceRecordSet" as const, ...set };
