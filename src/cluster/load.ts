@@ -2,7 +2,7 @@ import { dirname, isAbsolute, join, resolve } from "node:path";
 import { invalidInput } from "../errors";
 import { loadImageSpec, loadYamlWithSchema } from "../spec/load";
 import { podCapacityProblem } from "./pods";
-import { clusterSpecSchema, type ClusterSpec } from "./schema";
+import { clusterSpecSchema, type Cloud, type ClusterSpec } from "./schema";
 
 export function loadClusterSpec(path: string): { path: string; spec: ClusterSpec } {
   const { spec } = loadYamlWithSchema(path, clusterSpecSchema);
@@ -17,4 +17,11 @@ export function loadClusterSpec(path: string): { path: string; spec: ClusterSpec
     if (problem) throw invalidInput(`${path}: groups.minions.max: ${problem}`);
   }
   return { path, spec };
+}
+
+/** A spec that must be of one cloud (a cloud's own command or test); another cloud's is bad input. */
+export function loadCloudSpec<C extends Cloud>(path: string, cloud: C): Extract<ClusterSpec, { cloud: C }> {
+  const { spec } = loadClusterSpec(path);
+  if (spec.cloud !== cloud) throw invalidInput(`${path}: cloud: expected ${cloud}, got ${spec.cloud}`);
+  return spec as Extract<ClusterSpec, { cloud: C }>;
 }

@@ -58,8 +58,15 @@ function wordsFor(issue: z.core.$ZodIssue): string {
       return `expected a ${issue.format === "regex" ? "value of the documented form" : issue.format}, got ${describeValue(issue.input)}`;
     case "not_multiple_of":
       return `expected a multiple of ${issue.divisor}`;
-    case "invalid_union":
+    case "invalid_union": {
+      // A discriminated union (the cluster spec's `cloud`): name the accepted values, and the one given.
+      const { discriminator, options } = issue as { discriminator?: string; options?: unknown[] };
+      if (discriminator && options) {
+        const given = (issue.input as Record<string, unknown> | undefined)?.[discriminator];
+        return `expected one of ${options.map(show).join(", ")}, got ${describeValue(given)}`;
+      }
       return `expected one of the documented forms, got ${describe(issue.input)}`;
+    }
     case "invalid_key":
       return `unknown key ${describeValue(issue.input)}`;
     default:

@@ -45,7 +45,7 @@ import {
   PutBucketTaggingCommand,
   PutBucketVersioningCommand,
 } from "@aws-sdk/client-s3";
-import { loadClusterSpec } from "../../src/cluster/load";
+import { loadCloudSpec } from "../../src/cluster/load";
 import { awsDiscoveryPorts } from "../../src/discover/aws";
 import { dnsSync } from "../../src/discover/sync";
 import type { AwsClients } from "../../src/launch/aws/clients";
@@ -145,7 +145,7 @@ test("security group: a rule added out of band is revoked, a rule removed is put
 });
 
 describe("IAM", () => {
-  const role = () => nodeRoleName(loadClusterSpec(specPath).spec, "masters");
+  const role = () => nodeRoleName(loadCloudSpec(specPath, "aws"), "masters");
   const trustOf = async () =>
     JSON.parse(
       decodeURIComponent(
@@ -183,7 +183,7 @@ describe("IAM", () => {
       new RegExp(`^update iam-policy ${role()}/${POLICY_NAME}: $`),
     ]);
     expect(await trustOf()).toEqual(assumeRolePolicy("ec2.amazonaws.com"));
-    const inputs = await resolveInputs(clients, loadClusterSpec(specPath).spec, specPath);
+    const inputs = await resolveInputs(clients, loadCloudSpec(specPath, "aws"), specPath);
     expect(await policyOf()).toEqual(nodePolicy(inputs, "masters", await clusterKeyArn()));
   });
 
@@ -268,7 +268,7 @@ test("a launch template's new default version with other data is replaced by one
 });
 
 test("a discovery record changed out of band: dns sync (through the function) restores it", async () => {
-  const inputs = await resolveInputs(clients, loadClusterSpec(specPath).spec, specPath);
+  const inputs = await resolveInputs(clients, loadCloudSpec(specPath, "aws"), specPath);
   const sync = () =>
     dnsSync({
       lambda: clients.lambda,

@@ -10,14 +10,14 @@ import {
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { stringify } from "yaml";
-import { loadClusterSpec } from "../../src/cluster/load";
+import { loadCloudSpec } from "../../src/cluster/load";
 import { ChangeRecorder } from "../../src/launch/changes";
 import { awsClients, isMutating, type AwsClients } from "../../src/launch/aws/clients";
 import { applyCluster } from "../../src/launch/aws/cluster";
 import { destroyCluster } from "../../src/launch/aws/destroy";
 import { resolveInputs } from "../../src/launch/aws/inputs";
 import type { Inputs } from "../../src/launch/aws/desired";
-import { clusterSpecSchema, type ClusterSpec } from "../../src/cluster/schema";
+import { awsClusterSpecSchema, type AwsClusterSpec } from "../../src/cluster/schema";
 import { silentProgress } from "../../src/util/progress";
 
 process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED = "true";
@@ -48,7 +48,7 @@ export const KEY_ARN = "arn:aws:kms:eu-west-1:123456789012:key/1234abcd-12ab-34c
 
 /** The inputs apply derives from a spec, as pure data for the desired-state tests (no cloud). */
 export function inputsFor(
-  spec: ClusterSpec = clusterSpecSchema.parse(clusterYaml()),
+  spec: AwsClusterSpec = awsClusterSpecSchema.parse(clusterYaml()),
   account = "123456789012",
 ): Inputs {
   return {
@@ -115,7 +115,7 @@ export async function registerAmi(clients: AwsClients, name: string, tags: Recor
 }
 
 export async function apply(clients: AwsClients, specPath: string, dryRun = false) {
-  const { spec } = loadClusterSpec(specPath);
+  const spec = loadCloudSpec(specPath, "aws");
   const inputs = await resolveInputs(clients, spec, specPath);
   const rec = new ChangeRecorder(dryRun, silentProgress);
   const before = clients.calls.length;

@@ -5,7 +5,7 @@
  */
 import { isDeepStrictEqual } from "node:util";
 import { runSimulation } from "@cloud-copilot/iam-simulate";
-import { clusterSpecSchema } from "../../src/cluster/schema";
+import { awsClusterSpecSchema } from "../../src/cluster/schema";
 import {
   ROLE_SECRET_NAMES,
   assumeRolePolicy,
@@ -29,7 +29,7 @@ const ACCOUNT = "123456789012";
 const OTHER_ACCOUNT = "210987654321";
 const ZONE = "Z0000000000000OWNZONE";
 const OTHER_ZONE = "Z0000000000000OTHERZN";
-const spec = clusterSpecSchema.parse(clusterYaml());
+const spec = awsClusterSpecSchema.parse(clusterYaml());
 const inputs = inputsFor(spec, ACCOUNT);
 const REGION = spec.region;
 

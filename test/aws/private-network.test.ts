@@ -18,7 +18,7 @@ import {
   ModifyVpcEndpointCommand,
   type VpcEndpoint,
 } from "@aws-sdk/client-ec2";
-import { loadClusterSpec } from "../../src/cluster/load";
+import { loadCloudSpec } from "../../src/cluster/load";
 import { KubebakeError } from "../../src/errors";
 import { isMutating, type AwsClients } from "../../src/launch/aws/clients";
 import { applyCluster } from "../../src/launch/aws/cluster";
@@ -83,7 +83,7 @@ async function freshSpec(network: Record<string, unknown> = {}, file = "cluster.
 
 /** A plan (or apply) that also keeps what it printed as information, the lines a terminal shows. */
 async function withInfo(clients: AwsClients, specPath: string, dryRun = true) {
-  const { spec } = loadClusterSpec(specPath);
+  const spec = loadCloudSpec(specPath, "aws");
   const inputs = await resolveInputs(clients, spec, specPath);
   const info: string[] = [];
   const rec = new ChangeRecorder(dryRun, { step: () => {}, info: (line) => info.push(line) });
@@ -180,7 +180,7 @@ test("a new cluster is private by default: endpoints for ssm, autoscaling, sts, 
   const subnets = (await clients.ec2.send(new DescribeSubnetsCommand({ Filters: byTag("demo") }))).Subnets!;
   const table = (await clients.ec2.send(new DescribeRouteTablesCommand({ Filters: byTag("demo") })))
     .RouteTables![0]!;
-  const inputs = inputsFor(loadClusterSpec(path).spec);
+  const inputs = inputsFor(loadCloudSpec(path, "aws"));
   const { autoscaling, s3, ssm, sts, ec2 } = byService(await endpointsOf(clients));
   for (const [endpoint, service] of [
     [ssm, "ssm"],

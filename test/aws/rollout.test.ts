@@ -12,7 +12,7 @@ import {
   TerminateInstanceInAutoScalingGroupCommand,
 } from "@aws-sdk/client-auto-scaling";
 import { DescribeInstancesCommand } from "@aws-sdk/client-ec2";
-import { loadClusterSpec } from "../../src/cluster/load";
+import { loadCloudSpec } from "../../src/cluster/load";
 import type { Role } from "../../src/discover/names";
 import type { AwsClients } from "../../src/launch/aws/clients";
 import type { Context } from "../../src/launch/aws/context";
@@ -236,7 +236,7 @@ function contextFor(
   hook: Partial<HookModel> = {},
   timeoutSeconds = 900,
 ) {
-  const spec = loadClusterSpec(
+  const spec = loadCloudSpec(
     writeSpec(
       dir,
       clusterYaml({
@@ -249,7 +249,8 @@ function contextFor(
       }),
       `${role}-${masters}-${minions}-${batchPercent}-${timeoutSeconds}.yaml`,
     ),
-  ).spec;
+    "aws",
+  );
   const size = role === "masters" ? masters : minions;
   const model = new GroupModel(
     resourceName(spec.name, role),

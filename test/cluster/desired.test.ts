@@ -3,7 +3,7 @@ import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { isDeepStrictEqual } from "node:util";
 import { parse } from "yaml";
-import { clusterSpecSchema } from "../../src/cluster/schema";
+import { awsClusterSpecSchema } from "../../src/cluster/schema";
 import { discoveryConfigFromEnv, discoveryEnvironment } from "../../src/discover/config";
 import {
   asTagList,
@@ -46,7 +46,7 @@ import { generateClusterPki } from "../../src/pki/pki";
 import { clusterYaml, inputsFor, KEY_ARN } from "../aws/fixture";
 import { repoRoot } from "../helpers";
 
-const spec = clusterSpecSchema.parse(clusterYaml());
+const spec = awsClusterSpecSchema.parse(clusterYaml());
 const inputs = inputsFor(spec);
 
 describe("desired AWS state", () => {
@@ -231,7 +231,7 @@ describe("desired AWS state", () => {
         Condition: { Bool: { "aws:SecureTransport": "false" } },
       },
     ]);
-    const kept = clusterSpecSchema.parse(clusterYaml({ etcd: { snapshotRetentionDays: 30 } }));
+    const kept = awsClusterSpecSchema.parse(clusterYaml({ etcd: { snapshotRetentionDays: 30 } }));
     expect(snapshotLifecycleRules(kept)).toEqual([
       {
         ID: "expire-etcd-snapshots",
@@ -254,7 +254,7 @@ describe("desired AWS state", () => {
       HeartbeatTimeout: 900,
     });
     const timeout = (timeoutSeconds: number) =>
-      launchHook(clusterSpecSchema.parse(clusterYaml({ rollout: { timeoutSeconds } })), "masters")!
+      launchHook(awsClusterSpecSchema.parse(clusterYaml({ rollout: { timeoutSeconds } })), "masters")!
         .HeartbeatTimeout;
     expect([1, 29, 30, 1800, 7200, 7201, 86400].map(timeout)).toEqual([30, 30, 30, 1800, 7200, 7200, 7200]);
   });
@@ -266,7 +266,7 @@ describe("desired AWS state", () => {
     expect(rolloutBatch(spec, "minions", 7)).toBe(1); // 25 % of 7 rounds down
     expect(rolloutBatch(spec, "minions", 8)).toBe(2);
     expect(rolloutBatch(spec, "minions", 0)).toBe(1);
-    const whole = clusterSpecSchema.parse(clusterYaml({ rollout: { batchPercent: 100 } }));
+    const whole = awsClusterSpecSchema.parse(clusterYaml({ rollout: { batchPercent: 100 } }));
     expect(rolloutBatch(whole, "minions", 3)).toBe(3);
     expect(rolloutBatch(whole, "masters", 3)).toBe(1);
   });
@@ -281,7 +281,9 @@ describe("desired AWS state", () => {
   });
 
   test("every resource is tagged with the user's tags, the cluster, its logical name and the owner id", () => {
-    const tagged = clusterSpecSchema.parse(clusterYaml({ tags: { team: "platform", "cost-center": "42" } }));
+    const tagged = awsClusterSpecSchema.parse(
+      clusterYaml({ tags: { team: "platform", "cost-center": "42" } }),
+    );
     expect(tagsFor(tagged, "sg-masters", "kb-0123456789abcdef")).toEqual({
       team: "platform",
       "cost-center": "42",
@@ -302,7 +304,7 @@ describe("desired AWS state", () => {
   });
 
   test("launch templates: the AMI, the role's instance type, its security group, the key pair when given", () => {
-    const keyed = inputsFor(clusterSpecSchema.parse(clusterYaml({ sshKey: "ops" })));
+    const keyed = inputsFor(awsClusterSpecSchema.parse(clusterYaml({ sshKey: "ops" })));
     const masters = launchTemplateData(keyed, "masters", "sg-m", KEY_ARN);
     expect(masters).toMatchObject({
       ImageId: "ami-0123456789abcdef0",
@@ -325,7 +327,7 @@ describe("desired AWS state", () => {
   });
 
   test("discovery settings and names follow the spec: zone, record TTL, empty-group policy, id parameter", () => {
-    const tuned = clusterSpecSchema.parse(clusterYaml({ discovery: { ttl: 60, emptyGroup: "keep" } }));
+    const tuned = awsClusterSpecSchema.parse(clusterYaml({ discovery: { ttl: 60, emptyGroup: "keep" } }));
     expect(discoveryConfig(inputsFor(tuned), "Z123")).toEqual({
       cluster: "demo",
       zoneId: "Z123",
@@ -428,7 +430,7 @@ describe("the cluster key in the desired state", () => {
 
 describe("a private network in the desired state", () => {
   const withInternet = (internet?: boolean) =>
-    clusterSpecSchema.parse(clusterYaml({ network: { ...(internet === undefined ? {} : { internet }) } }));
+    awsClusterSpecSchema.parse(clusterYaml({ network: { ...(internet === undefined ? {} : { internet }) } }));
 
   test("the spec decides; unset, only a cluster whose VPC has its internet gateway stays public, and says why", () => {
     for (const internet of [true, false])
@@ -487,7 +489,7 @@ describe("a private network in the desired state", () => {
         Condition: { StringEquals: { "aws:PrincipalAccount": "123456789012" } },
       },
     ]);
-    const china = { ...inputsFor(clusterSpecSchema.parse(clusterYaml())), partition: "aws-cn" };
+    const china = { ...inputsFor(awsClusterSpecSchema.parse(clusterYaml())), partition: "aws-cn" };
     const bucket = snapshotBucketName("123456789012", "eu-west-1", "demo");
     expect(endpointPolicy(china, s3).Statement).toEqual([
       {
@@ -504,7 +506,7 @@ describe("a private network in the desired state", () => {
   });
 
   test("the interface endpoints take HTTPS from the VPC's CIDR and nothing else", () => {
-    const spec = clusterSpecSchema.parse(clusterYaml({ network: { cidr: "10.4.0.0/16" } }));
+    const spec = awsClusterSpecSchema.parse(clusterYaml({ network: { cidr: "10.4.0.0/16" } }));
     expect(endpointSecurityGroupRules(spec)).toEqual([
       {
         protocol: "tcp",

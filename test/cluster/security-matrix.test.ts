@@ -10,7 +10,7 @@ import {
   RevokeSecurityGroupIngressCommand,
   type IpPermission,
 } from "@aws-sdk/client-ec2";
-import { clusterSpecSchema, type ClusterSpec } from "../../src/cluster/schema";
+import { awsClusterSpecSchema, type AwsClusterSpec } from "../../src/cluster/schema";
 import { ROLES, type Role } from "../../src/discover/names";
 import { ChangeRecorder } from "../../src/launch/changes";
 import type { AwsClients } from "../../src/launch/aws/clients";
@@ -77,7 +77,7 @@ const admitsFrom =
     return "group" in s ? s.group === group : cidr !== undefined && inCidr(s.address, cidr);
   };
 
-function fromRules(spec: ClusterSpec): Record<Role, Allowance[]> {
+function fromRules(spec: AwsClusterSpec): Record<Role, Allowance[]> {
   const rules = securityGroupRules(spec);
   const shape = (role: Role) =>
     rules[role].map((r) => ({
@@ -124,13 +124,13 @@ function matrix(allowances: Record<Role, Allowance[]>): string[] {
 }
 
 const specWith = (network: Record<string, unknown>) =>
-  clusterSpecSchema.parse(clusterYaml({ network: { zones: ["eu-west-1a", "eu-west-1b"], ...network } }));
+  awsClusterSpecSchema.parse(clusterYaml({ network: { zones: ["eu-west-1a", "eu-west-1b"], ...network } }));
 
 /**
  * Runs the AWS step against a stand-in EC2 client; `existing` are the groups it finds (none: it creates
  * them). Returns what it authorized and revoked, per role.
  */
-async function runSecurityStep(spec: ClusterSpec, existing: Record<Role, IpPermission[]> | undefined) {
+async function runSecurityStep(spec: AwsClusterSpec, existing: Record<Role, IpPermission[]> | undefined) {
   const clusterId = "kb-0123456789abcdef";
   const authorized: Record<Role, IpPermission[]> = { masters: [], minions: [] };
   const revoked: Record<Role, IpPermission[]> = { masters: [], minions: [] };
@@ -242,7 +242,7 @@ describe("security groups as an exact matrix", () => {
   test("the world sees SSH or the API only with the explicit allow flag; a /0 without it is refused", () => {
     expect(() => specWith({ sshAccess: ["0.0.0.0/0"] })).toThrow(/allowSshFromAnywhere/);
     expect(() => specWith({ apiAccess: ["0.0.0.0/0"] })).toThrow(/allowApiFromAnywhere/);
-    const world = (s: ClusterSpec) => matrix(fromRules(s)).filter((line) => line.startsWith("world "));
+    const world = (s: AwsClusterSpec) => matrix(fromRules(s)).filter((line) => line.startsWith("world "));
     expect(world(specWith({ sshAccess: ["0.0.0.0/0"], allowSshFromAnywhere: true }))).toEqual([
       "world -> masters: tcp 22",
       "world -> minions: tcp 22",

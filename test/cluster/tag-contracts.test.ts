@@ -8,7 +8,7 @@ import { DescribeImagesCommand } from "@aws-sdk/client-ec2";
 import { GetCallerIdentityCommand } from "@aws-sdk/client-sts";
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { clusterSpecSchema } from "../../src/cluster/schema";
+import { awsClusterSpecSchema } from "../../src/cluster/schema";
 import { awsDiscoveryPorts, type DiscoveryClients } from "../../src/discover/aws";
 import { ROLES } from "../../src/discover/names";
 import type { AwsClients } from "../../src/launch/aws/clients";
@@ -29,9 +29,9 @@ const matches = (tags: Tag[], filters: { Name?: string; Values?: string[] }[] = 
 describe("tags written and read back", () => {
   const dir = tempDir("image-id");
   test("discovery finds the cluster's groups by the tags the launcher puts on them, and tells their roles", async () => {
-    const spec = clusterSpecSchema.parse(clusterYaml());
+    const spec = awsClusterSpecSchema.parse(clusterYaml());
     const ctx = { inputs: inputsFor(spec), clusterId: "kb-0123456789abcdef" } as Context;
-    const other = { ...ctx, inputs: inputsFor(clusterSpecSchema.parse(clusterYaml({ name: "other" }))) };
+    const other = { ...ctx, inputs: inputsFor(awsClusterSpecSchema.parse(clusterYaml({ name: "other" }))) };
     const groups = [
       ...ROLES.map((role) => [ctx, role] as const),
       ...ROLES.map((role) => [other, role] as const),
@@ -75,7 +75,7 @@ describe("tags written and read back", () => {
         },
       },
     } as unknown as AwsClients;
-    const spec = clusterSpecSchema.parse(
+    const spec = awsClusterSpecSchema.parse(
       clusterYaml({
         image: { manifest: "manifest.json", spec: join(__dirname, "../../image/kubebake.yaml") },
       }),

@@ -6,7 +6,7 @@ import type { _InstanceType } from "@aws-sdk/client-ec2";
 import { createHash } from "node:crypto";
 import { stringify } from "yaml";
 import { discoveryRecords, ROLES, zoneName, type Role } from "../../discover/names";
-import type { ClusterSpec } from "../../cluster/schema";
+import type { AwsClusterSpec as ClusterSpec } from "../../cluster/schema";
 import type { DiscoveryConfig } from "../../discover/config";
 
 export const CLUSTER_TAG = "KubernetesCluster";
@@ -170,18 +170,9 @@ export function assumeRolePolicy(service: "ec2.amazonaws.com" | "lambda.amazonaw
   return policy([{ Effect: "Allow", Principal: { Service: service }, Action: "sts:AssumeRole" }]);
 }
 
-/**
- * What each role's node-config fetches (src/node/node-config), and so all its role may read: masters the
- * CAs they issue their own certificates from, the service-account pair, the join token and the Secrets
- * key, never the operator's admin credential; minions what a join needs.
- */
-export const ROLE_SECRET_NAMES = {
-  masters: ["ca", "etcd-ca", "front-proxy-ca"]
-    .flatMap((base) => [`${base}.crt`, `${base}.key`])
-    .concat(["bootstrap-token", "encryption-config.yaml", "sa.key", "sa.pub"])
-    .sort(),
-  minions: ["ca.crt", "bootstrap-token"],
-} as const;
+import { ROLE_SECRET_NAMES } from "../pki-files";
+
+export { ROLE_SECRET_NAMES };
 
 /**
  * Masters read every secret of their cluster; minions only the CA certificate and the bootstrap token.

@@ -1,41 +1,19 @@
 /** Everything apply needs besides the spec: the account, the AMI, and the image's own cluster settings. */
 import { DescribeImagesCommand, DescribeKeyPairsCommand } from "@aws-sdk/client-ec2";
 import { GetCallerIdentityCommand } from "@aws-sdk/client-sts";
-import { readFileSync } from "node:fs";
 import { dirname, isAbsolute, join, resolve } from "node:path";
 import { invalidInput } from "../../errors";
 import { podCapacityProblem } from "../../cluster/pods";
 import { loadImageSpec } from "../../spec/load";
-import { imageSpecSchema, type ImageSpec } from "../../spec/schema";
 import { packageRoot } from "../../util/package-root";
-import type { ClusterSpec } from "../../cluster/schema";
+import type { AwsClusterSpec as ClusterSpec } from "../../cluster/schema";
+import { bakedCluster, readManifest } from "../manifest";
 import { ifExists, type AwsClients } from "./clients";
 import type { Context } from "./context";
 import { IMAGE_ID_TAG, partitionOf, type Inputs } from "./desired";
 
 /** The root device of kubebake's published images (src/publish/aws/publish.ts registers them so). */
 export const DEFAULT_ROOT_DEVICE = "/dev/xvda";
-
-interface ManifestRef {
-  imageId: string;
-  rootfs?: string;
-}
-
-/** The image spec a bake wrote into its tree (/etc/kubebake/image-spec.json), as the nodes have it. */
-function bakedCluster(path: string): ImageSpec["cluster"] {
-  let parsed: unknown;
-  try {
-    parsed = JSON.parse(readFileSync(path, "utf8"));
-  } catch {
-    throw invalidInput(
-      `image.manifest: the bake's image spec ${path} is missing or unreadable; set image.spec to the spec the image was baked with`,
-    );
-  }
-  const result = imageSpecSchema.safeParse(parsed);
-  if (!result.success)
-    throw invalidInput(`image.manifest: ${path} is not an image spec; set image.spec instead`);
-  return result.data.cluster;
-}
 
 export async function resolveInputs(
   clients: AwsClients,
@@ -55,16 +33,7 @@ export async function resolveInputs(
   let cluster = spec.image.spec ? loadImageSpec(near(spec.image.spec)).spec.cluster : undefined;
   if (spec.image.manifest) {
     const manifestPath = near(spec.image.manifest);
-    let manifest: ManifestRef;
-    try {
-      manifest = JSON.parse(readFileSync(manifestPath, "utf8"));
-    } catch (error) {
-      throw invalidInput(
-        `image.manifest: cannot read ${manifestPath} as a bake manifest (${(error as Error).message})`,
-      );
-    }
-    if (typeof manifest.imageId !== "string")
-      throw invalidInput(`image.manifest: ${manifestPath} has no imageId`);
+    const manifest = readManifest(manifestPath);
     const images = await clients.ec2.send(
       new DescribeImagesCommand({
         Owners: ["self"],
@@ -79,9 +48,7 @@ export async function resolveInputs(
     }
     ami = available[0]!.ImageId!;
     rootDevice = available[0]!.RootDeviceName;
-    cluster ??= bakedCluster(
-      join(dirname(manifestPath), manifest.rootfs ?? "rootfs", "etc/kubebake/image-spec.json"),
-    );
+    cluster ??= bakedCluster(manifestPath, manifest);
   }
   if (spec.image.manifest && !spec.image.spec) {
     // The bake's own pod network: every node the groups may grow to needs a range of it.

@@ -15,12 +15,9 @@ import type { Context } from "./context";
 import { asTagList, clusterIdParameter, keyAlias, OWNER_TAG, secretPrefix, tagsFor } from "./desired";
 import { namesKey, type ClusterKey } from "./key";
 import { foreign } from "./owner";
+import { PKI_FILE_NAMES, RETIRED_PKI_FILE_NAMES } from "../pki-files";
 
-/** The files of generateClusterPki, which the node scripts fetch by these names. */
-export const PKI_FILE_NAMES = ["admin", "ca", "etcd-ca", "front-proxy-ca"]
-  .flatMap((base) => [`${base}.crt`, `${base}.key`])
-  .concat(["admin.kubeconfig", "bootstrap-token", "encryption-config.yaml", "sa.key", "sa.pub"])
-  .sort();
+export { PKI_FILE_NAMES, RETIRED_PKI_FILE_NAMES };
 
 /**
  * Files added to the PKI after clusters existed, with how each is made: stored on its own under a running
@@ -32,14 +29,6 @@ const ADDABLE: Record<string, () => Promise<string>> = {
     return encryptionConfig([newKey(new Date())]);
   },
 };
-
-/** Files of older PKIs that no node reads any more (masters issue their own certificates): deleted. */
-export const RETIRED_PKI_FILE_NAMES = [
-  ...["apiserver", "apiserver-etcd-client", "apiserver-kubelet-client", "controller-manager"],
-  ...["front-proxy-client", "scheduler"],
-]
-  .flatMap((base) => [`${base}.crt`, `${base}.key`])
-  .sort();
 
 /** The names of the parameters under `/kubebake/<cluster>/`; with a cluster id, only those tagged with it. */
 export async function storedParameterNames(

@@ -3,7 +3,7 @@ import { googleError, type FakeRequest, type FakeResponse, type GoogleApiFake } 
 import type { StorageState } from "./storage";
 
 /**
- * Compute Engine images and global operations behind the fake. images.insert answers a PENDING operation;
+ * Compute Engine images and operations (global and regional) behind the fake. images.insert answers a PENDING operation;
  * each operations.get or wait moves it one step (PENDING, RUNNING, DONE), so clients must poll as they do
  * against GCE. An image from rawDisk.source is checked the way GCE does when the operation runs: the
  * object must exist and be a gzip'd tar whose one file is `disk.raw` (GNU format); a failure ends the
@@ -19,7 +19,7 @@ export interface Image {
   [field: string]: unknown;
 }
 
-interface Operation {
+export interface Operation {
   kind: "compute#operation";
   id: string;
   name: string;
@@ -27,7 +27,10 @@ interface Operation {
   status: "PENDING" | "RUNNING" | "DONE";
   progress: number;
   targetLink: string;
+  targetId?: string;
   selfLink: string;
+  /** A regional operation's region (URL); global operations have none. */
+  region?: string;
   insertTime: string;
   error?: { errors: { code: string; message: string }[] };
   httpErrorStatusCode?: number;
@@ -62,13 +65,16 @@ export class ComputeState {
     return String(4_000_000_000_000_000_000n + BigInt(++this.counter));
   }
 
+  /** A global operation, or a regional one (answered by regionOperations) when `region` is given. */
   startOperation(
     request: FakeRequest,
     type: string,
     targetLink: string,
     work: () => OperationFailure | undefined,
+    region?: string,
   ): Operation {
     const name = `operation-${Date.now()}-${this.nextId().slice(-6)}`;
+    const project = `${request.baseUrl}/compute/v1/projects/${request.params.project}`;
     const operation: Operation = {
       kind: "compute#operation",
       id: this.nextId(),
@@ -77,7 +83,8 @@ export class ComputeState {
       status: "PENDING",
       progress: 0,
       targetLink,
-      selfLink: `${request.baseUrl}/compute/v1/projects/${request.params.project}/global/operations/${name}`,
+      selfLink: `${project}/${region ? `regions/${region}` : "global"}/operations/${name}`,
+      ...(region ? { region: `${project}/regions/${region}` } : {}),
       insertTime: new Date().toISOString(),
     };
     this.operations.set(name, operation);
@@ -124,16 +131,36 @@ export function installCompute(fake: GoogleApiFake, state = new ComputeState()):
       },
     };
   });
-  const operation = (wait: boolean) => (request: FakeRequest) => {
-    const found = state.operations.get(request.params.operation);
-    if (!found) return notFound(request, `operations/${request.params.operation}`);
-    state.advance(found);
-    if (wait) state.advance(found); // wait returns as soon as it can: here, one more step
-    return { json: found };
-  };
-  fake.on("compute.globalOperations.get", operation(false));
-  fake.on("compute.globalOperations.wait", operation(true));
+  fake.on("compute.globalOperations.get", (request) => answerOperation(state, request, false));
+  fake.on("compute.globalOperations.wait", (request) => answerOperation(state, request, true));
+  fake.on("compute.regionOperations.get", (request) => answerOperation(state, request, false));
+  fake.on("compute.regionOperations.wait", (request) => answerOperation(state, request, true));
   return state;
+}
+
+/**
+ * operations.get/wait, global or regional (by the path's `region`): an operation is found only in its own
+ * scope, as on GCE. undefined when this state does not hold it (another state's handler may).
+ */
+export function findOperation(state: ComputeState, request: FakeRequest): Operation | undefined {
+  const found = state.operations.get(request.params.operation!);
+  const region = request.params.region;
+  const inScope = region ? found?.region?.endsWith(`/regions/${region}`) : !found?.region;
+  return inScope ? found : undefined;
+}
+
+export function answerOperation(state: ComputeState, request: FakeRequest, wait: boolean): FakeResponse {
+  const found = findOperation(state, request);
+  const scope = request.params.region ? `regions/${request.params.region}` : "global";
+  if (!found)
+    return googleError(
+      404,
+      `The resource 'projects/${request.params.project}/${scope}/operations/${request.params.operation}' was not found`,
+      "notFound",
+    );
+  state.advance(found);
+  if (wait) state.advance(found); // wait returns as soon as it can: here, one more step
+  return { json: found };
 }
 
 function notFound(request: FakeRequest, what: string): FakeResponse {

@@ -179,6 +179,26 @@ describe("the Google API fake checks requests against the discovery documents", 
     }
   });
 
+  it("answers failNext's injected errors before the handler, then serves again", async () => {
+    fake
+      .failNext("secretmanager.projects.secrets.get", 503)
+      .failNext("secretmanager.projects.secrets.get", 429);
+    const statuses = [];
+    for (let i = 0; i < 3; i++) {
+      const res = await fetch(`${base}/v1/projects/p/secrets/s`, { headers: AUTH });
+      statuses.push([res.status, res.headers.get("retry-after")]);
+      if (i < 2) expect(((await res.json()) as { error: { status: string } }).error.status).toBeTruthy();
+    }
+    expect(statuses).toEqual([
+      [503, null],
+      [429, "0"],
+      [200, null],
+    ]);
+    expect(seen).toHaveLength(1);
+    expect(fake.invalid).toEqual([]);
+    expect(() => fake.failNext("compute.images.frobnicate", 500)).toThrow(/no method/);
+  });
+
   it("refuses to register a method id the documents do not have", () => {
     expect(() => fake.on("compute.images.frobnicate", () => ({}))).toThrow(
       /no method compute.images.frobnicate/,

@@ -62,6 +62,31 @@ const reasonFor = (code: number) =>
   ({ 400: "invalid", 401: "required", 403: "forbidden", 404: "notFound", 409: "conflict" })[code] ??
   "backendError";
 
+/** The canonical status names (google.rpc.Code) by HTTP status, as `error.status` carries them. */
+export const CANONICAL_STATUS: Record<number, string> = {
+  400: "INVALID_ARGUMENT",
+  401: "UNAUTHENTICATED",
+  403: "PERMISSION_DENIED",
+  404: "NOT_FOUND",
+  409: "ALREADY_EXISTS",
+  429: "RESOURCE_EXHAUSTED",
+  499: "CANCELLED",
+  500: "INTERNAL",
+  501: "UNIMPLEMENTED",
+  503: "UNAVAILABLE",
+  504: "DEADLINE_EXCEEDED",
+};
+
+/**
+ * The error answer of the APIs served by the One Platform front end (IAM, Resource Manager v3, Secret
+ * Manager): `{error: {code, message, status}}` without the legacy `errors` list. `status` is the canonical
+ * code, which tells apart answers sharing an HTTP status (409 ALREADY_EXISTS or ABORTED, 400
+ * INVALID_ARGUMENT or FAILED_PRECONDITION).
+ */
+export function rpcError(code: number, status: string, message: string): FakeResponse {
+  return { status: code, json: { error: { code, message, status } } };
+}
+
 export class GoogleApiFake {
   /** Requests the real API would have refused (and answers of handlers that break the documents). */
   readonly invalid: InvalidRequest[] = [];
@@ -70,6 +95,8 @@ export class GoogleApiFake {
   private readonly documents: DiscoveryDocument[];
   private readonly routes: Route[];
   private readonly handlers = new Map<string, Handler>();
+  /** Injected failures by method id: statuses still to answer (see failNext). */
+  private readonly failures = new Map<string, number[]>();
   private server?: Server;
   private base = "";
 
@@ -86,6 +113,21 @@ export class GoogleApiFake {
         `no method ${methodId} in ${this.documents.map((d) => `${d.name}.${d.version}`).join(", ")}`,
       );
     this.handlers.set(methodId, handler);
+    return this;
+  }
+
+  /**
+   * The next `times` valid requests of `methodId` answer Google's error with `status` before any handler
+   * runs (a quota, an outage, a lost race), so a test can check its client retries; a 429 also carries
+   * `Retry-After: 0`, which clients honour without slowing the test. Requests the documents refuse still
+   * get their 400 and do not use up a failure.
+   */
+  failNext(methodId: string, status: number, times = 1): this {
+    if (!this.routes.some((route) => route.method.id === methodId)) throw new Error(`no method ${methodId}`);
+    this.failures.set(methodId, [
+      ...(this.failures.get(methodId) ?? []),
+      ...Array<number>(times).fill(status),
+    ]);
     return this;
   }
 
@@ -213,6 +255,8 @@ export class GoogleApiFake {
   }
 
   private async answer(request: FakeRequest, route: Route, label: string): Promise<FakeResponse> {
+    const failure = this.failures.get(request.methodId)?.shift();
+    if (failure !== undefined) return injectedError(failure);
     const handler = this.handlers.get(request.methodId);
     if (!handler) {
       this.invalid.push({ request: label, problems: [`the fake has no handler for ${request.methodId}`] });
@@ -235,4 +279,22 @@ export class GoogleApiFake {
     }
     return answer;
   }
+}
+
+/** An injected failure: both error shapes (legacy `errors[].reason` and canonical `status`) in one answer. */
+function injectedError(code: number): FakeResponse {
+  const message = `injected failure ${code}`;
+  const reason = code === 429 ? "rateLimitExceeded" : reasonFor(code);
+  return {
+    status: code,
+    headers: code === 429 ? { "retry-after": "0" } : undefined,
+    json: {
+      error: {
+        code,
+        message,
+        errors: [{ message, domain: "global", reason }],
+        status: CANONICAL_STATUS[code] ?? "UNKNOWN",
+      },
+    },
+  };
 }

@@ -8,7 +8,7 @@ import { join } from "node:path";
 import { preparePublish } from "../../../src/cli/publish";
 import type { Manifest } from "../../../src/bake/manifest";
 import { resolveInputs } from "../../../src/launch/aws/inputs";
-import { clusterSpecSchema } from "../../../src/cluster/schema";
+import { awsClusterSpecSchema } from "../../../src/cluster/schema";
 import { knownDigests, previousDigests } from "../../../src/publish/record";
 import { silentProgress } from "../../../src/util/progress";
 import { runCli, tempDir } from "../../helpers";
@@ -51,7 +51,7 @@ test("publish records builds[] and block digests; cluster apply finds the AMI; t
 
   // cluster apply's image.manifest: the AMI by its image-id tag.
   const specPath = join(dir, "cluster.yaml");
-  const spec = clusterSpecSchema.parse(
+  const spec = awsClusterSpecSchema.parse(
     clusterYaml({
       image: { manifest: "out/manifest.json", spec: join(__dirname, "../../fixtures/image.yaml") },
     }),

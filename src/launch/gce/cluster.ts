@@ -1,0 +1,57 @@
+/** `kubebake cluster apply` on GCE: every step reads the truth, then changes only what differs. */
+import { ROLES } from "../../discover/names";
+import type { GceBaseContext, GceContext } from "./context";
+import { ensureFirewall } from "./firewall";
+import { ensureGroup, ensureTemplate, retireTemplates, rollOut } from "./groups";
+import { ensureMastersRole, ensureProjectBinding, ensureServiceAccounts } from "./identity";
+import { checkNetwork, ensureNetwork } from "./network";
+import { ensureClusterId, readClusterId } from "./owner";
+import { ensurePki } from "./secrets";
+import { ensureZone } from "./zone";
+import { isPlanned } from "../changes";
+import { ifFound } from "./clients";
+import { groupName } from "./desired";
+
+export interface GceApplyResult {
+  network: string;
+  zone: string;
+}
+
+export async function applyGceCluster(base: GceBaseContext): Promise<GceApplyResult> {
+  const { spec } = base.inputs;
+  // Reads first: a mistake in the spec is refused before anything is created.
+  await checkNetwork(base);
+  const stored = await readClusterId(base.clients, spec.name);
+  const ctx: GceContext = { ...base, clusterId: await ensureClusterId(base, stored) };
+  const links = await ensureNetwork(ctx);
+  // Before the firewall rules and secret policies, which name the accounts.
+  await ensureServiceAccounts(ctx);
+  await ensureProjectBinding(ctx, await ensureMastersRole(ctx));
+  await ensureFirewall(ctx, links);
+  await ensurePki(ctx, await groupsExist(ctx));
+  // Before the groups: their first nodes already look for their peers' records.
+  const zone = await ensureZone(ctx, links);
+  // ROLES lists masters first: their rollout (one voter at a time) ends before any minion is replaced.
+  for (const role of ROLES) {
+    const template = await ensureTemplate(ctx, role, links);
+    if (await ensureGroup(ctx, role, template)) await rollOut(ctx, role, template);
+    await retireTemplates(ctx, role, template);
+  }
+  return { network: links.network, zone };
+}
+
+async function groupsExist(ctx: GceContext): Promise<boolean> {
+  if (isPlanned(ctx.clusterId)) return false;
+  const { clients, inputs } = ctx;
+  for (const role of ROLES) {
+    const found = await ifFound(() =>
+      clients.groups.get({
+        project: clients.project,
+        region: inputs.spec.region,
+        instanceGroupManager: groupName(inputs.spec.name, role),
+      }),
+    );
+    if (found) return true;
+  }
+  return false;
+}

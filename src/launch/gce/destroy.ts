@@ -1,0 +1,239 @@
+/**
+ * `kubebake cluster destroy` on GCE: deletes what carries the cluster id, in the order GCE allows (the
+ * groups and their instances before the templates, subnetwork and network they use; the zone's records
+ * before the zone; the accounts after the policies that name them), the id itself last. A rerun after
+ * a failure continues where it stopped.
+ */
+import { ROLES } from "../../discover/names";
+import type { ChangeRecorder } from "../changes";
+import { PKI_FILE_NAMES } from "../pki-files";
+import { ifFound, type GceClients } from "./clients";
+import { completed } from "./context";
+import {
+  CLUSTER_ID_SECRET,
+  groupName,
+  mastersRoleId,
+  networkName,
+  OWNER_LABEL,
+  ownerIn,
+  prefix,
+  secretId,
+  serviceAccountEmail,
+  subnetworkName,
+  managedZoneName,
+} from "./desired";
+import { clusterFirewalls } from "./firewall";
+import { editProjectPolicy, projectPolicy } from "./identity";
+import { readClusterId } from "./owner";
+import { clusterSecrets } from "./secrets";
+import { zonePath, type ManagedZone } from "./zone";
+
+export interface GceDestroyContext {
+  clients: GceClients;
+  rec: ChangeRecorder;
+  cluster: string;
+  pollMs: number;
+  sleep(ms: number): Promise<void>;
+}
+
+interface RecordSet {
+  name: string;
+  type: string;
+  ttl?: number;
+  rrdatas?: string[];
+}
+
+export async function destroyGceCluster(ctx: GceDestroyContext): Promise<void> {
+  const { clients, rec, cluster } = ctx;
+  const { project, region } = clients;
+  const clusterId = await readClusterId(clients, cluster);
+  if (!clusterId) {
+    rec.info(
+      `cluster ${cluster} has no id in project ${project} (secret ${secretId(cluster, CLUSTER_ID_SECRET)}): nothing to delete`,
+    );
+    return;
+  }
+  const ours = (description: string | null | undefined) => ownerIn(description) === clusterId;
+  const leave = (kind: string, name: string) =>
+    rec.info(`leaving ${kind} ${name}: it does not carry this cluster's id ${clusterId}`);
+
+  for (const role of ROLES) {
+    const name = groupName(cluster, role);
+    const group = (
+      await ifFound(() => clients.groups.get({ project, region, instanceGroupManager: name }))
+    )?.[0];
+    if (!group) continue;
+    if (!ours(group.description)) {
+      leave("instance group", name);
+      continue;
+    }
+    await rec.make(
+      { action: "delete", kind: "instance-group", name, detail: `${group.targetSize} instance(s)` },
+      async () =>
+        completed(
+          ctx,
+          await clients.groups.delete({ project, region, instanceGroupManager: name }),
+          `delete instance group ${name}`,
+        ),
+      undefined,
+    );
+  }
+
+  const [templates] = await clients.templates.list(
+    { project, filter: `name eq "${prefix(cluster)}-(masters|minions)-.*"`, maxResults: 500 },
+    { autoPaginate: false },
+  );
+  for (const template of templates ?? []) {
+    if (!ours(template.description)) continue;
+    await rec.make(
+      { action: "delete", kind: "instance-template", name: template.name! },
+      async () =>
+        completed(
+          ctx,
+          await clients.templates.delete({ project, instanceTemplate: template.name! }),
+          `delete instance template ${template.name}`,
+        ),
+      undefined,
+    );
+  }
+
+  await deleteZone(ctx, clusterId);
+
+  for (const rule of await clusterFirewalls(ctx, cluster)) {
+    if (!ours(rule.description)) continue;
+    await rec.make(
+      { action: "delete", kind: "firewall-rule", name: rule.name! },
+      async () =>
+        completed(
+          ctx,
+          await clients.firewalls.delete({ project, firewall: rule.name! }),
+          `delete firewall rule ${rule.name}`,
+        ),
+      undefined,
+    );
+  }
+
+  const subnetwork = (
+    await ifFound(() => clients.subnetworks.get({ project, region, subnetwork: subnetworkName(cluster) }))
+  )?.[0];
+  if (subnetwork && ours(subnetwork.description))
+    await rec.make(
+      { action: "delete", kind: "subnetwork", name: subnetworkName(cluster) },
+      async () =>
+        completed(
+          ctx,
+          await clients.subnetworks.delete({ project, region, subnetwork: subnetworkName(cluster) }),
+          `delete subnetwork ${subnetworkName(cluster)}`,
+        ),
+      undefined,
+    );
+  const network = (
+    await ifFound(() => clients.networks.get({ project, network: networkName(cluster) }))
+  )?.[0];
+  if (network && ours(network.description))
+    await rec.make(
+      { action: "delete", kind: "network", name: networkName(cluster) },
+      async () =>
+        completed(
+          ctx,
+          await clients.networks.delete({ project, network: networkName(cluster) }),
+          `delete network ${networkName(cluster)}`,
+        ),
+      undefined,
+    );
+
+  const secrets = await clusterSecrets(ctx, cluster);
+  const pki = new Set(PKI_FILE_NAMES.map((file) => secretId(cluster, file)));
+  for (const [id, secret] of [...secrets].sort(([a], [b]) => a.localeCompare(b))) {
+    if (!pki.has(id) || secret.labels?.[OWNER_LABEL] !== clusterId) continue;
+    await rec.make(
+      { action: "delete", kind: "secret", name: id },
+      async () =>
+        void (await clients.rest("secretmanager", "DELETE", `v1/projects/${project}/secrets/${id}`)),
+      undefined,
+    );
+  }
+
+  await deleteIdentities(ctx, clusterId);
+
+  await rec.make(
+    { action: "delete", kind: "cluster-id", name: secretId(cluster, CLUSTER_ID_SECRET) },
+    async () =>
+      void (await clients.rest(
+        "secretmanager",
+        "DELETE",
+        `v1/projects/${project}/secrets/${secretId(cluster, CLUSTER_ID_SECRET)}`,
+      )),
+    undefined,
+  );
+}
+
+/** The zone's records (discovery's), then the zone; its SOA and NS go with it. */
+async function deleteZone(ctx: GceDestroyContext, clusterId: string): Promise<void> {
+  const { clients, rec, cluster } = ctx;
+  const name = managedZoneName(cluster);
+  const path = zonePath(clients.project, name);
+  const zone = await ifFound(() => clients.rest<ManagedZone>("dns", "GET", path));
+  if (!zone) return;
+  if (zone.labels?.[OWNER_LABEL] !== clusterId) {
+    rec.info(`leaving dns zone ${name}: it does not carry this cluster's id ${clusterId}`);
+    return;
+  }
+  await rec.make(
+    { action: "delete", kind: "dns-zone", name, detail: zone.dnsName },
+    async () => {
+      const { rrsets = [] } = await clients.rest<{ rrsets?: RecordSet[] }>(
+        "dns",
+        "GET",
+        `${path}/rrsets?maxResults=1000`,
+      );
+      const records = rrsets.filter(
+        (set) => !(set.name === zone.dnsName && ["SOA", "NS"].includes(set.type)),
+      );
+      if (records.length > 0) await clients.rest("dns", "POST", `${path}/changes`, { deletions: records });
+      await clients.rest("dns", "DELETE", path);
+    },
+    undefined,
+  );
+}
+
+/** The masters' project binding and custom role, then both service accounts. */
+async function deleteIdentities(ctx: GceDestroyContext, clusterId: string): Promise<void> {
+  const { clients, rec, cluster } = ctx;
+  const { project } = clients;
+  const roleId = mastersRoleId(cluster);
+  const role = await ifFound(() =>
+    clients.rest<{ description?: string; deleted?: boolean }>(
+      "iam",
+      "GET",
+      `v1/projects/${project}/roles/${roleId}`,
+    ),
+  );
+  if (role && ownerIn(role.description) === clusterId && !role.deleted) {
+    const roleName = `projects/${project}/roles/${roleId}`;
+    if ((await projectPolicy(ctx)).bindings?.some((b) => b.role === roleName))
+      await rec.make(
+        { action: "delete", kind: "project-binding", name: roleName },
+        () => editProjectPolicy(ctx, (bindings) => bindings.filter((b) => b.role !== roleName)),
+        undefined,
+      );
+    await rec.make(
+      { action: "delete", kind: "custom-role", name: roleId },
+      async () => void (await clients.rest("iam", "DELETE", `v1/projects/${project}/roles/${roleId}`)),
+      undefined,
+    );
+  }
+  for (const member of ROLES) {
+    const email = serviceAccountEmail(project, cluster, member);
+    const account = await ifFound(() =>
+      clients.rest<{ description?: string }>("iam", "GET", `v1/projects/${project}/serviceAccounts/${email}`),
+    );
+    if (!account || ownerIn(account.description) !== clusterId) continue;
+    await rec.make(
+      { action: "delete", kind: "service-account", name: email },
+      async () =>
+        void (await clients.rest("iam", "DELETE", `v1/projects/${project}/serviceAccounts/${email}`)),
+      undefined,
+    );
+  }
+}

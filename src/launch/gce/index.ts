@@ -1,0 +1,98 @@
+/** The GCE launcher behind the commands (src/launch/provider.ts): each method is one reconciler's entry. */
+import type { GceClusterSpec } from "../../cluster/schema";
+import { ExitCode, invalidInput, KubebakeError } from "../../errors";
+import type { GceAuthClient } from "../../publish/gce/auth";
+import type { LaunchProvider, LaunchTiming } from "../provider";
+import { gceClients, type GceClients, type GceEndpoints } from "./clients";
+import { OperationFailed } from "./context";
+import type { GceInputs } from "./desired";
+
+/**
+ * Test hook: KUBEBAKE_GCE_ENDPOINT=http://127.0.0.1:PORT points every Google API at one local fake, with
+ * the fixed bearer token KUBEBAKE_GCE_TEST_TOKEN instead of real credentials.
+ */
+function testSetup(): { endpoints: GceEndpoints; auth: GceAuthClient } | undefined {
+  const endpoint = process.env.KUBEBAKE_GCE_ENDPOINT;
+  if (!endpoint) return undefined;
+  const url = new URL(endpoint);
+  const token = process.env.KUBEBAKE_GCE_TEST_TOKEN ?? "test-token";
+  const authorize = (headers?: ConstructorParameters<typeof Headers>[0]) => {
+    const all = new Headers(headers);
+    all.set("authorization", `Bearer ${token}`);
+    return all;
+  };
+  return {
+    endpoints: {
+      rest: endpoint.replace(/\/$/, ""),
+      compute: {
+        host: url.hostname,
+        port: Number(url.port),
+        protocol: url.protocol === "https:" ? "https" : "http",
+      },
+    },
+    auth: {
+      getRequestHeaders: async () => authorize(),
+      fetch: (u, init) => fetch(u, { ...init, headers: authorize(init?.headers) }),
+    },
+  };
+}
+
+/** The project: the spec's, else gcloud's and the client libraries' environment, else the credentials'. */
+async function projectOf(spec: GceClusterSpec): Promise<string> {
+  const fromEnv = process.env.GOOGLE_CLOUD_PROJECT || process.env.CLOUDSDK_CORE_PROJECT;
+  if (spec.project ?? fromEnv) return (spec.project ?? fromEnv)!;
+  const { GoogleAuth } = await import("google-auth-library");
+  const project = await new GoogleAuth().getProjectId().catch(() => undefined);
+  if (!project)
+    throw invalidInput("project: not set, and neither GOOGLE_CLOUD_PROJECT nor the credentials name one");
+  return project;
+}
+
+export async function gceProvider(
+  spec: GceClusterSpec,
+  specPath: string,
+  timing: LaunchTiming,
+): Promise<LaunchProvider> {
+  const test = testSetup();
+  const project = await projectOf(spec);
+  const auth = test?.auth ?? (await (await import("../../publish/gce/auth")).applicationDefaultCredentials());
+  const clients = gceClients(auth, project, spec.region, test?.endpoints);
+  let inputs: Promise<GceInputs> | undefined;
+  const resolved = async () => {
+    const { resolveGceInputs } = await import("./inputs");
+    return (inputs ??= resolveGceInputs(clients, spec, specPath));
+  };
+  return {
+    async apply(rec) {
+      const { applyGceCluster } = await import("./cluster");
+      return applyGceCluster({ clients, inputs: await resolved(), rec, ...timing });
+    },
+    async destroy(rec) {
+      const { destroyGceCluster } = await import("./destroy");
+      await destroyGceCluster({ clients, rec, cluster: spec.name, ...timing });
+    },
+    async deployDiscovery() {
+      throw new KubebakeError(
+        "dns deploy: the discovery Cloud Function is not deployed by this kubebake yet; run kubebake dns sync (from a machine that reaches the APIs) to reconcile the records",
+        ExitCode.invalidInput,
+      );
+    },
+    async syncDiscovery(log) {
+      const { syncGceDiscovery } = await import("./discovery");
+      return syncGceDiscovery(clients, await resolved(), log);
+    },
+    failure: (error) => gceFailure(clients, error),
+  };
+}
+
+/** A Google API failure, or an operation that ended in error, as exit 7 naming the call. */
+function gceFailure(clients: GceClients, error: unknown): KubebakeError | undefined {
+  const e = error as Error & { code?: unknown; reason?: string; statusDetails?: unknown };
+  if (error instanceof OperationFailed) return new KubebakeError(error.message, ExitCode.cloudFailed);
+  const isGoogle =
+    e?.name === "GoogleApiError" || typeof e?.code === "number" || e?.statusDetails !== undefined;
+  if (!isGoogle) return undefined;
+  const call = clients.calls.at(-1) ?? "Google API";
+  const status = typeof e.code === "number" ? ` (${e.code})` : "";
+  return new KubebakeError(`${call} failed${status}: ${e.message.split("\n")[0]}`, ExitCode.cloudFailed);
+}

@@ -1,0 +1,122 @@
+/** `cloud: gce` cluster specs: defaults, and every bad field named with its line, exit 2, no cloud call. */
+import { mkdtempSync } from "node:fs";
+import { join } from "node:path";
+import { loadCloudSpec, loadClusterSpec } from "../../src/cluster/load";
+import { ExitCode, KubebakeError } from "../../src/errors";
+import { runCli, tempDir } from "../helpers";
+import { gceClusterYaml, writeSpec } from "./fixture";
+
+const dir = tempDir("gce-spec");
+const write = (spec: Record<string, unknown>) => writeSpec(spec, mkdtempSync(join(dir, "spec-")));
+
+function problems(spec: Record<string, unknown>): string {
+  try {
+    loadClusterSpec(write(spec));
+  } catch (error) {
+    expect(error).toBeInstanceOf(KubebakeError);
+    expect((error as KubebakeError).exitCode).toBe(ExitCode.invalidInput);
+    return (error as Error).message;
+  }
+  throw new Error("expected the spec to be refused");
+}
+
+const groups = (masters: Record<string, unknown>, minions: Record<string, unknown> = {}) => ({
+  masters: { count: 3, machineType: "e2-standard-2", ...masters },
+  minions: { min: 1, max: 10, desired: 2, machineType: "e2-standard-4", ...minions },
+});
+
+test("a GCE spec gets the documented defaults", () => {
+  const spec = loadCloudSpec(
+    write(gceClusterYaml({ network: {}, labels: undefined, project: undefined })),
+    "gce",
+  );
+  expect(spec.network).toEqual({ cidr: "10.0.0.0/16", apiAccess: [], sshAccess: [] });
+  expect(spec.labels).toEqual({});
+  expect(spec.project).toBeUndefined();
+  expect(spec.discovery).toEqual({ ttl: 30, emptyGroup: "delete" });
+  expect(spec.rollout).toEqual({ batchPercent: 25, timeoutSeconds: 900 });
+  expect(() => loadCloudSpec(write(gceClusterYaml()), "aws")).toThrow(/cloud: expected aws, got gce/);
+});
+
+test.each<[string, Record<string, unknown>, RegExp]>([
+  [
+    "a project id too short",
+    { project: "p1" },
+    /:\d+: project: expected a project id such as my-project-123/,
+  ],
+  [
+    "a region in AWS's words",
+    { region: "eu-west-1" },
+    /:\d+: region: expected a GCE region such as europe-west1/,
+  ],
+  [
+    "an AWS instance type",
+    { groups: groups({ machineType: "t3.medium" }) },
+    /groups\.masters\.machineType: expected a machine type/,
+  ],
+  [
+    "AWS's field for it",
+    { groups: groups({ instanceType: "e2-small" }) },
+    /groups\.masters: unknown key "instanceType"|groups\.masters.*instanceType/,
+  ],
+  ["two masters", { groups: groups({ count: 2 }) }, /groups\.masters\.count: expected 1, 3 or 5/],
+  [
+    "desired above max",
+    { groups: groups({}, { desired: 11 }) },
+    /groups\.minions\.desired: expected between min and max/,
+  ],
+  [
+    "a label kubebake sets",
+    { labels: { kubernetescluster: "x" } },
+    /labels\.kubernetescluster: expected a key of your own/,
+  ],
+  ["a label value in capitals", { labels: { team: "Platform" } }, /labels\.team: expected a label value/],
+  [
+    "a zone of another region",
+    { network: { zones: ["us-central1-a"] } },
+    /network\.zones\[0\]: expected a zone of europe-west1/,
+  ],
+  [
+    "a network without its subnetwork",
+    { network: { name: "shared" } },
+    /network\.subnetwork: expected name and subnetwork together/,
+  ],
+  [
+    "a subnetwork range too small",
+    { network: { cidr: "10.0.0.0/28" } },
+    /network\.cidr: expected a \/8 to \/24/,
+  ],
+  [
+    "SSH from anywhere unasked",
+    { network: { sshAccess: ["0.0.0.0/0"] } },
+    /network\.sshAccess\[0\]: 0\.0\.0\.0\/0 opens SSH to the whole internet/,
+  ],
+  [
+    "a private network open to anywhere",
+    { network: { internet: false, apiAccess: ["0.0.0.0/0"], allowApiFromAnywhere: true } },
+    /network\.apiAccess\[0\]: 0\.0\.0\.0\/0 is the whole internet, which cannot reach a private network .* reach the VPC network/,
+  ],
+  [
+    "both image forms",
+    { image: { name: "kubebake-1", manifest: "out/manifest.json" } },
+    /image: expected exactly one of name and manifest/,
+  ],
+  ["an image name in capitals", { image: { name: "Kubebake" } }, /image\.name: expected an image name/],
+  ["AWS's etcd snapshots", { etcd: { snapshotRetentionDays: 7 } }, /unknown key "etcd"|etcd/],
+])("%s is refused, naming the field", (_, override, expected) => {
+  expect(problems(gceClusterYaml(override))).toMatch(expected);
+});
+
+test("the CLI: a bad GCE spec exits 2 with the problem and no stack trace, before any Google call", () => {
+  const bad = writeSpec(gceClusterYaml({ region: "nowhere" }), dir);
+  // An endpoint nobody listens on: had the CLI called Google, the exit code would be 7, not 2.
+  for (const command of ["validate", "plan", "apply", "destroy"]) {
+    const result = runCli("kubebake", ["cluster", command, "-f", bad], {
+      KUBEBAKE_GCE_ENDPOINT: "http://127.0.0.1:9",
+    });
+    expect({ command, code: result.code }).toEqual({ command, code: 2 });
+    expect(result.stderr).toMatch(/cluster\.yaml:\d+: region: expected a GCE region/);
+    expect(result.stderr).not.toMatch(/\n\s+at /);
+  }
+  expect(join(dir, "cluster.yaml")).toBe(bad);
+});
