@@ -92,7 +92,12 @@ export function gceClients(
           return value;
         return (...args: unknown[]) => {
           calls.push(`compute.${kind}.${property}`);
-          return withRetry(() => (value as (...a: unknown[]) => Promise<unknown>).apply(target, args));
+          const call = () => (value as (...a: unknown[]) => unknown).apply(target, args);
+          // Paging iterators (…Async) are not promises: handed over as they are.
+          const first = call();
+          if (!(first instanceof Promise)) return first;
+          let attempt = 0;
+          return withRetry(() => (attempt++ === 0 ? first : (call() as Promise<unknown>)));
         };
       },
     });

@@ -8,6 +8,7 @@ import { checkNetwork, ensureNetwork } from "./network";
 import { ensureClusterId, readClusterId } from "./owner";
 import { ensurePki } from "./secrets";
 import { ensureZone } from "./zone";
+import { checkNamesFree } from "./lookalikes";
 import { isPlanned } from "../changes";
 import { ifFound } from "./clients";
 import { groupName } from "./desired";
@@ -22,6 +23,7 @@ export async function applyGceCluster(base: GceBaseContext): Promise<GceApplyRes
   // Reads first: a mistake in the spec is refused before anything is created.
   await checkNetwork(base);
   const stored = await readClusterId(base.clients, spec.name);
+  if (!stored) await checkNamesFree(base);
   const ctx: GceContext = { ...base, clusterId: await ensureClusterId(base, stored) };
   const links = await ensureNetwork(ctx);
   // Before the firewall rules and secret policies, which name the accounts.

@@ -87,7 +87,8 @@ export async function ensureMastersRole(ctx: GceContext): Promise<string> {
   let found = isPlanned(clusterId)
     ? undefined
     : await ifFound(() => clients.rest<CustomRole>("iam", "GET", path));
-  if (found && ownerIn(found.description) !== clusterId)
+  // A deleted role is a destroyed cluster's of this name (GCP keeps the id for weeks): restored and taken.
+  if (found && !found.deleted && ownerIn(found.description) !== clusterId)
     throw foreign("custom role", id, ownerIn(found.description));
   if (!found) {
     await rec.make(
@@ -113,13 +114,17 @@ export async function ensureMastersRole(ctx: GceContext): Promise<string> {
       () => clients.rest<CustomRole>("iam", "POST", `${path}:undelete`, { etag: found!.etag }),
       found,
     );
-  const have = [...(found.includedPermissions ?? [])].sort();
-  if (have.join() !== MASTERS_PERMISSIONS.join())
+  const mask: string[] = [];
+  if ([...(found.includedPermissions ?? [])].sort().join() !== MASTERS_PERMISSIONS.join())
+    mask.push("includedPermissions");
+  if (found.description !== description) mask.push("description");
+  if (mask.length > 0)
     await rec.make(
-      { action: "update", kind: "custom-role", name: id, detail: MASTERS_PERMISSIONS.join(", ") },
+      { action: "update", kind: "custom-role", name: id, detail: mask.join(", ") },
       async () => {
-        await clients.rest("iam", "PATCH", `${path}?updateMask=includedPermissions`, {
+        await clients.rest("iam", "PATCH", `${path}?updateMask=${mask.join(",")}`, {
           includedPermissions: MASTERS_PERMISSIONS,
+          description,
           etag: found!.etag,
         });
       },

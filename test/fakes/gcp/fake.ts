@@ -45,6 +45,18 @@ export interface FakeResponse {
 
 export type Handler = (request: FakeRequest) => FakeResponse | Promise<FakeResponse>;
 
+/** A request to a raw route (a URL the fake minted itself, such as a signed upload URL). */
+export interface RawRequest {
+  httpMethod: string;
+  path: string;
+  query: URLSearchParams;
+  headers: IncomingHttpHeaders;
+  body: Buffer;
+  baseUrl: string;
+}
+
+export type RawHandler = (request: RawRequest) => FakeResponse | Promise<FakeResponse>;
+
 export interface InvalidRequest {
   request: string;
   problems: string[];
@@ -95,6 +107,7 @@ export class GoogleApiFake {
   private readonly documents: DiscoveryDocument[];
   private readonly routes: Route[];
   private readonly handlers = new Map<string, Handler>();
+  private readonly raws = new Map<string, RawHandler>();
   /** Injected failures by method id: statuses still to answer (see failNext). */
   private readonly failures = new Map<string, number[]>();
   private server?: Server;
@@ -128,6 +141,16 @@ export class GoogleApiFake {
       ...(this.failures.get(methodId) ?? []),
       ...Array<number>(times).fill(status),
     ]);
+    return this;
+  }
+
+  /**
+   * Serves the paths under `pathPrefix` with `handler`, before and outside discovery routing and without a
+   * bearer token: URLs a model mints for clients to use as is (a signed upload URL). A 4xx answer is the
+   * client misusing the URL, so it is recorded in `invalid` too.
+   */
+  raw(pathPrefix: string, handler: RawHandler): this {
+    this.raws.set(pathPrefix, handler);
     return this;
   }
 
@@ -165,14 +188,20 @@ export class GoogleApiFake {
     const label = `${req.method} ${url.pathname}${url.search}`;
     let answer: FakeResponse;
     let methodId = "?";
+    const raw = [...this.raws].find(([prefix]) => url.pathname.startsWith(prefix));
     try {
-      const checked = this.check(req, url, Buffer.concat(chunks));
-      if ("problems" in checked) {
-        this.invalid.push({ request: label, problems: checked.problems });
-        answer = googleError(checked.status, checked.problems.join("; "));
+      if (raw) {
+        methodId = `raw ${raw[0]}`;
+        answer = await this.answerRaw(raw[1], req, url, Buffer.concat(chunks), label);
       } else {
-        methodId = checked.request.methodId;
-        answer = await this.answer(checked.request, checked.route, label);
+        const checked = this.check(req, url, Buffer.concat(chunks));
+        if ("problems" in checked) {
+          this.invalid.push({ request: label, problems: checked.problems });
+          answer = googleError(checked.status, checked.problems.join("; "));
+        } else {
+          methodId = checked.request.methodId;
+          answer = await this.answer(checked.request, checked.route, label);
+        }
       }
     } catch (error) {
       this.invalid.push({ request: label, problems: [`the fake failed: ${(error as Error).stack}`] });
@@ -190,6 +219,27 @@ export class GoogleApiFake {
       ...answer.headers,
     });
     res.end(body);
+  }
+
+  private async answerRaw(
+    handler: RawHandler,
+    req: IncomingMessage,
+    url: URL,
+    body: Buffer,
+    label: string,
+  ): Promise<FakeResponse> {
+    const answer = await handler({
+      httpMethod: req.method!,
+      path: url.pathname,
+      query: url.searchParams,
+      headers: req.headers,
+      body,
+      baseUrl: this.base,
+    });
+    const status = answer.status ?? 200;
+    if (status >= 400 && status < 500)
+      this.invalid.push({ request: label, problems: [`${status} ${answer.body ?? ""}`] });
+    return answer;
   }
 
   private check(
