@@ -20,3 +20,29 @@ export async function bundleDiscovery() {
   // Local midnight: DOS dates in a zip have no time zone, so this gives the same bytes everywhere.
   return zipSync({ "index.js": [code, { mtime: new Date(1980, 0, 1) }] }, { level: 9 });
 }
+
+// The same discovery core as a Cloud Function (2nd gen, Node.js): index.js and a package.json naming it,
+// deterministic too. No dependency to install: it calls Google's APIs over fetch (src/discover/gce-rest.ts),
+// and the runtime adds the Functions Framework itself.
+export async function bundleGceDiscovery() {
+  const built = await build({
+    entryPoints: ["lambdas/dns-discovery-gce/index.ts"],
+    bundle: true,
+    platform: "node",
+    target: "node20",
+    format: "cjs",
+    minify: true,
+    write: false,
+    logLevel: "warning",
+  });
+  const packageJson =
+    JSON.stringify({ name: "kubebake-dns-discovery", private: true, main: "index.js" }) + "\n";
+  const at = { mtime: new Date(1980, 0, 1) };
+  return zipSync(
+    {
+      "index.js": [built.outputFiles[0].contents, at],
+      "package.json": [Buffer.from(packageJson), at],
+    },
+    { level: 9 },
+  );
+}

@@ -9,7 +9,6 @@
  * @google-cloud/dns: that client sends through teeny-request, which loads node-fetch by a dynamic ESM
  * import that neither the tests' module system nor a bundled function needs, for two requests.
  */
-import { InstancesClient, RegionInstanceGroupManagersClient } from "@google-cloud/compute";
 import type { ClusterGroup, DiscoveryPorts, GroupMember, RecordChange, RecordSet } from "./reconcile";
 import { RecordConflict, Rejected, Transient } from "./reconcile";
 import { normaliseName } from "./names";
@@ -108,9 +107,32 @@ async function call<T>(send: () => Promise<T>): Promise<T> {
   }
 }
 
+/** A group by name, and its managed instances (the official client, or src/discover/gce-rest.ts). */
+export interface DiscoveryGroups {
+  get(request: { project: string; region: string; instanceGroupManager: string }): Promise<unknown>;
+  listManagedInstancesAsync(
+    request: { project: string; region: string; instanceGroupManager: string },
+    options?: object,
+  ): AsyncIterable<ManagedInstance>;
+}
+
+/** An instance as the aggregated list gives it (the fields discovery reads). */
+export interface DiscoveryInstance {
+  id?: string | number | null;
+  status?: string | null;
+  networkInterfaces?: { networkIP?: string | null }[] | null;
+}
+
+export interface DiscoveryInstances {
+  aggregatedListAsync(
+    request: { project: string; filter: string },
+    options?: object,
+  ): AsyncIterable<[string, { instances?: DiscoveryInstance[] | null }]>;
+}
+
 export interface GceDiscoveryClients {
-  groups: RegionInstanceGroupManagersClient;
-  instances: InstancesClient;
+  groups: DiscoveryGroups;
+  instances: DiscoveryInstances;
   /** Cloud DNS: https://dns.googleapis.com, or a fake's base URL, and the request headers (a token). */
   dns: { baseUrl: string; headers(): Promise<Headers> };
 }

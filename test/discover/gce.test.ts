@@ -2,7 +2,6 @@
  * The discovery reconciler on GCE: the official Compute and Cloud DNS clients against the fake that checks
  * every request against Google's discovery documents, Cloud DNS modelled strictly (test/fakes/gcp/dns.ts).
  */
-import { InstancesClient, RegionInstanceGroupManagersClient } from "@google-cloud/compute";
 import {
   classifyGoogleError,
   gceDiscoveryPorts,
@@ -10,6 +9,7 @@ import {
   type ManagedInstance,
 } from "../../src/discover/gce";
 import { reconcile } from "../../src/discover/reconcile";
+import { restDiscoveryCompute } from "../../src/discover/gce-rest";
 import { installDns, type DnsState } from "../fakes/gcp/dns";
 import { googleError, GoogleApiFake } from "../fakes/gcp/fake";
 import { headersOf } from "../../src/publish/gce/auth";
@@ -101,17 +101,8 @@ describe("gce ports with the reconciler", () => {
   const groupOf = (role: string) => `kubebake-demo-${role}`;
 
   function clients() {
-    const settings = {
-      authClient: testAuth as never,
-      apiEndpoint: "127.0.0.1",
-      port: fake.port,
-      protocol: "http",
-    };
-    return {
-      groups: new RegionInstanceGroupManagersClient(settings),
-      instances: new InstancesClient(settings),
-      dns: { baseUrl: fake.url, headers: () => headersOf(testAuth) },
-    };
+    const headers = () => headersOf(testAuth);
+    return { ...restDiscoveryCompute(fake.url, headers), dns: { baseUrl: fake.url, headers } };
   }
 
   beforeEach(async () => {

@@ -43,6 +43,9 @@ const HOSTS = {
   cloudresourcemanager: "https://cloudresourcemanager.googleapis.com",
   secretmanager: "https://secretmanager.googleapis.com",
   dns: "https://dns.googleapis.com",
+  cloudfunctions: "https://cloudfunctions.googleapis.com",
+  cloudscheduler: "https://cloudscheduler.googleapis.com",
+  eventarc: "https://eventarc.googleapis.com",
 } as const;
 export type RestApi = keyof typeof HOSTS;
 

@@ -3,7 +3,14 @@ import { ROLES } from "../../discover/names";
 import type { GceBaseContext, GceContext } from "./context";
 import { ensureFirewall } from "./firewall";
 import { ensureGroup, ensureTemplate, retireTemplates, rollOut } from "./groups";
-import { ensureMastersRole, ensureProjectBinding, ensureServiceAccounts } from "./identity";
+import { ensureGceDiscovery } from "./deploy-discovery";
+import {
+  ensureBinding,
+  ensureCustomRole,
+  ensureServiceAccount,
+  memberOf,
+  projectPolicyHolder,
+} from "./identity";
 import { checkNetwork, ensureNetwork } from "./network";
 import { ensureClusterId, readClusterId } from "./owner";
 import { ensurePki } from "./secrets";
@@ -11,7 +18,7 @@ import { ensureZone } from "./zone";
 import { checkNamesFree } from "./lookalikes";
 import { isPlanned } from "../changes";
 import { ifFound } from "./clients";
-import { groupName } from "./desired";
+import { groupName, MASTERS_PERMISSIONS, mastersCondition, mastersRoleId } from "./desired";
 
 export interface GceApplyResult {
   network: string;
@@ -27,12 +34,24 @@ export async function applyGceCluster(base: GceBaseContext): Promise<GceApplyRes
   const ctx: GceContext = { ...base, clusterId: await ensureClusterId(base, stored) };
   const links = await ensureNetwork(ctx);
   // Before the firewall rules and secret policies, which name the accounts.
-  await ensureServiceAccounts(ctx);
-  await ensureProjectBinding(ctx, await ensureMastersRole(ctx));
+  for (const role of ROLES) await ensureServiceAccount(ctx, role);
+  const masters = await ensureCustomRole(
+    ctx,
+    mastersRoleId(spec.name),
+    MASTERS_PERMISSIONS,
+    "masters' Compute",
+  );
+  await ensureBinding(ctx, projectPolicyHolder(ctx.clients), {
+    role: masters,
+    member: memberOf(ctx.clients, spec.name, "masters"),
+    condition: mastersCondition({ spec, project: ctx.clients.project }),
+    exclusive: true,
+  });
   await ensureFirewall(ctx, links);
   await ensurePki(ctx, await groupsExist(ctx));
   // Before the groups: their first nodes already look for their peers' records.
   const zone = await ensureZone(ctx, links);
+  await ensureGceDiscovery(ctx, zone);
   // ROLES lists masters first: their rollout (one voter at a time) ends before any minion is replaced.
   for (const role of ROLES) {
     const template = await ensureTemplate(ctx, role, links);

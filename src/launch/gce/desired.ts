@@ -46,17 +46,52 @@ const hash = (text: string, length: number) =>
  * A service account id (6 to 30 characters): `kb-<cluster>-<role>`, or for a long cluster name its start
  * and a hash of the whole, so two clusters never share one.
  */
-export function serviceAccountId(cluster: string, role: Role): string {
+export function serviceAccountId(cluster: string, role: Identity): string {
   const plain = `kb-${cluster}-${role}`;
   if (plain.length <= 30) return plain;
   const tail = `-${hash(cluster, 6)}-${role}`;
   return `kb-${cluster.slice(0, 30 - 3 - tail.length).replace(/-+$/, "")}${tail}`;
 }
-export const serviceAccountEmail = (project: string, cluster: string, role: Role) =>
+export const serviceAccountEmail = (project: string, cluster: string, role: Identity) =>
   `${serviceAccountId(cluster, role)}@${project}.iam.gserviceaccount.com`;
 
-/** The masters' custom role (project-wide ids: `kubebake_<cluster>_masters`). */
-export const mastersRoleId = (cluster: string) => `kubebake_${cluster.replace(/-/g, "_")}_masters`;
+/** Who acts for the cluster: the two roles' nodes, and discovery (the function, its schedule and triggers). */
+export type Identity = Role | "dns";
+export const IDENTITIES: readonly Identity[] = ["masters", "minions", "dns"];
+
+/** A custom role of the cluster (project-wide ids: `kubebake_<cluster>_<part>`). */
+export const customRoleId = (cluster: string, part: string) =>
+  `kubebake_${cluster.replace(/-/g, "_")}_${part}`;
+export const mastersRoleId = (cluster: string) => customRoleId(cluster, "masters");
+/** The parts of the cluster's custom roles: the masters', and discovery's reads and records. */
+export const CUSTOM_ROLES = ["masters", "discovery", "records"] as const;
+
+/** What discovery reads of Compute: its groups' members and the instances' addresses (aggregated list). */
+export const DISCOVERY_READS = ["compute.instanceGroupManagers.get", "compute.instances.list"].sort();
+/** What discovery does in its zone, granted on the zone alone. */
+export const RECORD_PERMISSIONS = [
+  "dns.changes.create",
+  "dns.changes.get",
+  "dns.managedZones.get",
+  "dns.resourceRecordSets.create",
+  "dns.resourceRecordSets.delete",
+  "dns.resourceRecordSets.list",
+  "dns.resourceRecordSets.update",
+].sort();
+
+export const discoveryFunctionId = (cluster: string) => `${prefix(cluster)}-dns`;
+export const discoveryJobId = discoveryFunctionId;
+/** Eventarc triggers: one per audit-log method (a filter matches one value). */
+export const DISCOVERY_EVENTS = {
+  inserts: "v1.compute.instances.insert",
+  deletes: "v1.compute.instances.delete",
+} as const;
+export const discoveryTriggerId = (cluster: string, kind: keyof typeof DISCOVERY_EVENTS) =>
+  `${prefix(cluster)}-dns-${kind}`;
+/** The runtime of the discovery function (the bundle targets Node 20, and runs on 22). */
+export const DISCOVERY_RUNTIME = "nodejs22";
+export const DISCOVERY_ENTRY_POINT = "discover";
+export const SOURCE_LABEL = "kubebake-source";
 
 /**
  * What masters do with Compute (src/node/providers/gce.sh): read a joining instance and the addresses it

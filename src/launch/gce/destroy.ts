@@ -12,7 +12,13 @@ import { completed } from "./context";
 import {
   CLUSTER_ID_SECRET,
   groupName,
-  mastersRoleId,
+  customRoleId,
+  DISCOVERY_EVENTS,
+  discoveryFunctionId,
+  discoveryJobId,
+  discoveryTriggerId,
+  CUSTOM_ROLES,
+  IDENTITIES,
   networkName,
   OWNER_LABEL,
   ownerIn,
@@ -23,7 +29,7 @@ import {
   managedZoneName,
 } from "./desired";
 import { clusterFirewalls } from "./firewall";
-import { editProjectPolicy, projectPolicy } from "./identity";
+import { editPolicy, projectPolicyHolder } from "./identity";
 import { readClusterId } from "./owner";
 import { clusterSecrets } from "./secrets";
 import { zonePath, type ManagedZone } from "./zone";
@@ -56,6 +62,9 @@ export async function destroyGceCluster(ctx: GceDestroyContext): Promise<void> {
   const ours = (description: string | null | undefined) => ownerIn(description) === clusterId;
   const leave = (kind: string, name: string) =>
     rec.info(`leaving ${kind} ${name}: it does not carry this cluster's id ${clusterId}`);
+
+  // Discovery first: nothing fires while the rest goes.
+  await deleteDiscovery(ctx, clusterId);
 
   for (const role of ROLES) {
     const name = groupName(cluster, role);
@@ -197,43 +206,131 @@ async function deleteZone(ctx: GceDestroyContext, clusterId: string): Promise<vo
   );
 }
 
-/** The masters' project binding and custom role, then both service accounts. */
+/**
+ * The project bindings of the cluster's identities and roles, then its custom roles, then its service
+ * accounts (a policy naming an account is edited before the account goes).
+ */
 async function deleteIdentities(ctx: GceDestroyContext, clusterId: string): Promise<void> {
   const { clients, rec, cluster } = ctx;
   const { project } = clients;
-  const roleId = mastersRoleId(cluster);
-  const role = await ifFound(() =>
-    clients.rest<{ description?: string; deleted?: boolean }>(
-      "iam",
-      "GET",
-      `v1/projects/${project}/roles/${roleId}`,
-    ),
-  );
-  if (role && ownerIn(role.description) === clusterId && !role.deleted) {
-    const roleName = `projects/${project}/roles/${roleId}`;
-    if ((await projectPolicy(ctx)).bindings?.some((b) => b.role === roleName))
-      await rec.make(
-        { action: "delete", kind: "project-binding", name: roleName },
-        () => editProjectPolicy(ctx, (bindings) => bindings.filter((b) => b.role !== roleName)),
-        undefined,
-      );
-    await rec.make(
-      { action: "delete", kind: "custom-role", name: roleId },
-      async () => void (await clients.rest("iam", "DELETE", `v1/projects/${project}/roles/${roleId}`)),
-      undefined,
+  const roles: string[] = [];
+  for (const part of CUSTOM_ROLES) {
+    const id = customRoleId(cluster, part);
+    const role = await ifFound(() =>
+      clients.rest<{ description?: string; deleted?: boolean }>(
+        "iam",
+        "GET",
+        `v1/projects/${project}/roles/${id}`,
+      ),
     );
+    if (role && ownerIn(role.description) === clusterId && !role.deleted) roles.push(id);
   }
-  for (const member of ROLES) {
-    const email = serviceAccountEmail(project, cluster, member);
+  const accounts: string[] = [];
+  for (const identity of IDENTITIES) {
+    const email = serviceAccountEmail(project, cluster, identity);
     const account = await ifFound(() =>
       clients.rest<{ description?: string }>("iam", "GET", `v1/projects/${project}/serviceAccounts/${email}`),
     );
-    if (!account || ownerIn(account.description) !== clusterId) continue;
+    if (account && ownerIn(account.description) === clusterId) accounts.push(email);
+  }
+  const roleNames = new Set(roles.map((id) => `projects/${project}/roles/${id}`));
+  const ours = (member: string) => accounts.some((email) => member === `serviceAccount:${email}`);
+  const holder = projectPolicyHolder(clients);
+  const granted = ((await holder.read()).bindings ?? []).filter(
+    (b) => roleNames.has(b.role) || b.members.some(ours),
+  );
+  if (granted.length > 0)
+    await rec.make(
+      {
+        action: "delete",
+        kind: "project-binding",
+        name: project,
+        detail: granted.map((b) => b.role).join(", "),
+      },
+      () =>
+        editPolicy(ctx, holder, (bindings) =>
+          bindings
+            .filter((b) => !roleNames.has(b.role))
+            .map((b) => ({ ...b, members: b.members.filter((m) => !ours(m)) })),
+        ),
+      undefined,
+    );
+  for (const id of roles)
+    await rec.make(
+      { action: "delete", kind: "custom-role", name: id },
+      async () => void (await clients.rest("iam", "DELETE", `v1/projects/${project}/roles/${id}`)),
+      undefined,
+    );
+  for (const email of accounts)
     await rec.make(
       { action: "delete", kind: "service-account", name: email },
       async () =>
         void (await clients.rest("iam", "DELETE", `v1/projects/${project}/serviceAccounts/${email}`)),
       undefined,
     );
+}
+
+interface LongRunning {
+  name: string;
+  done?: boolean;
+  error?: { message?: string };
+}
+
+/** The discovery function's triggers, its schedule, then the function (each only when it is ours). */
+async function deleteDiscovery(ctx: GceDestroyContext, clusterId: string): Promise<void> {
+  const { clients, rec, cluster } = ctx;
+  const at = `projects/${clients.project}/locations/${clients.region}`;
+  const waitFor = async (api: "eventarc" | "cloudfunctions", started: LongRunning) => {
+    let operation = started;
+    while (!operation.done) {
+      await ctx.sleep(ctx.pollMs);
+      operation = await clients.rest<LongRunning>(
+        api,
+        "GET",
+        `${api === "eventarc" ? "v1" : "v2"}/${operation.name}`,
+      );
+    }
+    if (operation.error) throw new Error(`deleting ${started.name}: ${operation.error.message}`);
+  };
+  for (const kind of Object.keys(DISCOVERY_EVENTS) as (keyof typeof DISCOVERY_EVENTS)[]) {
+    const id = discoveryTriggerId(cluster, kind);
+    const trigger = await ifFound(() =>
+      clients.rest<{ labels?: Record<string, string> }>("eventarc", "GET", `v1/${at}/triggers/${id}`),
+    );
+    if (trigger?.labels?.[OWNER_LABEL] !== clusterId) continue;
+    await rec.make(
+      { action: "delete", kind: "eventarc-trigger", name: id },
+      async () =>
+        waitFor("eventarc", await clients.rest<LongRunning>("eventarc", "DELETE", `v1/${at}/triggers/${id}`)),
+      undefined,
+    );
   }
+  const job = await ifFound(() =>
+    clients.rest<{ description?: string }>(
+      "cloudscheduler",
+      "GET",
+      `v1/${at}/jobs/${discoveryJobId(cluster)}`,
+    ),
+  );
+  if (ownerIn(job?.description) === clusterId)
+    await rec.make(
+      { action: "delete", kind: "scheduler-job", name: discoveryJobId(cluster) },
+      async () =>
+        void (await clients.rest("cloudscheduler", "DELETE", `v1/${at}/jobs/${discoveryJobId(cluster)}`)),
+      undefined,
+    );
+  const id = discoveryFunctionId(cluster);
+  const fn = await ifFound(() =>
+    clients.rest<{ labels?: Record<string, string> }>("cloudfunctions", "GET", `v2/${at}/functions/${id}`),
+  );
+  if (fn?.labels?.[OWNER_LABEL] === clusterId)
+    await rec.make(
+      { action: "delete", kind: "cloud-function", name: id },
+      async () =>
+        waitFor(
+          "cloudfunctions",
+          await clients.rest<LongRunning>("cloudfunctions", "DELETE", `v2/${at}/functions/${id}`),
+        ),
+      undefined,
+    );
 }

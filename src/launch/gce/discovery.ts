@@ -3,6 +3,7 @@
  * (src/discover/gce.ts), with the cluster's private zone.
  */
 import { gceDiscoveryPorts } from "../../discover/gce";
+import { restDiscoveryCompute } from "../../discover/gce-rest";
 import { reconcile, ReconcileFailed } from "../../discover/reconcile";
 import type { SyncResult } from "../../discover/sync";
 import { ExitCode, KubebakeError } from "../../errors";
@@ -25,14 +26,11 @@ export async function syncGceDiscovery(
   inputs: GceInputs,
   log: (entry: object) => void,
 ): Promise<SyncResult> {
+  const headers = () => headersOf(clients.auth);
   const ports = gceDiscoveryPorts(
     {
-      groups: clients.groups,
-      instances: clients.instances,
-      dns: {
-        baseUrl: clients.endpoints.rest ?? "https://dns.googleapis.com",
-        headers: () => headersOf(clients.auth),
-      },
+      ...restDiscoveryCompute(clients.endpoints.rest ?? "https://compute.googleapis.com", headers),
+      dns: { baseUrl: clients.endpoints.rest ?? "https://dns.googleapis.com", headers },
     },
     { project: clients.project, region: clients.region },
   );

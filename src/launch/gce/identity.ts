@@ -1,28 +1,18 @@
 /**
- * Who the nodes are: a service account per role (the firewall rules name them, the secrets grant to them),
- * and for the masters a custom role with the three Compute permissions they use, bound on the project
- * under a condition that limits it to this cluster's instances and its masters' group. Minions get no
- * project role at all.
+ * Who acts for the cluster: a service account per identity (masters, minions, discovery; firewall rules
+ * and secret policies name them), the cluster's custom roles (exactly the permissions it uses), and the
+ * bindings that grant them: on the project (masters' under a condition that limits them to this cluster's
+ * instances and group), on the discovery zone, on the function's service.
  */
-import { ROLES, type Role } from "../../discover/names";
 import { isPlanned } from "../changes";
-import { GoogleApiError, ifFound, isStatus } from "./clients";
+import { GoogleApiError, ifFound, isStatus, type GceClients } from "./clients";
 import type { GceContext } from "./context";
-import {
-  MASTERS_PERMISSIONS,
-  mastersCondition,
-  mastersRoleId,
-  ownerIn,
-  describedAs,
-  serviceAccountEmail,
-  serviceAccountId,
-} from "./desired";
+import { describedAs, ownerIn, serviceAccountEmail, serviceAccountId, type Identity } from "./desired";
 import { foreign } from "./owner";
 
 interface ServiceAccount {
   email: string;
   description?: string;
-  disabled?: boolean;
 }
 
 interface CustomRole {
@@ -44,14 +34,13 @@ export interface Policy {
   etag?: string;
 }
 
-export async function ensureServiceAccounts(ctx: GceContext): Promise<void> {
-  for (const role of ROLES) await ensureServiceAccount(ctx, role);
-}
+export const memberOf = (clients: Pick<GceClients, "project">, cluster: string, identity: Identity) =>
+  `serviceAccount:${serviceAccountEmail(clients.project, cluster, identity)}`;
 
-async function ensureServiceAccount(ctx: GceContext, role: Role): Promise<void> {
+export async function ensureServiceAccount(ctx: GceContext, identity: Identity): Promise<void> {
   const { clients, inputs, rec, clusterId } = ctx;
   const { project } = clients;
-  const email = serviceAccountEmail(project, inputs.spec.name, role);
+  const email = serviceAccountEmail(project, inputs.spec.name, identity);
   const found = isPlanned(clusterId)
     ? undefined
     : await ifFound(() =>
@@ -66,10 +55,10 @@ async function ensureServiceAccount(ctx: GceContext, role: Role): Promise<void> 
     { action: "create", kind: "service-account", name: email },
     async () => {
       await clients.rest("iam", "POST", `v1/projects/${project}/serviceAccounts`, {
-        accountId: serviceAccountId(inputs.spec.name, role),
+        accountId: serviceAccountId(inputs.spec.name, identity),
         serviceAccount: {
-          displayName: `kubebake ${inputs.spec.name} ${role}`,
-          description: describedAs(inputs.spec, clusterId, `the ${role}' identity`),
+          displayName: `kubebake ${inputs.spec.name} ${identity}`,
+          description: describedAs(inputs.spec, clusterId, `the ${identity} identity`),
         },
       });
     },
@@ -77,29 +66,35 @@ async function ensureServiceAccount(ctx: GceContext, role: Role): Promise<void> 
   );
 }
 
-/** The masters' custom role: created, restored from a soft delete (a destroy within 7 days), or updated. */
-export async function ensureMastersRole(ctx: GceContext): Promise<string> {
+/**
+ * A custom role of the cluster with exactly `permissions`: created, restored from a soft delete (GCP keeps
+ * a deleted role's id for weeks: a destroyed cluster's of this name), or updated. Returns its name.
+ */
+export async function ensureCustomRole(
+  ctx: GceContext,
+  id: string,
+  permissions: string[],
+  what: string,
+): Promise<string> {
   const { clients, inputs, rec, clusterId } = ctx;
   const { project } = clients;
-  const id = mastersRoleId(inputs.spec.name);
   const path = `v1/projects/${project}/roles/${id}`;
-  const description = describedAs(inputs.spec, clusterId, "what masters do with Compute");
+  const description = describedAs(inputs.spec, clusterId, what);
   let found = isPlanned(clusterId)
     ? undefined
     : await ifFound(() => clients.rest<CustomRole>("iam", "GET", path));
-  // A deleted role is a destroyed cluster's of this name (GCP keeps the id for weeks): restored and taken.
   if (found && !found.deleted && ownerIn(found.description) !== clusterId)
     throw foreign("custom role", id, ownerIn(found.description));
   if (!found) {
     await rec.make(
-      { action: "create", kind: "custom-role", name: id, detail: MASTERS_PERMISSIONS.join(", ") },
+      { action: "create", kind: "custom-role", name: id, detail: permissions.join(", ") },
       async () => {
         await clients.rest("iam", "POST", `v1/projects/${project}/roles`, {
           roleId: id,
           role: {
-            title: `kubebake ${inputs.spec.name} masters`,
+            title: `kubebake ${inputs.spec.name} ${what}`.slice(0, 100),
             description,
-            includedPermissions: MASTERS_PERMISSIONS,
+            includedPermissions: permissions,
             stage: "GA",
           },
         });
@@ -115,7 +110,7 @@ export async function ensureMastersRole(ctx: GceContext): Promise<string> {
       found,
     );
   const mask: string[] = [];
-  if ([...(found.includedPermissions ?? [])].sort().join() !== MASTERS_PERMISSIONS.join())
+  if ([...(found.includedPermissions ?? [])].sort().join() !== [...permissions].sort().join())
     mask.push("includedPermissions");
   if (found.description !== description) mask.push("description");
   if (mask.length > 0)
@@ -123,7 +118,7 @@ export async function ensureMastersRole(ctx: GceContext): Promise<string> {
       { action: "update", kind: "custom-role", name: id, detail: mask.join(", ") },
       async () => {
         await clients.rest("iam", "PATCH", `${path}?updateMask=${mask.join(",")}`, {
-          includedPermissions: MASTERS_PERMISSIONS,
+          includedPermissions: permissions,
           description,
           etag: found!.etag,
         });
@@ -133,62 +128,117 @@ export async function ensureMastersRole(ctx: GceContext): Promise<string> {
   return `projects/${project}/roles/${id}`;
 }
 
-/**
- * The project policy's binding of the masters' role: exactly one, for the masters' account, under the
- * cluster's condition. Other bindings are not touched. A concurrent writer's change (409 on the etag) is
- * read again and the edit made anew.
- */
-export async function ensureProjectBinding(ctx: GceContext, role: string): Promise<void> {
-  const { clients, inputs, rec, clusterId } = ctx;
-  const want: Binding = {
-    role,
-    members: [`serviceAccount:${serviceAccountEmail(clients.project, inputs.spec.name, "masters")}`],
-    condition: mastersCondition({ spec: inputs.spec, project: clients.project }),
-  };
-  const policy = isPlanned(clusterId) ? { bindings: [] } : await projectPolicy(ctx);
-  const ours = (policy.bindings ?? []).filter((b) => b.role === role);
-  if (ours.length === 1 && sameBinding(ours[0]!, want)) return;
-  await rec.make(
-    {
-      action: ours.length ? "update" : "create",
-      kind: "project-binding",
-      name: role,
-      detail: want.members.join(", "),
-    },
-    () => editProjectPolicy(ctx, (bindings) => [...bindings.filter((b) => b.role !== role), want]),
-    undefined,
-  );
+/** A resource's IAM policy, read and written (the project, a DNS zone, a secret). */
+export interface PolicyHolder {
+  kind: string;
+  name: string;
+  read(): Promise<Policy>;
+  write(policy: Policy): Promise<void>;
 }
 
-const sameBinding = (a: Binding, b: Binding) =>
-  a.role === b.role &&
-  [...a.members].sort().join() === [...b.members].sort().join() &&
-  a.condition?.expression === b.condition?.expression &&
-  a.condition?.title === b.condition?.title;
+export function projectPolicyHolder(clients: GceClients): PolicyHolder {
+  const base = `v3/projects/${clients.project}`;
+  return {
+    kind: "project-binding",
+    name: clients.project,
+    read: () =>
+      clients.rest<Policy>("cloudresourcemanager", "POST", `${base}:getIamPolicy`, {
+        options: { requestedPolicyVersion: 3 },
+      }),
+    write: async (policy) => {
+      await clients.rest("cloudresourcemanager", "POST", `${base}:setIamPolicy`, { policy });
+    },
+  };
+}
 
-export async function projectPolicy(ctx: Pick<GceContext, "clients">): Promise<Policy> {
-  const { clients } = ctx;
-  return clients.rest<Policy>("cloudresourcemanager", "POST", `v3/projects/${clients.project}:getIamPolicy`, {
-    options: { requestedPolicyVersion: 3 },
-  });
+export function zonePolicyHolder(clients: GceClients, zone: string): PolicyHolder {
+  const base = `dns/v1/projects/${clients.project}/managedZones/${zone}`;
+  return {
+    kind: "zone-binding",
+    name: zone,
+    read: () =>
+      clients.rest<Policy>("dns", "POST", `${base}:getIamPolicy`, { options: { requestedPolicyVersion: 3 } }),
+    write: async (policy) => {
+      await clients.rest("dns", "POST", `${base}:setIamPolicy`, { policy });
+    },
+  };
+}
+
+const sameCondition = (a: Binding["condition"], b: Binding["condition"]) =>
+  (a?.expression ?? "") === (b?.expression ?? "") && (a?.title ?? "") === (b?.title ?? "");
+
+/**
+ * `member` holds `role` (under `condition`, when given) in the holder's policy. For the cluster's own
+ * custom roles (`exclusive`), that binding is the role's only one and has no other member; a predefined
+ * role's other members and bindings are someone else's and stay.
+ */
+export async function ensureBinding(
+  ctx: GceContext,
+  holder: PolicyHolder,
+  want: { role: string; member: string; condition?: Binding["condition"]; exclusive?: boolean },
+): Promise<void> {
+  const { rec, clusterId } = ctx;
+  const policy = isPlanned(clusterId)
+    ? { bindings: [] }
+    : await holder.read().catch(() => ({ bindings: [] }));
+  const bindings = policy.bindings ?? [];
+  const satisfied = want.exclusive
+    ? bindings.filter((b) => b.role === want.role).length === 1 &&
+      bindings.some(
+        (b) =>
+          b.role === want.role &&
+          sameCondition(b.condition, want.condition) &&
+          b.members.join() === want.member,
+      )
+    : bindings.some(
+        (b) =>
+          b.role === want.role &&
+          sameCondition(b.condition, want.condition) &&
+          b.members.includes(want.member),
+      );
+  if (satisfied) return;
+  await rec.make(
+    {
+      action: "update",
+      kind: holder.kind,
+      name: want.role,
+      detail: `${want.member}${want.condition ? " (conditional)" : ""}`,
+    },
+    () =>
+      editPolicy(ctx, holder, (current) => {
+        const kept = want.exclusive ? current.filter((b) => b.role !== want.role) : current;
+        const into = kept.find((b) => b.role === want.role && sameCondition(b.condition, want.condition));
+        if (into) {
+          into.members = [...new Set([...into.members, want.member])];
+          return kept;
+        }
+        return [
+          ...kept,
+          {
+            role: want.role,
+            members: [want.member],
+            ...(want.condition ? { condition: want.condition } : {}),
+          },
+        ];
+      }),
+    undefined,
+  );
 }
 
 /**
  * Read, edit, write with the read's etag; again on a conflict (another writer between), and while IAM has
  * yet to see a service account created moments ago (400 "does not exist").
  */
-export async function editProjectPolicy(
-  ctx: Pick<GceContext, "clients" | "sleep" | "pollMs">,
+export async function editPolicy(
+  ctx: Pick<GceContext, "sleep" | "pollMs">,
+  holder: PolicyHolder,
   edit: (bindings: Binding[]) => Binding[],
 ): Promise<void> {
-  const { clients } = ctx;
   for (let attempt = 1; ; attempt++) {
-    const policy = await projectPolicy(ctx);
-    const bindings = edit(policy.bindings ?? []).filter((b) => b.members.length > 0);
+    const policy = await holder.read();
+    const bindings = edit(structuredClone(policy.bindings ?? [])).filter((b) => b.members.length > 0);
     try {
-      await clients.rest("cloudresourcemanager", "POST", `v3/projects/${clients.project}:setIamPolicy`, {
-        policy: { version: 3, bindings, etag: policy.etag },
-      });
+      await holder.write({ version: 3, bindings, etag: policy.etag });
       return;
     } catch (error) {
       const again =

@@ -71,11 +71,9 @@ export async function gceProvider(
       const { destroyGceCluster } = await import("./destroy");
       await destroyGceCluster({ clients, rec, cluster: spec.name, ...timing });
     },
-    async deployDiscovery() {
-      throw new KubebakeError(
-        "dns deploy: the discovery Cloud Function is not deployed by this kubebake yet; run kubebake dns sync (from a machine that reaches the APIs) to reconcile the records",
-        ExitCode.invalidInput,
-      );
+    async deployDiscovery(rec) {
+      const { deployGceDiscovery } = await import("./deploy-discovery");
+      await deployGceDiscovery({ clients, inputs: await resolved(), rec, ...timing });
     },
     async syncDiscovery(log) {
       const { syncGceDiscovery } = await import("./discovery");

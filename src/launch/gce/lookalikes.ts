@@ -11,7 +11,11 @@ import {
   firewallRules,
   groupName,
   managedZoneName,
-  mastersRoleId,
+  customRoleId,
+  CUSTOM_ROLES,
+  discoveryFunctionId,
+  discoveryJobId,
+  IDENTITIES,
   networkName,
   secretId,
   serviceAccountEmail,
@@ -41,21 +45,31 @@ export async function checkNamesFree(ctx: GceBaseContext): Promise<void> {
     await taken("firewall rule", firewallName(cluster, rule), () =>
       clients.firewalls.get({ project, firewall: firewallName(cluster, rule) }),
     );
-  for (const role of ROLES) {
-    const email = serviceAccountEmail(project, cluster, role);
+  for (const identity of IDENTITIES) {
+    const email = serviceAccountEmail(project, cluster, identity);
     await taken("service account", email, () =>
       clients.rest("iam", "GET", `v1/projects/${project}/serviceAccounts/${email}`),
     );
+  }
+  for (const role of ROLES)
     await taken("instance group", groupName(cluster, role), () =>
       clients.groups.get({ project, region, instanceGroupManager: groupName(cluster, role) }),
     );
+  for (const part of CUSTOM_ROLES) {
+    const role = customRoleId(cluster, part);
+    const found = await ifFound(() =>
+      clients.rest<{ deleted?: boolean }>("iam", "GET", `v1/projects/${project}/roles/${role}`),
+    );
+    // A deleted role of a destroyed cluster of this name is restored by apply (GCP keeps its id for weeks).
+    if (found && !found.deleted) throw foreign("custom role", role, undefined);
   }
-  const role = mastersRoleId(cluster);
-  const found = await ifFound(() =>
-    clients.rest<{ deleted?: boolean }>("iam", "GET", `v1/projects/${project}/roles/${role}`),
+  const at = `projects/${project}/locations/${region}`;
+  await taken("cloud function", discoveryFunctionId(cluster), () =>
+    clients.rest("cloudfunctions", "GET", `v2/${at}/functions/${discoveryFunctionId(cluster)}`),
   );
-  // A deleted role of a destroyed cluster of this name is restored by apply (GCP keeps its id for weeks).
-  if (found && !found.deleted) throw foreign("custom role", role, undefined);
+  await taken("scheduler job", discoveryJobId(cluster), () =>
+    clients.rest("cloudscheduler", "GET", `v1/${at}/jobs/${discoveryJobId(cluster)}`),
+  );
   await taken("dns zone", managedZoneName(cluster), () =>
     clients.rest("dns", "GET", `dns/v1/projects/${project}/managedZones/${managedZoneName(cluster)}`),
   );

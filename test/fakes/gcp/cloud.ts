@@ -2,9 +2,12 @@ import { ComputeState, installCompute } from "./compute";
 import { parseReference } from "./compute-common";
 import { ComputeResourcesState, installComputeResources } from "./compute-resources";
 import { DnsState, installDns } from "./dns";
+import { EventarcState, installEventarc } from "./eventarc";
 import { GoogleApiFake } from "./fake";
+import { FunctionsState, installFunctions } from "./functions";
 import { IamState, installIam } from "./iam";
 import { installProjectIam, ProjectIamState } from "./project-iam";
+import { installScheduler, SchedulerState } from "./scheduler";
 import { installSecrets, SecretsState } from "./secrets";
 import { installStorage, StorageState } from "./storage";
 
@@ -14,7 +17,10 @@ import { installStorage, StorageState } from "./storage";
  * policies (project and secrets) refuse accounts IAM does not have and custom roles it does not know, and
  * see a deleted account's memberships turn into `deleted:` members; private DNS zones need Compute
  * networks that exist, and a network a zone uses cannot be deleted; instance templates' service accounts
- * of the project must exist in IAM; images are made from objects in the storage model.
+ * of the project must exist in IAM; images are made from objects in the storage model. Cloud Functions,
+ * Cloud Scheduler and Eventarc check the project's service accounts against IAM too, and Eventarc's
+ * Cloud Run destinations must be services of deployed functions (set `eventarc.options.runServiceExists`
+ * to allow others).
  */
 export interface GoogleCloudOptions {
   /** The project the models know (its policy exists, its accounts are checked). Default "p1". */
@@ -42,6 +48,12 @@ export interface GoogleCloud {
   compute: ComputeState;
   /** Compute networks, subnetworks, firewalls, templates, groups (compute-resources.ts). */
   resources: ComputeResourcesState;
+  /** Cloud Functions v2 (functions.ts). */
+  functions: FunctionsState;
+  /** Cloud Scheduler v1 (scheduler.ts). */
+  scheduler: SchedulerState;
+  /** Eventarc v1 (eventarc.ts). */
+  eventarc: EventarcState;
   stop(): Promise<void>;
 }
 
@@ -55,6 +67,9 @@ export async function startGoogleCloud(options: GoogleCloudOptions = {}): Promis
     "cloudresourcemanager.v3",
     "secretmanager.v1",
     "storage.v1",
+    "cloudfunctions.v2",
+    "cloudscheduler.v1",
+    "eventarc.v1",
   ]);
   const iam = installIam(fake);
   const projectIam = installProjectIam(fake, new ProjectIamState(iam, [project]));
@@ -68,11 +83,24 @@ export async function startGoogleCloud(options: GoogleCloudOptions = {}): Promis
     fake,
     new ComputeResourcesState({ compute, serviceAccountExists }),
   );
+  const functions = installFunctions(
+    fake,
+    new FunctionsState({ iam, serviceAccountExists, projectNumbers: { [project]: projectNumber }, storage }),
+  );
+  const scheduler = installScheduler(fake, new SchedulerState({ serviceAccountExists }));
+  // A function's Cloud Run service exists once a deployment of it succeeded.
+  const runServiceExists = (service: string) =>
+    [...functions.functions.values()].some(
+      (fn) =>
+        fn.revisions > 0 && `projects/${fn.project}/locations/${fn.location}/services/${fn.id}` === service,
+    );
+  const eventarc = installEventarc(fake, new EventarcState({ serviceAccountExists, runServiceExists }));
   const network = (url: string) => {
     const ref = parseReference(url, project, "networks");
     return ref?.project === project && ref.scope === "global" ? ref.name : undefined;
   };
   const dns = installDns(fake);
+  dns.iam = iam;
   dns.strictZones = options.strictZones ?? true;
   dns.networkExists = options.networkExists ?? ((url) => resources.networks.has(network(url) ?? ""));
   // GCE refuses to delete a network a private zone is bound to.
@@ -95,6 +123,9 @@ export async function startGoogleCloud(options: GoogleCloudOptions = {}): Promis
     storage,
     compute,
     resources,
+    functions,
+    scheduler,
+    eventarc,
     stop: () => fake.stop(),
   };
 }

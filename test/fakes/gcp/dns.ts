@@ -1,5 +1,7 @@
 import { labelProblem, page } from "./common";
 import { googleError, type FakeRequest, type FakeResponse, type GoogleApiFake } from "./fake";
+import type { IamState } from "./iam";
+import { bindingChecker, getPolicy, IamPolicy, setPolicy } from "./project-iam";
 
 /**
  * Cloud DNS behind the fake, strict where discovery depends on it: a change applies whole or not at all;
@@ -43,6 +45,10 @@ export class DnsState {
    * zone answers 404, as Cloud DNS does. False keeps the record-only model, zones made on demand.
    */
   strictZones = false;
+  /** Each managed zone's IAM policy (Cloud DNS grants per zone), by zone name. */
+  readonly policies = new Map<string, IamPolicy>();
+  /** The IAM model that policies check members and custom roles against; unchecked when unset. */
+  iam?: IamState;
   /** Whether a private zone's network exists (the Compute model answers it); unchecked when unset. */
   networkExists?: (networkUrl: string) => boolean;
   private zoneIds = 0;
@@ -206,7 +212,36 @@ export function installDns(fake: GoogleApiFake, state = new DnsState()): DnsStat
   fake.on("dns.changes.create", (request) => createChange(state, request));
   fake.on("dns.resourceRecordSets.list", (request) => listRecordSets(state, request));
   installManagedZones(fake, state);
+  installZonePolicies(fake, state);
   return state;
+}
+
+/** managedZones.getIamPolicy/setIamPolicy on `projects/P/managedZones/Z`, as project-iam.ts models them. */
+function installZonePolicies(fake: GoogleApiFake, state: DnsState): void {
+  const withZone =
+    (answer: (policy: IamPolicy, project: string, request: FakeRequest) => FakeResponse) =>
+    (request: FakeRequest) => {
+      const match = /^projects\/([^/]+)\/managedZones\/([^/]+)$/.exec(request.params.resource ?? "");
+      if (!match || !state.managedZones.has(match[2]!))
+        return unknownZone(match?.[2] ?? request.params.resource ?? "");
+      if (!state.policies.has(match[2]!)) state.policies.set(match[2]!, new IamPolicy());
+      return answer(state.policies.get(match[2]!)!, match[1]!, request);
+    };
+  fake.on(
+    "dns.managedZones.getIamPolicy",
+    withZone((policy, _, request) =>
+      getPolicy(
+        policy,
+        (request.json as { options?: { requestedPolicyVersion?: number } })?.options?.requestedPolicyVersion,
+      ),
+    ),
+  );
+  fake.on(
+    "dns.managedZones.setIamPolicy",
+    withZone((policy, project, request) =>
+      setPolicy(policy, request.json, bindingChecker(state.iam, project)),
+    ),
+  );
 }
 
 let operations = 0;
@@ -299,6 +334,7 @@ function installManagedZones(fake: GoogleApiFake, state: DnsState): void {
       );
     state.managedZones.delete(name);
     state.zones.delete(name);
+    state.policies.delete(name);
     return { status: 204 };
   });
   fake.on("dns.managedZones.patch", (request) => {

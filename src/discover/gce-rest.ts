@@ -1,0 +1,88 @@
+/**
+ * The three Compute reads of discovery over plain REST (fetch): what the discovery function bundles
+ * instead of @google-cloud/compute, whose generated protos would make a 30 MB function for three calls.
+ * Same shapes as the official client's answers, and errors carry the HTTP status (src/discover/gce.ts
+ * classifies both alike).
+ */
+import type { DiscoveryInstance, DiscoveryGroups, DiscoveryInstances, ManagedInstance } from "./gce";
+
+type Headers = () => Promise<globalThis.Headers>;
+
+class ComputeError extends Error {
+  constructor(
+    readonly code: number,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+async function computeCall<T>(baseUrl: string, headers: Headers, path: string, method = "GET"): Promise<T> {
+  const answer = await fetch(`${baseUrl}/compute/v1/${path}`, { method, headers: await headers() });
+  const text = await answer.text();
+  if (!answer.ok) {
+    let message = text.slice(0, 300);
+    try {
+      message = (JSON.parse(text) as { error?: { message?: string } }).error?.message ?? message;
+    } catch {
+      // not JSON (a front end's page): its first characters say enough
+    }
+    throw new ComputeError(answer.status, `Compute ${answer.status}: ${message}`);
+  }
+  return JSON.parse(text) as T;
+}
+
+/** Pages of a list until its last, each page's items handed over as they come. */
+async function* pages<T, I>(
+  next: (pageToken: string | undefined) => Promise<T & { nextPageToken?: string }>,
+  items: (page: T) => I[],
+): AsyncIterable<I> {
+  let pageToken: string | undefined;
+  do {
+    const page = await next(pageToken);
+    yield* items(page);
+    pageToken = page.nextPageToken || undefined;
+  } while (pageToken);
+}
+
+const withPage = (query: Record<string, string>, pageToken: string | undefined) =>
+  new URLSearchParams({ ...query, maxResults: "500", ...(pageToken ? { pageToken } : {}) });
+
+/** Compute for the discovery ports, over REST; Cloud DNS is the ports' own REST already. */
+export function restDiscoveryCompute(
+  baseUrl: string,
+  headers: Headers,
+): { groups: DiscoveryGroups; instances: DiscoveryInstances } {
+  const groups: DiscoveryGroups = {
+    get: (r: { project: string; region: string; instanceGroupManager: string }) =>
+      computeCall(
+        baseUrl,
+        headers,
+        `projects/${r.project}/regions/${r.region}/instanceGroupManagers/${r.instanceGroupManager}`,
+      ),
+    listManagedInstancesAsync: (r: { project: string; region: string; instanceGroupManager: string }) =>
+      pages(
+        (token) =>
+          computeCall<{ managedInstances?: ManagedInstance[] }>(
+            baseUrl,
+            headers,
+            `projects/${r.project}/regions/${r.region}/instanceGroupManagers/${r.instanceGroupManager}/listManagedInstances?${withPage({}, token)}`,
+            "POST",
+          ),
+        (page) => page.managedInstances ?? [],
+      ),
+  };
+  const instances: DiscoveryInstances = {
+    aggregatedListAsync: (r: { project: string; filter: string }) =>
+      pages(
+        (token) =>
+          computeCall<{ items?: Record<string, { instances?: DiscoveryInstance[] }> }>(
+            baseUrl,
+            headers,
+            `projects/${r.project}/aggregated/instances?${withPage({ filter: r.filter }, token)}`,
+          ),
+        (page) => Object.entries(page.items ?? {}),
+      ),
+  };
+  return { groups, instances };
+}
