@@ -1273,6 +1273,41 @@ describe("gce: masters publish the join token to Secret Manager and ask their gr
     }
   });
 
+  test("a master that votes and serves says so in its guest attribute, the launch gate apply waits for", async () => {
+    const written: { url: string; method: string; body: string }[] = [];
+    const metadata = await fake((req, body) => {
+      if (req.headers["metadata-flavor"] !== "Google") return { status: 403, body: "" };
+      if (req.url?.startsWith("/computeMetadata/v1/instance/guest-attributes/")) {
+        written.push({ url: req.url, method: req.method!, body });
+        return { body: "" };
+      }
+      return undefined;
+    });
+    try {
+      const env = {
+        GCE_METADATA_HOST: metadata.base.replace("http://", ""),
+        LAUNCH_HOOK: "kubebake/launch-ready",
+      };
+      const told = await provider("gce", "provider_instance_ready", env);
+      expect({ status: told.status, stderr: told.stderr }).toEqual({ status: 0, stderr: "" });
+      expect(written).toEqual([
+        {
+          url: "/computeMetadata/v1/instance/guest-attributes/kubebake/launch-ready",
+          method: "PUT",
+          body: "ready",
+        },
+      ]);
+      const unnamed = await provider("gce", "provider_instance_ready", {
+        ...env,
+        LAUNCH_HOOK: "launch-ready",
+      });
+      expect(unnamed.status).not.toBe(0);
+      expect(unnamed.stderr).toMatch(/is not a guest attribute \(namespace\/key\)/);
+    } finally {
+      await metadata.close();
+    }
+  });
+
   test("an unhealthy master asks its regional group to recreate it", async () => {
     const { env, google, recreated, close } = await world();
     try {

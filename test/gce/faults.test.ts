@@ -18,7 +18,8 @@ async function applySteps(): Promise<Map<string, number>> {
     await apply(cloud, path);
     const counts = new Map<string, number>();
     for (const { methodId } of cloud.fake.log)
-      if (methodId !== "?" && !methodId.startsWith("raw ") && !READS.test(methodId)) counts.set(methodId, (counts.get(methodId) ?? 0) + 1);
+      if (methodId !== "?" && !methodId.startsWith("raw ") && !READS.test(methodId))
+        counts.set(methodId, (counts.get(methodId) ?? 0) + 1);
     return counts;
   } finally {
     await cloud.stop();

@@ -14,6 +14,8 @@ import { destroyGceCluster } from "../../src/launch/gce/destroy";
 import { resolveGceInputs } from "../../src/launch/gce/inputs";
 import { silentProgress } from "../../src/util/progress";
 import { startGoogleCloud, type GoogleCloud } from "../fakes/gcp/cloud";
+import type { ManagedVm } from "../fakes/gcp/compute-groups";
+import { LAUNCH_GATE_ATTRIBUTE } from "../../src/launch/gce/desired";
 import { testAuth } from "../publish/gce/helpers";
 
 export const PROJECT = "kb-test-project";
@@ -48,12 +50,21 @@ export function writeSpec(
   return path;
 }
 
-/** A fake Google Cloud holding a published kubebake image. */
+/**
+ * A fake Google Cloud holding a published kubebake image, whose masters pass the launch gate as they boot
+ * (what src/node/launch-ready does once the master votes and serves; tests that need otherwise reset it).
+ */
 export async function startCloud(): Promise<GoogleCloud> {
   const cloud = await startGoogleCloud({ project: PROJECT });
   addImage(cloud, IMAGE);
+  cloud.resources.onBoot = mastersPassTheGate;
   return cloud;
 }
+
+export const mastersPassTheGate = (vm: ManagedVm) => {
+  if (vm.name.includes("-masters-"))
+    vm.guestAttributes = { ...vm.guestAttributes, [LAUNCH_GATE_ATTRIBUTE]: "ready" };
+};
 
 export function addImage(cloud: GoogleCloud, name: string, labels: Record<string, string> = {}): void {
   cloud.compute.images.set(name, {

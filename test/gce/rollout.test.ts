@@ -4,7 +4,7 @@
  * group uses them, and a second apply changes nothing.
  */
 import type { GoogleCloud } from "../fakes/gcp/cloud";
-import { addImage, apply, gceClusterYaml, startCloud, writeSpec } from "./fixture";
+import { addImage, apply, gceClusterYaml, mastersPassTheGate, startCloud, writeSpec } from "./fixture";
 
 let cloud: GoogleCloud;
 beforeEach(async () => {
@@ -59,6 +59,31 @@ test("masters are replaced one by one, minions a batch at a time, and old templa
   expect(templatesOf("minions")).toHaveLength(1);
   expect((await apply(cloud, next)).rec.changes).toEqual([]);
 });
+
+test("a replaced master that never passes the launch gate stops the rollout before the next master", async () => {
+  const first = writeSpec(groupsOf(2, 50));
+  await apply(cloud, first);
+  // The new masters boot but never vote (their etcd cannot join, say): no guest attribute.
+  cloud.resources.onBoot = undefined;
+  const next = writeSpec({
+    ...groupsOf(2, 50),
+    image: { name: "kubebake-2" },
+    rollout: { timeoutSeconds: 1 },
+  });
+  const failed = await apply(cloud, next).catch((error: Error) => error);
+  expect(String(failed)).toMatch(
+    /timed out after 1 s waiting for kubebake-demo-masters to run its replaced instances and pass the launch gate \(kubebake\/launch-ready\)/,
+  );
+  const replacedMasters = cloud.resources.replaced.filter((r) => r.group.endsWith("kubebake-demo-masters"));
+  expect(replacedMasters).toHaveLength(1);
+  expect(cloud.resources.replaced.filter((r) => r.group.endsWith("kubebake-demo-minions"))).toEqual([]);
+  // Once the master passes (it votes now), a rerun goes on where the rollout stopped.
+  for (const vm of cloud.resources.instances.values()) mastersPassTheGate(vm);
+  cloud.resources.onBoot = mastersPassTheGate;
+  await apply(cloud, next);
+  expect(cloud.resources.replaced.filter((r) => r.group.endsWith("kubebake-demo-masters"))).toHaveLength(3);
+  expect((await apply(cloud, next)).rec.changes).toEqual([]);
+}, 60_000);
 
 test("a size change resizes the group without replacing anyone", async () => {
   await apply(cloud, writeSpec(groupsOf(2, 25)));

@@ -55,7 +55,9 @@ export async function applyGceCluster(base: GceBaseContext): Promise<GceApplyRes
   // ROLES lists masters first: their rollout (one voter at a time) ends before any minion is replaced.
   for (const role of ROLES) {
     const template = await ensureTemplate(ctx, role, links);
-    if (await ensureGroup(ctx, role, template)) await rollOut(ctx, role, template);
+    await ensureGroup(ctx, role, template);
+    // Also when the group was on the template already: a rollout an earlier apply stopped goes on.
+    await rollOut(ctx, role, template);
     await retireTemplates(ctx, role, template);
   }
   return { network: links.network, zone };

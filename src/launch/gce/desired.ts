@@ -270,6 +270,8 @@ export function userData(inputs: Pick<GceInputs, "spec" | "project">, role: Role
           `MASTERS_COUNT=${spec.groups.masters.count}`,
           // The group a master asks to recreate it (src/node/providers/gce.sh provider_instance_unhealthy).
           `GROUP_NAME=${groupName(spec.name, "masters")}`,
+          // The launch gate: the guest attribute a master sets once it votes and serves (launch-ready).
+          `LAUNCH_HOOK=${LAUNCH_GATE_ATTRIBUTE}`,
         ]
       : []),
   ];
@@ -287,6 +289,9 @@ export function userData(inputs: Pick<GceInputs, "spec" | "project">, role: Role
     })
   );
 }
+
+/** The guest attribute (namespace/key) a master sets once it votes and serves; rollouts wait for it. */
+export const LAUNCH_GATE_ATTRIBUTE = "kubebake/launch-ready";
 
 export const GOOGLE_APIS_SCOPE = "https://www.googleapis.com/auth/cloud-platform";
 
@@ -307,6 +312,8 @@ export function templateProperties(
         // SSH only through OS Login (IAM decides who), never through keys in project metadata.
         { key: "enable-oslogin", value: "TRUE" },
         { key: "block-project-ssh-keys", value: "TRUE" },
+        // Masters tell the rollout they vote and serve in a guest attribute (LAUNCH_GATE_ATTRIBUTE).
+        { key: "enable-guest-attributes", value: "TRUE" },
       ],
     },
     disks: [

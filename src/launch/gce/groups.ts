@@ -11,6 +11,7 @@ import {
   describedAs,
   groupName,
   groupSize,
+  LAUNCH_GATE_ATTRIBUTE,
   ownerIn,
   prefix,
   rolloutBatch,
@@ -197,7 +198,9 @@ export async function rollOut(ctx: GceContext, role: Role, template: string): Pr
   const { spec } = inputs;
   const name = groupName(spec.name, role);
   const onTemplate = (m: Managed) => resourcePath(m.version?.instanceTemplate) === template;
-  const stale = isPlanned(clusterId) ? [] : (await managedInstances(ctx, role)).filter((m) => !onTemplate(m));
+  // A group a plan would create has no instances yet (and so nothing to replace).
+  const members = isPlanned(clusterId) ? [] : ((await ifFound(() => managedInstances(ctx, role))) ?? []);
+  const stale = members.filter((m) => !onTemplate(m));
   const batch = rolloutBatch(spec, role, groupSize(spec, role));
   // A plan says how many go and how; the batches themselves are known only as they are made.
   if (rec.dryRun) {
@@ -234,18 +237,23 @@ export async function rollOut(ctx: GceContext, role: Role, template: string): Pr
           }),
           `recreate instances of ${name}`,
         );
+        const gate = role === "masters" ? ` and pass the launch gate (${LAUNCH_GATE_ATTRIBUTE})` : "";
         await waitFor(
           ctx,
-          `${name} to run its replaced instances`,
+          `${name} to run its replaced instances${gate}`,
           spec.rollout.timeoutSeconds * 1000,
           async () => {
             const group = await readGroup(ctx, role);
             if (!group?.status?.isStable) return false;
             const members = await managedInstances(ctx, role);
-            return now.every((url) => {
-              const m = members.find((member) => member.instance === url);
-              return !m || (onTemplate(m) && m.instanceStatus === "RUNNING" && m.currentAction === "NONE");
-            });
+            const replaced = now.map((url) => members.find((member) => member.instance === url));
+            const running = replaced.every(
+              (m) => !m || (onTemplate(m) && m.instanceStatus === "RUNNING" && m.currentAction === "NONE"),
+            );
+            // A master is in service once its etcd member votes and its API server is ready (src/node/launch-ready).
+            if (!running || role !== "masters") return running;
+            for (const url of now) if (!(await passedGate(ctx, url))) return false;
+            return true;
           },
         );
       },
@@ -253,6 +261,22 @@ export async function rollOut(ctx: GceContext, role: Role, template: string): Pr
     );
     left = (await managedInstances(ctx, role)).filter((m) => !onTemplate(m));
   }
+}
+
+/** Whether the instance at `url` set the launch gate's guest attribute (a new VM has none). */
+async function passedGate(ctx: GceContext, url: string): Promise<boolean> {
+  const [, zone, instance] = /\/zones\/([^/]+)\/instances\/([^/]+)$/.exec(url) ?? [];
+  if (!zone || !instance) return false;
+  const { clients } = ctx;
+  const answer = await ifFound(() =>
+    clients.instances.getGuestAttributes({
+      project: clients.project,
+      zone,
+      instance,
+      variableKey: LAUNCH_GATE_ATTRIBUTE,
+    }),
+  );
+  return answer?.[0]?.variableValue === "ready";
 }
 
 /** The role's older templates (ours, and no group's any more): deleted once the rollout is over. */

@@ -40,8 +40,20 @@ provider_fetch_secret() {
   printf '%s' "$HTTP_BODY" | jq -r .payload.data | base64 -d >"$dest"
 }
 
-# No launch gate on this provider yet: nothing waits for the instance.
-provider_instance_ready() { log "provider $CLOUD_PROVIDER has no launch gate: nothing to tell"; }
+# provider_instance_ready: the launch gate on GCE (no lifecycle hooks there): this master votes and serves,
+# said as the guest attribute LAUNCH_HOOK (namespace/key) of the instance, which only this VM can write
+# (through its metadata server) and which a recreated VM starts without. `cluster apply` reads it
+# (instances.getGuestAttributes) before it replaces the next master.
+provider_instance_ready() {
+  case "${LAUNCH_HOOK:-}" in
+    */*) ;;
+    *) die "LAUNCH_HOOK '${LAUNCH_HOOK:-}' is not a guest attribute (namespace/key), the launch gate of provider gce" ;;
+  esac
+  retry "$(imds_deadline)" "GCE guest attribute $LAUNCH_HOOK" \
+    http_call "" 5 -X PUT -H 'Metadata-Flavor: Google' --data-binary "ready" \
+    "http://$GCE_METADATA/computeMetadata/v1/instance/guest-attributes/$LAUNCH_HOOK" || return 1
+  log "told the rollout this master is ready (guest attribute $LAUNCH_HOOK)"
+}
 
 # gce_secret_prefix: SECRET_SOURCE's projects/P/secrets/PREFIX, or the node stops naming it.
 gce_secret_prefix() {

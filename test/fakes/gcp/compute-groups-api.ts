@@ -437,6 +437,24 @@ export function installGroups(fake: GoogleApiFake, state: ComputeResourcesState)
           `projects/${request.params.project}/zones/${request.params.zone}/instances/${request.params.instance}`,
         );
   });
+  // Guest attributes (what the guest wrote through its metadata server): a key that is not there is a 404.
+  fake.on("compute.instances.getGuestAttributes", (request) => {
+    const vm = state.instances.get(request.params.instance!);
+    const path = `projects/${request.params.project}/zones/${request.params.zone}/instances/${request.params.instance}`;
+    if (!vm?.id || vm.zone !== request.params.zone) return notFound(path);
+    const key = request.query.get("variableKey");
+    if (!key) return googleError(400, "the fake models getGuestAttributes by variableKey only");
+    const value = vm.guestAttributes?.[key];
+    if (value === undefined) return notFound(`${path}/guestAttributes/${key}`);
+    return {
+      json: {
+        kind: "compute#guestAttributes",
+        selfLink: `${request.baseUrl}/compute/v1/${path}/getGuestAttributes?variableKey=${key}`,
+        variableKey: key,
+        variableValue: value,
+      },
+    };
+  });
   fake.on("compute.instances.list", (request) =>
     listAnswer(
       request,

@@ -41,6 +41,8 @@ export interface ManagedVm {
   currentAction: string;
   /** Set once the VM exists; instances.get and aggregatedList answer only those. */
   id?: string;
+  /** What the guest wrote through its metadata server (`namespace/key` → value); a new VM has none. */
+  guestAttributes?: Record<string, string>;
   status?: string;
   networkIP?: string;
   /** Canonical paths of its subnetwork and network. */
@@ -188,13 +190,18 @@ function finish(state: ComputeResourcesState, group: GroupRecord): boolean {
         networkIP: undefined,
         currentAction: "CREATING",
       });
-      if (tryCreate(state, group, vm)) Object.assign(vm, { status: "RUNNING", currentAction: "NONE" });
-    } else if (vm.currentAction === "CREATING" && vm.id)
-      Object.assign(vm, { status: "RUNNING", currentAction: "NONE" });
+      if (tryCreate(state, group, vm)) boot(state, vm);
+    } else if (vm.currentAction === "CREATING" && vm.id) boot(state, vm);
     else if (vm.currentAction !== "CREATING" || !tryCreate(state, group, vm)) continue;
     changed = true;
   }
   return changed;
+}
+
+/** The VM runs: what its guest does at boot (state.onBoot, a test's stand-in for the node) happens now. */
+function boot(state: ComputeResourcesState, vm: ManagedVm): void {
+  Object.assign(vm, { status: "RUNNING", currentAction: "NONE" });
+  state.onBoot?.(vm);
 }
 
 export function settleGroup(state: ComputeResourcesState, group: GroupRecord): void {
@@ -249,6 +256,7 @@ function tryCreate(state: ComputeResourcesState, group: GroupRecord, vm: Managed
     id: state.compute.nextId(),
     status: "PROVISIONING",
     errors: undefined,
+    guestAttributes: {},
     metadataFingerprint: newFingerprint(),
     creationTimestamp: new Date().toISOString(),
   });

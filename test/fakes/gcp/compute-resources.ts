@@ -77,6 +77,8 @@ export class ComputeResourcesState {
   readonly checkImages: boolean;
   serviceAccountExists?: (email: string) => boolean;
   autoSettle: boolean;
+  /** Runs when a group's VM starts running: a test's stand-in for what the guest does (guest attributes). */
+  onBoot?: (vm: ManagedVm) => void;
   private readonly failures = new Map<string, OperationFailure[]>();
   private sequence = 0;
 
