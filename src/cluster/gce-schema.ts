@@ -15,6 +15,7 @@ import {
 
 /** Compute Engine's resource names (RFC 1035 labels of at most 63 characters). */
 export const GCE_NAME = /^[a-z](?:[-a-z0-9]{0,61}[a-z0-9])?$/;
+export const GCE_REGION = /^[a-z]+-[a-z]+\d+$/;
 const gceName = (what: string) => z.string().regex(GCE_NAME, `expected the name of ${what}`);
 
 const machineType = z
@@ -32,7 +33,13 @@ export const gceClusterSpecSchema = z
       .regex(/^[a-z][-a-z0-9]{4,28}[a-z0-9]$/, "expected a project id such as my-project-123")
       .optional()
       .describe("The project; default: the one of Application Default Credentials (gcloud's default)."),
-    region: z.string().regex(/^[a-z]+-[a-z]+\d+$/, "expected a GCE region such as europe-west1"),
+    region: z
+      .string()
+      .regex(GCE_REGION, "expected a GCE region such as europe-west1")
+      .optional()
+      .describe(
+        "The region; default: gcloud's (CLOUDSDK_COMPUTE_REGION, or compute/region of its active configuration).",
+      ),
     network: z.strictObject({
       name: gceName("an existing VPC network")
         .optional()
@@ -91,14 +98,9 @@ export const gceClusterSpecSchema = z
     }
     for (const issue of sharedProblems(spec, "the VPC network")) ctx.addIssue({ code: "custom", ...issue });
     const { name, subnetwork, zones } = spec.network;
-    zones?.forEach((zone, i) => {
-      if (!zone.startsWith(`${spec.region}-`))
-        ctx.addIssue({
-          code: "custom",
-          path: ["network", "zones", i],
-          message: `expected a zone of ${spec.region} (${spec.region}-b, ${spec.region}-c…), got ${JSON.stringify(zone)}`,
-        });
-    });
+    if (spec.region !== undefined)
+      for (const { path, message } of zoneProblems(zones, spec.region))
+        ctx.addIssue({ code: "custom", path, message });
     if ((name === undefined) !== (subnetwork === undefined)) {
       ctx.addIssue({
         code: "custom",
@@ -121,3 +123,19 @@ export const gceClusterSpecSchema = z
   });
 
 export type GceClusterSpec = z.output<typeof gceClusterSpecSchema>;
+/** A spec with its project and region decided (the file's, else gcloud's defaults). */
+export type GceSpec = GceClusterSpec & { project: string; region: string };
+
+/** Zones that are not of the region (checked again once a region from gcloud's defaults is known). */
+export function zoneProblems(zones: string[] | undefined, region: string) {
+  return (zones ?? []).flatMap((zone, i) =>
+    zone.startsWith(`${region}-`)
+      ? []
+      : [
+          {
+            path: ["network", "zones", i],
+            message: `expected a zone of ${region} (${region}-b, ${region}-c…), got ${JSON.stringify(zone)}`,
+          },
+        ],
+  );
+}

@@ -6,11 +6,11 @@
  */
 import { z } from "zod";
 import { awsClusterSpecSchema, type AwsClusterSpec } from "./aws-schema";
-import { gceClusterSpecSchema, type GceClusterSpec } from "./gce-schema";
+import { gceClusterSpecSchema, type GceClusterSpec, type GceSpec } from "./gce-schema";
 
 export const clusterSpecSchema = z.discriminatedUnion("cloud", [awsClusterSpecSchema, gceClusterSpecSchema]);
 
 export type ClusterSpec = AwsClusterSpec | GceClusterSpec;
 export type Cloud = ClusterSpec["cloud"];
-export { awsClusterSpecSchema, gceClusterSpecSchema, type AwsClusterSpec, type GceClusterSpec };
+export { awsClusterSpecSchema, gceClusterSpecSchema, type AwsClusterSpec, type GceClusterSpec, type GceSpec };
 export { unreachableFromPrivate } from "./common";

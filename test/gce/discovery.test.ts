@@ -9,6 +9,7 @@ import { unzipSync } from "fflate";
 import { ChangeRecorder, formatChange } from "../../src/launch/changes";
 import { deployGceDiscovery } from "../../src/launch/gce/deploy-discovery";
 import { resolveGceInputs } from "../../src/launch/gce/inputs";
+import { resolveGceSpec } from "../../src/launch/gce/defaults";
 import { loadCloudSpec } from "../../src/cluster/load";
 import { silentProgress } from "../../src/util/progress";
 import type { GoogleCloud } from "../fakes/gcp/cloud";
@@ -30,7 +31,7 @@ const dnsAccount = `kb-demo-dns@${PROJECT}.iam.gserviceaccount.com`;
 
 async function dnsDeploy(path: string) {
   const clients = clientsOf(cloud);
-  const inputs = await resolveGceInputs(clients, loadCloudSpec(path, "gce"), path);
+  const inputs = await resolveGceInputs(clients, resolveGceSpec(loadCloudSpec(path, "gce"), path), path);
   const rec = new ChangeRecorder(false, silentProgress);
   await deployGceDiscovery({ clients, inputs, rec, pollMs: 1, sleep: async () => {} });
   return rec.changes.map(formatChange);

@@ -12,6 +12,7 @@ import { gceClients, type GceClients } from "../../src/launch/gce/clients";
 import { applyGceCluster } from "../../src/launch/gce/cluster";
 import { destroyGceCluster } from "../../src/launch/gce/destroy";
 import { resolveGceInputs } from "../../src/launch/gce/inputs";
+import { resolveGceSpec } from "../../src/launch/gce/defaults";
 import { silentProgress } from "../../src/util/progress";
 import { startGoogleCloud, type GoogleCloud } from "../fakes/gcp/cloud";
 import type { ManagedVm } from "../fakes/gcp/compute-groups";
@@ -89,7 +90,7 @@ const timing = { pollMs: 1, sleep: async () => {} };
 
 /** plan (dryRun) or apply of the spec at `path`; the recorder holds the changes. */
 export async function apply(cloud: GoogleCloud, path: string, dryRun = false, clients = clientsOf(cloud)) {
-  const spec = loadCloudSpec(path, "gce");
+  const spec = resolveGceSpec(loadCloudSpec(path, "gce"), path);
   const inputs = await resolveGceInputs(clients, spec, path);
   const rec = new ChangeRecorder(dryRun, silentProgress);
   const result = await applyGceCluster({ clients, inputs, rec, ...timing });

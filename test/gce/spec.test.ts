@@ -1,8 +1,9 @@
 /** `cloud: gce` cluster specs: defaults, and every bad field named with its line, exit 2, no cloud call. */
-import { mkdtempSync } from "node:fs";
+import { mkdirSync, mkdtempSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { loadCloudSpec, loadClusterSpec } from "../../src/cluster/load";
 import { ExitCode, KubebakeError } from "../../src/errors";
+import { resolveGceSpec } from "../../src/launch/gce/defaults";
 import { runCli, tempDir } from "../helpers";
 import { gceClusterYaml, writeSpec } from "./fixture";
 
@@ -119,4 +120,73 @@ test("the CLI: a bad GCE spec exits 2 with the problem and no stack trace, befor
     expect(result.stderr).not.toMatch(/\n\s+at /);
   }
   expect(join(dir, "cluster.yaml")).toBe(bad);
+});
+
+describe("project and region from gcloud's defaults", () => {
+  const bare = () => gceClusterYaml({ project: undefined, region: undefined, network: {} });
+  function gcloudConfig(active: string, properties: string): string {
+    const config = mkdtempSync(join(dir, "gcloud-"));
+    mkdirSync(join(config, "configurations"));
+    writeFileSync(join(config, "active_config"), `${active}\n`);
+    writeFileSync(join(config, "configurations", `config_${active}`), properties);
+    return config;
+  }
+
+  test("the active configuration's core/project and compute/region, unless the file or the environment says", () => {
+    const path = write(bare());
+    const config = gcloudConfig(
+      "work",
+      "[core]\naccount = me@example.com\nproject = from-gcloud-1\n\n[compute]\nregion = us-east4\nzone = us-east4-a\n",
+    );
+    const spec = loadCloudSpec(path, "gce");
+    expect(resolveGceSpec(spec, path, { CLOUDSDK_CONFIG: config }, "/nonexistent")).toMatchObject({
+      project: "from-gcloud-1",
+      region: "us-east4",
+    });
+    expect(
+      resolveGceSpec(
+        spec,
+        path,
+        {
+          CLOUDSDK_CONFIG: config,
+          CLOUDSDK_COMPUTE_REGION: "asia-east1",
+          CLOUDSDK_CORE_PROJECT: "from-env-22",
+        },
+        "/x",
+      ),
+    ).toMatchObject({ project: "from-env-22", region: "asia-east1" });
+    const own = loadCloudSpec(write(gceClusterYaml()), "gce");
+    expect(resolveGceSpec(own, path, { CLOUDSDK_CONFIG: config }, "/x")).toMatchObject({
+      project: "kb-test-project",
+      region: "europe-west1",
+    });
+  });
+
+  test("without either, or with a zone of another region than gcloud's, exit 2 naming the field", () => {
+    const path = write(bare());
+    const empty = mkdtempSync(join(dir, "no-gcloud-"));
+    const spec = loadCloudSpec(path, "gce");
+    const refused = (env: NodeJS.ProcessEnv, s = spec) => {
+      try {
+        resolveGceSpec(s, path, env, empty);
+      } catch (error) {
+        expect((error as KubebakeError).exitCode).toBe(ExitCode.invalidInput);
+        return (error as Error).message;
+      }
+      throw new Error("expected a refusal");
+    };
+    expect(refused({ CLOUDSDK_CONFIG: empty })).toMatch(
+      /cluster\.yaml: project: not set, and gcloud has no default/,
+    );
+    expect(refused({ CLOUDSDK_CONFIG: empty, GOOGLE_CLOUD_PROJECT: "adc-project-1" })).toMatch(
+      /cluster\.yaml: region: not set, and gcloud has no default/,
+    );
+    const zoned = loadCloudSpec(write({ ...bare(), network: { zones: ["europe-west1-b"] } }), "gce");
+    expect(
+      refused(
+        { CLOUDSDK_CORE_PROJECT: "p-123456", CLOUDSDK_COMPUTE_REGION: "us-east4", CLOUDSDK_CONFIG: empty },
+        zoned,
+      ),
+    ).toMatch(/network\.zones\[0\]: expected a zone of us-east4 .* \(gcloud's region\)/);
+  });
 });

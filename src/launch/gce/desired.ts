@@ -8,7 +8,7 @@
  */
 import { createHash } from "node:crypto";
 import { stringify } from "yaml";
-import type { GceClusterSpec } from "../../cluster/schema";
+import type { GceSpec } from "../../cluster/schema";
 import { GCE_CLUSTER_LABEL, gceGroupName } from "../../discover/gce";
 import { zoneName, type Role } from "../../discover/names";
 import { ROLE_SECRET_NAMES } from "../pki-files";
@@ -20,7 +20,7 @@ export const NAME_LABEL = "kubebake-name";
 
 /** Everything apply needs besides the spec: the project, the image, and the image's cluster settings. */
 export interface GceInputs {
-  spec: GceClusterSpec;
+  spec: GceSpec;
   project: string;
   /** The image's resource path: `projects/P/global/images/N`. */
   image: string;
@@ -142,11 +142,7 @@ export function secretBindings(
 }
 
 /** Labels of what can carry them: the operator's, then the cluster, its id and the part. */
-export function labelsFor(
-  spec: GceClusterSpec,
-  logicalName: string,
-  clusterId: string,
-): Record<string, string> {
+export function labelsFor(spec: GceSpec, logicalName: string, clusterId: string): Record<string, string> {
   return {
     ...spec.labels,
     [CLUSTER_LABEL]: spec.name,
@@ -156,7 +152,7 @@ export function labelsFor(
 }
 
 /** The description of what cannot carry labels; ownerIn reads the id back. */
-export const describedAs = (spec: GceClusterSpec, clusterId: string, what: string) =>
+export const describedAs = (spec: GceSpec, clusterId: string, what: string) =>
   `kubebake cluster ${spec.name} owner ${clusterId}: ${what}`;
 export const ownerIn = (description: string | null | undefined): string | undefined =>
   /^kubebake cluster \S+ owner (\S+):/.exec(description ?? "")?.[1];
@@ -176,7 +172,7 @@ export interface FirewallRule {
  * else can join), and from the operator's ranges. GCE's implied rules deny all other ingress and allow
  * egress (the nodes reach Google's APIs).
  */
-export function firewallRules(spec: GceClusterSpec): FirewallRule[] {
+export function firewallRules(spec: GceSpec): FirewallRule[] {
   const rules: FirewallRule[] = [
     {
       id: "api",
@@ -357,12 +353,12 @@ export function templateName(
   return base + hash(JSON.stringify({ ...properties, labels }), Math.min(10, 63 - base.length));
 }
 
-export function groupSize(spec: GceClusterSpec, role: Role): number {
+export function groupSize(spec: GceSpec, role: Role): number {
   return role === "masters" ? spec.groups.masters.count : spec.groups.minions.desired;
 }
 
 /** Instances replaced at once when the template changes: masters one at a time (one etcd voter). */
-export function rolloutBatch(spec: GceClusterSpec, role: Role, size: number): number {
+export function rolloutBatch(spec: GceSpec, role: Role, size: number): number {
   if (role === "masters") return 1;
   return Math.max(1, Math.floor((size * spec.rollout.batchPercent) / 100));
 }

@@ -1,6 +1,7 @@
 /** The GCE launcher behind the commands (src/launch/provider.ts): each method is one reconciler's entry. */
 import type { GceClusterSpec } from "../../cluster/schema";
-import { ExitCode, invalidInput, KubebakeError } from "../../errors";
+import { resolveGceSpec } from "./defaults";
+import { ExitCode, KubebakeError } from "../../errors";
 import type { GceAuthClient } from "../../publish/gce/auth";
 import type { LaunchProvider, LaunchTiming } from "../provider";
 import { gceClients, type GceClients, type GceEndpoints } from "./clients";
@@ -37,24 +38,14 @@ function testSetup(): { endpoints: GceEndpoints; auth: GceAuthClient } | undefin
   };
 }
 
-/** The project: the spec's, else gcloud's and the client libraries' environment, else the credentials'. */
-async function projectOf(spec: GceClusterSpec): Promise<string> {
-  const fromEnv = process.env.GOOGLE_CLOUD_PROJECT || process.env.CLOUDSDK_CORE_PROJECT;
-  if (spec.project ?? fromEnv) return (spec.project ?? fromEnv)!;
-  const { GoogleAuth } = await import("google-auth-library");
-  const project = await new GoogleAuth().getProjectId().catch(() => undefined);
-  if (!project)
-    throw invalidInput("project: not set, and neither GOOGLE_CLOUD_PROJECT nor the credentials name one");
-  return project;
-}
-
 export async function gceProvider(
-  spec: GceClusterSpec,
+  fileSpec: GceClusterSpec,
   specPath: string,
   timing: LaunchTiming,
 ): Promise<LaunchProvider> {
+  const spec = resolveGceSpec(fileSpec, specPath);
+  const { project } = spec;
   const test = testSetup();
-  const project = await projectOf(spec);
   const auth = test?.auth ?? (await (await import("../../publish/gce/auth")).applicationDefaultCredentials());
   const clients = gceClients(auth, project, spec.region, test?.endpoints);
   let inputs: Promise<GceInputs> | undefined;

@@ -1,6 +1,6 @@
 /** Everything a GCE apply needs besides the spec: the image and the image's own cluster settings. */
 import { dirname, isAbsolute, join, resolve } from "node:path";
-import type { GceClusterSpec } from "../../cluster/schema";
+import type { GceSpec } from "../../cluster/schema";
 import { podCapacityProblem } from "../../cluster/pods";
 import { invalidInput } from "../../errors";
 import { digestLabel, IMAGE_ID_LABEL } from "../../publish/gce/names";
@@ -12,7 +12,7 @@ import type { GceInputs } from "./desired";
 
 export async function resolveGceInputs(
   clients: GceClients,
-  spec: GceClusterSpec,
+  spec: GceSpec,
   specPath: string,
 ): Promise<GceInputs> {
   const near = (p: string) => (isAbsolute(p) ? p : join(dirname(resolve(specPath)), p));
