@@ -4,7 +4,7 @@ import { join } from "node:path";
 import { loadCloudSpec, loadClusterSpec } from "../../src/cluster/load";
 import { ExitCode, KubebakeError } from "../../src/errors";
 import { resolveGceSpec } from "../../src/launch/gce/defaults";
-import { runCli, tempDir } from "../helpers";
+import { repoRoot, runCli, tempDir } from "../helpers";
 import { gceClusterYaml, writeSpec } from "./fixture";
 
 const dir = tempDir("gce-spec");
@@ -189,4 +189,12 @@ describe("project and region from gcloud's defaults", () => {
       ),
     ).toMatch(/network\.zones\[0\]: expected a zone of us-east4 .* \(gcloud's region\)/);
   });
+});
+
+test("the documented GCE example is valid", () => {
+  const example = join(repoRoot, "docs", "examples", "cluster-gce.yaml");
+  const spec = loadCloudSpec(example, "gce");
+  expect(spec).toMatchObject({ project: "my-project-123", region: "europe-west1", labels: { team: "platform" } });
+  expect(spec.groups.masters).toEqual({ count: 3, machineType: "e2-standard-2" });
+  expect(runCli("kubebake", ["cluster", "validate", "-f", example]).code).toBe(0);
 });
