@@ -129,7 +129,10 @@ export function clusterCommands(y: Argv): Argv {
           const { spec } = loadClusterSpec(args.file);
           const { name, cloud, region } = spec;
           if (args.json) printJson({ file: args.file, valid: true, cluster: name, cloud, region });
-          else process.stdout.write(`${args.file}: valid (cluster ${name} on ${cloud} ${region ?? "in gcloud's region"})\n`);
+          else
+            process.stdout.write(
+              `${args.file}: valid (cluster ${name} on ${cloud} ${region ?? "in gcloud's region"})\n`,
+            );
         })
         .command(
           "schema",

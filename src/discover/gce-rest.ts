@@ -4,32 +4,21 @@
  * Same shapes as the official client's answers, and errors carry the HTTP status (src/discover/gce.ts
  * classifies both alike).
  */
-import type { DiscoveryInstance, DiscoveryGroups, DiscoveryInstances, ManagedInstance } from "./gce";
+import {
+  answerOf,
+  type DiscoveryGroups,
+  type DiscoveryInstance,
+  type DiscoveryInstances,
+  type ManagedInstance,
+} from "./gce";
 
 type Headers = () => Promise<globalThis.Headers>;
 
-class ComputeError extends Error {
-  constructor(
-    readonly code: number,
-    message: string,
-  ) {
-    super(message);
-  }
-}
-
 async function computeCall<T>(baseUrl: string, headers: Headers, path: string, method = "GET"): Promise<T> {
-  const answer = await fetch(`${baseUrl}/compute/v1/${path}`, { method, headers: await headers() });
-  const text = await answer.text();
-  if (!answer.ok) {
-    let message = text.slice(0, 300);
-    try {
-      message = (JSON.parse(text) as { error?: { message?: string } }).error?.message ?? message;
-    } catch {
-      // not JSON (a front end's page): its first characters say enough
-    }
-    throw new ComputeError(answer.status, `Compute ${answer.status}: ${message}`);
-  }
-  return JSON.parse(text) as T;
+  return answerOf<T>(
+    await fetch(`${baseUrl}/compute/v1/${path}`, { method, headers: await headers() }),
+    "Compute",
+  );
 }
 
 /** Pages of a list until its last, each page's items handed over as they come. */

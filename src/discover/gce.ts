@@ -156,6 +156,11 @@ async function dnsCall<T>(dns: GceDiscoveryClients["dns"], path: string, init: R
   } catch (error) {
     throw new Transient(`Cloud DNS: ${(error as Error).message}`, { cause: error });
   }
+  return answerOf<T>(answer, "Cloud DNS");
+}
+
+/** A Google REST answer's JSON, or its failure as an error carrying the HTTP status. */
+export async function answerOf<T>(answer: Response, api: string): Promise<T> {
   const text = await answer.text();
   if (!answer.ok) {
     // Google's JSON error, or whatever a front end in between answered (an HTML 502 page).
@@ -165,7 +170,7 @@ async function dnsCall<T>(dns: GceDiscoveryClients["dns"], path: string, init: R
     } catch {
       // not JSON: its first characters say enough
     }
-    throw new GoogleApiError(answer.status, `Cloud DNS ${answer.status}: ${message}`);
+    throw new GoogleApiError(answer.status, `${api} ${answer.status}: ${message}`);
   }
   return JSON.parse(text) as T;
 }

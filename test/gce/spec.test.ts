@@ -194,7 +194,11 @@ describe("project and region from gcloud's defaults", () => {
 test("the documented GCE example is valid", () => {
   const example = join(repoRoot, "docs", "examples", "cluster-gce.yaml");
   const spec = loadCloudSpec(example, "gce");
-  expect(spec).toMatchObject({ project: "my-project-123", region: "europe-west1", labels: { team: "platform" } });
+  expect(spec).toMatchObject({
+    project: "my-project-123",
+    region: "europe-west1",
+    labels: { team: "platform" },
+  });
   expect(spec.groups.masters).toEqual({ count: 3, machineType: "e2-standard-2" });
   expect(runCli("kubebake", ["cluster", "validate", "-f", example]).code).toBe(0);
 });

@@ -1,4 +1,7 @@
 import type { ChangeRecorder } from "../changes";
+import { waitFor } from "../wait";
+
+export { waitFor };
 import { awsErrorCode, type AwsClients } from "./clients";
 import { CLUSTER_TAG, NAME_TAG, OWNER_TAG, type Inputs } from "./desired";
 
@@ -29,21 +32,6 @@ export const named =
   (logicalName: string) =>
   (resource: { Tags?: { Key?: string; Value?: string }[] }): boolean =>
     resource.Tags?.some((t) => t.Key === "kubebake:name" && t.Value === logicalName) ?? false;
-
-/** Polls until `done` or the timeout; the message says what was awaited. */
-export async function waitFor(
-  ctx: Pick<Context, "sleep" | "pollMs">,
-  what: string,
-  timeoutMs: number,
-  done: () => Promise<boolean>,
-): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await done())) {
-    if (Date.now() > deadline)
-      throw new Error(`timed out after ${Math.round(timeoutMs / 1000)} s waiting for ${what}`);
-    await ctx.sleep(ctx.pollMs);
-  }
-}
 
 /** Runs `call` again while it fails with the AWS error `code` (a dependency AWS has yet to release). */
 export async function retryWhile<T>(

@@ -1,6 +1,9 @@
 /** What every GCE reconcile step gets: the clients, the inputs, the recorder, the clock, the cluster id. */
 import type { ChangeRecorder } from "../changes";
-import type { GceClients } from "./clients";
+import { waitFor } from "../wait";
+
+export { waitFor };
+import type { GceClients, RestApi } from "./clients";
 import type { GceInputs } from "./desired";
 
 export interface GceBaseContext {
@@ -60,23 +63,37 @@ export async function completed(
   if (first) throw new OperationFailed(first.code ?? "UNKNOWN", `${what}: ${first.code}: ${first.message}`);
 }
 
-/** Polls until `done` or the timeout; the message says what was awaited. */
-export async function waitFor(
-  ctx: Pick<GceBaseContext, "sleep" | "pollMs">,
-  what: string,
-  timeoutMs: number,
-  done: () => Promise<boolean>,
-): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await done())) {
-    if (Date.now() > deadline)
-      throw new Error(`timed out after ${Math.round(timeoutMs / 1000)} s waiting for ${what}`);
-    await ctx.sleep(ctx.pollMs);
-  }
-}
-
 /** Compute's full URL of a resource path (`projects/p/global/networks/n`), as its answers carry them. */
 export const computeUrl = (path: string) => `https://www.googleapis.com/compute/v1/${path}`;
 /** The path of a Compute URL or path, to compare references however they were written. */
 export const resourcePath = (link: string | null | undefined) =>
   (link ?? "").replace(/^https?:\/\/[^/]+\/compute\/(v1|beta|alpha)\//, "");
+
+/** A google.longrunning operation (Cloud Functions, Eventarc) as its API answers it. */
+export interface LongRunning {
+  name: string;
+  done?: boolean;
+  error?: { code?: number; message?: string };
+  response?: unknown;
+}
+
+/** Polls a long-running operation of `api` until done; its error is thrown, its response returned. */
+export async function finished(
+  ctx: Pick<GceBaseContext, "clients" | "pollMs" | "sleep">,
+  api: Extract<RestApi, "cloudfunctions" | "eventarc">,
+  started: LongRunning,
+  what: string,
+): Promise<unknown> {
+  let operation = started;
+  while (!operation.done) {
+    await ctx.sleep(ctx.pollMs);
+    operation = await ctx.clients.rest<LongRunning>(
+      api,
+      "GET",
+      `${api === "eventarc" ? "v1" : "v2"}/${operation.name}`,
+    );
+  }
+  if (operation.error)
+    throw new Error(`${what}: ${operation.error.message ?? `error ${operation.error.code}`}`);
+  return operation.response;
+}

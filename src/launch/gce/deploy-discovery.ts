@@ -12,8 +12,8 @@ import { isDeepStrictEqual } from "node:util";
 import { discoveryEnvironment } from "../../discover/config";
 import { packageRoot } from "../../util/package-root";
 import { isPlanned } from "../changes";
-import { ifFound, isStatus, type GceClients, type RestApi } from "./clients";
-import { waitFor, type GceBaseContext, type GceContext } from "./context";
+import { ifFound, isStatus, type GceClients } from "./clients";
+import { finished, waitFor, type GceBaseContext, type GceContext, type LongRunning } from "./context";
 import { ExitCode, KubebakeError } from "../../errors";
 import { readClusterId } from "./owner";
 import { zonePath } from "./zone";
@@ -50,13 +50,6 @@ export const gceDiscoveryBundle = () => join(packageRoot(), "dist", "lambdas", "
 
 /** The schedule (events are best-effort: a missed one is caught within a minute). */
 export const DISCOVERY_SCHEDULE = "* * * * *";
-
-interface LongRunning {
-  name: string;
-  done?: boolean;
-  error?: { code?: number; message?: string };
-  response?: unknown;
-}
 
 interface CloudFunction {
   name: string;
@@ -105,21 +98,6 @@ const configShape = (fn: Pick<CloudFunction, "buildConfig" | "serviceConfig">) =
   entryPoint: fn.buildConfig?.entryPoint,
   service: SERVICE_KEYS.map((key) => (fn.serviceConfig as Record<string, unknown> | undefined)?.[key]),
 });
-
-async function finished(ctx: GceContext, api: RestApi, started: LongRunning, what: string): Promise<unknown> {
-  let operation = started;
-  while (!operation.done) {
-    await ctx.sleep(ctx.pollMs);
-    operation = await ctx.clients.rest<LongRunning>(
-      api,
-      "GET",
-      `${api === "eventarc" ? "v1" : "v2"}/${operation.name}`,
-    );
-  }
-  if (operation.error)
-    throw new Error(`${what}: ${operation.error.message ?? `error ${operation.error.code}`}`);
-  return operation.response;
-}
 
 /**
  * `kubebake dns deploy`: only the discovery parts of an applied cluster (its id and zone must exist),

@@ -8,7 +8,7 @@ import { ROLES } from "../../discover/names";
 import type { ChangeRecorder } from "../changes";
 import { PKI_FILE_NAMES } from "../pki-files";
 import { ifFound, type GceClients } from "./clients";
-import { completed } from "./context";
+import { completed, finished, type LongRunning } from "./context";
 import {
   CLUSTER_ID_SECRET,
   groupName,
@@ -28,7 +28,7 @@ import {
   subnetworkName,
   managedZoneName,
 } from "./desired";
-import { clusterFirewalls } from "./firewall";
+import { clusterFirewalls, deleteFirewallRule } from "./firewall";
 import { editPolicy, projectPolicyHolder } from "./identity";
 import { readClusterId } from "./owner";
 import { clusterSecrets } from "./secrets";
@@ -110,16 +110,7 @@ export async function destroyGceCluster(ctx: GceDestroyContext): Promise<void> {
 
   for (const rule of await clusterFirewalls(ctx, cluster)) {
     if (!ours(rule.description)) continue;
-    await rec.make(
-      { action: "delete", kind: "firewall-rule", name: rule.name! },
-      async () =>
-        completed(
-          ctx,
-          await clients.firewalls.delete({ project, firewall: rule.name! }),
-          `delete firewall rule ${rule.name}`,
-        ),
-      undefined,
-    );
+    await deleteFirewallRule(ctx, rule.name!);
   }
 
   const subnetwork = (
@@ -270,28 +261,10 @@ async function deleteIdentities(ctx: GceDestroyContext, clusterId: string): Prom
     );
 }
 
-interface LongRunning {
-  name: string;
-  done?: boolean;
-  error?: { message?: string };
-}
-
 /** The discovery function's triggers, its schedule, then the function (each only when it is ours). */
 async function deleteDiscovery(ctx: GceDestroyContext, clusterId: string): Promise<void> {
   const { clients, rec, cluster } = ctx;
   const at = `projects/${clients.project}/locations/${clients.region}`;
-  const waitFor = async (api: "eventarc" | "cloudfunctions", started: LongRunning) => {
-    let operation = started;
-    while (!operation.done) {
-      await ctx.sleep(ctx.pollMs);
-      operation = await clients.rest<LongRunning>(
-        api,
-        "GET",
-        `${api === "eventarc" ? "v1" : "v2"}/${operation.name}`,
-      );
-    }
-    if (operation.error) throw new Error(`deleting ${started.name}: ${operation.error.message}`);
-  };
   for (const kind of Object.keys(DISCOVERY_EVENTS) as (keyof typeof DISCOVERY_EVENTS)[]) {
     const id = discoveryTriggerId(cluster, kind);
     const trigger = await ifFound(() =>
@@ -300,8 +273,10 @@ async function deleteDiscovery(ctx: GceDestroyContext, clusterId: string): Promi
     if (trigger?.labels?.[OWNER_LABEL] !== clusterId) continue;
     await rec.make(
       { action: "delete", kind: "eventarc-trigger", name: id },
-      async () =>
-        waitFor("eventarc", await clients.rest<LongRunning>("eventarc", "DELETE", `v1/${at}/triggers/${id}`)),
+      async () => {
+        const started = await clients.rest<LongRunning>("eventarc", "DELETE", `v1/${at}/triggers/${id}`);
+        await finished(ctx, "eventarc", started, `deleting ${id}`);
+      },
       undefined,
     );
   }
@@ -326,11 +301,14 @@ async function deleteDiscovery(ctx: GceDestroyContext, clusterId: string): Promi
   if (fn?.labels?.[OWNER_LABEL] === clusterId)
     await rec.make(
       { action: "delete", kind: "cloud-function", name: id },
-      async () =>
-        waitFor(
+      async () => {
+        const started = await clients.rest<LongRunning>(
           "cloudfunctions",
-          await clients.rest<LongRunning>("cloudfunctions", "DELETE", `v2/${at}/functions/${id}`),
-        ),
+          "DELETE",
+          `v2/${at}/functions/${id}`,
+        );
+        await finished(ctx, "cloudfunctions", started, `deleting ${id}`);
+      },
       undefined,
     );
 }

@@ -81,15 +81,24 @@ export async function ensureFirewall(ctx: GceContext, links: NetworkLinks): Prom
   const names = new Set(wanted.map((body) => body.name));
   for (const rule of existing) {
     if (names.has(rule.name!) || ownerIn(rule.description) !== clusterId) continue;
-    await rec.make(
-      { action: "delete", kind: "firewall-rule", name: rule.name! },
-      async () =>
-        completed(
-          ctx,
-          await clients.firewalls.delete({ project, firewall: rule.name! }),
-          `delete firewall rule ${rule.name}`,
-        ),
-      undefined,
-    );
+    await deleteFirewallRule(ctx, rule.name!);
   }
+}
+
+/** Deletes one of the cluster's rules (the caller checked it carries the cluster id). */
+export async function deleteFirewallRule(
+  ctx: Pick<GceContext, "clients" | "rec">,
+  name: string,
+): Promise<void> {
+  const { clients } = ctx;
+  await ctx.rec.make(
+    { action: "delete", kind: "firewall-rule", name },
+    async () =>
+      completed(
+        ctx,
+        await clients.firewalls.delete({ project: clients.project, firewall: name }),
+        `delete firewall rule ${name}`,
+      ),
+    undefined,
+  );
 }
