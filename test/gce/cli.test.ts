@@ -1,5 +1,7 @@
 /** The `kubebake cluster` and `kubebake dns` commands on GCE as a user runs them, against the fake cloud. */
 import { mkdirSync, mkdtempSync, writeFileSync } from "node:fs";
+import { once } from "node:events";
+import { createServer, type AddressInfo } from "node:net";
 import { join } from "node:path";
 import { digestLabel, IMAGE_ID_LABEL } from "../../src/publish/gce/names";
 import { loadImageSpec } from "../../src/spec/load";
@@ -92,3 +94,19 @@ test("a Google failure exits 7 naming the call, without a stack trace; a rerun c
   expect((await kubebake("cluster", "apply", "-f", spec, "--yes")).code).toBe(0);
   expect((await kubebake("cluster", "plan", "-f", spec)).stdout).toBe("no changes\n");
 }, 120_000);
+
+test("Google out of reach exits 7 naming the call, without a stack trace", async () => {
+  const spec = writeSpec(gceClusterYaml(), mkdtempSync(join(dir, "unreachable-")));
+  // A port that was free a moment ago: nothing listens there.
+  const server = createServer().listen(0, "127.0.0.1");
+  await once(server, "listening");
+  const { port } = server.address() as AddressInfo;
+  server.close();
+  const result = await runCliAsync("kubebake", ["cluster", "plan", "-f", spec], {
+    KUBEBAKE_GCE_ENDPOINT: `http://127.0.0.1:${port}`,
+    KUBEBAKE_GCE_TEST_TOKEN: "cli-token",
+  });
+  expect(result.code).toBe(7);
+  expect(result.stderr).toMatch(/failed: ECONNREFUSED/);
+  expect(result.stderr).not.toMatch(/\n\s+at /);
+});

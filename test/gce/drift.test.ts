@@ -104,3 +104,15 @@ test("a deleted group is created again, and a permission added to the masters' r
     "+ create instance-group kubebake-demo-minions (2 × e2-standard-4)",
   ]);
 });
+
+test("a function running another bundle is deployed again, and its schedule is left as it is", async () => {
+  const made = await drifted(async () => {
+    const fn = cloud.functions.functions.get(
+      `projects/${PROJECT}/locations/${REGION}/functions/kubebake-demo-dns`,
+    )!;
+    (fn.config as { labels: Record<string, string> }).labels["kubebake-source"] = "f".repeat(63);
+  });
+  expect(made).toEqual([
+    expect.stringMatching(/^~ update cloud-function kubebake-demo-dns \(source [0-9a-f]{12}\)$/),
+  ]);
+});

@@ -239,7 +239,8 @@ async function ensureFunction(ctx: GceContext): Promise<string> {
           );
       return (await finished(ctx, "cloudfunctions", started, `deploying ${id}`)) as CloudFunction;
     },
-    { name, serviceConfig: { uri: `https://${id}.(planned)` } } as CloudFunction,
+    // A plan keeps the function's URL (an update keeps it); a new one's is known once deployed.
+    found ?? ({ name, serviceConfig: { uri: `https://${id}.(planned)` } } as CloudFunction),
   );
   return uriOf(made, id);
 }

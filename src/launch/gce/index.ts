@@ -78,10 +78,18 @@ export async function gceProvider(
 function gceFailure(clients: GceClients, error: unknown): KubebakeError | undefined {
   const e = error as Error & { code?: unknown; reason?: string; statusDetails?: unknown };
   if (error instanceof OperationFailed) return new KubebakeError(error.message, ExitCode.cloudFailed);
+  const call = clients.calls.at(-1) ?? "Google API";
+  // fetch's own failure (no route, refused, DNS): Google was not reached.
+  if (e instanceof TypeError && e.message === "fetch failed") {
+    const cause = (e.cause as { code?: string; message?: string } | undefined) ?? {};
+    return new KubebakeError(
+      `${call} failed: ${cause.code ?? cause.message ?? "the network"}`,
+      ExitCode.cloudFailed,
+    );
+  }
   const isGoogle =
     e?.name === "GoogleApiError" || typeof e?.code === "number" || e?.statusDetails !== undefined;
   if (!isGoogle) return undefined;
-  const call = clients.calls.at(-1) ?? "Google API";
   const status = typeof e.code === "number" ? ` (${e.code})` : "";
   return new KubebakeError(`${call} failed${status}: ${e.message.split("\n")[0]}`, ExitCode.cloudFailed);
 }
