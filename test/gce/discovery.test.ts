@@ -192,7 +192,7 @@ test("dns deploy: needs an applied cluster (exit 8), converges drift, and upload
   const deployments = cloud.functions.deployments;
   // Someone pauses the schedule and edits a trigger: deploy puts both back, and does not redeploy code.
   const clients = clientsOf(cloud);
-  await clients.rest("cloudscheduler", "POST", `v1/${at}/jobs/kubebake-demo-dns:pause`, {});
+  await clients.scheduler.pauseJob({ name: `${at}/jobs/kubebake-demo-dns` });
   const changes = await dnsDeploy(path);
   expect(changes).toEqual(["~ update scheduler-job kubebake-demo-dns (* * * * *)"]);
   expect(cloud.scheduler.jobs.get(`${at}/jobs/kubebake-demo-dns`)!.state).toBe("ENABLED");

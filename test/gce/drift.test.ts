@@ -49,21 +49,16 @@ test("a firewall rule opened wider is narrowed again", async () => {
 test("a member added to a secret's policy is removed; a deleted rule is made again", async () => {
   const clients = clientsOf(cloud);
   const made = await drifted(async () => {
-    const secret = `v1/projects/${PROJECT}/secrets/kubebake-demo-ca-key`;
-    const policy = await clients.rest<{ etag: string; bindings?: object[] }>(
-      "secretmanager",
-      "GET",
-      `${secret}:getIamPolicy`,
-    );
-    await clients.rest("secretmanager", "POST", `${secret}:setIamPolicy`, {
+    const resource = `projects/${PROJECT}/secrets/kubebake-demo-ca-key`;
+    const [policy] = await clients.secrets.getIamPolicy({ resource });
+    const minions = `serviceAccount:kb-demo-minions@${PROJECT}.iam.gserviceaccount.com`;
+    await clients.secrets.setIamPolicy({
+      resource,
       policy: {
         etag: policy.etag,
         bindings: [
           ...(policy.bindings ?? []),
-          {
-            role: "roles/secretmanager.secretAccessor",
-            members: [`serviceAccount:kb-demo-minions@${PROJECT}.iam.gserviceaccount.com`],
-          },
+          { role: "roles/secretmanager.secretAccessor", members: [minions] },
         ],
       },
     });

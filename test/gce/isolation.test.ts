@@ -45,14 +45,11 @@ test.each([
       visibility: "public",
     });
   else
-    await clients.rest(
-      "secretmanager",
-      "POST",
-      `v1/projects/${PROJECT}/secrets?secretId=kubebake-demo-ca-key`,
-      {
-        replication: { automatic: {} },
-      },
-    );
+    await clients.secrets.createSecret({
+      parent: `projects/${PROJECT}`,
+      secretId: "kubebake-demo-ca-key",
+      secret: { replication: { automatic: {} } },
+    });
   const writes = () =>
     cloud.fake.log.filter((e) => e.httpMethod !== "GET" && !/getIamPolicy|wait/.test(e.methodId));
   const before = writes().length;

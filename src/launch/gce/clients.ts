@@ -14,6 +14,9 @@ import {
   RegionOperationsClient,
   SubnetworksClient,
 } from "@google-cloud/compute";
+import { v2 as functionsV2 } from "@google-cloud/functions";
+import { CloudSchedulerClient } from "@google-cloud/scheduler";
+import { SecretManagerServiceClient } from "@google-cloud/secret-manager";
 import { httpStatusOf } from "../../discover/gce";
 import type { GceAuthClient } from "../../publish/gce/auth";
 
@@ -41,10 +44,7 @@ export class GoogleApiError extends Error {
 const HOSTS = {
   iam: "https://iam.googleapis.com",
   cloudresourcemanager: "https://cloudresourcemanager.googleapis.com",
-  secretmanager: "https://secretmanager.googleapis.com",
   dns: "https://dns.googleapis.com",
-  cloudfunctions: "https://cloudfunctions.googleapis.com",
-  cloudscheduler: "https://cloudscheduler.googleapis.com",
   eventarc: "https://eventarc.googleapis.com",
 } as const;
 export type RestApi = keyof typeof HOSTS;
@@ -61,6 +61,10 @@ export interface GceClients {
   images: ImagesClient;
   globalOperations: GlobalOperationsClient;
   regionOperations: RegionOperationsClient;
+  /** Secret Manager, Cloud Functions (2nd gen) and Cloud Scheduler: the official clients, over REST. */
+  secrets: SecretManagerServiceClient;
+  functions: functionsV2.FunctionServiceClient;
+  scheduler: CloudSchedulerClient;
   /** One JSON request to a REST API: `path` after the host (`v1/projects/p/secrets`); 404 → undefined. */
   rest<T>(api: RestApi, method: string, path: string, body?: unknown): Promise<T>;
   /** Names of the calls made, in order (the last one is the one that failed). */
@@ -86,15 +90,16 @@ export function gceClients(
         }
       : {}),
   };
+  const restSettings = { ...settings, fallback: true as const };
   const calls: string[] = [];
-  const named = <C extends object>(client: C, kind: string): C =>
+  const named = <C extends object>(client: C, api: string): C =>
     new Proxy(client, {
       get(target, property, receiver) {
         const value = Reflect.get(target, property, receiver);
         if (typeof value !== "function" || typeof property !== "string" || property.startsWith("_"))
           return value;
         return (...args: unknown[]) => {
-          calls.push(`compute.${kind}.${property}`);
+          calls.push(`${api}.${property}`);
           const call = () => (value as (...a: unknown[]) => unknown).apply(target, args);
           // Paging iterators (…Async) are not promises: handed over as they are.
           const first = call();
@@ -107,13 +112,17 @@ export function gceClients(
   return {
     project,
     region,
-    networks: named(new NetworksClient(settings), "networks"),
-    subnetworks: named(new SubnetworksClient(settings), "subnetworks"),
-    firewalls: named(new FirewallsClient(settings), "firewalls"),
-    templates: named(new InstanceTemplatesClient(settings), "instanceTemplates"),
-    groups: named(new RegionInstanceGroupManagersClient(settings), "regionInstanceGroupManagers"),
-    instances: named(new InstancesClient(settings), "instances"),
-    images: named(new ImagesClient(settings), "images"),
+    networks: named(new NetworksClient(settings), "compute.networks"),
+    subnetworks: named(new SubnetworksClient(settings), "compute.subnetworks"),
+    firewalls: named(new FirewallsClient(settings), "compute.firewalls"),
+    templates: named(new InstanceTemplatesClient(settings), "compute.instanceTemplates"),
+    groups: named(new RegionInstanceGroupManagersClient(settings), "compute.regionInstanceGroupManagers"),
+    instances: named(new InstancesClient(settings), "compute.instances"),
+    images: named(new ImagesClient(settings), "compute.images"),
+    // The REST transport (fallback) everywhere, so that tests drive the transport Google is called with.
+    secrets: named(new SecretManagerServiceClient(restSettings), "secretmanager"),
+    functions: named(new functionsV2.FunctionServiceClient(restSettings), "cloudfunctions"),
+    scheduler: named(new CloudSchedulerClient(restSettings), "cloudscheduler"),
     globalOperations: new GlobalOperationsClient(settings),
     regionOperations: new RegionOperationsClient(settings),
     calls,

@@ -3,7 +3,7 @@ import type { ChangeRecorder } from "../changes";
 import { waitFor } from "../wait";
 
 export { waitFor };
-import type { GceClients, RestApi } from "./clients";
+import type { GceClients } from "./clients";
 import type { GceInputs } from "./desired";
 
 export interface GceBaseContext {
@@ -77,21 +77,16 @@ export interface LongRunning {
   response?: unknown;
 }
 
-/** Polls a long-running operation of `api` until done; its error is thrown, its response returned. */
+/** Polls a long-running operation of Eventarc (REST) until done; its error is thrown, its response returned. */
 export async function finished(
   ctx: Pick<GceBaseContext, "clients" | "pollMs" | "sleep">,
-  api: Extract<RestApi, "cloudfunctions" | "eventarc">,
   started: LongRunning,
   what: string,
 ): Promise<unknown> {
   let operation = started;
   while (!operation.done) {
     await ctx.sleep(ctx.pollMs);
-    operation = await ctx.clients.rest<LongRunning>(
-      api,
-      "GET",
-      `${api === "eventarc" ? "v1" : "v2"}/${operation.name}`,
-    );
+    operation = await ctx.clients.rest<LongRunning>("eventarc", "GET", `v1/${operation.name}`);
   }
   if (operation.error)
     throw new Error(`${what}: ${operation.error.message ?? `error ${operation.error.code}`}`);

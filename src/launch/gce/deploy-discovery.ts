@@ -164,7 +164,8 @@ async function ensureFunction(ctx: GceContext): Promise<string> {
   const zip = readFileSync(gceDiscoveryBundle());
   const digest = createHash("sha256").update(zip).digest("hex").slice(0, 63);
   const labels = { ...labelsFor(inputs.spec, "dns", clusterId), [SOURCE_LABEL]: digest };
-  const read = () => ifFound(() => clients.rest<CloudFunction>("cloudfunctions", "GET", `v2/${name}`));
+  const read = async () =>
+    (await ifFound(() => clients.functions.getFunction({ name })))?.[0] as CloudFunction | undefined;
   let found = isPlanned(clusterId) ? undefined : await read();
   if (found && found.labels?.[OWNER_LABEL] !== clusterId)
     throw foreign("cloud function", id, found.labels?.[OWNER_LABEL]);
@@ -185,64 +186,94 @@ async function ensureFunction(ctx: GceContext): Promise<string> {
       configShape(found),
       configShape({ buildConfig, serviceConfig: serviceConfig as never }),
     );
-  if (found && !newSource && !reconfigured && isDeepStrictEqual(found.labels, labels))
-    return found.serviceConfig?.uri ?? "";
+  if (found && !newSource && !reconfigured && isDeepStrictEqual({ ...found.labels }, labels))
+    return uriOf(found, id);
   const detail = [newSource ? `source ${digest.slice(0, 12)}` : "", reconfigured ? "configuration" : ""]
     .filter(Boolean)
     .join(", ");
   const made = await rec.make(
     { action: found ? "update" : "create", kind: "cloud-function", name: id, detail: detail || "labels" },
     async () => {
-      const body: Record<string, unknown> = {
+      const fn = {
+        name,
         description: describedAs(inputs.spec, clusterId, "DNS discovery"),
         labels,
-        environment: "GEN_2",
-        buildConfig,
-        serviceConfig,
+        environment: "GEN_2" as const,
+        buildConfig: { ...buildConfig } as Record<string, unknown>,
+        serviceConfig: serviceConfig as Record<string, unknown>,
       };
       if (newSource) {
-        const upload = await clients.rest<{ uploadUrl: string; storageSource: object }>(
-          "cloudfunctions",
-          "POST",
-          `v2/${location(clients)}/functions:generateUploadUrl`,
-          { environment: "GEN_2" },
-        );
+        const [upload] = await clients.functions.generateUploadUrl({
+          parent: location(clients),
+          environment: "GEN_2",
+        });
         // A signed URL: no credentials of ours go with the bytes.
-        const put = await fetch(upload.uploadUrl, {
+        const put = await fetch(upload.uploadUrl!, {
           method: "PUT",
           headers: { "content-type": "application/zip" },
           body: zip,
         });
         if (!put.ok) throw new Error(`uploading the discovery function's source: HTTP ${put.status}`);
-        (body.buildConfig as Record<string, unknown>).source = { storageSource: upload.storageSource };
+        fn.buildConfig.source = { storageSource: upload.storageSource };
       }
-      const mask = [
+      const paths = [
         "labels",
         "description",
-        "serviceConfig",
-        "buildConfig.runtime",
-        "buildConfig.entryPoint",
+        "service_config",
+        "build_config.runtime",
+        "build_config.entry_point",
       ];
-      if (newSource) mask.push("buildConfig.source");
-      const started = found
-        ? await clients.rest<LongRunning>(
-            "cloudfunctions",
-            "PATCH",
-            `v2/${name}?updateMask=${mask.join(",")}`,
-            body,
-          )
-        : await clients.rest<LongRunning>(
-            "cloudfunctions",
-            "POST",
-            `v2/${location(clients)}/functions?functionId=${id}`,
-            body,
-          );
-      return (await finished(ctx, "cloudfunctions", started, `deploying ${id}`)) as CloudFunction;
+      if (newSource) paths.push("build_config.source");
+      if (found) {
+        const [operation] = await clients.functions.updateFunction({ function: fn, updateMask: { paths } });
+        return settled(
+          ctx,
+          operation,
+          (op) => clients.functions.checkUpdateFunctionProgress(op),
+          `deploying ${id}`,
+        );
+      }
+      const [operation] = await clients.functions.createFunction({
+        parent: location(clients),
+        functionId: id,
+        function: fn,
+      });
+      return settled(
+        ctx,
+        operation,
+        (op) => clients.functions.checkCreateFunctionProgress(op),
+        `deploying ${id}`,
+      );
     },
     // A plan keeps the function's URL (an update keeps it); a new one's is known once deployed.
     found ?? ({ name, serviceConfig: { uri: `https://${id}.(planned)` } } as CloudFunction),
   );
-  return uriOf(made, id);
+  return uriOf(made as CloudFunction, id);
+}
+
+/**
+ * Polls an official client's long-running operation (its `check…Progress`) every pollMs until done; its
+ * error is thrown, its result returned.
+ */
+async function settled<R>(
+  ctx: Pick<GceContext, "pollMs" | "sleep">,
+  started: {
+    name?: string | null;
+    done?: boolean | null;
+    result?: R;
+    error?: { message?: string | null } | null;
+  },
+  check: (name: string) => Promise<{ done?: boolean | null; result?: unknown; error?: unknown }>,
+  what: string,
+): Promise<R> {
+  let operation: { done?: boolean | null; result?: unknown; error?: unknown } = started;
+  while (!operation.done) {
+    await ctx.sleep(ctx.pollMs);
+    operation = await check(started.name!);
+  }
+  const error = operation.error as { message?: string } | undefined;
+  if (error) throw new Error(`${what}: ${error.message ?? String(error)}`);
+  return operation.result as R;
 }
 
 /** The function's URL, which the schedule calls; a deployed function without one is GCP's failure. */
@@ -261,49 +292,60 @@ async function ensureJob(ctx: GceContext, uri: string): Promise<void> {
   const id = discoveryJobId(inputs.spec.name);
   const name = `${location(clients)}/jobs/${id}`;
   const email = serviceAccountEmail(clients.project, inputs.spec.name, "dns");
+  const body = Buffer.from(JSON.stringify({ source: "kubebake.schedule" }));
   const want = {
     name,
     description: describedAs(inputs.spec, clusterId, "runs DNS discovery every minute"),
     schedule: DISCOVERY_SCHEDULE,
     timeZone: "Etc/UTC",
-    attemptDeadline: "60s",
+    attemptDeadline: { seconds: 60 },
     httpTarget: {
       uri,
-      httpMethod: "POST",
+      httpMethod: "POST" as const,
       headers: { "Content-Type": "application/json" },
-      body: Buffer.from(JSON.stringify({ source: "kubebake.schedule" })).toString("base64"),
+      body,
       oidcToken: { serviceAccountEmail: email, audience: uri },
     },
   };
+  type Job = {
+    description?: string | null;
+    schedule?: string | null;
+    timeZone?: string | null;
+    state?: unknown;
+    attemptDeadline?: { seconds?: unknown } | null;
+    httpTarget?: {
+      uri?: string | null;
+      httpMethod?: unknown;
+      body?: Uint8Array | string | null;
+      oidcToken?: { serviceAccountEmail?: string | null; audience?: string | null } | null;
+    } | null;
+  };
   const found = isPlanned(clusterId)
     ? undefined
-    : await ifFound(() =>
-        clients.rest<typeof want & { state?: string }>("cloudscheduler", "GET", `v1/${name}`),
-      );
+    : ((await ifFound(() => clients.scheduler.getJob({ name })))?.[0] as Job | undefined);
   if (found && !found.description?.includes(`owner ${clusterId}:`))
     throw foreign("scheduler job", id, undefined);
-  const shape = (job: Partial<typeof want>) => ({
+  const shape = (job: Job) => ({
     schedule: job.schedule,
     timeZone: job.timeZone,
-    attemptDeadline: job.attemptDeadline,
+    deadline: Number(job.attemptDeadline?.seconds ?? 0),
     uri: job.httpTarget?.uri,
-    method: job.httpTarget?.httpMethod,
-    oidc: job.httpTarget?.oidcToken,
-    body: job.httpTarget?.body,
+    method: String(job.httpTarget?.httpMethod),
+    audience: job.httpTarget?.oidcToken?.audience,
+    account: job.httpTarget?.oidcToken?.serviceAccountEmail,
+    body: Buffer.from(job.httpTarget?.body ?? "").toString("base64"),
   });
   if (found && isDeepStrictEqual(shape(found), shape(want)) && found.state !== "PAUSED") return;
   await rec.make(
     { action: found ? "update" : "create", kind: "scheduler-job", name: id, detail: DISCOVERY_SCHEDULE },
     async () => {
       if (found)
-        await clients.rest(
-          "cloudscheduler",
-          "PATCH",
-          `v1/${name}?updateMask=schedule,timeZone,attemptDeadline,httpTarget,description`,
-          want,
-        );
-      else await clients.rest("cloudscheduler", "POST", `v1/${location(clients)}/jobs`, want);
-      if (found?.state === "PAUSED") await clients.rest("cloudscheduler", "POST", `v1/${name}:resume`, {});
+        await clients.scheduler.updateJob({
+          job: want,
+          updateMask: { paths: ["schedule", "time_zone", "attempt_deadline", "http_target", "description"] },
+        });
+      else await clients.scheduler.createJob({ parent: location(clients), job: want });
+      if (found?.state === "PAUSED") await clients.scheduler.resumeJob({ name });
     },
     undefined,
   );
@@ -351,7 +393,6 @@ async function ensureTrigger(ctx: GceContext, kind: keyof typeof DISCOVERY_EVENT
         const mask = "eventFilters,serviceAccount,destination,labels";
         await finished(
           ctx,
-          "eventarc",
           await clients.rest<LongRunning>("eventarc", "PATCH", `v1/${name}?updateMask=${mask}`, want),
           id,
         );
@@ -364,7 +405,7 @@ async function ensureTrigger(ctx: GceContext, kind: keyof typeof DISCOVERY_EVENT
           `v1/${location(clients)}/triggers?triggerId=${id}`,
           want,
         );
-        await finished(ctx, "eventarc", started, `the trigger ${id}`);
+        await finished(ctx, started, `the trigger ${id}`);
         return false;
       } catch (error) {
         if (!isStatus(error, 409)) throw error;

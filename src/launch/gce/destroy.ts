@@ -148,8 +148,7 @@ export async function destroyGceCluster(ctx: GceDestroyContext): Promise<void> {
     if (!pki.has(id) || secret.labels?.[OWNER_LABEL] !== clusterId) continue;
     await rec.make(
       { action: "delete", kind: "secret", name: id },
-      async () =>
-        void (await clients.rest("secretmanager", "DELETE", `v1/projects/${project}/secrets/${id}`)),
+      async () => void (await clients.secrets.deleteSecret({ name: `projects/${project}/secrets/${id}` })),
       undefined,
     );
   }
@@ -159,11 +158,9 @@ export async function destroyGceCluster(ctx: GceDestroyContext): Promise<void> {
   await rec.make(
     { action: "delete", kind: "cluster-id", name: secretId(cluster, CLUSTER_ID_SECRET) },
     async () =>
-      void (await clients.rest(
-        "secretmanager",
-        "DELETE",
-        `v1/projects/${project}/secrets/${secretId(cluster, CLUSTER_ID_SECRET)}`,
-      )),
+      void (await clients.secrets.deleteSecret({
+        name: `projects/${project}/secrets/${secretId(cluster, CLUSTER_ID_SECRET)}`,
+      })),
     undefined,
   );
 }
@@ -275,39 +272,32 @@ async function deleteDiscovery(ctx: GceDestroyContext, clusterId: string): Promi
       { action: "delete", kind: "eventarc-trigger", name: id },
       async () => {
         const started = await clients.rest<LongRunning>("eventarc", "DELETE", `v1/${at}/triggers/${id}`);
-        await finished(ctx, "eventarc", started, `deleting ${id}`);
+        await finished(ctx, started, `deleting ${id}`);
       },
       undefined,
     );
   }
-  const job = await ifFound(() =>
-    clients.rest<{ description?: string }>(
-      "cloudscheduler",
-      "GET",
-      `v1/${at}/jobs/${discoveryJobId(cluster)}`,
-    ),
-  );
+  const jobName = `${at}/jobs/${discoveryJobId(cluster)}`;
+  const [job] = (await ifFound(() => clients.scheduler.getJob({ name: jobName }))) ?? [];
   if (ownerIn(job?.description) === clusterId)
     await rec.make(
       { action: "delete", kind: "scheduler-job", name: discoveryJobId(cluster) },
-      async () =>
-        void (await clients.rest("cloudscheduler", "DELETE", `v1/${at}/jobs/${discoveryJobId(cluster)}`)),
+      async () => void (await clients.scheduler.deleteJob({ name: jobName })),
       undefined,
     );
   const id = discoveryFunctionId(cluster);
-  const fn = await ifFound(() =>
-    clients.rest<{ labels?: Record<string, string> }>("cloudfunctions", "GET", `v2/${at}/functions/${id}`),
-  );
+  const name = `${at}/functions/${id}`;
+  const [fn] = (await ifFound(() => clients.functions.getFunction({ name }))) ?? [];
   if (fn?.labels?.[OWNER_LABEL] === clusterId)
     await rec.make(
       { action: "delete", kind: "cloud-function", name: id },
       async () => {
-        const started = await clients.rest<LongRunning>(
-          "cloudfunctions",
-          "DELETE",
-          `v2/${at}/functions/${id}`,
-        );
-        await finished(ctx, "cloudfunctions", started, `deleting ${id}`);
+        let [operation] = await clients.functions.deleteFunction({ name });
+        while (!operation.done) {
+          await ctx.sleep(ctx.pollMs);
+          operation = await clients.functions.checkDeleteFunctionProgress(operation.name!);
+        }
+        if (operation.error) throw new Error(`deleting ${id}: ${operation.error.message}`);
       },
       undefined,
     );

@@ -65,16 +65,16 @@ export async function checkNamesFree(ctx: GceBaseContext): Promise<void> {
   }
   const at = `projects/${project}/locations/${region}`;
   await taken("cloud function", discoveryFunctionId(cluster), () =>
-    clients.rest("cloudfunctions", "GET", `v2/${at}/functions/${discoveryFunctionId(cluster)}`),
+    clients.functions.getFunction({ name: `${at}/functions/${discoveryFunctionId(cluster)}` }),
   );
   await taken("scheduler job", discoveryJobId(cluster), () =>
-    clients.rest("cloudscheduler", "GET", `v1/${at}/jobs/${discoveryJobId(cluster)}`),
+    clients.scheduler.getJob({ name: `${at}/jobs/${discoveryJobId(cluster)}` }),
   );
   await taken("dns zone", managedZoneName(cluster), () =>
     clients.rest("dns", "GET", `dns/v1/projects/${project}/managedZones/${managedZoneName(cluster)}`),
   );
   for (const file of PKI_FILE_NAMES)
     await taken("secret", secretId(cluster, file), () =>
-      clients.rest("secretmanager", "GET", `v1/projects/${project}/secrets/${secretId(cluster, file)}`),
+      clients.secrets.getSecret({ name: `projects/${project}/secrets/${secretId(cluster, file)}` }),
     );
 }

@@ -10,19 +10,13 @@ import { ifFound, isStatus, type GceClients } from "./clients";
 import type { GceBaseContext } from "./context";
 import { CLUSTER_ID_SECRET, CLUSTER_LABEL, OWNER_LABEL, secretId } from "./desired";
 
-interface Secret {
-  name: string;
-  labels?: Record<string, string>;
-}
-
-const idSecretPath = (clients: GceClients, cluster: string) =>
-  `v1/projects/${clients.project}/secrets/${secretId(cluster, CLUSTER_ID_SECRET)}`;
+const idSecretName = (clients: GceClients, cluster: string) =>
+  `projects/${clients.project}/secrets/${secretId(cluster, CLUSTER_ID_SECRET)}`;
 
 /** The stored cluster id, or undefined before the first apply (and after a destroy). */
 export async function readClusterId(clients: GceClients, cluster: string): Promise<string | undefined> {
-  const secret = await ifFound(() =>
-    clients.rest<Secret>("secretmanager", "GET", idSecretPath(clients, cluster)),
-  );
+  const [secret] =
+    (await ifFound(() => clients.secrets.getSecret({ name: idSecretName(clients, cluster) }))) ?? [];
   if (!secret) return undefined;
   const id = secret.labels?.[OWNER_LABEL];
   if (!id || secret.labels?.[CLUSTER_LABEL] !== cluster)
@@ -44,9 +38,13 @@ export async function ensureClusterId(ctx: GceBaseContext, stored: string | unde
     async () => {
       const clusterId = `kb-${randomBytes(8).toString("hex")}`;
       try {
-        await clients.rest("secretmanager", "POST", `v1/projects/${clients.project}/secrets?secretId=${id}`, {
-          replication: { automatic: {} },
-          labels: { ...inputs.spec.labels, [CLUSTER_LABEL]: cluster, [OWNER_LABEL]: clusterId },
+        await clients.secrets.createSecret({
+          parent: `projects/${clients.project}`,
+          secretId: id,
+          secret: {
+            replication: { automatic: {} },
+            labels: { ...inputs.spec.labels, [CLUSTER_LABEL]: cluster, [OWNER_LABEL]: clusterId },
+          },
         });
       } catch (error) {
         if (!isStatus(error, 409)) throw error;
@@ -54,8 +52,9 @@ export async function ensureClusterId(ctx: GceBaseContext, stored: string | unde
         if (!raced) throw error;
         return raced;
       }
-      await clients.rest("secretmanager", "POST", `${idSecretPath(clients, cluster)}:addVersion`, {
-        payload: { data: Buffer.from(clusterId).toString("base64") },
+      await clients.secrets.addSecretVersion({
+        parent: idSecretName(clients, cluster),
+        payload: { data: Buffer.from(clusterId) },
       });
       return clusterId;
     },

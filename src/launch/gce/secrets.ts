@@ -10,12 +10,12 @@ import { PKI_FILE_NAMES } from "../pki-files";
 import { ifFound } from "./clients";
 import type { GceContext } from "./context";
 import { CLUSTER_LABEL, labelsFor, OWNER_LABEL, secretBindings, secretId } from "./desired";
-import type { Binding, Policy } from "./identity";
+import type { Binding } from "./identity";
 import { foreign } from "./owner";
 
 interface Secret {
-  name: string;
-  labels?: Record<string, string>;
+  name?: string | null;
+  labels?: Record<string, string> | null;
 }
 
 /** The project's secrets labelled with the cluster's name, by id (another owner's among them: checked). */
@@ -25,17 +25,19 @@ export async function clusterSecrets(
 ): Promise<Map<string, Secret>> {
   const { clients } = ctx;
   const found = new Map<string, Secret>();
-  let pageToken = "";
+  let pageToken: string | undefined;
   do {
-    const query = new URLSearchParams({ filter: `labels.${CLUSTER_LABEL}=${cluster}`, pageSize: "100" });
-    if (pageToken) query.set("pageToken", pageToken);
-    const page = await clients.rest<{ secrets?: Secret[]; nextPageToken?: string }>(
-      "secretmanager",
-      "GET",
-      `v1/projects/${clients.project}/secrets?${query}`,
+    const [secrets, , page] = await clients.secrets.listSecrets(
+      {
+        parent: `projects/${clients.project}`,
+        filter: `labels.${CLUSTER_LABEL}=${cluster}`,
+        pageSize: 100,
+        pageToken,
+      },
+      { autoPaginate: false },
     );
-    for (const secret of page.secrets ?? []) found.set(secret.name.split("/").pop()!, secret);
-    pageToken = page.nextPageToken ?? "";
+    for (const secret of secrets ?? []) found.set(secret.name!.split("/").pop()!, secret);
+    pageToken = page?.nextPageToken || undefined;
   } while (pageToken);
   return found;
 }
@@ -43,13 +45,10 @@ export async function clusterSecrets(
 /** Whether a secret has a version to read (an apply stopped between creating it and adding its value). */
 async function hasValue(ctx: GceContext, id: string): Promise<boolean> {
   const { clients } = ctx;
-  const version = await ifFound(() =>
-    clients.rest<{ state?: string }>(
-      "secretmanager",
-      "GET",
-      `v1/projects/${clients.project}/secrets/${id}/versions/latest`,
-    ),
-  );
+  const [version] =
+    (await ifFound(() =>
+      clients.secrets.getSecretVersion({ name: `projects/${clients.project}/secrets/${id}/versions/latest` }),
+    )) ?? [];
   return version?.state === "ENABLED";
 }
 
@@ -83,20 +82,16 @@ export async function ensurePki(ctx: GceContext, clusterRunning: boolean): Promi
         const files = await generateClusterPki({ cluster, discoveryDomain: inputs.discoveryDomain });
         for (const file of files) {
           const id = secretId(cluster, file.name);
-          const path = `v1/projects/${clients.project}/secrets/${id}`;
           // An earlier apply that stopped half-way left some: a fresh PKI gives them all new values (no node used them).
           if (!stored.has(id))
-            await clients.rest(
-              "secretmanager",
-              "POST",
-              `v1/projects/${clients.project}/secrets?secretId=${id}`,
-              {
-                replication: { automatic: {} },
-                labels: labelsFor(inputs.spec, "pki", clusterId),
-              },
-            );
-          await clients.rest("secretmanager", "POST", `${path}:addVersion`, {
-            payload: { data: Buffer.from(file.content).toString("base64") },
+            await clients.secrets.createSecret({
+              parent: `projects/${clients.project}`,
+              secretId: id,
+              secret: { replication: { automatic: {} }, labels: labelsFor(inputs.spec, "pki", clusterId) },
+            });
+          await clients.secrets.addSecretVersion({
+            parent: `projects/${clients.project}/secrets/${id}`,
+            payload: { data: Buffer.from(file.content) },
           });
         }
       },
@@ -120,12 +115,12 @@ async function ensureSecretPolicies(ctx: GceContext): Promise<void> {
   const wanted = secretBindings(clients.project, inputs.spec.name);
   for (const file of PKI_FILE_NAMES) {
     const id = secretId(inputs.spec.name, file);
-    const path = `v1/projects/${clients.project}/secrets/${id}`;
+    const resource = `projects/${clients.project}/secrets/${id}`;
     const want = wanted.get(file) ?? [];
-    const policy = isPlanned(clusterId)
-      ? ({} as Policy)
-      : ((await ifFound(() => clients.rest<Policy>("secretmanager", "GET", `${path}:getIamPolicy`))) ?? {});
-    if (policyShape(policy.bindings ?? []) === policyShape(want)) continue;
+    const [policy] =
+      (isPlanned(clusterId) ? undefined : await ifFound(() => clients.secrets.getIamPolicy({ resource }))) ??
+      [];
+    if (policyShape((policy?.bindings ?? []) as Binding[]) === policyShape(want)) continue;
     await rec.make(
       {
         action: "update",
@@ -136,10 +131,8 @@ async function ensureSecretPolicies(ctx: GceContext): Promise<void> {
           : "no one",
       },
       async () => {
-        const current = await clients.rest<Policy>("secretmanager", "GET", `${path}:getIamPolicy`);
-        await clients.rest("secretmanager", "POST", `${path}:setIamPolicy`, {
-          policy: { bindings: want, etag: current.etag },
-        });
+        const [current] = await clients.secrets.getIamPolicy({ resource });
+        await clients.secrets.setIamPolicy({ resource, policy: { bindings: want, etag: current.etag } });
       },
       undefined,
     );

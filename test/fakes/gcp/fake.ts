@@ -7,7 +7,7 @@ import {
 } from "node:http";
 import type { AddressInfo } from "node:net";
 import { loadDiscovery, routesOf, type DiscoveryDocument, type Route } from "./discovery";
-import { matchPath, validateBody, validateQuery, validateValue } from "./validate";
+import { enumsByName, matchPath, validateBody, validateQuery, validateValue } from "./validate";
 
 /**
  * A local fake of Google APIs: every request is checked against the official discovery documents (path,
@@ -280,6 +280,8 @@ export class GoogleApiFake {
       } catch {
         problems.push(`Invalid JSON payload received: ${body.toString("utf8").slice(0, 80)}`);
       }
+      if (json !== undefined && route.method.request && /enum-encoding=int/.test(query.get("$alt") ?? ""))
+        json = enumsByName(route.document, route.method.request, json);
       if (json !== undefined) problems.push(...validateBody(route.document, route.method, json));
     } else if (body.length > 0 && !route.upload && !session) {
       problems.push(

@@ -385,7 +385,9 @@ function build(
   if (!entryPoint) return { problem: "buildConfig.entryPoint is required" };
   const { bucket, object, generation } = source.storageSource;
   const found = state.resolve(bucket, object);
-  if (!found || (generation !== undefined && String(generation) !== String(found.generation)))
+  // A generation of 0 is proto3's unset (what the official clients send back from generateUploadUrl).
+  const pinned = generation !== undefined && String(generation) !== "0";
+  if (!found || (pinned && String(generation) !== String(found.generation)))
     return {
       problem: `Storage object not found: gs://${bucket}/${object}${generation ? `#${generation}` : ""}`,
     };

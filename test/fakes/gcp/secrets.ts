@@ -174,7 +174,14 @@ export function installSecrets(fake: GoogleApiFake, state = new SecretsState()):
       labels?: Record<string, string>;
       annotations?: Record<string, string>;
     };
-    const unmodelled = Object.keys(body).filter((field) => !MODELLED.includes(field));
+    // Empty values are what a client's defaults send (the official client's proto3 JSON: `tags: {}`).
+    const empty = (value: unknown) =>
+      value === null ||
+      value === "" ||
+      (typeof value === "object" && Object.keys(value as object).length === 0);
+    const unmodelled = Object.keys(body).filter(
+      (field) => !MODELLED.includes(field) && !empty((body as Record<string, unknown>)[field]),
+    );
     if (unmodelled.length)
       return rpcError(501, "UNIMPLEMENTED", `the fake does not model ${unmodelled.join(", ")}`);
     const problem = replicationProblem(body.replication) ?? metadataProblem(body);

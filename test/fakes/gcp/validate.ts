@@ -131,3 +131,28 @@ export function validateBody(document: DiscoveryDocument, method: DiscoveryMetho
   const schema = resolveRef(document, method.request);
   return validateValue(document, method.request, body, schema.id ?? method.request.$ref);
 }
+
+/**
+ * `$alt=json;enum-encoding=int` (what the official clients' REST transport sends): enum values in the body
+ * may be their numbers. Google's front end reads each as the enum's name at that index; so does the fake,
+ * before validating, so that handlers see names either way.
+ */
+export function enumsByName(document: DiscoveryDocument, schema: DiscoverySchema, value: unknown): unknown {
+  const resolved = resolveRef(document, schema);
+  if (value === null || value === undefined) return value;
+  if (resolved.enum && typeof value === "number") return resolved.enum[value] ?? value;
+  if (resolved.type === "array" && Array.isArray(value))
+    return value.map((item) => enumsByName(document, resolved.items ?? {}, item));
+  if (
+    (resolved.type === "object" || resolved.type === undefined) &&
+    typeof value === "object" &&
+    !Array.isArray(value)
+  )
+    return Object.fromEntries(
+      Object.entries(value as Record<string, unknown>).map(([key, field]) => {
+        const fieldSchema = resolved.properties?.[key] ?? resolved.additionalProperties;
+        return [key, fieldSchema ? enumsByName(document, fieldSchema, field) : field];
+      }),
+    );
+  return value;
+}
