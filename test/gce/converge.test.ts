@@ -50,3 +50,19 @@ test("plan lists what apply makes; a second apply and plan change nothing; destr
   expect([...cloud.iam.accounts.keys()]).toEqual([]);
   expect((await destroy(cloud)).changes).toEqual([]);
 });
+
+test("throttling (429) and a moment's unavailability (503) are waited out, whichever client meets them", async () => {
+  const path = writeSpec(gceClusterYaml());
+  cloud.fake.failNext("iam.projects.serviceAccounts.create", 429, 2);
+  cloud.fake.failNext("secretmanager.projects.secrets.create", 503, 1);
+  cloud.fake.failNext("compute.networks.insert", 429, 1);
+  cloud.fake.failNext("cloudfunctions.projects.locations.functions.create", 429, 1);
+  await apply(cloud, path);
+  const statuses = (methodId: string) =>
+    cloud.fake.log.filter((e) => e.methodId === methodId).map((e) => e.status);
+  expect(statuses("iam.projects.serviceAccounts.create").slice(0, 3)).toEqual([429, 429, 200]);
+  expect(statuses("secretmanager.projects.secrets.create").slice(0, 2)).toEqual([503, 200]);
+  expect(statuses("compute.networks.insert")).toEqual([429, 200]);
+  expect(statuses("cloudfunctions.projects.locations.functions.create")).toEqual([429, 200]);
+  expect((await apply(cloud, path)).rec.changes).toEqual([]);
+});
