@@ -18,8 +18,8 @@ export interface LaunchProvider {
   deployDiscovery(rec: ChangeRecorder): Promise<void>;
   /** One discovery reconciliation, through the deployed function when there is one. */
   syncDiscovery(log: (entry: object) => void): Promise<SyncResult>;
-  /** Starts the masters' etcd over from a snapshot; clouds without snapshots leave it out. */
-  restore?(rec: ChangeRecorder, snapshot: string): Promise<void>;
+  /** Starts the masters' etcd over from a snapshot (its result goes into --json); clouds without snapshots leave it out. */
+  restore?(rec: ChangeRecorder, snapshot: string): Promise<object>;
   /** This cloud's API failure as one line with its exit code; undefined when `error` is not one. */
   failure(error: unknown): KubebakeError | undefined;
 }

@@ -26,7 +26,7 @@ export function awsProvider(spec: AwsClusterSpec, specPath: string, timing: Laun
     },
     async restore(rec, snapshot) {
       const { restoreCluster } = await import("./restore");
-      await restoreCluster({ clients, inputs: await resolved(), rec, ...timing }, snapshot);
+      return restoreCluster({ clients, inputs: await resolved(), rec, ...timing }, snapshot);
     },
     async deployDiscovery(rec) {
       const { ensureDiscovery } = await import("./discovery");
