@@ -36,7 +36,7 @@ const clusterCases: [string, Record<string, unknown> | string, string][] = [
   ],
   ["unknown field", clusterYaml({ foo: 1 }), "unknown field foo"],
   ["unknown nested field", clusterYaml({ discovery: { tll: 30 } }), "discovery: unknown field tll"],
-  ["other cloud", clusterYaml({ cloud: "gcp" }), 'cloud: expected one of "aws", "gce", got "gcp"'],
+  ["other cloud", clusterYaml({ cloud: "gcp" }), 'cloud: expected one of "aws", "gce", "azure", got "gcp"'],
   ["other kind", clusterYaml({ kind: "X" }), 'kind: expected "Cluster", got "X"'],
   [
     "enum",

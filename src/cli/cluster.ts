@@ -127,7 +127,9 @@ export function clusterCommands(y: Argv): Argv {
       c
         .command("validate", "check a cluster spec; exit 2 with every problem", fileOption, (args) => {
           const { spec } = loadClusterSpec(args.file);
-          const { name, cloud, region } = spec;
+          const { name, cloud } = spec;
+          // Each cloud's word for where: AWS's and GCE's region (gcloud's when unset), Azure's location.
+          const region = spec.cloud === "azure" ? spec.location : spec.region;
           if (args.json) printJson({ file: args.file, valid: true, cluster: name, cloud, region });
           else
             process.stdout.write(

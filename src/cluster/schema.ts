@@ -6,11 +6,24 @@
  */
 import { z } from "zod";
 import { awsClusterSpecSchema, type AwsClusterSpec } from "./aws-schema";
+import { azureClusterSpecSchema, type AzureClusterSpec } from "./azure-schema";
 import { gceClusterSpecSchema, type GceClusterSpec, type GceSpec } from "./gce-schema";
 
-export const clusterSpecSchema = z.discriminatedUnion("cloud", [awsClusterSpecSchema, gceClusterSpecSchema]);
+export const clusterSpecSchema = z.discriminatedUnion("cloud", [
+  awsClusterSpecSchema,
+  gceClusterSpecSchema,
+  azureClusterSpecSchema,
+]);
 
-export type ClusterSpec = AwsClusterSpec | GceClusterSpec;
+export type ClusterSpec = AwsClusterSpec | GceClusterSpec | AzureClusterSpec;
 export type Cloud = ClusterSpec["cloud"];
-export { awsClusterSpecSchema, gceClusterSpecSchema, type AwsClusterSpec, type GceClusterSpec, type GceSpec };
+export {
+  awsClusterSpecSchema,
+  azureClusterSpecSchema,
+  gceClusterSpecSchema,
+  type AwsClusterSpec,
+  type AzureClusterSpec,
+  type GceClusterSpec,
+  type GceSpec,
+};
 export { unreachableFromPrivate } from "./common";

@@ -41,5 +41,7 @@ export async function launchProvider(
       return (await import("./aws/index")).awsProvider(spec, specPath, timing);
     case "gce":
       return (await import("./gce/index")).gceProvider(spec, specPath, timing);
+    case "azure":
+      return (await import("./azure/index")).azureProvider(spec, specPath, timing);
   }
 }

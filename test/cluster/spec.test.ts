@@ -44,7 +44,7 @@ describe("cluster spec", () => {
   test("each bad field is named with its line and what was expected", () => {
     const cases: [Record<string, unknown>, RegExp][] = [
       [clusterYaml({ name: "Demo_1" }), /bad\.yaml:\d+: name: expected 1 to 40 lowercase/],
-      [clusterYaml({ cloud: "gcp" }), /cloud: expected one of "aws", "gce", got "gcp"/],
+      [clusterYaml({ cloud: "gcp" }), /cloud: expected one of "aws", "gce", "azure", got "gcp"/],
       [clusterYaml({ region: "europe" }), /region: expected an AWS region/],
       [
         clusterYaml({ network: { vpc: "vpc-0123456789abcdef0" } }),
@@ -174,8 +174,9 @@ describe("cluster spec", () => {
         .join("\n"),
     );
     for (const region of ["us-east-1", "ap-southeast-2", "eu-central-2"]) {
-      const { spec } = loadClusterSpec(
+      const spec = loadCloudSpec(
         writeSpec(dir, clusterYaml({ region, network: { zones: [`${region}a`, `${region}c`] } }), "ok.yaml"),
+        "aws",
       );
       expect(spec.region).toBe(region);
     }
