@@ -49,6 +49,22 @@ interface AsyncOperation {
   /** Applies the operation's effect (the resource becomes Succeeded, or is removed) once it ends. */
   finish: (outcome: Outcome) => void;
   done: boolean;
+  /** For a Location-only operation: the final resource the monitor URL answers once done. */
+  result?: () => Json;
+}
+
+export interface StartOptions {
+  /** Share another fake's record of violations, so a cloud served by several fakes has one list. */
+  violations?: string[];
+  /** Listen on this port (a restarted data-plane host keeps its address); a free one by default. */
+  port?: number;
+}
+
+/** A request as it arrived, before it is checked against the descriptions. */
+export interface RawRequest {
+  method: string;
+  url: URL;
+  headers: IncomingMessage["headers"];
 }
 
 export const armError = (status: number, code: string, message: string): ArmResponse => ({
@@ -57,11 +73,17 @@ export const armError = (status: number, code: string, message: string): ArmResp
 });
 
 export class ArmFake {
-  readonly violations: string[] = [];
+  readonly violations: string[];
   readonly log: LoggedRequest[] = [];
   readonly specs: SpecSet;
   readonly ca: string;
   endpoint = "";
+  /**
+   * Answers a request before it is checked, or lets it through (undefined): a data plane's authentication
+   * challenge, which the client's first request, sent without a token on purpose, must get. It may also
+   * rewrite `url` in place, for a path fragment a description marks required but documents as optional.
+   */
+  intercept?: (request: RawRequest) => ArmResponse | undefined;
   /** How many times an operation's status reads InProgress before it ends. */
   pollsBeforeDone = 1;
   private readonly handlers = new Map<string, Handler>();
@@ -69,7 +91,8 @@ export class ArmFake {
   private readonly operations = new Map<string, AsyncOperation>();
   private readonly server: Server;
 
-  private constructor(specFiles: string[]) {
+  private constructor(specFiles: string[], violations: string[]) {
+    this.violations = violations;
     this.specs = new SpecSet(specFiles);
     const { key, cert } = localCertificate();
     this.ca = cert;
@@ -77,9 +100,12 @@ export class ArmFake {
   }
 
   /** Starts a fake that knows the operations of `specFiles` (paths under ../shared/reference/apis/azure). */
-  static async start(specFiles: string[]): Promise<ArmFake> {
-    const fake = new ArmFake(specFiles);
-    await new Promise<void>((resolve) => fake.server.listen(0, "127.0.0.1", resolve));
+  static async start(specFiles: string[], options: StartOptions = {}): Promise<ArmFake> {
+    const fake = new ArmFake(specFiles, options.violations ?? []);
+    await new Promise<void>((resolve, reject) => {
+      fake.server.once("error", reject);
+      fake.server.listen(options.port ?? 0, "127.0.0.1", resolve);
+    });
     fake.endpoint = `https://127.0.0.1:${(fake.server.address() as AddressInfo).port}`;
     return fake;
   }
@@ -104,34 +130,47 @@ export class ArmFake {
   /**
    * Starts an asynchronous operation the way ARM models long-running calls: the caller answers with the
    * returned headers (Azure-AsyncOperation, Location, Retry-After) and the client polls the status URL.
+   * With `result`, the operation is announced by Location alone (as Storage does): that monitor URL answers
+   * 202 while it runs, then 200 with the final resource, which a client reads as the operation's result.
    */
   asyncOperation(
     request: ArmRequest,
     outcome: Outcome,
     finish: AsyncOperation["finish"],
+    result?: () => Json,
   ): Record<string, string> {
     const id = randomUUID();
-    this.operations.set(id, { polls: 0, outcome, finish, done: false });
+    this.operations.set(id, { polls: 0, outcome, finish, done: false, result });
     const namespace = /\/providers\/([^/]+)\//i.exec(request.path)?.[1] ?? "Microsoft.Resources";
     const subscription = request.params.subscriptionId ?? "00000000-0000-0000-0000-000000000000";
     const url = `${this.endpoint}/subscriptions/${subscription}/providers/${namespace}/locations/local/operations/${id}?api-version=${request.operation.apiVersion}`;
+    if (result) return { Location: `${url}&monitor=true`, "Retry-After": "0" };
     return { "Azure-AsyncOperation": url, Location: url, "Retry-After": "0" };
   }
 
-  private pollOperation(id: string): ArmResponse {
+  private pollOperation(id: string, url: URL): ArmResponse {
     const operation = this.operations.get(id);
     if (!operation) return armError(404, "OperationNotFound", `no operation ${id}`);
+    const monitor = operation.result && url.searchParams.get("monitor") === "true";
     if (operation.polls++ < this.pollsBeforeDone)
-      return { status: 200, body: { name: id, status: "InProgress" } };
+      return monitor
+        ? { status: 202, headers: { Location: url.href, "Retry-After": "0" } }
+        : { status: 200, body: { name: id, status: "InProgress" } };
     if (!operation.done) {
       operation.done = true;
       operation.finish(operation.outcome);
     }
+    if (monitor)
+      return operation.outcome.status === "Succeeded"
+        ? { status: 200, body: operation.result!() }
+        : armError(400, operation.outcome.error.code, operation.outcome.error.message);
     return { status: 200, body: { name: id, ...operation.outcome } };
   }
 
   private async serve(req: IncomingMessage, res: ServerResponse): Promise<void> {
-    const url = new URL(req.url ?? "/", this.endpoint);
+    // Appended, not resolved: clients send a scope of `/{scope}/…` as `//subscriptions/…`, which
+    // resolving would read as a host name.
+    const url = new URL(`${this.endpoint}${req.url ?? "/"}`);
     const path = url.pathname;
     const chunks: Buffer[] = [];
     for await (const chunk of req) chunks.push(chunk as Buffer);
@@ -139,7 +178,9 @@ export class ArmFake {
     let answer: ArmResponse;
     let operationId: string | undefined;
     const status = /\/providers\/[^/]+\/locations\/[^/]+\/operations\/([^/]+)$/i.exec(path);
-    if (req.method === "GET" && status) answer = this.pollOperation(status[1]!);
+    const intercepted = this.intercept?.({ method: req.method ?? "GET", url, headers: req.headers });
+    if (intercepted) answer = intercepted;
+    else if (req.method === "GET" && status) answer = this.pollOperation(status[1]!, url);
     else {
       const checked = checkRequest(this.specs, req.method ?? "GET", url, req.headers, raw);
       operationId = checked.operation?.operationId;

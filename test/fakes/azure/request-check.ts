@@ -38,7 +38,7 @@ export function checkRequest(
   const apiVersion = url.searchParams.get("api-version");
   if (apiVersion === null)
     return { problems: ["the api-version query parameter is missing"], code: "MissingApiVersionParameter" };
-  const operation = candidates.find((op) => op.apiVersion === apiVersion);
+  const operation = mostSpecific(candidates.filter((op) => op.apiVersion === apiVersion));
   if (!operation) {
     const known = candidates.map((op) => op.apiVersion).join(", ");
     return {
@@ -142,6 +142,23 @@ function checkScalar(
 function pathParams(operation: Operation, path: string): Record<string, string> {
   const match = operation.pattern.exec(path)!;
   return Object.fromEntries(operation.pathParams.map((name, i) => [name, decodeURIComponent(match[i + 1]!)]));
+}
+
+/**
+ * Of several operations whose templates match a path, the one with the most literal segments: ARM routes
+ * `…/privateDnsZones/z/ALL` to RecordSets_List, not to RecordSets_ListByType with a recordType "ALL", and
+ * an image path to Images_Get, not to the catch-all Resources_GetById `/{resourceId}` of the same version.
+ */
+function mostSpecific(operations: Operation[]): Operation | undefined {
+  const literals = (op: Operation) =>
+    op.path
+      .split("?")[0]!
+      .split("/")
+      .filter((segment) => segment && !segment.includes("{")).length;
+  return operations.reduce<Operation | undefined>(
+    (best, op) => (best === undefined || literals(op) > literals(best) ? op : best),
+    undefined,
+  );
 }
 
 /** x-ms-paths keys such as `/x?disambiguation` require that query parameter. */
