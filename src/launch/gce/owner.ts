@@ -62,10 +62,4 @@ export async function ensureClusterId(ctx: GceBaseContext, stored: string | unde
   );
 }
 
-/** A same-named resource without this cluster's id: never adopted, changed or deleted. */
-export function foreign(kind: string, name: string, owner: string | undefined): KubebakeError {
-  return new KubebakeError(
-    `${kind} ${name} exists but is not this cluster's (its owner is ${owner ?? "not kubebake"}); rename the cluster or remove it`,
-    ExitCode.unsafeState,
-  );
-}
+export { foreign } from "../ownership";
