@@ -1,24 +1,14 @@
 /** `cloud: azure` cluster specs: defaults, and every bad field named with its line, exit 2, no cloud call. */
 import { mkdtempSync } from "node:fs";
 import { join } from "node:path";
-import { loadCloudSpec, loadClusterSpec } from "../../src/cluster/load";
-import { ExitCode, KubebakeError } from "../../src/errors";
+import { loadCloudSpec } from "../../src/cluster/load";
 import { runCli, tempDir } from "../helpers";
+import { refusal, writeIn } from "../cluster/refusals";
 import { azureClusterYaml, writeSpec } from "./fixture";
 
 const dir = tempDir("azure-spec");
-const write = (spec: Record<string, unknown>) => writeSpec(spec, mkdtempSync(join(dir, "spec-")));
-
-function problems(spec: Record<string, unknown>): string {
-  try {
-    loadClusterSpec(write(spec));
-  } catch (error) {
-    expect(error).toBeInstanceOf(KubebakeError);
-    expect((error as KubebakeError).exitCode).toBe(ExitCode.invalidInput);
-    return (error as Error).message;
-  }
-  throw new Error("expected the spec to be refused");
-}
+const write = (spec: Record<string, unknown>) => writeIn(dir, spec);
+const problems = (spec: Record<string, unknown>) => refusal(dir, spec);
 
 const groups = (masters: Record<string, unknown>, minions: Record<string, unknown> = {}) => ({
   masters: { count: 3, vmSize: "Standard_D2s_v5", ...masters },

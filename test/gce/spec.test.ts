@@ -1,25 +1,16 @@
 /** `cloud: gce` cluster specs: defaults, and every bad field named with its line, exit 2, no cloud call. */
 import { mkdirSync, mkdtempSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { loadCloudSpec, loadClusterSpec } from "../../src/cluster/load";
+import { loadCloudSpec } from "../../src/cluster/load";
 import { ExitCode, KubebakeError } from "../../src/errors";
 import { resolveGceSpec } from "../../src/launch/gce/defaults";
 import { repoRoot, runCli, tempDir } from "../helpers";
+import { refusal, writeIn } from "../cluster/refusals";
 import { gceClusterYaml, writeSpec } from "./fixture";
 
 const dir = tempDir("gce-spec");
-const write = (spec: Record<string, unknown>) => writeSpec(spec, mkdtempSync(join(dir, "spec-")));
-
-function problems(spec: Record<string, unknown>): string {
-  try {
-    loadClusterSpec(write(spec));
-  } catch (error) {
-    expect(error).toBeInstanceOf(KubebakeError);
-    expect((error as KubebakeError).exitCode).toBe(ExitCode.invalidInput);
-    return (error as Error).message;
-  }
-  throw new Error("expected the spec to be refused");
-}
+const write = (spec: Record<string, unknown>) => writeIn(dir, spec);
+const problems = (spec: Record<string, unknown>) => refusal(dir, spec);
 
 const groups = (masters: Record<string, unknown>, minions: Record<string, unknown> = {}) => ({
   masters: { count: 3, machineType: "e2-standard-2", ...masters },
