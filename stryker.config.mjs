@@ -37,7 +37,8 @@ export default {
   clearTextReporter: { allowColor: false, logTests: false, reportScoreTable: true },
   jsonReporter: { fileName: `reports/mutation/${name}.json` },
   thresholds: { high: 90, low: 80, break: null },
-  ignorePatterns: ["out", ".cache", "reports", "bench", "docs", ".git"],
+  // docs/examples stays: spec tests check the documented examples.
+  ignorePatterns: ["out", ".cache", "reports", "bench", "docs/*", "!docs/examples", ".git"],
   tempDirName: ".stryker-tmp",
   cleanTempDir: "always",
 };

@@ -2,6 +2,17 @@
 import { parse } from "yaml";
 import { gceClusterSpecSchema, type GceSpec } from "../../src/cluster/schema";
 import {
+  CUSTOM_ROLES,
+  customRoleId,
+  DISCOVERY_EVENTS,
+  DISCOVERY_READS,
+  discoveryFunctionId,
+  discoveryTriggerId,
+  IDENTITIES,
+  MASTERS_PERMISSIONS,
+  mastersRoleId,
+  RECORD_PERMISSIONS,
+  UPDATE_POLICY,
   clusterZoneDnsName,
   describedAs,
   firewallBody,
@@ -244,4 +255,38 @@ test("group sizes and rollout batches: masters one at a time, minions by batchPe
   expect(rolloutBatch(spec, "minions", 7)).toBe(2);
   expect(rolloutBatch(spec, "minions", 3)).toBe(1);
   expect(rolloutBatch(specOf({ rollout: { batchPercent: 100 } }), "minions", 4)).toBe(4);
+});
+
+test("the cluster's identities, custom roles and discovery's names and permissions, exactly", () => {
+  expect(IDENTITIES).toEqual(["masters", "minions", "dns"]);
+  expect(customRoleId("demo-x", "records")).toBe("kubebake_demo_x_records");
+  expect(mastersRoleId("demo")).toBe("kubebake_demo_masters");
+  expect(CUSTOM_ROLES).toEqual(["masters", "discovery", "records"]);
+  expect(MASTERS_PERMISSIONS).toEqual([
+    "compute.instanceGroupManagers.get",
+    "compute.instanceGroupManagers.update",
+    "compute.instances.get",
+  ]);
+  expect(DISCOVERY_READS).toEqual(["compute.instanceGroupManagers.get", "compute.instances.list"]);
+  expect(RECORD_PERMISSIONS).toEqual([
+    "dns.changes.create",
+    "dns.changes.get",
+    "dns.managedZones.get",
+    "dns.resourceRecordSets.create",
+    "dns.resourceRecordSets.delete",
+    "dns.resourceRecordSets.list",
+    "dns.resourceRecordSets.update",
+  ]);
+  expect(discoveryFunctionId("demo")).toBe("kubebake-demo-dns");
+  expect(discoveryTriggerId("demo", "inserts")).toBe("kubebake-demo-dns-inserts");
+  expect(DISCOVERY_EVENTS).toEqual({
+    inserts: "v1.compute.instances.insert",
+    deletes: "v1.compute.instances.delete",
+  });
+  expect(UPDATE_POLICY).toEqual({
+    type: "OPPORTUNISTIC",
+    instanceRedistributionType: "NONE",
+    minimalAction: "REPLACE",
+    replacementMethod: "SUBSTITUTE",
+  });
 });
