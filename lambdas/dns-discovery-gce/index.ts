@@ -9,7 +9,7 @@
 import { discoveryConfigFromEnv } from "../../src/discover/config";
 import { gceDiscoveryPorts } from "../../src/discover/gce";
 import { restDiscoveryCompute } from "../../src/discover/gce-rest";
-import { reconcile, ReconcileFailed } from "../../src/discover/reconcile";
+import { reconcile, ReconcileFailed, reconcileSummary } from "../../src/discover/reconcile";
 
 /** The function's timeout (dns deploy sets 60 s) less time for one more call and the logs. */
 export const BUDGET_MS = 50_000;
@@ -90,16 +90,7 @@ export function createGceHandler(deps: GceHandlerDeps) {
     );
     try {
       const result = await reconcile(ports, { ...config, deadline: started + BUDGET_MS, log });
-      const summary = {
-        cluster: config.cluster,
-        masters: result.desired.masters.length,
-        minions: result.desired.minions.length,
-        etcd: result.desired.etcd.length,
-        writes: result.writes.length,
-        conflicts: result.conflicts,
-        throttles: result.throttles,
-        ms: Date.now() - started,
-      };
+      const summary = reconcileSummary(config.cluster, result, started);
       log({ level: "info", msg: "reconciled", ...summary });
       response.status(200).json({ ...summary, desired: result.desired, written: result.writes });
     } catch (error) {

@@ -10,7 +10,7 @@ import { EC2Client } from "@aws-sdk/client-ec2";
 import { Route53Client } from "@aws-sdk/client-route-53";
 import { awsDiscoveryPorts, type DiscoveryClients } from "../../src/discover/aws";
 import { discoveryConfigFromEnv } from "../../src/discover/config";
-import { reconcile, ReconcileFailed } from "../../src/discover/reconcile";
+import { reconcile, ReconcileFailed, reconcileSummary } from "../../src/discover/reconcile";
 
 /** The part of Lambda's context object the handler uses. */
 export interface InvocationContext {
@@ -84,16 +84,7 @@ export function createHandler(
     try {
       cached ??= clients();
       const result = await reconcile(awsDiscoveryPorts(cached), { ...config, deadline, log });
-      const summary = {
-        cluster: config.cluster,
-        masters: result.desired.masters.length,
-        minions: result.desired.minions.length,
-        etcd: result.desired.etcd.length,
-        writes: result.writes.length,
-        conflicts: result.conflicts,
-        throttles: result.throttles,
-        ms: Date.now() - started,
-      };
+      const summary = reconcileSummary(config.cluster, result, started);
       log({ level: "info", msg: "reconciled", ...summary });
       return { ...summary, desired: result.desired, written: result.writes };
     } catch (error) {

@@ -7,6 +7,8 @@ import {
   groupsSchema,
   header,
   rolloutSchema,
+  existingNetworkProblems,
+  imageProblems,
   sharedProblems,
 } from "./common";
 import { AWS_REGIONS, regionProblem, zoneOfRegion } from "./regions";
@@ -97,7 +99,7 @@ export const awsClusterSpecSchema = z
       });
     }
     for (const issue of sharedProblems(spec, "the VPC")) ctx.addIssue({ code: "custom", ...issue });
-    const { vpc, subnets, zones } = spec.network;
+    const { vpc, zones } = spec.network;
     zones?.forEach((zone, i) => {
       if (!zoneOfRegion(zone, spec.region)) {
         ctx.addIssue({
@@ -115,13 +117,8 @@ export const awsClusterSpecSchema = z
           "expected no internet with an existing VPC: its subnets and routes are yours (give the nodes VPC endpoints for ssm, autoscaling and s3, or a NAT gateway)",
       });
     }
-    if ((vpc === undefined) !== (subnets === undefined)) {
-      ctx.addIssue({
-        code: "custom",
-        path: ["network", vpc === undefined ? "vpc" : "subnets"],
-        message: "expected vpc and subnets together (an existing network), or neither (kubebake creates one)",
-      });
-    }
+    for (const issue of existingNetworkProblems(spec.network, "vpc", "subnets"))
+      ctx.addIssue({ code: "custom", ...issue });
     const bits = Number(spec.network.cidr.split("/")[1]);
     if (vpc === undefined && bits > 20) {
       ctx.addIssue({
@@ -143,9 +140,7 @@ export const awsClusterSpecSchema = z
         message: "expected no zones with an existing VPC",
       });
     }
-    if ((spec.image.ami === undefined) === (spec.image.manifest === undefined)) {
-      ctx.addIssue({ code: "custom", path: ["image"], message: "expected exactly one of ami and manifest" });
-    }
+    for (const issue of imageProblems(spec.image, "ami")) ctx.addIssue({ code: "custom", ...issue });
   });
 
 export type AwsClusterSpec = z.output<typeof awsClusterSpecSchema>;

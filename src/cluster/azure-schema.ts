@@ -11,6 +11,8 @@ import {
   groupsSchema,
   header,
   rolloutSchema,
+  existingNetworkProblems,
+  imageProblems,
   sharedProblems,
 } from "./common";
 
@@ -108,15 +110,9 @@ export const azureClusterSpecSchema = z
     }
     for (const issue of sharedProblems(spec, "the virtual network"))
       ctx.addIssue({ code: "custom", ...issue });
-    const { virtualNetwork, subnet } = spec.network;
-    if ((virtualNetwork === undefined) !== (subnet === undefined)) {
-      ctx.addIssue({
-        code: "custom",
-        path: ["network", virtualNetwork === undefined ? "virtualNetwork" : "subnet"],
-        message:
-          "expected virtualNetwork and subnet together (an existing network), or neither (kubebake creates one)",
-      });
-    }
+    const { virtualNetwork } = spec.network;
+    for (const issue of existingNetworkProblems(spec.network, "virtualNetwork", "subnet"))
+      ctx.addIssue({ code: "custom", ...issue });
     if (virtualNetwork !== undefined && spec.resourceGroup === undefined) {
       ctx.addIssue({
         code: "custom",
@@ -132,9 +128,7 @@ export const azureClusterSpecSchema = z
         message: "expected a /8 to /24 (the cluster's address space)",
       });
     }
-    if ((spec.image.id === undefined) === (spec.image.manifest === undefined)) {
-      ctx.addIssue({ code: "custom", path: ["image"], message: "expected exactly one of id and manifest" });
-    }
+    for (const issue of imageProblems(spec.image, "id")) ctx.addIssue({ code: "custom", ...issue });
   });
 
 export type AzureClusterSpec = z.output<typeof azureClusterSpecSchema>;

@@ -165,3 +165,24 @@ export function unreachableFromPrivate(
     ),
   );
 }
+
+/** An existing network is named by two fields (network and subnet), given together or not at all. */
+export function existingNetworkProblems(
+  network: Record<string, unknown>,
+  first: string,
+  second: string,
+): Issue[] {
+  if ((network[first] === undefined) === (network[second] === undefined)) return [];
+  return [
+    {
+      path: ["network", network[first] === undefined ? first : second],
+      message: `expected ${first} and ${second} together (an existing network), or neither (kubebake creates one)`,
+    },
+  ];
+}
+
+/** The image is named one way: by the cloud's image field, or by a bake manifest. */
+export function imageProblems(image: Record<string, unknown>, field: string): Issue[] {
+  if ((image[field] === undefined) !== (image.manifest === undefined)) return [];
+  return [{ path: ["image"], message: `expected exactly one of ${field} and manifest` }];
+}

@@ -10,6 +10,8 @@ import {
   groupsSchema,
   header,
   rolloutSchema,
+  existingNetworkProblems,
+  imageProblems,
   sharedProblems,
 } from "./common";
 
@@ -97,18 +99,12 @@ export const gceClusterSpecSchema = z
       });
     }
     for (const issue of sharedProblems(spec, "the VPC network")) ctx.addIssue({ code: "custom", ...issue });
-    const { name, subnetwork, zones } = spec.network;
+    const { name, zones } = spec.network;
     if (spec.region !== undefined)
       for (const { path, message } of zoneProblems(zones, spec.region))
         ctx.addIssue({ code: "custom", path, message });
-    if ((name === undefined) !== (subnetwork === undefined)) {
-      ctx.addIssue({
-        code: "custom",
-        path: ["network", name === undefined ? "name" : "subnetwork"],
-        message:
-          "expected name and subnetwork together (an existing network), or neither (kubebake creates one)",
-      });
-    }
+    for (const issue of existingNetworkProblems(spec.network, "name", "subnetwork"))
+      ctx.addIssue({ code: "custom", ...issue });
     const bits = Number(spec.network.cidr.split("/")[1]);
     if (name === undefined && (bits < 8 || bits > 24)) {
       ctx.addIssue({
@@ -117,9 +113,7 @@ export const gceClusterSpecSchema = z
         message: "expected a /8 to /24 (the range of the cluster's subnetwork)",
       });
     }
-    if ((spec.image.name === undefined) === (spec.image.manifest === undefined)) {
-      ctx.addIssue({ code: "custom", path: ["image"], message: "expected exactly one of name and manifest" });
-    }
+    for (const issue of imageProblems(spec.image, "name")) ctx.addIssue({ code: "custom", ...issue });
   });
 
 export type GceClusterSpec = z.output<typeof gceClusterSpecSchema>;

@@ -394,3 +394,27 @@ export function recordChanges(
   };
   return current ? [{ action: "DELETE", record: current }, create] : [create];
 }
+
+/** A reconciliation in one log line's fields (the discovery functions log and answer it). */
+export function reconcileSummary(
+  cluster: string,
+  result: {
+    desired: { masters: string[]; minions: string[]; etcd: string[] };
+    writes: unknown[];
+    conflicts: number;
+    throttles: number;
+  },
+  started: number,
+  now = Date.now(),
+) {
+  return {
+    cluster,
+    masters: result.desired.masters.length,
+    minions: result.desired.minions.length,
+    etcd: result.desired.etcd.length,
+    writes: result.writes.length,
+    conflicts: result.conflicts,
+    throttles: result.throttles,
+    ms: now - started,
+  };
+}

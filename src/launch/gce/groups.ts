@@ -95,8 +95,8 @@ async function readGroup(ctx: GceContext, role: Role): Promise<Group | undefined
   )?.[0] as Group | undefined;
 }
 
-/** The role's group at the spec's size on `template`; returns whether the group's instances must roll. */
-export async function ensureGroup(ctx: GceContext, role: Role, template: string): Promise<boolean> {
+/** The role's group at the spec's size on `template` (rollOut then replaces instances still on an older one). */
+export async function ensureGroup(ctx: GceContext, role: Role, template: string): Promise<void> {
   const { clients, inputs, rec, clusterId } = ctx;
   const { spec } = inputs;
   const { project } = clients;
@@ -135,7 +135,7 @@ export async function ensureGroup(ctx: GceContext, role: Role, template: string)
         ),
       undefined,
     );
-    return false;
+    return;
   }
   if (ownerIn(found.description) !== clusterId)
     throw foreign("instance group", name, ownerIn(found.description));
@@ -165,7 +165,6 @@ export async function ensureGroup(ctx: GceContext, role: Role, template: string)
         ),
       undefined,
     );
-  return moved;
 }
 
 async function managedInstances(ctx: GceContext, role: Role): Promise<Managed[]> {
