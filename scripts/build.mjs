@@ -6,7 +6,7 @@ import { execFileSync } from "node:child_process";
 import { mkdirSync, readFileSync, realpathSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { build } from "esbuild";
-import { bundleDiscovery, bundleGceDiscovery } from "./bundle-lambda.mjs";
+import { bundleAzureDiscovery, bundleDiscovery, bundleGceDiscovery } from "./bundle-lambda.mjs";
 
 const root = join(dirname(new URL(import.meta.url).pathname), "..");
 
@@ -49,3 +49,4 @@ await build({
 mkdirSync(join(root, "dist/lambdas"), { recursive: true });
 writeFileSync(join(root, "dist/lambdas/dns-discovery.zip"), await bundleDiscovery());
 writeFileSync(join(root, "dist/lambdas/dns-discovery-gce.zip"), await bundleGceDiscovery());
+writeFileSync(join(root, "dist/lambdas/dns-discovery-azure.zip"), await bundleAzureDiscovery());

@@ -46,3 +46,42 @@ export async function bundleGceDiscovery() {
     { level: 9 },
   );
 }
+
+// The same core as an Azure Function app (Node.js v4 programming model): index.js registers the two
+// functions, package.json names it, host.json sets the runtime's version, the timeout and the extension
+// bundle that brings the Event Grid trigger (the timer is built in). @azure/functions is bundled; its
+// @azure/functions-core is the worker's own module, present only in the host. Deterministic too.
+export async function bundleAzureDiscovery() {
+  const built = await build({
+    entryPoints: ["lambdas/dns-discovery-azure/index.ts"],
+    bundle: true,
+    platform: "node",
+    target: "node20",
+    format: "cjs",
+    minify: true,
+    external: ["@azure/functions-core"],
+    write: false,
+    logLevel: "warning",
+  });
+  const packageJson =
+    JSON.stringify({ name: "kubebake-dns-discovery", private: true, main: "index.js" }) + "\n";
+  const hostJson =
+    JSON.stringify(
+      {
+        version: "2.0",
+        functionTimeout: "00:01:00",
+        extensionBundle: { id: "Microsoft.Azure.Functions.ExtensionBundle", version: "[4.0.0, 5.0.0)" },
+      },
+      null,
+      2,
+    ) + "\n";
+  const at = { mtime: new Date(1980, 0, 1) };
+  return zipSync(
+    {
+      "index.js": [built.outputFiles[0].contents, at],
+      "package.json": [Buffer.from(packageJson), at],
+      "host.json": [Buffer.from(hostJson), at],
+    },
+    { level: 9 },
+  );
+}

@@ -6,8 +6,14 @@ import { createServer as createNetServer, type AddressInfo, type Socket } from "
 import { join } from "node:path";
 import { sdkAuthorization } from "./aws/sigv4";
 import { startFakeSts } from "./aws/sts";
+import { ArmFake, armError, type ArmRequest } from "./fakes/azure/arm-fake";
+import { call } from "./fakes/azure/client";
+import { VMSS_SPECS } from "./fakes/azure/compute-vmss";
+import { installKeyVault, KEYVAULT_SPECS } from "./fakes/azure/keyvault";
+import { localCertificate } from "./fakes/azure/tls";
 import { GoogleApiFake, googleError } from "./fakes/gcp/fake";
 import { repoRoot, tempDir } from "./helpers";
+import { certificateRequest, openssl, signCertificate } from "./openssl";
 
 // Each cloud provider's node-side script, run against a local fake of its metadata and secret services.
 const work = tempDir("providers");
@@ -424,6 +430,776 @@ describe("azure provider", () => {
     } finally {
       await imds.close();
       await vault.close();
+    }
+  });
+});
+
+/**
+ * Azure as a node and a master see it: IMDS (plain http, as at 169.254.169.254), Resource Manager and Key
+ * Vault as strict fakes (https, every request checked against Azure's API descriptions). Microsoft's PKI is
+ * played by a root and an issuing CA made here; IMDS signs attested documents as Azure does (a PKCS#7 message,
+ * DER, base64, that carries the signer's certificate only).
+ */
+const azure = {
+  subscription: "8c1f0c1e-5d2a-4c8b-9a57-3f1e2d4c6b7a",
+  group: "kubebake-demo",
+  client: "0f4e7c2a-1b3d-4e5f-8a9b-c0d1e2f3a4b5",
+  armToken: "eyJ0eXAiOiJKV1QiLCJhbGciOiJSUzI1NiJ9.arm-master.sig",
+  vaultToken: "eyJ0eXAiOiJKV1QiLCJhbGciOiJSUzI1NiJ9.vault-master.sig",
+  pki: join(work, "azure-pki"),
+};
+const azureSetId = (set: string) =>
+  `/subscriptions/${azure.subscription}/resourceGroups/${azure.group}/providers/Microsoft.Compute/virtualMachineScaleSets/${set}`;
+
+interface AzureVm {
+  name: string;
+  vmId: string;
+  set: string;
+  computerName: string;
+  ip: string;
+  state?: string;
+}
+/** The group's VMs by node name: members of demo's scale sets, and of another cluster's. */
+const azureVms: Record<string, AzureVm> = {
+  "demo-masters000001": {
+    name: "kubebake-demo-masters_5d1c2b3a",
+    vmId: "11111111-2222-4333-8444-555555555501",
+    set: "kubebake-demo-masters",
+    computerName: "demo-masters000001",
+    ip: "10.1.0.4",
+  },
+  "demo-minions000003": {
+    name: "kubebake-demo-minions_9e8f7a6b",
+    vmId: "11111111-2222-4333-8444-555555555503",
+    set: "kubebake-demo-minions",
+    computerName: "Demo-Minions000003",
+    ip: "10.1.0.6",
+  },
+  "demo-minions000004": {
+    name: "kubebake-demo-minions_0a1b2c3d",
+    vmId: "11111111-2222-4333-8444-555555555504",
+    set: "kubebake-demo-minions",
+    computerName: "demo-minions000004",
+    ip: "10.1.0.7",
+  },
+  "demo-minions000005": {
+    name: "kubebake-demo-minions_4e5f6a7b",
+    vmId: "11111111-2222-4333-8444-555555555505",
+    set: "kubebake-demo-minions",
+    computerName: "demo-minions000005",
+    ip: "10.1.0.8",
+    state: "Deleting",
+  },
+  "other-minions000001": {
+    name: "kubebake-other-minions_8c9d0e1f",
+    vmId: "11111111-2222-4333-8444-555555555599",
+    set: "kubebake-other-minions",
+    computerName: "other-minions000001",
+    ip: "10.1.0.9",
+  },
+};
+const azureNicId = (vm: AzureVm) =>
+  `/subscriptions/${azure.subscription}/resourceGroups/${azure.group}/providers/Microsoft.Network/networkInterfaces/${vm.name}-nic`;
+
+/** A VM as VirtualMachines_List gives it (Compute 2024-07-01). */
+const azureVmView = (vm: AzureVm) => ({
+  id: `/subscriptions/${azure.subscription}/resourceGroups/${azure.group}/providers/Microsoft.Compute/virtualMachines/${vm.name}`,
+  name: vm.name,
+  type: "Microsoft.Compute/virtualMachines",
+  location: "westeurope",
+  properties: {
+    vmId: vm.vmId,
+    provisioningState: vm.state ?? "Succeeded",
+    virtualMachineScaleSet: { id: azureSetId(vm.set) },
+    osProfile: { computerName: vm.computerName, adminUsername: "kubebake" },
+    networkProfile: { networkInterfaces: [{ id: azureNicId(vm), properties: { primary: true } }] },
+  },
+});
+
+/** Azure's time format in attested documents: "MM/DD/YY hh:mm:ss -0000". */
+function azureTime(date: Date): string {
+  const p = (n: number) => String(n).padStart(2, "0");
+  return `${p(date.getUTCMonth() + 1)}/${p(date.getUTCDate())}/${p(date.getUTCFullYear() % 100)} ${p(date.getUTCHours())}:${p(date.getUTCMinutes())}:${p(date.getUTCSeconds())} -0000`;
+}
+
+/** The PKCS#7 message (base64 DER) of `document` signed by `signer` (a key and certificate in the PKI folder). */
+function azureSign(signer: string, document: object): string {
+  const signed = spawnSync(
+    "openssl",
+    [
+      ...[
+        "cms",
+        "-sign",
+        "-signer",
+        join(azure.pki, `${signer}.crt`),
+        "-inkey",
+        join(azure.pki, `${signer}.key`),
+      ],
+      ...["-outform", "DER", "-nodetach", "-binary", "-md", "sha256"],
+    ],
+    { input: JSON.stringify(document) },
+  );
+  if (signed.status !== 0) throw new Error(`openssl cms -sign: ${signed.stderr}`);
+  return signed.stdout.toString("base64");
+}
+
+/** A CA certificate and key in the PKI folder: self-signed, or issued by `issuer`. */
+function azureCa(name: string, subject: string, issuer?: string) {
+  if (!issuer) {
+    openssl(
+      [
+        ...["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"],
+        ...["-days", "2", "-subj", subject, "-keyout", `${name}.key`, "-out", `${name}.crt`],
+      ],
+      azure.pki,
+    );
+    return;
+  }
+  certificateRequest(azure.pki, name, subject);
+  writeFileSync(
+    join(azure.pki, `${name}.ext`),
+    "basicConstraints=critical,CA:true\nkeyUsage=critical,keyCertSign,cRLSign\n",
+  );
+  openssl(
+    [
+      ...[
+        "x509",
+        "-req",
+        "-in",
+        `${name}.csr`,
+        "-CA",
+        `${issuer}.crt`,
+        "-CAkey",
+        `${issuer}.key`,
+        "-CAcreateserial",
+      ],
+      ...["-days", "2", "-sha256", "-extfile", `${name}.ext`, "-out", `${name}.crt`],
+    ],
+    azure.pki,
+  );
+}
+
+/** Microsoft's PKI, played here: what a master trusts, IMDS's signer, and impostors. */
+function makeAzurePki() {
+  mkdirSync(azure.pki, { recursive: true });
+  azureCa("root", "/CN=Test Azure Root");
+  azureCa("issuing", "/CN=Test Azure RSA TLS Issuing CA 01", "root");
+  const sans = "DNS:westeurope.metadata.azure.com,DNS:metadata.azure.com";
+  signCertificate(azure.pki, "imds", {
+    subject: "/CN=metadata.azure.com",
+    ca: "issuing",
+    usage: "serverAuth",
+    sans,
+  });
+  // A certificate from the same CA for another name.
+  signCertificate(azure.pki, "impostor", {
+    subject: "/CN=metadata.azure.example",
+    ca: "issuing",
+    usage: "serverAuth",
+    sans: "DNS:metadata.azure.example",
+  });
+  // The right name, from a CA nobody trusts.
+  azureCa("rogue-root", "/CN=Rogue Root");
+  signCertificate(azure.pki, "rogue", {
+    subject: "/CN=metadata.azure.com",
+    ca: "rogue-root",
+    usage: "serverAuth",
+    sans,
+  });
+}
+
+/** What IMDS answers: the VM it runs for, and how it signs that VM's attested documents. */
+interface AzureImdsState {
+  asVm: string;
+  signer: string;
+  subscription: string;
+  expiresIn: number;
+  /** Answers this many attested documents from IMDS's "cache": signed for another nonce. */
+  cachedAnswers: number;
+}
+
+async function azureImds(state: AzureImdsState) {
+  return fake((req) => {
+    if (req.headers.metadata !== "true")
+      return { status: 400, body: '{"error":"Required metadata header not specified"}' };
+    const url = new URL(req.url!, "http://169.254.169.254");
+    const vm = azureVms[state.asVm]!;
+    if (url.pathname === "/metadata/attested/document") {
+      const nonce = url.searchParams.get("nonce") ?? "";
+      // IMDS's API description: up to 32 alphanumeric characters.
+      if (url.searchParams.get("api-version") !== "2020-09-01" || !/^[A-Za-z0-9]{1,32}$/.test(nonce))
+        return { status: 400, body: '{"error":"Bad request"}' };
+      const now = Date.now();
+      const document = {
+        nonce: state.cachedAnswers-- > 0 ? "20261130-211924" : nonce,
+        plan: { name: "", product: "", publisher: "" },
+        sku: "",
+        subscriptionId: state.subscription,
+        timeStamp: {
+          createdOn: azureTime(new Date(now - 5_000)),
+          expiresOn: azureTime(new Date(now + state.expiresIn * 1000)),
+        },
+        vmId: vm.vmId,
+      };
+      return { body: JSON.stringify({ encoding: "pkcs7", signature: azureSign(state.signer, document) }) };
+    }
+    if (url.pathname === "/metadata/identity/oauth2/token") {
+      if (
+        url.searchParams.get("client_id") !== azure.client ||
+        url.searchParams.get("api-version") !== "2018-02-01"
+      )
+        return { status: 400, body: '{"error":"invalid_request"}' };
+      const token = {
+        "https://management.azure.com/": azure.armToken,
+        "https://vault.azure.net": azure.vaultToken,
+      }[url.searchParams.get("resource") ?? ""];
+      return token ? { body: JSON.stringify({ access_token: token, token_type: "Bearer" }) } : undefined;
+    }
+    if (req.url === "/metadata/instance?api-version=2021-02-01")
+      return {
+        body: JSON.stringify({ compute: { vmId: vm.vmId, osProfile: { computerName: vm.computerName } } }),
+      };
+    return undefined;
+  });
+}
+
+/** Resource Manager: the VMs of the group (listed by scale set) and their network interfaces. */
+async function azureArm() {
+  const arm = await ArmFake.start([
+    ...VMSS_SPECS,
+    "network/resource-manager/Microsoft.Network/stable/2024-05-01/networkInterface.json",
+  ]);
+  const health = { failures: 0 };
+  const refused = (request: ArmRequest) =>
+    request.headers.authorization !== `Bearer ${azure.armToken}`
+      ? armError(401, "InvalidAuthenticationToken", "The access token is invalid.")
+      : request.params.subscriptionId !== azure.subscription ||
+          request.params.resourceGroupName !== azure.group
+        ? armError(403, "AuthorizationFailed", "The client does not have authorization over this scope.")
+        : undefined;
+  arm.on("VirtualMachines_List", (request) => {
+    const refusal = refused(request);
+    if (refusal) return refusal;
+    if (health.failures > 0) {
+      health.failures--;
+      return armError(503, "ServiceUnavailable", "The service is temporarily unavailable.");
+    }
+    // The one filter Azure allows on this list: a scale set's members.
+    const set = /^'virtualMachineScaleSet\/id' eq '([^']+)'$/.exec(request.query.get("$filter") ?? "")?.[1];
+    if (!set)
+      return armError(
+        400,
+        "InvalidParameter",
+        `The $filter '${request.query.get("$filter")}' is not supported.`,
+      );
+    const value = Object.values(azureVms).filter(
+      (vm) => azureSetId(vm.set).toLowerCase() === set.toLowerCase(),
+    );
+    return { status: 200, body: { value: value.map(azureVmView) } };
+  });
+  arm.on("NetworkInterfaces_Get", (request) => {
+    const refusal = refused(request);
+    if (refusal) return refusal;
+    const vm = Object.values(azureVms).find((v) => `${v.name}-nic` === request.params.networkInterfaceName);
+    if (!vm) return armError(404, "NotFound", `Resource ${request.params.networkInterfaceName} not found.`);
+    return {
+      status: 200,
+      body: {
+        id: azureNicId(vm),
+        name: `${vm.name}-nic`,
+        type: "Microsoft.Network/networkInterfaces",
+        location: "westeurope",
+        properties: {
+          primary: true,
+          ipConfigurations: [
+            {
+              id: `${azureNicId(vm)}/ipConfigurations/ipconfig1`,
+              name: "ipconfig1",
+              properties: { privateIPAddress: vm.ip, privateIPAllocationMethod: "Dynamic", primary: true },
+            },
+          ],
+        },
+      },
+    };
+  });
+  return { arm, health };
+}
+
+/** The role file's Azure settings, the fakes' endpoints and the test PKI as a master's trust. */
+function azureEnv(imds: string, arm: { endpoint: string; ca: string }) {
+  const caBundle = join(work, "azure-fakes-ca.pem");
+  writeFileSync(caBundle, arm.ca);
+  return {
+    CLUSTER_NAME: "demo",
+    AZURE_CLIENT_ID: azure.client,
+    AZURE_SUBSCRIPTION_ID: azure.subscription,
+    AZURE_RESOURCE_GROUP: azure.group,
+    AZURE_IMDS_ENDPOINT: imds,
+    AZURE_ARM_ENDPOINT: arm.endpoint,
+    AZURE_ATTESTED_CA_FILE: join(azure.pki, "root.crt"),
+    AZURE_ATTESTED_INTERMEDIATES: join(azure.pki, "issuing.crt"),
+    // curl trusts the fakes' https certificate.
+    CURL_CA_BUNDLE: caBundle,
+  };
+}
+
+describe("azure: a join proves the VM with its attested data", () => {
+  const imdsState: AzureImdsState = {
+    asVm: "demo-minions000003",
+    signer: "imds",
+    subscription: azure.subscription,
+    expiresIn: 6 * 3600,
+    cachedAnswers: 0,
+  };
+  const digest = "cd".repeat(32);
+  beforeAll(makeAzurePki);
+  afterEach(() => {
+    Object.assign(imdsState, {
+      asVm: "demo-minions000003",
+      signer: "imds",
+      subscription: azure.subscription,
+      expiresIn: 6 * 3600,
+      cachedAnswers: 0,
+    });
+  });
+
+  async function world() {
+    const imds = await azureImds(imdsState);
+    const { arm, health } = await azureArm();
+    const env = azureEnv(imds.base, arm);
+    const close = async () => {
+      await imds.close();
+      await arm.stop();
+    };
+    return { env, imds, arm, health, close };
+  }
+
+  /** A proof made on the VM `imdsState.asVm` for `digest`, checked on a master for `node` and `checked`. */
+  async function verdict(env: Record<string, string>, node: string, checked = digest) {
+    const result = await provider(
+      "azure",
+      `proof=$(provider_join_proof ${digest}); provider_verify_join ${node} ${checked} "$proof"`,
+      env,
+    );
+    expect({ status: result.status, stderr: result.stderr }).toEqual({ status: 0, stderr: "" });
+    return result.stdout.trim();
+  }
+
+  test("the VM's own name is approved, on the masters' and the minions' scale sets", async () => {
+    const { env, imds, arm, close } = await world();
+    try {
+      const proof = await provider("azure", `provider_join_proof ${digest}`, env);
+      expect(proof.status).toBe(0);
+      expect(Object.keys(JSON.parse(proof.stdout))).toEqual(["attested-document"]);
+      // The nonce: 32 hex digits of the request's digest bound to the cluster.
+      const asked = new URL(imds.seen.find((s) => s.url.startsWith("/metadata/attested/"))!.url, "http://x");
+      expect(asked.searchParams.get("nonce")).toMatch(/^[0-9a-f]{32}$/);
+      expect(await verdict(env, "demo-minions000003")).toBe(
+        `approve VM demo-minions000003 (${azureVms["demo-minions000003"]!.vmId}) of scale set kubebake-demo-minions signed the request with its attested data`,
+      );
+      imdsState.asVm = "demo-masters000001";
+      expect(await verdict(env, "demo-masters000001")).toMatch(
+        /^approve VM demo-masters000001 \(\S+\) of scale set kubebake-demo-masters /,
+      );
+      expect(arm.violations).toEqual([]);
+    } finally {
+      await close();
+    }
+  });
+
+  test("every other claim is denied, saying why", async () => {
+    const { env, arm, close } = await world();
+    const minion = azureVms["demo-minions000003"]!;
+    try {
+      // This VM's document, for another VM's name.
+      expect(await verdict(env, "demo-minions000004")).toBe(
+        `deny the attested document is VM demo-minions000003's (${minion.vmId}), not node demo-minions000004's`,
+      );
+      // A document made for another request.
+      expect(await verdict(env, "demo-minions000003", "ef".repeat(32))).toBe(
+        "deny the attested document does not prove this request: it was made for another request or cluster",
+      );
+      // A document made in this cluster, checked by another's master.
+      const proof = (await provider("azure", `provider_join_proof ${digest}`, env)).stdout;
+      writeFileSync(join(work, "azure-proof.json"), proof);
+      const elsewhere = await provider(
+        "azure",
+        `provider_verify_join demo-minions000003 ${digest} "$(cat ${join(work, "azure-proof.json")})"`,
+        { ...env, CLUSTER_NAME: "other" },
+      );
+      expect(elsewhere.stdout.trim()).toBe(
+        "deny the attested document does not prove this request: it was made for another request or cluster",
+      );
+      imdsState.subscription = "99999999-1111-4222-8333-444444444444";
+      expect(await verdict(env, "demo-minions000003")).toBe(
+        `deny the attested document does not prove this request: it is of subscription 99999999-1111-4222-8333-444444444444, not ${azure.subscription}`,
+      );
+      imdsState.subscription = azure.subscription;
+      imdsState.expiresIn = -60;
+      expect(await verdict(env, "demo-minions000003")).toBe(
+        "deny the attested document does not prove this request: it has expired",
+      );
+      imdsState.expiresIn = 6 * 3600;
+      imdsState.signer = "impostor";
+      expect(await verdict(env, "demo-minions000003")).toBe(
+        "deny the attested document is not Azure's: its signer's certificate is not for metadata.azure.com",
+      );
+      imdsState.signer = "rogue";
+      expect(await verdict(env, "demo-minions000003")).toBe(
+        "deny the attested document is not Azure's: its signer's certificate does not lead to a trusted CA (unable to get local issuer certificate)",
+      );
+      imdsState.signer = "imds";
+      // Another cluster's VM, in its own name.
+      imdsState.asVm = "other-minions000001";
+      expect(await verdict(env, "other-minions000001")).toBe(
+        `deny VM ${azureVms["other-minions000001"]!.vmId} is not a member of scale set kubebake-demo-masters or kubebake-demo-minions`,
+      );
+      imdsState.asVm = "demo-minions000005";
+      expect(await verdict(env, "demo-minions000005")).toBe(
+        `deny VM demo-minions000005 (${azureVms["demo-minions000005"]!.vmId}) is being deleted`,
+      );
+      // No proof at all (a kubelet's own request).
+      const none = await provider("azure", `provider_verify_join demo-minions000003 ${digest} ""`, env);
+      expect(none.stdout.trim()).toBe(
+        "deny the request carries no proof of its machine (annotation kubebake.io/join-proof)",
+      );
+      const junk = await provider(
+        "azure",
+        `provider_verify_join demo-minions000003 ${digest} '{"identity-token":"x"}'`,
+        env,
+      );
+      expect(junk.stdout.trim()).toBe("deny the proof is not the attested document of an Azure VM");
+      expect(arm.violations).toEqual([]);
+    } finally {
+      await close();
+    }
+  });
+
+  test("a document changed after signing is denied; without Microsoft's issuing CA none is approved", async () => {
+    const { env, close } = await world();
+    try {
+      const proof = JSON.parse((await provider("azure", `provider_join_proof ${digest}`, env)).stdout) as {
+        "attested-document": string;
+      };
+      // The same signature over a document that names another VM (same length: the message stays whole).
+      const der = Buffer.from(proof["attested-document"], "base64");
+      const own = Buffer.from(azureVms["demo-minions000003"]!.vmId);
+      const at = der.indexOf(own);
+      expect(at).toBeGreaterThan(0);
+      Buffer.from(azureVms["demo-minions000004"]!.vmId).copy(der, at);
+      const forged = join(work, "azure-forged-proof.json");
+      writeFileSync(forged, JSON.stringify({ "attested-document": der.toString("base64") }));
+      const changed = await provider(
+        "azure",
+        `provider_verify_join demo-minions000004 ${digest} "$(cat ${forged})"`,
+        env,
+      );
+      expect(changed.stdout.trim()).toBe(
+        "deny the attested document is not Azure's: it is not a signed PKCS#7 message whose signature matches its content",
+      );
+      // A master without the intermediates: the document carries only IMDS's own certificate.
+      const alone = await verdict(
+        { ...env, AZURE_ATTESTED_INTERMEDIATES: join(work, "no-such-intermediates.pem") },
+        "demo-minions000003",
+      );
+      expect(alone).toBe(
+        "deny the attested document is not Azure's: its signer's certificate does not lead to a trusted CA (unable to get local issuer certificate)",
+      );
+    } finally {
+      await close();
+    }
+  });
+
+  test("a document IMDS answers from its cache (another nonce) is asked for again", async () => {
+    const { env, imds, close } = await world();
+    imdsState.cachedAnswers = 1;
+    try {
+      const result = await provider(
+        "azure",
+        `proof=$(provider_join_proof ${digest}); provider_verify_join demo-minions000003 ${digest} "$proof"`,
+        env,
+      );
+      expect(result.stdout).toMatch(/^approve VM demo-minions000003 /);
+      expect(result.stderr).toMatch(
+        /Azure IMDS attested document: attempt 1 failed: IMDS signed the nonce '20261130-211924', not [0-9a-f]{32}; trying again/,
+      );
+      expect(imds.seen.filter((s) => s.url.startsWith("/metadata/attested/")).length).toBe(2);
+    } finally {
+      await close();
+    }
+  });
+
+  test("Resource Manager failing is a wait, not a verdict", async () => {
+    const { env, health, close } = await world();
+    try {
+      const proof = (await provider("azure", `provider_join_proof ${digest}`, env)).stdout;
+      writeFileSync(join(work, "azure-proof.json"), proof);
+      health.failures = 1000;
+      const result = await provider(
+        "azure",
+        `provider_verify_join demo-minions000003 ${digest} "$(cat ${join(work, "azure-proof.json")})"`,
+        { ...env, KUBEBAKE_API_DEADLINE_SECONDS: "1" },
+      );
+      expect(result.stdout.trim()).toBe(
+        "wait Resource Manager did not list the VMs of scale set kubebake-demo-masters (HTTP 503)",
+      );
+      expect(result.stderr).toContain("attempt 1 failed: HTTP 503 The service is temporarily unavailable.");
+    } finally {
+      await close();
+    }
+  });
+
+  test("a serving certificate's names are checked against the addresses Resource Manager gives the cluster's VM", async () => {
+    const { env, arm, close } = await world();
+    try {
+      expect((await provider("azure", "provider_has_address_record && echo yes", env)).stdout).toBe("yes\n");
+      const own = await provider("azure", "provider_node_addresses demo-minions000003", env);
+      expect({ stdout: own.stdout, stderr: own.stderr }).toEqual({
+        stdout: "IP:10.1.0.6\nDNS:demo-minions000003\n",
+        stderr: "",
+      });
+      // Another cluster's VM is not this cluster's record of anything.
+      const other = await provider("azure", "provider_node_addresses other-minions000001", env);
+      expect({ stdout: other.stdout, status: other.status }).toEqual({ stdout: "", status: 0 });
+      expect(arm.violations).toEqual([]);
+    } finally {
+      await close();
+    }
+  });
+
+  test("every page of a scale set's members is read, on Resource Manager's host only", async () => {
+    const imds = await azureImds(imdsState);
+    const minion = azureVms["demo-minions000004"]!;
+    const arm = await fake((req) => {
+      if (req.headers.authorization !== `Bearer ${azure.armToken}`) return { status: 401, body: "" };
+      const url = new URL(req.url!, "http://arm");
+      if (url.pathname.endsWith("/providers/Microsoft.Compute/virtualMachines")) {
+        const minions = (url.searchParams.get("$filter") ?? "").includes("kubebake-demo-minions");
+        // Its next link names Azure's host, as ARM's do; the page is asked of this one.
+        if (minions && url.searchParams.get("$skiptoken") === null)
+          return {
+            body: JSON.stringify({
+              value: [],
+              nextLink: `https://management.azure.com${url.pathname}${url.search}&$skiptoken=page2`,
+            }),
+          };
+        return { body: JSON.stringify({ value: minions ? [azureVmView(minion)] : [] }) };
+      }
+      if (url.pathname === azureNicId(minion))
+        return {
+          body: JSON.stringify({
+            properties: { ipConfigurations: [{ properties: { privateIPAddress: minion.ip } }] },
+          }),
+        };
+      return undefined;
+    });
+    try {
+      const found = await provider("azure", "provider_node_addresses demo-minions000004", {
+        ...azureEnv(imds.base, { endpoint: arm.base, ca: localCertificate().cert }),
+      });
+      expect({ stdout: found.stdout, stderr: found.stderr }).toEqual({
+        stdout: "IP:10.1.0.7\nDNS:demo-minions000004\n",
+        stderr: "",
+      });
+      expect(arm.seen.filter((s) => s.url.includes("skiptoken=page2")).length).toBe(1);
+    } finally {
+      await imds.close();
+      await arm.close();
+    }
+  });
+});
+
+describe("azure: masters publish the join token to Key Vault and open the launch gate there", () => {
+  const imdsState: AzureImdsState = {
+    asVm: "demo-masters000001",
+    signer: "imds",
+    subscription: azure.subscription,
+    expiresIn: 6 * 3600,
+    cachedAnswers: 0,
+  };
+  const tenant = "72f988bf-86f1-41af-91ab-2d7cd011db47";
+  beforeAll(makeAzurePki);
+  afterEach(() => {
+    imdsState.asVm = "demo-masters000001";
+  });
+
+  /** IMDS, and a vault with Azure RBAC: the masters' identity is Secrets Officer on the two secrets it writes. */
+  async function world() {
+    const imds = await azureImds(imdsState);
+    const management = await ArmFake.start(KEYVAULT_SPECS);
+    const keyVault = installKeyVault(management);
+    keyVault.authorize = ({ token, scope }) =>
+      token === azure.vaultToken && /\/secrets\/(pki-bootstrap-token|launch-ready)$/.test(scope);
+    const created = await call(
+      management.endpoint,
+      management.ca,
+      "PUT",
+      `/subscriptions/${azure.subscription}/resourceGroups/${azure.group}/providers/Microsoft.KeyVault/vaults/kbdemo-pki?api-version=2023-07-01`,
+      {
+        location: "westeurope",
+        properties: {
+          tenantId: tenant,
+          sku: { family: "A", name: "standard" },
+          enableRbacAuthorization: true,
+          softDeleteRetentionInDays: 7,
+        },
+      },
+    );
+    expect(created.status).toBe(201);
+    const vaultUri = (created.body as { properties: { vaultUri: string } }).properties.vaultUri;
+    const env = {
+      ...azureEnv(imds.base, management),
+      AZURE_KEYVAULT_ENDPOINT: vaultUri,
+      SECRET_SOURCE: "keyvault:kbdemo-pki/pki",
+      LAUNCH_HOOK: "launch-ready",
+    };
+    const secret = (name: string) => keyVault.vaults.get("kbdemo-pki")?.secrets.get(name);
+    const close = async () => {
+      await imds.close();
+      await keyVault.stop();
+      await management.stop();
+    };
+    return { env, management, keyVault, secret, vaultUri, close };
+  }
+
+  test("each token is the newest version and the only enabled one, as the masters' role allows", async () => {
+    const { env, management, secret, close } = await world();
+    try {
+      expect((await provider("azure", "provider_can_publish_secret && echo yes", env)).stdout).toBe("yes\n");
+      const file = join(work, "azure-minted-token");
+      for (const token of ["abcdef.0123456789abcdef", "ghijkl.fedcba9876543210"]) {
+        writeFileSync(file, token);
+        const published = await provider("azure", `provider_publish_secret bootstrap-token ${file}`, env);
+        expect({ status: published.status, stderr: published.stderr }).toEqual({ status: 0, stderr: "" });
+        // The next token comes later (Key Vault's creation times are in seconds).
+        for (const version of secret("pki-bootstrap-token")!.versions) version.created -= 10;
+      }
+      expect(secret("pki-bootstrap-token")!.versions.map((v) => [v.value, v.enabled])).toEqual([
+        ["abcdef.0123456789abcdef", false],
+        ["ghijkl.fedcba9876543210", true],
+      ]);
+      // What nodes read is the newest.
+      const dest = join(work, "azure-published-token");
+      const fetched = await provider("azure", `provider_fetch_secret bootstrap-token ${dest}`, env);
+      expect(fetched.status).toBe(0);
+      expect(readFileSync(dest, "utf8")).toBe("ghijkl.fedcba9876543210");
+      expect(management.violations).toEqual([]);
+    } finally {
+      await close();
+    }
+  });
+
+  test("a version another master made after this one's stays enabled", async () => {
+    const { env, secret, vaultUri, management, close } = await world();
+    try {
+      const file = join(work, "azure-minted-token");
+      writeFileSync(file, "abcdef.0123456789abcdef");
+      expect((await provider("azure", `provider_publish_secret bootstrap-token ${file}`, env)).status).toBe(
+        0,
+      );
+      secret("pki-bootstrap-token")!.versions[0]!.created -= 10;
+      // Another master's token, made while this master publishes its own: later than this one's.
+      const other = await call(
+        vaultUri.replace(/\/$/, ""),
+        management.ca,
+        "PUT",
+        "/secrets/pki-bootstrap-token?api-version=7.5",
+        {
+          value: "mnopqr.0123456789abcdef",
+        },
+        { Authorization: `Bearer ${azure.vaultToken}` },
+      );
+      expect(other.status).toBe(200);
+      secret("pki-bootstrap-token")!.versions[1]!.created += 100;
+      writeFileSync(file, "ghijkl.fedcba9876543210");
+      expect((await provider("azure", `provider_publish_secret bootstrap-token ${file}`, env)).status).toBe(
+        0,
+      );
+      expect(secret("pki-bootstrap-token")!.versions.map((v) => [v.value, v.enabled])).toEqual([
+        ["abcdef.0123456789abcdef", false],
+        ["mnopqr.0123456789abcdef", true],
+        ["ghijkl.fedcba9876543210", true],
+      ]);
+    } finally {
+      await close();
+    }
+  });
+
+  test("a master that votes and serves adds a version of the launch gate's secret, tagged with its vmId", async () => {
+    const { env, management, secret, vaultUri, close } = await world();
+    try {
+      const told = await provider("azure", "provider_instance_ready", env);
+      expect({ status: told.status, stderr: told.stderr }).toEqual({ status: 0, stderr: "" });
+      const vmId = azureVms["demo-masters000001"]!.vmId;
+      expect(told.stdout).toContain(
+        `told the rollout this master is ready (Key Vault secret launch-ready, tag vmId=${vmId})`,
+      );
+      expect(secret("launch-ready")!.versions.map((v) => [v.value, v.tags, v.enabled])).toEqual([
+        ["ready", { vmId }, true],
+      ]);
+      // The launcher reads the tags from the version list.
+      const listed = await call(
+        vaultUri.replace(/\/$/, ""),
+        management.ca,
+        "GET",
+        "/secrets/launch-ready/versions?api-version=7.5",
+        undefined,
+        {
+          Authorization: `Bearer ${azure.vaultToken}`,
+        },
+      );
+      expect((listed.body as { value: { tags: unknown }[] }).value.map((v) => v.tags)).toEqual([{ vmId }]);
+      const unnamed = await provider("azure", "provider_instance_ready", { ...env, LAUNCH_HOOK: "" });
+      expect(unnamed.status).not.toBe(0);
+      expect(unnamed.stderr).toContain("LAUNCH_HOOK is not set in the role file");
+      expect(management.violations).toEqual([]);
+    } finally {
+      await close();
+    }
+  });
+
+  test("an unhealthy master is logged, saying why nothing replaces it", async () => {
+    const told = await provider("azure", "provider_instance_unhealthy", {});
+    expect({ status: told.status, stderr: told.stderr }).toEqual({ status: 0, stderr: "" });
+    expect(told.stdout).toContain("the masters may not delete VMs; the next 'kubebake cluster apply'");
+  });
+
+  test("no token, no join token and no signature reach a command line", async () => {
+    const { env, close } = await world();
+    const { arm } = await azureArm();
+    const shims = argvShims(join(work, "argv-azure"));
+    try {
+      const file = join(work, "azure-argv-token");
+      writeFileSync(file, "abcdef.0123456789abcdef");
+      const digest = "ab".repeat(32);
+      imdsState.asVm = "demo-minions000003";
+      const run = { ...env, ...shims.env, AZURE_ARM_ENDPOINT: arm.endpoint };
+      const calls = [
+        `proof=$(provider_join_proof ${digest}); provider_verify_join demo-minions000003 ${digest} "$proof" >${join(work, "azure-argv-verdict")}`,
+        "provider_node_addresses demo-minions000003 >/dev/null",
+        `provider_publish_secret bootstrap-token ${file}`,
+        `provider_fetch_secret bootstrap-token ${join(work, "azure-argv-fetched")}`,
+        "provider_instance_ready >/dev/null",
+      ];
+      for (const line of calls) {
+        const result = await provider("azure", line, run);
+        expect({ line, status: result.status, stderr: result.stderr }).toEqual({
+          line,
+          status: 0,
+          stderr: "",
+        });
+      }
+      expect(readFileSync(join(work, "azure-argv-verdict"), "utf8")).toMatch(
+        /^approve VM demo-minions000003 /,
+      );
+      expect(readFileSync(join(work, "azure-argv-fetched"), "utf8")).toBe("abcdef.0123456789abcdef");
+      const lines = shims.lines();
+      expect(lines.filter((l) => l.startsWith("curl ")).length).toBeGreaterThanOrEqual(12);
+      expect(lines.some((l) => l.startsWith("openssl verify "))).toBe(true);
+      expect(lines.filter((l) => /eyJ0eXAi|bearer|0123456789abcdef/i.test(l))).toEqual([]);
+    } finally {
+      await arm.stop();
+      await close();
     }
   });
 });

@@ -31,6 +31,8 @@ export interface RecordSet {
   /** Alias and routing-policy records (weighted, latency… have a SetIdentifier) are not ours either. */
   alias?: boolean;
   setIdentifier?: string;
+  /** The cloud's version of the set as read (Azure's ETag), for a compare-and-swap; other clouds leave it out. */
+  version?: string;
 }
 
 export interface RecordChange {

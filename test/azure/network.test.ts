@@ -15,7 +15,7 @@ import { ensureNetwork } from "../../src/launch/azure/network";
 import { silentProgress } from "../../src/util/progress";
 import { startAzureCloud, type AzureCloud } from "../fakes/azure/cloud";
 import { credential } from "../fakes/azure/sdk";
-import { azureClusterYaml, IMAGE_ID, SUBSCRIPTION } from "./fixture";
+import { azureClusterYaml, IMAGE_ID, SUBSCRIPTION, TENANT } from "./fixture";
 
 let cloud: AzureCloud;
 beforeEach(async () => {
@@ -30,6 +30,7 @@ function inputsOf(overrides: Record<string, unknown> = {}): AzureInputs {
   return {
     spec: azureClusterSpecSchema.parse(azureClusterYaml(overrides)),
     subscription: SUBSCRIPTION,
+    tenant: TENANT,
     image: IMAGE_ID,
     discoveryDomain: "k8s",
   };

@@ -2,7 +2,7 @@
 import { mkdtempSync } from "node:fs";
 import { join } from "node:path";
 import { loadCloudSpec } from "../../src/cluster/load";
-import { runCli, tempDir } from "../helpers";
+import { repoRoot, runCli, tempDir } from "../helpers";
 import { refusal, writeIn } from "../cluster/refusals";
 import { azureClusterYaml, writeSpec } from "./fixture";
 
@@ -115,4 +115,12 @@ test("the CLI validates an Azure spec; plan, apply and destroy say the launcher 
     );
     expect(result.stderr).not.toMatch(/\n\s+at /);
   }
+});
+
+test("the documented Azure example is valid", () => {
+  const example = join(repoRoot, "docs", "examples", "cluster-azure.yaml");
+  const spec = loadCloudSpec(example, "azure");
+  expect(spec).toMatchObject({ location: "westeurope", tags: { team: "platform" } });
+  expect(spec.groups.masters).toEqual({ count: 3, vmSize: "Standard_D2s_v5" });
+  expect(spec.network.zones).toEqual(["1", "2", "3"]);
 });

@@ -6,6 +6,8 @@ import type { AzureClients } from "./clients";
 export interface AzureInputs {
   spec: AzureClusterSpec;
   subscription: string;
+  /** The Entra ID tenant of the subscription (the vault trusts its tokens). */
+  tenant: string;
   /** The managed image's resource id. */
   image: string;
   discoveryDomain: string;

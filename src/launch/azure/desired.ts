@@ -7,7 +7,11 @@
  */
 import { createHash } from "node:crypto";
 import type { AzureClusterSpec } from "../../cluster/schema";
+import type { VirtualMachineScaleSetVMProfile } from "@azure/arm-compute";
+import { stringify } from "yaml";
+import { azureScaleSetName, azureZoneName } from "../../discover/azure";
 import type { Role } from "../../discover/names";
+import { ROLE_SECRET_NAMES } from "../pki-files";
 
 export const CLUSTER_TAG = "KubernetesCluster";
 export const ROLE_TAG = "Role";
@@ -26,7 +30,8 @@ export const SUBNET_NAME = "nodes";
 export const securityGroupName = (cluster: string) => `${prefix(cluster)}-nodes`;
 /** An application security group per role: the rules name a role's NICs by it. */
 export const roleGroupName = (cluster: string, role: Role) => `${prefix(cluster)}-${role}`;
-export const scaleSetName = (cluster: string, role: Role) => `${prefix(cluster)}-${role}`;
+/** A role's scale set: discovery finds it by this name (src/discover/azure.ts). */
+export const scaleSetName = azureScaleSetName;
 
 /** Who acts for the cluster: the two roles' nodes, and discovery (its function). */
 export type Identity = Role | "dns";
@@ -165,6 +170,8 @@ export const BUILT_IN_ROLES = {
   keyVaultSecretsOfficer: "b86a8fe4-44ce-4948-aee5-eccb2c155cd7",
   privateDnsZoneContributor: "b12aa53e-6015-4669-85d0-8515ebb3ae7f",
   virtualMachineContributor: "9980e02c-c2be-4d73-94e8-173b1dc7cf3c",
+  /** The Functions host's identity-based storage (leases, timers) and its package read. */
+  storageBlobDataOwner: "b7e6dc6d-f1e8-4753-8033-0f276bb0955b",
 } as const;
 
 /**
@@ -176,4 +183,161 @@ export function assignmentName(scope: string, roleId: string, principalId: strin
   // The version and variant bits of a name-based UUID (v5's layout, SHA-256 instead of SHA-1).
   const v = (parseInt(hex[16]!, 16) & 0x3) | 0x8;
   return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-5${hex.slice(13, 16)}-${v.toString(16)}${hex.slice(17, 20)}-${hex.slice(20, 32)}`;
+}
+
+/** The prefix of the PKI's secrets in the cluster's vault: `pki-<file with . as ->` (providers/azure.sh). */
+export const SECRET_PREFIX = "pki";
+export const secretName = (file: string) => `${SECRET_PREFIX}-${file.replaceAll(".", "-")}`;
+/** The secret a master sets (a version tagged with its vmId) once it votes and serves; rollouts wait for it. */
+export const LAUNCH_GATE_SECRET = "launch-ready";
+
+/**
+ * Who may do what with each secret of the vault (scope: the secret): masters read what node-config fetches
+ * for them and write the join token and the launch gate; minions read the CA certificate and the join
+ * token; nobody reads the admin credential (the operator's own rights do).
+ */
+export function secretGrants(): {
+  secret: string;
+  role: "keyVaultSecretsUser" | "keyVaultSecretsOfficer";
+  who: Role;
+}[] {
+  const grants: ReturnType<typeof secretGrants> = [];
+  for (const who of ["masters", "minions"] as const)
+    for (const file of ROLE_SECRET_NAMES[who])
+      grants.push({ secret: secretName(file), role: "keyVaultSecretsUser", who });
+  grants.push({ secret: secretName("bootstrap-token"), role: "keyVaultSecretsOfficer", who: "masters" });
+  grants.push({ secret: LAUNCH_GATE_SECRET, role: "keyVaultSecretsOfficer", who: "masters" });
+  return grants;
+}
+
+/** The cluster's private zone in Azure's form: `<cluster>.<domain>`, no trailing dot. */
+export const privateZoneName = azureZoneName;
+export const zoneLinkName = (cluster: string) => `${prefix(cluster)}-nodes`;
+
+/** The admin user of every node (Azure requires one, with a key: see AzureClusterSpec.sshPublicKey). */
+export const ADMIN_USER = "kubebake";
+
+/** What a node of a role needs to know besides its image: all of it public, secrets come from the vault. */
+export interface RoleFacts {
+  subscription: string;
+  resourceGroup: string;
+  vault: string;
+  /** The client id of the role's managed identity (IMDS tokens name it). */
+  clientId: string;
+}
+
+/**
+ * cloud-init user data (the scale set's custom data): the role file and nothing secret (secrets come from
+ * Key Vault with the VM's managed identity; src/node/providers/azure.sh reads these names).
+ */
+export function userData(spec: AzureClusterSpec, role: Role, facts: RoleFacts): string {
+  const roleFile = [
+    `CLUSTER_NAME=${spec.name}`,
+    "CLOUD_PROVIDER=azure",
+    `SECRET_SOURCE=keyvault:${facts.vault}/${SECRET_PREFIX}`,
+    `AZURE_CLIENT_ID=${facts.clientId}`,
+    `AZURE_SUBSCRIPTION_ID=${facts.subscription}`,
+    `AZURE_RESOURCE_GROUP=${facts.resourceGroup}`,
+    ...(role === "masters"
+      ? [
+          // etcd-member seeds a new etcd cluster only once the whole group is in the masters record.
+          `MASTERS_COUNT=${spec.groups.masters.count}`,
+          `GROUP_NAME=${scaleSetName(spec.name, "masters")}`,
+          // The launch gate: the secret a master sets once it votes and serves (launch-ready).
+          `LAUNCH_HOOK=${LAUNCH_GATE_SECRET}`,
+        ]
+      : []),
+  ];
+  return (
+    "#cloud-config\n" +
+    stringify({
+      write_files: [
+        {
+          path: `/etc/sysconfig/kubernetes-${role}`,
+          owner: "root:root",
+          permissions: "0644",
+          content: roleFile.join("\n") + "\n",
+        },
+      ],
+    })
+  );
+}
+
+/** The tag of a scale set that says which model generation it is on (the hash of its model). */
+export const MODEL_TAG = "kubebake:model";
+
+export interface ScaleSetLinks {
+  subnetId: string;
+  securityGroupId: string;
+  roleGroupId: string;
+  identityId: string;
+  image: string;
+}
+
+/** A role's members as groups.ts counts them: masters a fixed count, minions the desired within min..max. */
+export const capacityOf = (spec: AzureClusterSpec, role: Role) =>
+  role === "masters" ? spec.groups.masters.count : spec.groups.minions.desired;
+
+/**
+ * The virtual machine profile of a role's scale set: what every member is made from. Trusted Launch
+ * (secure boot, vTPM), the managed identity of its role, the NIC in the nodes' security group and its
+ * role's application security group, a public IP only when the spec asks, the admin user with a key only.
+ */
+export function machineProfile(
+  spec: AzureClusterSpec,
+  role: Role,
+  links: ScaleSetLinks,
+  customData: string,
+  sshKey: string,
+): VirtualMachineScaleSetVMProfile {
+  return {
+    osProfile: {
+      // The node's name is the computer name: `<cluster>-<role>-` and six characters Azure adds.
+      computerNamePrefix: `${spec.name}-${role}-`,
+      adminUsername: ADMIN_USER,
+      customData: Buffer.from(customData).toString("base64"),
+      linuxConfiguration: {
+        disablePasswordAuthentication: true,
+        ssh: { publicKeys: [{ path: `/home/${ADMIN_USER}/.ssh/authorized_keys`, keyData: sshKey }] },
+        provisionVMAgent: false,
+      },
+    },
+    storageProfile: {
+      imageReference: { id: links.image },
+      osDisk: {
+        createOption: "FromImage",
+        caching: "ReadWrite",
+        deleteOption: "Delete",
+        managedDisk: { storageAccountType: "Premium_LRS" },
+      },
+    },
+    securityProfile: {
+      securityType: "TrustedLaunch",
+      uefiSettings: { secureBootEnabled: true, vTpmEnabled: true },
+    },
+    networkProfile: {
+      networkApiVersion: "2020-11-01",
+      // The SDK's flattened form of the description's `properties`.
+      networkInterfaceConfigurations: [
+        {
+          name: "nic",
+          primary: true,
+          enableAcceleratedNetworking: false,
+          networkSecurityGroup: { id: links.securityGroupId },
+          deleteOption: "Delete",
+          ipConfigurations: [
+            {
+              name: "ip",
+              primary: true,
+              subnet: { id: links.subnetId },
+              applicationSecurityGroups: [{ id: links.roleGroupId }],
+              ...(spec.network.internet === true
+                ? { publicIPAddressConfiguration: { name: "public", deleteOption: "Delete" } }
+                : {}),
+            },
+          ],
+        },
+      ],
+    },
+  };
 }

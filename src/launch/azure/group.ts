@@ -23,9 +23,10 @@ async function readGroup(clients: AzureClients, name: string): Promise<Group | u
 }
 
 /** The stored cluster id, or undefined before the first apply; a group that is not the cluster's is refused. */
-export async function readClusterId(
-  ctx: Pick<AzureBaseContext, "clients" | "inputs">,
-): Promise<string | undefined> {
+export async function readClusterId(ctx: {
+  clients: AzureClients;
+  inputs: Pick<AzureBaseContext["inputs"], "spec" | "subscription">;
+}): Promise<string | undefined> {
   const { spec } = ctx.inputs;
   const name = resourceGroupName(spec);
   const group = await readGroup(ctx.clients, name);

@@ -1,28 +1,83 @@
-/**
- * The Azure launcher behind the commands (src/launch/provider.ts). Being built (issue 17): the cluster
- * spec is checked in full (`cluster validate`), and the reconcilers in this folder are tested one by one
- * against the ARM fake; until the scale sets and discovery are in, plan, apply, destroy and dns say so
- * (exit 2) rather than create half a cluster.
- */
+/** The Azure launcher behind the commands (src/launch/provider.ts): each method is one reconciler's entry. */
+import { readFileSync } from "node:fs";
+import type { TokenCredential } from "@azure/core-auth";
 import type { AzureClusterSpec } from "../../cluster/schema";
-import { invalidInput } from "../../errors";
+import { ExitCode, KubebakeError } from "../../errors";
 import type { LaunchProvider, LaunchTiming } from "../provider";
+import { azureClients, type AzureClients, type AzureEndpoints } from "./clients";
+import type { AzureInputs } from "./context";
+import { subscriptionOf } from "./inputs";
+
+/**
+ * Test hook: KUBEBAKE_AZURE_ENDPOINT=https://127.0.0.1:PORT points Resource Manager at a local fake whose
+ * certificate KUBEBAKE_AZURE_CA (a PEM file) signs, with a fixed token instead of real credentials.
+ */
+function testSetup(): { endpoints: AzureEndpoints; credential: TokenCredential } | undefined {
+  const endpoint = process.env.KUBEBAKE_AZURE_ENDPOINT;
+  if (!endpoint) return undefined;
+  const ca = process.env.KUBEBAKE_AZURE_CA;
+  return {
+    endpoints: { resourceManager: endpoint, ...(ca ? { ca: readFileSync(ca, "utf8") } : {}) },
+    credential: {
+      getToken: async () => ({
+        token: process.env.KUBEBAKE_AZURE_TEST_TOKEN ?? "test-token",
+        expiresOnTimestamp: Date.now() + 3600_000,
+      }),
+    },
+  };
+}
 
 export async function azureProvider(
   spec: AzureClusterSpec,
   specPath: string,
-  _timing: LaunchTiming,
+  timing: LaunchTiming,
 ): Promise<LaunchProvider> {
-  const unavailable = async (): Promise<never> => {
-    throw invalidInput(
-      `${specPath}: cloud: azure clusters can be validated but not yet planned, applied or destroyed by this kubebake (the Azure launcher is being built); cluster ${spec.name} was not touched`,
-    );
+  const subscription = subscriptionOf(spec, specPath);
+  const test = testSetup();
+  const credential = test?.credential ?? new (await import("@azure/identity")).DefaultAzureCredential();
+  const clients = azureClients(credential, subscription, test?.endpoints);
+  let inputs: Promise<AzureInputs> | undefined;
+  const resolved = async () => {
+    const { resolveAzureInputs } = await import("./inputs");
+    return (inputs ??= resolveAzureInputs(clients, spec, specPath));
   };
   return {
-    apply: unavailable,
-    destroy: unavailable,
-    deployDiscovery: unavailable,
-    syncDiscovery: unavailable,
-    failure: () => undefined,
+    async apply(rec) {
+      const { applyAzureCluster } = await import("./cluster");
+      return applyAzureCluster({ clients, inputs: await resolved(), rec, ...timing });
+    },
+    async destroy(rec) {
+      const { destroyAzureCluster } = await import("./destroy");
+      await destroyAzureCluster({ clients, rec, inputs: { spec, subscription }, ...timing });
+    },
+    async deployDiscovery(rec) {
+      const { deployAzureDiscovery } = await import("./discovery");
+      await deployAzureDiscovery({ clients, inputs: await resolved(), rec, ...timing });
+    },
+    async syncDiscovery(log) {
+      const { syncAzureDiscovery } = await import("./discovery");
+      return syncAzureDiscovery(clients, await resolved(), log);
+    },
+    failure: (error) => azureFailure(clients, error),
   };
+}
+
+/** A Resource Manager or Key Vault failure (RestError), or Azure out of reach, as exit 7 naming the call. */
+function azureFailure(clients: AzureClients, error: unknown): KubebakeError | undefined {
+  const e = error as Error & { name?: string; statusCode?: number; code?: string };
+  if (
+    e?.name !== "RestError" &&
+    e?.name !== "AuthenticationError" &&
+    e?.name !== "CredentialUnavailableError"
+  )
+    return undefined;
+  const call = clients.calls.at(-1) ?? "Azure";
+  if (e.name !== "RestError")
+    return new KubebakeError(`no Azure credential: ${e.message.split("\n")[0]}`, ExitCode.cloudFailed);
+  const status = e.statusCode
+    ? ` (${e.statusCode}${e.code ? ` ${e.code}` : ""})`
+    : e.code
+      ? ` (${e.code})`
+      : "";
+  return new KubebakeError(`${call} failed${status}: ${e.message.split("\n")[0]}`, ExitCode.cloudFailed);
 }

@@ -1,5 +1,6 @@
 /** The Flexible scale set model driven through @azure/arm-compute 22.1.0 (which sends 2024-07-01). */
 import { ComputeManagementClient, type VirtualMachineScaleSet } from "@azure/arm-compute";
+import { NetworkManagementClient } from "@azure/arm-network";
 import { ArmFake } from "./arm-fake";
 import { installVmss, VMSS_SPECS, VmssState, type FlexVm } from "./compute-vmss";
 
@@ -303,4 +304,43 @@ test("If-Match with a stale ETag is refused and changes nothing", async () => {
     ),
   ).rejects.toMatchObject({ statusCode: 412 });
   expect(state.vms).toHaveLength(1);
+});
+
+test("the members' NICs: listed in the group (virtualMachine.id, the primary address), read one by one, gone with the member", async () => {
+  const network = new NetworkManagementClient(credential, SUB, {
+    endpoint: fake.endpoint,
+    tlsOptions: { ca: fake.ca },
+  });
+  await create("masters", scaleSet(2));
+  const nics = [];
+  for await (const nic of network.networkInterfaces.list("rg-1")) nics.push(nic);
+  expect(
+    nics.map((nic) => [nic.virtualMachine?.id, nic.primary, nic.ipConfigurations?.[0]?.privateIPAddress]),
+  ).toEqual(state.vms.map((vm) => [vm.id, true, vm.privateIp]));
+  expect(nics[0]).toMatchObject({
+    name: `${state.vms[0]!.name}-nic`,
+    networkSecurityGroup: { id: NSG },
+    ipConfigurations: [
+      {
+        name: "ip",
+        primary: true,
+        privateIPAddressVersion: "IPv4",
+        subnet: { id: SUBNET },
+        applicationSecurityGroups: [{ id: ASG }],
+      },
+    ],
+  });
+  const [first, second] = state.vms as [FlexVm, FlexVm];
+  expect((await network.networkInterfaces.get("rg-1", `${second.name}-nic`)).virtualMachine?.id).toBe(
+    second.id,
+  );
+
+  await client.virtualMachines.beginDeleteAndWait("rg-1", first.name, wait);
+  const left = [];
+  for await (const nic of network.networkInterfaces.list("rg-1")) left.push(nic.virtualMachine?.id);
+  expect(left).toEqual([second.id]);
+  await expect(network.networkInterfaces.get("rg-1", `${first.name}-nic`)).rejects.toMatchObject({
+    statusCode: 404,
+  });
+  expect(fake.violations).toEqual([]);
 });

@@ -10,6 +10,10 @@
  * VirtualMachineScaleSets_DeleteInstances; each lowers the capacity by one, as Flexible does), then raise the
  * capacity again: new members are built from the latest model. The other operations have no handler here,
  * so a client calling them leaves a violation.
+ *
+ * The members' NICs (Microsoft.Network 2024-05-01) are served from the same state, read-only: a Flexible
+ * member's NICs are made and deleted with it, so NetworkInterfaces_Get and NetworkInterfaces_List answer them
+ * as Azure does (`properties.virtualMachine.id`, the address on the primary ipConfiguration).
  */
 import { randomBytes } from "node:crypto";
 import type { ArmFake, ArmRequest, ArmResponse } from "./arm-fake";
@@ -29,7 +33,12 @@ import {
 } from "./model-kit";
 
 const COMPUTE = "compute/resource-manager/Microsoft.Compute/ComputeRP/stable/2024-07-01";
-export const VMSS_SPECS = [`${COMPUTE}/virtualMachineScaleSet.json`, `${COMPUTE}/virtualMachine.json`];
+const NETWORK = "network/resource-manager/Microsoft.Network/stable/2024-05-01";
+export const VMSS_SPECS = [
+  `${COMPUTE}/virtualMachineScaleSet.json`,
+  `${COMPUTE}/virtualMachine.json`,
+  `${NETWORK}/networkInterface.json`,
+];
 
 /** Azure's limit: the decoded custom data is at most 65535 bytes, so at most 87380 base64 characters. */
 const MAX_CUSTOM_DATA_CHARS = 87380;
@@ -173,6 +182,16 @@ export function installVmss(fake: ArmFake, state = new VmssState()): VmssState {
   fake.on("VirtualMachines_List", (req) => listVms(state, req));
   fake.on("VirtualMachines_ListAll", (req) => listVms(state, req));
   fake.on("VirtualMachines_Delete", (req) => deleteVm(fake, state, req));
+  fake.on("NetworkInterfaces_Get", (req) => {
+    const found = nicsOf(state).find(({ nic }) => lower(nic.id) === lower(req.path));
+    if (!found) return resourceNotFound(req, "Microsoft.Network/networkInterfaces");
+    return { status: 200, body: nicView(found.vm, found.nic) };
+  });
+  fake.on("NetworkInterfaces_List", (req) => {
+    const scope = lower(req.path.replace(/\/providers\/.*$/i, ""));
+    const nics = nicsOf(state).filter(({ nic }) => lower(nic.id).startsWith(`${scope}/`));
+    return { status: 200, body: { value: nics.map(({ vm, nic }) => nicView(vm, nic)) } };
+  });
   return state;
 }
 
@@ -628,4 +647,72 @@ function listVms(state: VmssState, req: ArmRequest): ArmResponse {
     (vm) => lower(vm.id).startsWith(`${scope}/`) && (!setId || lower(vm.scaleSetId) === lower(setId)),
   );
   return { status: 200, body: { value: vms.map((vm) => vmView(vm, expand !== null)) } };
+}
+
+function nicsOf(state: VmssState): { vm: FlexVm; nic: FlexNic }[] {
+  return state.vms.flatMap((vm) => vm.nics.map((nic) => ({ vm, nic })));
+}
+
+/** A member's NIC as Microsoft.Network answers it: one IPv4 ipConfiguration, named as in the model. */
+function nicView(vm: FlexVm, nic: FlexNic): JsonObject {
+  const index = vm.nics.indexOf(nic);
+  const configuration = asObject(
+    asArray(asObject(vm.profile.networkProfile).networkInterfaceConfigurations)[index],
+  );
+  const ipName = String(
+    asObject(asArray(asObject(configuration.properties).ipConfigurations)[0]).name ?? "ipconfig1",
+  );
+  const etag = `W/"${guidFor(`${lower(nic.id)}:etag`)}"`;
+  const name = nic.id.split("/").pop()!;
+  const mac = guidFor(`${lower(nic.id)}:mac`)
+    .replace(/-/g, "")
+    .slice(0, 12)
+    .toUpperCase();
+  return {
+    id: nic.id,
+    name,
+    type: "Microsoft.Network/networkInterfaces",
+    location: vm.location,
+    ...(Object.keys(vm.tags).length ? { tags: vm.tags } : {}),
+    etag,
+    properties: {
+      provisioningState: "Succeeded",
+      resourceGuid: guidFor(`${lower(nic.id)}:guid`),
+      ipConfigurations: [
+        {
+          id: `${nic.id}/ipConfigurations/${ipName}`,
+          name: ipName,
+          etag,
+          type: "Microsoft.Network/networkInterfaces/ipConfigurations",
+          properties: {
+            provisioningState: "Succeeded",
+            privateIPAddress: nic.privateIp,
+            privateIPAllocationMethod: "Dynamic",
+            privateIPAddressVersion: "IPv4",
+            subnet: { id: nic.subnetId },
+            primary: true,
+            ...(nic.publicIp
+              ? {
+                  publicIPAddress: {
+                    id: `${groupIdOf(nic.id)}/providers/Microsoft.Network/publicIPAddresses/${name}-${ipName}`,
+                  },
+                }
+              : {}),
+            ...(nic.applicationSecurityGroupIds.length
+              ? { applicationSecurityGroups: nic.applicationSecurityGroupIds.map((id) => ({ id })) }
+              : {}),
+          },
+        },
+      ],
+      dnsSettings: { dnsServers: [], appliedDnsServers: [] },
+      macAddress: mac.replace(/(..)(?!$)/g, "$1-"),
+      enableAcceleratedNetworking: false,
+      enableIPForwarding: false,
+      ...(nic.networkSecurityGroupId ? { networkSecurityGroup: { id: nic.networkSecurityGroupId } } : {}),
+      primary: nic.primary,
+      virtualMachine: { id: vm.id },
+      vnetEncryptionSupported: false,
+      nicType: "Standard",
+    },
+  };
 }

@@ -89,6 +89,26 @@ export function installEventGrid(fake: ArmFake, state = new EventGridState()): E
     });
     return { status: 202, headers: succeedLater(fake, req, finish) };
   });
+  // Described lists, unanswered before (501): with one system topic per source, a launch must list the
+  // topics to find the one its resource group may already have, and a topic's subscriptions to know
+  // whether deleting the topic would take someone else's with it.
+  fake.on("SystemTopics_ListBySubscription", (req) =>
+    listTopics(state, `/subscriptions/${req.params.subscriptionId}`),
+  );
+  fake.on("SystemTopics_ListByResourceGroup", (req) =>
+    listTopics(
+      state,
+      `/subscriptions/${req.params.subscriptionId}/resourceGroups/${req.params.resourceGroupName}`,
+    ),
+  );
+  fake.on("SystemTopicEventSubscriptions_ListBySystemTopic", (req) => {
+    const topicId = lower(req.path.replace(/\/eventSubscriptions$/i, ""));
+    if (!state.topics.has(topicId)) return resourceNotFound(req, "Microsoft.EventGrid/systemTopics");
+    const value = [...state.subscriptions.entries()]
+      .filter(([id]) => id.startsWith(`${topicId}/eventsubscriptions/`))
+      .map(([, subscription]) => subscription);
+    return { status: 200, body: { value } };
+  });
   fake.on("SystemTopicEventSubscriptions_CreateOrUpdate", (req) => createSubscription(fake, state, req));
   fake.on("SystemTopicEventSubscriptions_Get", (req) => {
     const subscription = state.subscriptions.get(lower(req.path));
@@ -104,6 +124,11 @@ export function installEventGrid(fake: ArmFake, state = new EventGridState()): E
     return { status: 202, headers: succeedLater(fake, req, finish) };
   });
   return state;
+}
+
+function listTopics(state: EventGridState, scope: string): ArmResponse {
+  const value = [...state.topics.values()].filter((t) => lower(String(t.id)).startsWith(`${lower(scope)}/`));
+  return { status: 200, body: { value } };
 }
 
 function createTopic(fake: ArmFake, state: EventGridState, req: ArmRequest): ArmResponse {

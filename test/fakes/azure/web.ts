@@ -134,6 +134,14 @@ export function installWeb(fake: ArmFake, state = new WebState()): WebState {
     const site = state.site(req.path.replace(/\/config\/appsettings\/list$/i, ""));
     return site ? { status: 200, body: settingsView(site) } : resourceNotFound(req, "Microsoft.Web/sites");
   });
+  // Described (POST …/syncfunctiontriggers, 204) but unanswered before (501): Linux Consumption apps whose
+  // WEBSITE_RUN_FROM_PACKAGE is a URL need it after a deployment, and the host then reads the package again.
+  fake.on("WebApps_SyncFunctionTriggers", (req) => {
+    const site = state.site(req.path.replace(/\/syncfunctiontriggers$/i, ""));
+    if (!site) return resourceNotFound(req, "Microsoft.Web/sites");
+    readFunctions(state, site);
+    return { status: 204 };
+  });
   fake.on("WebApps_ListFunctions", (req) => {
     const site = state.site(req.path.replace(/\/functions$/i, ""));
     if (!site) return resourceNotFound(req, "Microsoft.Web/sites");
