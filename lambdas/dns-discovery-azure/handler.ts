@@ -17,8 +17,7 @@ import { restDiscoveryApi, type Fetch } from "../../src/discover/azure-rest";
 import { discoveryConfigFromEnv, type DiscoveryConfig } from "../../src/discover/config";
 import { reconcile, ReconcileFailed, reconcileSummary } from "../../src/discover/reconcile";
 
-/** The function names the launcher's Event Grid subscription and checks refer to. */
-export const AZURE_FUNCTIONS = { schedule: "reconcile-schedule", events: "reconcile-events" } as const;
+export { AZURE_FUNCTIONS } from "../../src/discover/azure";
 /** Every minute, at second 0 (NCRONTAB has a seconds field). */
 export const SCHEDULE = "0 * * * * *";
 /** host.json's functionTimeout (one minute) less time for one more call and the logs. */

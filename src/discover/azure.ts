@@ -22,6 +22,9 @@ import { normaliseName, ROLES, zoneName, type Role } from "./names";
  */
 export const AZURE_MAX_RECORD_VALUES = 20;
 
+/** The functions the Azure Function's package registers (lambdas/dns-discovery-azure); Event Grid names one. */
+export const AZURE_FUNCTIONS = { schedule: "reconcile-schedule", events: "reconcile-events" } as const;
+
 /** A role's scale set: `kubebake-<cluster>-<role>`, in the cluster's resource group. */
 export const azureScaleSetName = (cluster: string, role: Role) => `kubebake-${cluster}-${role}`;
 

@@ -165,7 +165,7 @@ test("a plan lists what apply makes; a second apply changes nothing", async () =
   const site = cloud.web.site(APP_ID)!;
   expect(site.resource).toMatchObject({
     kind: "functionapp,linux",
-    properties: { httpsOnly: true, siteConfig: { linuxFxVersion: "Node|20" } },
+    properties: { httpsOnly: true, siteConfig: { linuxFxVersion: "Node|22" } },
   });
   expect(site.resource).toMatchObject({
     identity: { type: "UserAssigned", userAssignedIdentities: { [dns.id]: {} } },

@@ -1,7 +1,19 @@
 /** What an Azure cluster should be, as pure data: each rule of src/launch/azure/desired.ts on its own. */
 import { azureClusterSpecSchema } from "../../src/cluster/schema";
+import { parse } from "yaml";
+import {
+  discoveryAppSettings,
+  discoveryFunctionAppName,
+  discoveryStorageAccountName,
+} from "../../src/launch/azure/discovery-desired";
 import {
   assignmentName,
+  capacityOf,
+  LAUNCH_GATE_SECRET,
+  machineProfile,
+  secretGrants,
+  secretName,
+  userData,
   resourceGroupName,
   securityRuleBody,
   securityRules,
@@ -104,4 +116,139 @@ test("a role assignment's name is a GUID fixed by its scope, role and principal"
   expect(assignmentName("/subscriptions/s/resourceGroups/G", "role-1", "p-1")).toBe(a);
   expect(assignmentName("/subscriptions/s/resourceGroups/g", "role-2", "p-1")).not.toBe(a);
   expect(assignmentName("/subscriptions/s/resourceGroups/g", "role-1", "p-2")).not.toBe(a);
+});
+
+test("each secret's grants: minions the CA certificate and the join token, masters their files and two writes, nobody the admin's", () => {
+  const grants = secretGrants();
+  const readers = (secret: string) =>
+    grants
+      .filter((g) => g.secret === secret && g.role === "keyVaultSecretsUser")
+      .map((g) => g.who)
+      .sort();
+  expect(readers("pki-ca-crt")).toEqual(["masters", "minions"]);
+  expect(readers("pki-bootstrap-token")).toEqual(["masters", "minions"]);
+  expect(readers("pki-ca-key")).toEqual(["masters"]);
+  expect(readers("pki-sa-key")).toEqual(["masters"]);
+  for (const admin of ["pki-admin-crt", "pki-admin-key", "pki-admin-kubeconfig"])
+    expect(grants.filter((g) => g.secret === admin)).toEqual([]);
+  expect(
+    grants
+      .filter((g) => g.who === "minions")
+      .map((g) => g.secret)
+      .sort(),
+  ).toEqual(["pki-bootstrap-token", "pki-ca-crt"]);
+  expect(grants.filter((g) => g.role === "keyVaultSecretsOfficer")).toEqual([
+    { secret: "pki-bootstrap-token", role: "keyVaultSecretsOfficer", who: "masters" },
+    { secret: LAUNCH_GATE_SECRET, role: "keyVaultSecretsOfficer", who: "masters" },
+  ]);
+  expect(secretName("encryption-config.yaml")).toBe("pki-encryption-config-yaml");
+});
+
+const facts = {
+  subscription: SUBSCRIPTION,
+  resourceGroup: "kubebake-demo",
+  vault: "kb-demo-1",
+  clientId: "c-1",
+};
+
+test("the role file: where the node's secrets are and who it is; masters also their group, count and gate", () => {
+  const roleFile = (role: "masters" | "minions") =>
+    (
+      parse(userData(specOf(), role, facts).replace(/^#cloud-config\n/, "")) as {
+        write_files: { path: string; content: string; permissions: string }[];
+      }
+    ).write_files;
+  const [minion] = roleFile("minions");
+  expect(minion!.path).toBe("/etc/sysconfig/kubernetes-minions");
+  expect(minion!.permissions).toBe("0644");
+  expect(minion!.content.split("\n")).toEqual([
+    "CLUSTER_NAME=demo",
+    "CLOUD_PROVIDER=azure",
+    "SECRET_SOURCE=keyvault:kb-demo-1/pki",
+    "AZURE_CLIENT_ID=c-1",
+    `AZURE_SUBSCRIPTION_ID=${SUBSCRIPTION}`,
+    "AZURE_RESOURCE_GROUP=kubebake-demo",
+    "",
+  ]);
+  const [master] = roleFile("masters");
+  expect(master!.path).toBe("/etc/sysconfig/kubernetes-masters");
+  expect(master!.content).toContain(
+    "MASTERS_COUNT=3\nGROUP_NAME=kubebake-demo-masters\nLAUNCH_HOOK=launch-ready\n",
+  );
+  expect(userData(specOf(), "masters", facts).startsWith("#cloud-config\n")).toBe(true);
+});
+
+test("the machine profile: Trusted Launch, a key only, the role's NIC groups, a public IP only when asked", () => {
+  const links = {
+    subnetId: "/subnet",
+    securityGroupId: "/nsg",
+    roleGroupId: "/asg/masters",
+    identityId: "/id",
+    image: "/image",
+  };
+  const profile = machineProfile(specOf(), "masters", links, "#cloud-config\n", "ssh-ed25519 AAAA k");
+  expect(profile.securityProfile).toEqual({
+    securityType: "TrustedLaunch",
+    uefiSettings: { secureBootEnabled: true, vTpmEnabled: true },
+  });
+  expect(profile.osProfile).toMatchObject({
+    computerNamePrefix: "demo-masters-",
+    adminUsername: "kubebake",
+    customData: Buffer.from("#cloud-config\n").toString("base64"),
+    linuxConfiguration: {
+      disablePasswordAuthentication: true,
+      ssh: { publicKeys: [{ path: "/home/kubebake/.ssh/authorized_keys", keyData: "ssh-ed25519 AAAA k" }] },
+    },
+  });
+  expect(profile.storageProfile?.imageReference).toEqual({ id: "/image" });
+  const [nic] = profile.networkProfile!.networkInterfaceConfigurations!;
+  expect(nic!.networkSecurityGroup).toEqual({ id: "/nsg" });
+  expect(nic!.ipConfigurations[0]).toEqual({
+    name: "ip",
+    primary: true,
+    subnet: { id: "/subnet" },
+    applicationSecurityGroups: [{ id: "/asg/masters" }],
+  });
+  const open = machineProfile(specOf({ network: { internet: true } }), "minions", links, "", "k");
+  expect(
+    open.networkProfile!.networkInterfaceConfigurations![0]!.ipConfigurations[0]!
+      .publicIPAddressConfiguration,
+  ).toEqual({
+    name: "public",
+    deleteOption: "Delete",
+  });
+  expect(capacityOf(specOf(), "masters")).toBe(3);
+  expect(capacityOf(specOf(), "minions")).toBe(2);
+});
+
+test("discovery's global names fit Azure's rules and differ between clusters of one name elsewhere", () => {
+  const spec = specOf({ name: "a-long-cluster-name-that-goes-on-and-onn" });
+  const account = discoveryStorageAccountName(SUBSCRIPTION, spec);
+  expect(account).toMatch(/^[a-z0-9]{3,24}$/);
+  expect(account).not.toBe(
+    discoveryStorageAccountName(SUBSCRIPTION, specOf({ name: spec.name, resourceGroup: "rg" })),
+  );
+  const app = discoveryFunctionAppName(SUBSCRIPTION, spec);
+  expect(app.length).toBeLessThanOrEqual(60);
+  expect(app).toMatch(/^kb-a-long-cluster-name-that-goes-on-and-onn-dns-[0-9a-f]{8}$/);
+  const settings = discoveryAppSettings({
+    spec: specOf(),
+    subscription: SUBSCRIPTION,
+    discoveryDomain: "k8s",
+    zoneId: "/zone",
+    identity: { id: "/id", clientId: "c-1" },
+    storageAccount: "kbdemo",
+    packageUrl: "https://kbdemo.blob.core.windows.net/p.zip",
+  });
+  expect(settings).toMatchObject({
+    WEBSITE_RUN_FROM_PACKAGE: "https://kbdemo.blob.core.windows.net/p.zip",
+    WEBSITE_RUN_FROM_PACKAGE_BLOB_MI_RESOURCE_ID: "/id",
+    AzureWebJobsStorage__credential: "managedidentity",
+    AzureWebJobsStorage__clientId: "c-1",
+    CLUSTER_NAME: "demo",
+    HOSTED_ZONE_ID: "/zone",
+    AZURE_RESOURCE_GROUP: "kubebake-demo",
+    AZURE_CLIENT_ID: "c-1",
+  });
+  expect(Object.keys(settings).filter((k) => /KEY|CONNECTION|PASSWORD/i.test(k))).toEqual([]);
 });

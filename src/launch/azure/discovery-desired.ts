@@ -38,13 +38,13 @@ export const discoveryEventSubscriptionName = (cluster: string) => `${prefix(clu
 export const ownerLabel = (clusterId: string) => `kubebake:owner=${clusterId}`;
 
 /** The functions the package registers (lambdas/dns-discovery-azure). */
-export const DISCOVERY_FUNCTIONS = {
-  schedule: "reconcile-schedule",
-  events: "reconcile-events",
-} as const;
+export { AZURE_FUNCTIONS as DISCOVERY_FUNCTIONS } from "../../discover/azure";
 
-/** The Functions runtime: Linux, Node 20 (the version kubebake itself runs on). */
-export const DISCOVERY_LINUX_FX_VERSION = "Node|20";
+/**
+ * The Functions runtime: Linux, Node 22. Node 20 reached its end of life in April 2026; the bundle
+ * targets Node 20 (what kubebake runs on) and runs on 22, as the Lambda and the Cloud Function do.
+ */
+export const DISCOVERY_LINUX_FX_VERSION = "Node|22";
 
 export const RESOURCE_GROUPS_TOPIC_TYPE = "Microsoft.Resources.ResourceGroups";
 export const DISCOVERY_EVENT_TYPES = [
