@@ -203,7 +203,7 @@ test("the machine profile: Trusted Launch, a key only, the role's NIC groups, a 
   expect(profile.storageProfile?.imageReference).toEqual({ id: "/image" });
   const [nic] = profile.networkProfile!.networkInterfaceConfigurations!;
   expect(nic!.networkSecurityGroup).toEqual({ id: "/nsg" });
-  expect(nic!.ipConfigurations[0]).toEqual({
+  expect(nic!.ipConfigurations![0]).toEqual({
     name: "ip",
     primary: true,
     subnet: { id: "/subnet" },
@@ -211,7 +211,7 @@ test("the machine profile: Trusted Launch, a key only, the role's NIC groups, a 
   });
   const open = machineProfile(specOf({ network: { internet: true } }), "minions", links, "", "k");
   expect(
-    open.networkProfile!.networkInterfaceConfigurations![0]!.ipConfigurations[0]!
+    open.networkProfile!.networkInterfaceConfigurations![0]!.ipConfigurations![0]!
       .publicIPAddressConfiguration,
   ).toEqual({
     name: "public",

@@ -2,9 +2,9 @@
  * What an AWS cluster should look like, derived from the cluster spec alone: names, tags, security
  * group rules, IAM policies, user data, launch template data. Pure: tests read it without a cloud.
  */
+import { roleFileCloudConfig } from "../role-file";
 import type { _InstanceType } from "@aws-sdk/client-ec2";
 import { createHash } from "node:crypto";
-import { stringify } from "yaml";
 import { discoveryRecords, ROLES, zoneName, type Role } from "../../discover/names";
 import type { AwsClusterSpec as ClusterSpec } from "../../cluster/schema";
 import type { DiscoveryConfig } from "../../discover/config";
@@ -430,19 +430,7 @@ export function userData(
         ]
       : []),
   ];
-  return (
-    "#cloud-config\n" +
-    stringify({
-      write_files: [
-        {
-          path: `/etc/sysconfig/kubernetes-${role}`,
-          owner: "root:root",
-          permissions: "0644",
-          content: roleFile.join("\n") + "\n",
-        },
-      ],
-    })
-  );
+  return roleFileCloudConfig(role, roleFile);
 }
 
 /**

@@ -1,13 +1,9 @@
 /** Everything apply needs besides the spec: the account, the AMI, and the image's own cluster settings. */
 import { DescribeImagesCommand, DescribeKeyPairsCommand } from "@aws-sdk/client-ec2";
 import { GetCallerIdentityCommand } from "@aws-sdk/client-sts";
-import { dirname, isAbsolute, join, resolve } from "node:path";
 import { invalidInput } from "../../errors";
-import { podCapacityProblem } from "../../cluster/pods";
-import { loadImageSpec } from "../../spec/load";
-import { packageRoot } from "../../util/package-root";
 import type { AwsClusterSpec as ClusterSpec } from "../../cluster/schema";
-import { bakedCluster, readManifest } from "../manifest";
+import { bakeOf, imageClusterSettings } from "../manifest";
 import { ifExists, type AwsClients } from "./clients";
 import type { Context } from "./context";
 import { IMAGE_ID_TAG, partitionOf, type Inputs } from "./desired";
@@ -20,20 +16,17 @@ export async function resolveInputs(
   spec: ClusterSpec,
   specPath: string,
 ): Promise<Inputs> {
-  const base = dirname(resolve(specPath));
-  const near = (p: string) => (isAbsolute(p) ? p : join(base, p));
+  // Local first: the image spec or the bake's tree, before any AWS call.
+  const baked = spec.image.manifest ? bakeOf(specPath, spec.image.manifest) : undefined;
+  const cluster = imageClusterSettings(spec, specPath, baked);
   const caller = await clients.sts.send(new GetCallerIdentityCommand({}));
   const account = caller.Account!;
   const partition = partitionOf(caller.Arn!);
 
   let ami = spec.image.ami;
   let rootDevice: string | undefined;
-  // The cluster settings the nodes carry: from image.spec, else from the baked tree beside the manifest,
-  // else (an AMI id alone) from the repository's image spec.
-  let cluster = spec.image.spec ? loadImageSpec(near(spec.image.spec)).spec.cluster : undefined;
-  if (spec.image.manifest) {
-    const manifestPath = near(spec.image.manifest);
-    const manifest = readManifest(manifestPath);
+  if (baked) {
+    const { manifest } = baked;
     const images = await clients.ec2.send(
       new DescribeImagesCommand({
         Owners: ["self"],
@@ -48,18 +41,7 @@ export async function resolveInputs(
     }
     ami = available[0]!.ImageId!;
     rootDevice = available[0]!.RootDeviceName;
-    cluster ??= bakedCluster(manifestPath, manifest);
   }
-  if (spec.image.manifest && !spec.image.spec) {
-    // The bake's own pod network: every node the groups may grow to needs a range of it.
-    const problem = podCapacityProblem(
-      spec.groups,
-      cluster!.podCIDR,
-      `the podCIDR the image of ${spec.image.manifest} was baked with`,
-    );
-    if (problem) throw invalidInput(`${specPath}: groups.minions.max: ${problem}`);
-  }
-  cluster ??= loadImageSpec(join(packageRoot(), "image", "kubebake.yaml")).spec.cluster;
   // The encrypted root volume must name the AMI's own root device, or the instance gets a second volume
   // and an unencrypted root. An AMI this account cannot see launches nothing either way: kubebake's own.
   rootDevice ??=

@@ -5,10 +5,10 @@
  * Everything kubebake creates carries the tags `KubernetesCluster=<cluster>` and `kubebake:owner=<id>`;
  * only what carries the cluster's id is changed or deleted.
  */
+import { roleFileCloudConfig } from "../role-file";
 import { createHash } from "node:crypto";
 import type { AzureClusterSpec } from "../../cluster/schema";
 import type { VirtualMachineScaleSetVMProfile } from "@azure/arm-compute";
-import { stringify } from "yaml";
 import { azureScaleSetName, azureZoneName } from "../../discover/azure";
 import type { Role } from "../../discover/names";
 import { ROLE_SECRET_NAMES } from "../pki-files";
@@ -28,6 +28,9 @@ export const ownsResourceGroup = (spec: Pick<AzureClusterSpec, "resourceGroup">)
 export const virtualNetworkName = prefix;
 export const SUBNET_NAME = "nodes";
 export const securityGroupName = (cluster: string) => `${prefix(cluster)}-nodes`;
+/** The private subnet's way out: a NAT gateway and its public IP address, both of this name. */
+export const natGatewayName = (cluster: string) => `${prefix(cluster)}-egress`;
+export const egressAddressName = natGatewayName;
 /** An application security group per role: the rules name a role's NICs by it. */
 export const roleGroupName = (cluster: string, role: Role) => `${prefix(cluster)}-${role}`;
 /** A role's scale set: discovery finds it by this name (src/discover/azure.ts). */
@@ -248,19 +251,7 @@ export function userData(spec: AzureClusterSpec, role: Role, facts: RoleFacts): 
         ]
       : []),
   ];
-  return (
-    "#cloud-config\n" +
-    stringify({
-      write_files: [
-        {
-          path: `/etc/sysconfig/kubernetes-${role}`,
-          owner: "root:root",
-          permissions: "0644",
-          content: roleFile.join("\n") + "\n",
-        },
-      ],
-    })
-  );
+  return roleFileCloudConfig(role, roleFile);
 }
 
 /** The tag of a scale set that says which model generation it is on (the hash of its model). */

@@ -1,12 +1,8 @@
 /** Everything an Azure apply needs besides the spec: the subscription, the tenant, the image, its settings. */
-import { dirname, isAbsolute, join, resolve } from "node:path";
 import type { AzureClusterSpec } from "../../cluster/schema";
-import { podCapacityProblem } from "../../cluster/pods";
 import { invalidInput } from "../../errors";
 import { IMAGE_ID_TAG } from "../../publish/azure/plan";
-import { loadImageSpec } from "../../spec/load";
-import { packageRoot } from "../../util/package-root";
-import { bakedCluster, readManifest } from "../manifest";
+import { bakeOf, imageClusterSettings } from "../manifest";
 import type { AzureClients } from "./clients";
 import { ifFound, type AzureInputs } from "./context";
 
@@ -46,30 +42,21 @@ export async function resolveAzureInputs(
   spec: AzureClusterSpec,
   specPath: string,
 ): Promise<AzureInputs> {
-  const near = (p: string) => (isAbsolute(p) ? p : join(dirname(resolve(specPath)), p));
-  let cluster = spec.image.spec ? loadImageSpec(near(spec.image.spec)).spec.cluster : undefined;
+  // Local first: the image spec or the bake's tree, before any Azure call.
+  const baked = spec.image.manifest ? bakeOf(specPath, spec.image.manifest) : undefined;
+  const cluster = imageClusterSettings(spec, specPath, baked);
   let image: string;
-  if (spec.image.manifest) {
-    const manifestPath = near(spec.image.manifest);
-    const manifest = readManifest(manifestPath);
+  if (baked) {
+    const { imageId } = baked.manifest;
     // The publish tags each managed image with its bake's id (src/publish/azure/plan.ts).
     const tagged = [];
     for await (const found of clients.compute.images.list())
-      if (found.tags?.[IMAGE_ID_TAG] === manifest.imageId) tagged.push(found);
+      if (found.tags?.[IMAGE_ID_TAG] === imageId) tagged.push(found);
     if (tagged.length !== 1)
       throw invalidInput(
-        `image.manifest: expected one managed image tagged ${IMAGE_ID_TAG}=${manifest.imageId} in subscription ${clients.subscription}, found ${tagged.length} (publish it with bake-image --target azure)`,
+        `image.manifest: expected one managed image tagged ${IMAGE_ID_TAG}=${imageId} in subscription ${clients.subscription}, found ${tagged.length} (publish it with bake-image --target azure)`,
       );
     image = tagged[0]!.id!;
-    cluster ??= bakedCluster(manifestPath, manifest);
-    if (!spec.image.spec) {
-      const problem = podCapacityProblem(
-        spec.groups,
-        cluster.podCIDR,
-        `the podCIDR the image of ${spec.image.manifest} was baked with`,
-      );
-      if (problem) throw invalidInput(`${specPath}: groups.minions.max: ${problem}`);
-    }
   } else {
     image = spec.image.id!;
     const [, , subscription, , group, , , , name] = image.split("/");
@@ -82,7 +69,6 @@ export async function resolveAzureInputs(
     if (!found)
       throw invalidInput(`image.id: managed image ${image} does not exist (or this identity cannot see it)`);
   }
-  cluster ??= loadImageSpec(join(packageRoot(), "image", "kubebake.yaml")).spec.cluster;
   return {
     spec,
     subscription: clients.subscription,

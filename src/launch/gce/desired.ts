@@ -6,8 +6,8 @@
  * templates or groups. Those carry the cluster id in their description ("… owner kb-…"), which only
  * kubebake writes, and are never adopted, changed or deleted without it.
  */
+import { roleFileCloudConfig } from "../role-file";
 import { createHash } from "node:crypto";
-import { stringify } from "yaml";
 import type { GceSpec } from "../../cluster/schema";
 import { GCE_CLUSTER_LABEL, gceGroupName } from "../../discover/gce";
 import { zoneName, type Role } from "../../discover/names";
@@ -271,19 +271,7 @@ export function userData(inputs: Pick<GceInputs, "spec" | "project">, role: Role
         ]
       : []),
   ];
-  return (
-    "#cloud-config\n" +
-    stringify({
-      write_files: [
-        {
-          path: `/etc/sysconfig/kubernetes-${role}`,
-          owner: "root:root",
-          permissions: "0644",
-          content: roleFile.join("\n") + "\n",
-        },
-      ],
-    })
-  );
+  return roleFileCloudConfig(role, roleFile);
 }
 
 /** The guest attribute (namespace/key) a master sets once it votes and serves; rollouts wait for it. */
