@@ -19,6 +19,8 @@ export interface Signed {
   usage?: string;
   /** subjectAltName, if any */
   sans?: string;
+  /** the issuer's address (Authority Information Access, "CA Issuers"), if any */
+  aia?: string;
 }
 
 /** A P-256 key and a certificate request for it: `${name}.key` and `${name}.csr` in `dir`. */
@@ -48,12 +50,12 @@ export function certificateRequest(dir: string, name: string, subject: string, s
 export function signCertificate(
   dir: string,
   name: string,
-  { subject, ca, usage = "clientAuth", sans }: Signed,
+  { subject, ca, usage = "clientAuth", sans, aia }: Signed,
 ) {
   certificateRequest(dir, name, subject);
   writeFileSync(
     join(dir, `${name}.ext`),
-    `extendedKeyUsage=${usage}\n${sans ? `subjectAltName=${sans}\n` : ""}`,
+    `extendedKeyUsage=${usage}\n${sans ? `subjectAltName=${sans}\n` : ""}${aia ? `authorityInfoAccess=caIssuers;URI:${aia}\n` : ""}`,
   );
   openssl(
     [

@@ -1,6 +1,14 @@
 import { spawn, spawnSync } from "node:child_process";
-import { createHash, createHmac } from "node:crypto";
-import { chmodSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { createHash, createHmac, X509Certificate } from "node:crypto";
+import {
+  chmodSync,
+  existsSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  statSync,
+  writeFileSync,
+} from "node:fs";
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
 import { createServer as createNetServer, type AddressInfo, type Socket } from "node:net";
 import { join } from "node:path";
@@ -543,8 +551,8 @@ function azureSign(signer: string, document: object): string {
   return signed.stdout.toString("base64");
 }
 
-/** A CA certificate and key in the PKI folder: self-signed, or issued by `issuer`. */
-function azureCa(name: string, subject: string, issuer?: string) {
+/** A CA certificate and key in the PKI folder: self-signed, or issued by `issuer` (naming its address `aia`). */
+function azureCa(name: string, subject: string, issuer?: string, aia?: string) {
   if (!issuer) {
     openssl(
       [
@@ -558,7 +566,7 @@ function azureCa(name: string, subject: string, issuer?: string) {
   certificateRequest(azure.pki, name, subject);
   writeFileSync(
     join(azure.pki, `${name}.ext`),
-    "basicConstraints=critical,CA:true\nkeyUsage=critical,keyCertSign,cRLSign\n",
+    `basicConstraints=critical,CA:true\nkeyUsage=critical,keyCertSign,cRLSign\n${aia ? `authorityInfoAccess=caIssuers;URI:${aia}\n` : ""}`,
   );
   openssl(
     [
@@ -725,6 +733,34 @@ async function azureArm() {
   return { arm, health };
 }
 
+/**
+ * Microsoft's PKI as a master reaches it (the host its "CA Issuers" addresses name): the certificates in
+ * `files` by path, DER or PEM (filled in once the port is known), each request counted in `asked`.
+ */
+async function azurePkiHost() {
+  const files: Record<string, Buffer | string> = {};
+  const asked: string[] = [];
+  const server = createServer((req: IncomingMessage, res: ServerResponse) => {
+    asked.push(req.url!);
+    const file = files[req.url!];
+    if (file === undefined) res.writeHead(404).end("not found");
+    else res.writeHead(200, { "Content-Type": "application/pkix-cert" }).end(file);
+  });
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  const port = (server.address() as AddressInfo).port;
+  const close = () => new Promise((resolve) => server.close(resolve));
+  return { base: `http://127.0.0.1:${port}`, port, files, asked, close };
+}
+
+/** A port nothing listens on (a server's, closed). */
+async function closedPort() {
+  const server = createNetServer();
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  const port = (server.address() as AddressInfo).port;
+  await new Promise((resolve) => server.close(resolve));
+  return port;
+}
+
 /** The role file's Azure settings, the fakes' endpoints and the test PKI as a master's trust. */
 function azureEnv(imds: string, arm: { endpoint: string; ca: string }) {
   const caBundle = join(work, "azure-fakes-ca.pem");
@@ -738,6 +774,7 @@ function azureEnv(imds: string, arm: { endpoint: string; ca: string }) {
     AZURE_ARM_ENDPOINT: arm.endpoint,
     AZURE_ATTESTED_CA_FILE: join(azure.pki, "root.crt"),
     AZURE_ATTESTED_INTERMEDIATES: join(azure.pki, "issuing.crt"),
+    AZURE_ATTESTED_CACHE: join(work, "azure-attested-cache"),
     // curl trusts the fakes' https certificate.
     CURL_CA_BUNDLE: caBundle,
   };
@@ -908,6 +945,153 @@ describe("azure: a join proves the VM with its attested data", () => {
     } finally {
       await close();
     }
+  });
+
+  describe('without the intermediates file, the issuer comes from the signer\'s "CA Issuers" address', () => {
+    /** A signer for metadata.azure.com issued by `ca`, naming its issuer's address `aia`. */
+    const aiaSigner = (name: string, ca: string, aia: string) =>
+      signCertificate(azure.pki, name, {
+        subject: "/CN=metadata.azure.com",
+        ca,
+        usage: "serverAuth",
+        sans: "DNS:westeurope.metadata.azure.com,DNS:metadata.azure.com",
+        aia,
+      });
+    const pem = (name: string) => readFileSync(join(azure.pki, `${name}.crt`), "utf8");
+    const der = (name: string) => new X509Certificate(pem(name)).raw;
+    const issuing = "/pkiops/certs/Test%20Azure%20RSA%20TLS%20Issuing%20CA%2001.crt";
+    let cases = 0;
+
+    /** The world, a PKI host, and a master's settings: no intermediates, a cache of its own, that host allowed. */
+    async function aiaWorld() {
+      const w = await world();
+      const pki = await azurePkiHost();
+      const cache = join(work, `azure-attested-${++cases}`);
+      const env = {
+        ...w.env,
+        AZURE_ATTESTED_INTERMEDIATES: join(work, "no-such-intermediates.pem"),
+        AZURE_ATTESTED_AIA_HOSTS: `www.microsoft.com 127.0.0.1:${pki.port}`,
+        AZURE_ATTESTED_CACHE: cache,
+      };
+      const close = async () => {
+        await pki.close();
+        await w.close();
+      };
+      return { env, pki, cache, close };
+    }
+
+    /** A proof made on demo-minions000003 with `imdsState.signer`, checked on a master: the verdict and its log. */
+    async function check(env: Record<string, string>) {
+      const result = await provider(
+        "azure",
+        `proof=$(provider_join_proof ${digest}); provider_verify_join demo-minions000003 ${digest} "$proof"`,
+        env,
+      );
+      expect(result.status).toBe(0);
+      return { verdict: result.stdout.trim(), log: result.stderr };
+    }
+
+    test("it is fetched once and kept; the join is approved", async () => {
+      const { env, pki, cache, close } = await aiaWorld();
+      try {
+        const url = `${pki.base}${issuing}`;
+        aiaSigner("imds-aia", "issuing", url);
+        imdsState.signer = "imds-aia";
+        // As Microsoft serves its CAs: DER.
+        pki.files[issuing] = der("issuing");
+        const first = await check(env);
+        expect(first.verdict).toBe(
+          `approve VM demo-minions000003 (${azureVms["demo-minions000003"]!.vmId}) of scale set kubebake-demo-minions signed the request with its attested data`,
+        );
+        // Kept as PEM, named by the SHA-256 of its address, readable by root only.
+        const kept = join(cache, `${createHash("sha256").update(url).digest("hex")}.pem`);
+        expect(first.log).toContain(`from ${url} into ${kept}`);
+        expect(new X509Certificate(readFileSync(kept, "utf8")).fingerprint256).toBe(
+          new X509Certificate(pem("issuing")).fingerprint256,
+        );
+        expect(statSync(cache).mode & 0o777).toBe(0o700);
+        expect(statSync(kept).mode & 0o777).toBe(0o600);
+        // The next request is checked with the kept issuer: nothing fetched, nothing logged.
+        expect(await check(env)).toEqual({ verdict: first.verdict, log: "" });
+        expect(pki.asked).toEqual([issuing]);
+      } finally {
+        await close();
+      }
+    });
+
+    test("an address on a host not of Microsoft's PKI is never asked: denied", async () => {
+      const { env, pki, cache, close } = await aiaWorld();
+      try {
+        // The same server by another name: not on the list.
+        const url = `http://localhost:${pki.port}${issuing}`;
+        aiaSigner("imds-aia-elsewhere", "issuing", url);
+        imdsState.signer = "imds-aia-elsewhere";
+        pki.files[issuing] = der("issuing");
+        expect(await check(env)).toEqual({
+          verdict: `deny the attested document is not Azure's: its signer's certificate does not lead to a trusted CA (unable to get local issuer certificate), and its issuer's address ${url} is not on a host of Microsoft's PKI`,
+          log: "",
+        });
+        expect(pki.asked).toEqual([]);
+        expect(existsSync(cache)).toBe(false);
+      } finally {
+        await close();
+      }
+    });
+
+    test("Microsoft's PKI out of reach is a wait, not a verdict", async () => {
+      const { env, cache, close } = await aiaWorld();
+      try {
+        const url = `http://127.0.0.1:${await closedPort()}${issuing}`;
+        aiaSigner("imds-aia-down", "issuing", url);
+        imdsState.signer = "imds-aia-down";
+        const { verdict, log } = await check({
+          ...env,
+          AZURE_ATTESTED_AIA_HOSTS: "127.0.0.1:*",
+          KUBEBAKE_API_DEADLINE_SECONDS: "1",
+        });
+        expect(verdict).toBe(
+          `wait the attested document cannot be checked yet: the issuer of its signer's certificate could not be fetched from ${url}`,
+        );
+        expect(log).toMatch(
+          new RegExp(`CA issuer of attested documents ${url}: gave up after \\d+ attempts`),
+        );
+        expect(readdirSync(cache)).toEqual([]);
+      } finally {
+        await close();
+      }
+    });
+
+    test("what the address gives is never trusted by itself: a chain to another root is denied", async () => {
+      const { env, pki, cache, close } = await aiaWorld();
+      try {
+        // A rogue CA with the issuing CA's name, whose own address gives its root (PEM): both on the host.
+        azureCa(
+          "rogue-issuing",
+          "/CN=Test Azure RSA TLS Issuing CA 01",
+          "rogue-root",
+          `${pki.base}/rogue-root.pem`,
+        );
+        aiaSigner("rogue-aia", "rogue-issuing", `${pki.base}/rogue-issuing.crt`);
+        pki.files["/rogue-issuing.crt"] = der("rogue-issuing");
+        pki.files["/rogue-root.pem"] = pem("rogue-root");
+        imdsState.signer = "rogue-aia";
+        const rogue = await check(env);
+        expect(rogue.verdict).toMatch(
+          /^deny the attested document is not Azure's: its signer's certificate does not lead to a trusted CA \(self.signed certificate in certificate chain\), with the issuers its "CA Issuers" addresses gave$/,
+        );
+        expect(pki.asked).toEqual(["/rogue-issuing.crt", "/rogue-root.pem"]);
+        // Azure's own signer, whose address gives another CA's certificate.
+        aiaSigner("imds-aia-wrong", "issuing", `${pki.base}/other.crt`);
+        pki.files["/other.crt"] = der("rogue-root");
+        imdsState.signer = "imds-aia-wrong";
+        expect((await check(env)).verdict).toBe(
+          `deny the attested document is not Azure's: its signer's certificate does not lead to a trusted CA (unable to get local issuer certificate), with the issuers its "CA Issuers" addresses gave`,
+        );
+        expect(readdirSync(cache).length).toBe(3);
+      } finally {
+        await close();
+      }
+    });
   });
 
   test("a document IMDS answers from its cache (another nonce) is asked for again", async () => {

@@ -173,14 +173,18 @@ provider_instance_unhealthy() {
 # documents: "accept any subdomain") that the message carries, alone: Microsoft's issuing CA is not in it.
 # Microsoft's own sample fetches that intermediate from the certificate's "CA Issuers" address on
 # www.microsoft.com, advises against pinning intermediates, and announces its CA changes only in "Azure
-# Certificate Authority details" (learn.microsoft.com). A master on a private subnet (no outbound internet,
-# the default of `network`) cannot fetch it: it needs the current issuing CAs (and the cross-signed ones
-# that lead to a root in the trust anchors) in AZURE_ATTESTED_INTERMEDIATES, written with the node and kept
-# current with Microsoft's list. Those are untrusted, only links to the anchors (AZURE_ATTESTED_CA_FILE, the
-# distribution's roots). Without the right one every join is denied, saying "unable to get local issuer
-# certificate".
+# Certificate Authority details" (learn.microsoft.com). The issuers in AZURE_ATTESTED_INTERMEDIATES, if that
+# file is there, are tried first; when the chain does not verify with them, the master fetches the issuer as
+# the sample does (see azure_fetched_chain; it needs outbound access to Microsoft's PKI). Intermediates,
+# written or fetched, are untrusted, only links to the anchors (AZURE_ATTESTED_CA_FILE, the distribution's
+# roots).
 AZURE_ATTESTED_CA=${AZURE_ATTESTED_CA_FILE:-/etc/ssl/certs/ca-certificates.crt}
 AZURE_ATTESTED_CHAIN=${AZURE_ATTESTED_INTERMEDIATES:-/etc/kubebake/azure-attested-intermediates.pem}
+# The hosts of Microsoft's PKI that "CA Issuers" addresses may name: those "Azure Certificate Authority
+# details" lists for CA certificates (AIA). Space-separated host or host:port, shell patterns allowed.
+AZURE_ATTESTED_ISSUER_HOSTS=${AZURE_ATTESTED_AIA_HOSTS:-www.microsoft.com caissuers.microsoft.com cacerts.digicert.com cacerts.digicert.cn cacerts.geotrust.com}
+# Where fetched issuers are kept (0700), one PEM file each, named by the SHA-256 of its address.
+AZURE_ATTESTED_ISSUER_CACHE=${AZURE_ATTESTED_CACHE:-/var/lib/kubebake/azure-attested}
 # The signer's domain: the public cloud's (the sovereign clouds have their own, e.g. metadata.azure.us).
 AZURE_ATTESTED_NAME=${AZURE_ATTESTED_DOMAIN:-metadata.azure.com}
 
@@ -241,13 +245,121 @@ azure_signer_named() {
   grep -Eiq "^ +CN=(\*\.|([a-z0-9-]+\.)*)${AZURE_ATTESTED_NAME//./\\.}\$" <<<"$answer"
 }
 
+# azure_chain CERT UNTRUSTED_FILE…: whether CERT leads to a root of AZURE_ATTESTED_CA through the untrusted
+# certificates in the files (put together in one, in CERT's folder). AZURE_ATTESTED_CA is the one trust
+# anchor: not openssl's default folder or store (-no-CApath, -no-CAstore: OpenSSL 3). openssl's reason and
+# error number in the caller's `reason` and `code`.
+azure_chain() {
+  local cert=$1 untrusted=() out
+  shift
+  cat /dev/null "$@" >"${cert%/*}/untrusted.pem" 2>/dev/null || true
+  [ ! -s "${cert%/*}/untrusted.pem" ] || untrusted=(-untrusted "${cert%/*}/untrusted.pem")
+  out=$(openssl verify -no-CApath -no-CAstore -CAfile "$AZURE_ATTESTED_CA" "${untrusted[@]}" "$cert" 2>&1) && {
+    reason="" code=""
+    return 0
+  }
+  out=$(sed -n 's/^error \([0-9]*\) at [0-9]* depth lookup: /\1 /p' <<<"$out" | head -n1)
+  code=${out%% *} reason=${out#* }
+  return 1
+}
+
+# azure_issuer_urls CERT: the "CA Issuers" addresses in CERT's Authority Information Access, one a line.
+azure_issuer_urls() {
+  openssl x509 -in "$1" -noout -ext authorityInfoAccess 2>/dev/null | sed -n 's/^ *CA Issuers - URI://p'
+}
+
+# azure_issuer_allowed URL: whether URL is http(s), plain (no user, query or odd character), on a host of
+# AZURE_ATTESTED_ISSUER_HOSTS.
+azure_issuer_allowed() {
+  local url=$1 form='^https?://([A-Za-z0-9.-]+(:[0-9]{1,5})?)(/[-A-Za-z0-9._~%/!$&()*+,;=:@]*)?$' authority
+  local hosts=() host
+  [[ $url =~ $form ]] || return 1
+  authority=${BASH_REMATCH[1],,}
+  read -r -a hosts <<<"$AZURE_ATTESTED_ISSUER_HOSTS"
+  for host in "${hosts[@]}"; do
+    # shellcheck disable=SC2053  # a pattern, on purpose
+    [[ $authority == ${host,,} ]] && return 0
+  done
+  return 1
+}
+
+# azure_issuer DIR URL: the path of the certificate at URL, as PEM in AZURE_ATTESTED_ISSUER_CACHE: kept
+# there while it has not expired, else fetched (DER or PEM; no redirect is followed), under the deadline of
+# the cloud's APIs. Fails when it cannot be fetched or is not a certificate, saying why.
+azure_issuer() {
+  local dir=$1 url=$2 file
+  file=$(printf '%s' "$url" | openssl dgst -sha256 -hex) || return 1
+  file="$AZURE_ATTESTED_ISSUER_CACHE/${file##* }.pem"
+  if openssl x509 -in "$file" -noout -checkend 0 >/dev/null 2>&1; then
+    printf '%s' "$file"
+    return 0
+  fi
+  if ! mkdir -p "$AZURE_ATTESTED_ISSUER_CACHE" || ! chmod 0700 "$AZURE_ATTESTED_ISSUER_CACHE"; then
+    echo "there is no folder $AZURE_ATTESTED_ISSUER_CACHE to keep it in" >&2
+    return 1
+  fi
+  rm -f "$dir/issuer.download"
+  retry "$(api_deadline)" "CA issuer of attested documents $url" http_call "$dir/issuer.download" 15 \
+    --globoff --proto =http,https --max-filesize 65536 "$url" || return 1
+  if ! openssl x509 -inform DER -in "$dir/issuer.download" -out "$dir/issuer.pem" 2>/dev/null &&
+    ! openssl x509 -inform PEM -in "$dir/issuer.download" -out "$dir/issuer.pem" 2>/dev/null; then
+    echo "$url did not give a certificate" >&2
+    return 1
+  fi
+  write_atomic "$file" 0600 <"$dir/issuer.pem" || return 1
+  log "fetched the CA issuer $(openssl x509 -in "$file" -noout -subject 2>/dev/null) from $url into $file" >&2
+  printf '%s' "$file"
+}
+
+# azure_fetched_chain DIR UNTRUSTED_FILE…: the chain of DIR/signer.pem when the files lack its issuer, as
+# Microsoft's sample finds it: through the "CA Issuers" addresses of the signer, then of each issuer fetched
+# (three levels at most, four addresses a level). The signer is not verified yet, so those addresses are the
+# requester's choice: only the hosts of Microsoft's PKI are asked. What they give is never trusted by itself,
+# only added to the untrusted links: the chain must still end at a root of AZURE_ATTESTED_CA. Fails saying
+# why: with $TRANSIENT when an issuer could not be fetched (the request is looked at again), else 1.
+azure_fetched_chain() {
+  local dir=$1 certs fetched=() next level url file refused="" first_reason=$reason
+  shift
+  certs=("$dir/signer.pem")
+  for ((level = 0; level < 3; level++)); do
+    next=()
+    while IFS= read -r url; do
+      [ -n "$url" ] || continue
+      if ! azure_issuer_allowed "$url"; then
+        refused=$url
+        continue
+      fi
+      file=$(azure_issuer "$dir" "$url") || {
+        echo "the issuer of its signer's certificate could not be fetched from $url"
+        return "$TRANSIENT"
+      }
+      [[ " ${fetched[*]} " == *" $file "* ]] || next+=("$file")
+    done < <(for file in "${certs[@]}"; do azure_issuer_urls "$file"; done | awk '!seen[$0]++' | head -n4)
+    [ "${#next[@]}" -gt 0 ] || break
+    fetched+=("${next[@]}")
+    azure_chain "$dir/signer.pem" "$@" "${fetched[@]}" && return 0
+    # Only a missing issuer is worth another level.
+    [ "$code" = 2 ] || [ "$code" = 20 ] || break
+    certs=("${next[@]}")
+  done
+  if [ "${#fetched[@]}" -gt 0 ]; then
+    echo "its signer's certificate does not lead to a trusted CA${reason:+ ($reason)}, with the issuers its \"CA Issuers\" addresses gave"
+  elif [ -n "$refused" ]; then
+    echo "its signer's certificate does not lead to a trusted CA${first_reason:+ ($first_reason)}, and its issuer's address $refused is not on a host of Microsoft's PKI"
+  else
+    echo "its signer's certificate does not lead to a trusted CA${first_reason:+ ($first_reason)}"
+  fi
+  return 1
+}
+
 # azure_signed_content DIR SIGNATURE: the document the PKCS#7 message SIGNATURE (base64) signs, into
 # DIR/content.json, when its one signer's certificate is for AZURE_ATTESTED_NAME and chains to the trust
-# anchors; else prints why not and fails. The signature is checked against the certificate the message
-# carries (cms -noverify), then that certificate's chain (openssl verify, which takes the intermediates as
-# untrusted: cms -verify would not build a chain through them).
+# anchors; else prints why not and fails ($TRANSIENT: its chain cannot be checked yet). The signature is
+# checked against the certificate the message carries (cms -noverify), then that certificate's chain
+# (openssl verify, which takes the intermediates as untrusted: cms -verify would not build a chain through
+# them).
 azure_signed_content() {
-  local dir=$1 untrusted=() reason
+  local dir=$1 intermediates=() reason code
   if ! base64 -d <<<"$2" >"$dir/document.der" 2>/dev/null ||
     ! openssl cms -verify -noverify -binary -inform DER -in "$dir/document.der" -signer "$dir/signer.pem" \
       -out "$dir/content.json" >/dev/null 2>&1; then
@@ -258,11 +370,13 @@ azure_signed_content() {
     echo "it does not have exactly one signer"
     return 1
   fi
-  [ ! -s "$AZURE_ATTESTED_CHAIN" ] || untrusted=(-untrusted "$AZURE_ATTESTED_CHAIN")
-  if ! reason=$(openssl verify -CAfile "$AZURE_ATTESTED_CA" "${untrusted[@]}" "$dir/signer.pem" 2>&1); then
-    reason=$(sed -n 's/^error [0-9]* at [0-9]* depth lookup: //p' <<<"$reason" | head -n1)
-    echo "its signer's certificate does not lead to a trusted CA${reason:+ ($reason)}"
-    return 1
+  [ ! -s "$AZURE_ATTESTED_CHAIN" ] || intermediates=("$AZURE_ATTESTED_CHAIN")
+  if ! azure_chain "$dir/signer.pem" "${intermediates[@]}"; then
+    if [ "$code" != 2 ] && [ "$code" != 20 ]; then
+      echo "its signer's certificate does not lead to a trusted CA${reason:+ ($reason)}"
+      return 1
+    fi
+    azure_fetched_chain "$dir" "${intermediates[@]}" || return
   fi
   if ! azure_signer_named "$dir/signer.pem"; then
     echo "its signer's certificate is not for $AZURE_ATTESTED_NAME"
@@ -332,7 +446,7 @@ azure_members() {
 # VM that can ask IMDS is listed already, and a genuine node denied makes a new request on its next start.
 # A failing ARM is "wait": the request is looked at again on the next pass.
 provider_verify_join() {
-  local node=$1 digest=$2 proof=$3 document dir problem content nonce expires now vm_id member name
+  local node=$1 digest=$2 proof=$3 document dir signed problem content nonce expires now vm_id member name
   if [ -z "$proof" ]; then
     echo "deny the request carries no proof of its machine (annotation kubebake.io/join-proof)"
     return
@@ -352,11 +466,16 @@ provider_verify_join() {
     return
   fi
   dir=$(mktemp -d)
-  problem=$(azure_signed_content "$dir" "$document") || problem=${problem:-it is not signed}
+  signed=0
+  problem=$(azure_signed_content "$dir" "$document") || signed=$?
   content=$(cat "$dir/content.json" 2>/dev/null) || content=""
   rm -rf "$dir"
-  if [ -n "$problem" ]; then
-    echo "deny the attested document is not Azure's: $problem"
+  if [ "$signed" -eq "$TRANSIENT" ]; then
+    echo "wait the attested document cannot be checked yet: ${problem:-its chain is not complete}"
+    return
+  fi
+  if [ "$signed" -ne 0 ]; then
+    echo "deny the attested document is not Azure's: ${problem:-it is not signed}"
     return
   fi
   nonce=none
