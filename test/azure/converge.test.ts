@@ -31,6 +31,8 @@ const owned = (cloud: AzureCloud, id: string) =>
     ...[...cloud.vmss.scaleSets.values()].map((s) => s.resource),
     ...cloud.vmss.vms.map((vm) => ({ tags: vm.tags })),
     ...[...cloud.keyVault.vaults.values()].filter((v) => !v.deleted).map((v) => v.resource),
+    ...cloud.network.natGateways.values(),
+    ...cloud.network.publicIpAddresses.values(),
   ].filter((r) => (r.tags as Record<string, string> | undefined)?.[OWNER_TAG] === id);
 
 test("plan lists what apply makes; a second apply and plan change nothing; destroy leaves nothing", async () => {
@@ -68,6 +70,10 @@ test("plan lists what apply makes; a second apply and plan change nothing; destr
   const clusterId = cloud.groups.get(SUBSCRIPTION, "kubebake-demo")!.tags!["kubebake:owner"]!;
   const gone = await destroy(cloud, path);
   expect(gone.changes.length).toBeGreaterThan(10);
+  // Deleted one by one (the group's deletion would take them too, but not an operator's group).
+  expect(gone.changes.map((c) => `${c.action} ${c.kind}`)).toEqual(
+    expect.arrayContaining(["delete nat-gateway", "delete public-ip"]),
+  );
   expect(cloud.groups.get(SUBSCRIPTION, "kubebake-demo")).toBeUndefined();
   expect(owned(cloud, clusterId)).toEqual([]);
   expect([...cloud.keyVault.vaults.values()]).toEqual([]);

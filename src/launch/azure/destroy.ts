@@ -1,9 +1,9 @@
 /**
  * `kubebake cluster destroy` on Azure: deletes what carries the cluster id, in the order Azure allows (the
- * scale sets and their VMs, NICs and disks before the security groups and network they use; the zone's
- * link before the zone; the role assignments before the identities they name), then the vault (purged,
- * so that its global name is free again) and kubebake's own resource group, or the id's tag on the
- * operator's. A rerun after a failure continues where it stopped.
+ * scale sets and their VMs, NICs and disks before the security groups and network they use, the network
+ * before its NAT gateway, the gateway before its public IP; the zone's link before the zone; the role
+ * assignments before the identities they name), then the vault (purged, so that its global name is free
+ * again) and kubebake's own resource group, or the id's tag on the operator's. A rerun after a failure continues where it stopped.
  */
 import { ROLES } from "../../discover/names";
 import type { ChangeRecorder } from "../changes";
@@ -11,8 +11,10 @@ import type { AzureClients } from "./clients";
 import { ifFound, type AzureContext, type AzureInputs } from "./context";
 import { removeAzureDiscovery } from "./deploy-discovery";
 import {
+  egressAddressName,
   IDENTITIES,
   identityName,
+  natGatewayName,
   OWNER_TAG,
   ownsResourceGroup,
   resourceGroupName,
@@ -144,6 +146,21 @@ export async function destroyAzureCluster(base: AzureDestroyContext): Promise<vo
     vnet,
     () => clients.network.virtualNetworks.get(group, vnet),
     () => clients.network.virtualNetworks.beginDeleteAndWait(group, vnet),
+  );
+  // The subnet's NAT gateway once the subnet is gone, then the address the gateway held.
+  const egress = natGatewayName(spec.name);
+  await remove(
+    "nat-gateway",
+    egress,
+    () => clients.network.natGateways.get(group, egress),
+    () => clients.network.natGateways.beginDeleteAndWait(group, egress),
+  );
+  const address = egressAddressName(spec.name);
+  await remove(
+    "public-ip",
+    address,
+    () => clients.network.publicIPAddresses.get(group, address),
+    () => clients.network.publicIPAddresses.beginDeleteAndWait(group, address),
   );
 
   if (ownsResourceGroup(spec)) {

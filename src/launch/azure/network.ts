@@ -2,11 +2,13 @@
  * The cluster's network on Azure: its virtual network with one subnet (or the operator's, checked), an
  * application security group per role, and one network security group whose rules name those groups. The
  * security group goes on the scale sets' network interfaces, not on the subnet, so an operator's subnet is
- * never changed. Without `network.internet` the subnet has no default outbound access.
+ * never changed. kubebake's subnet goes out through egress.ts's NAT gateway; the operator's subnet is left
+ * as it is: its egress is the operator's.
  */
 import type { Role } from "../../discover/names";
 import { invalidInput } from "../../errors";
 import { isPlanned } from "../changes";
+import { ensureEgress, sameId } from "./egress";
 import { ifFound, type AzureContext } from "./context";
 import {
   OWNER_TAG,
@@ -37,6 +39,7 @@ export async function ensureNetwork(ctx: AzureContext): Promise<AzureNetwork> {
   const planned = isPlanned(clusterId);
   let subnetId: string;
   if (spec.network.virtualNetwork !== undefined) {
+    // Checked, never changed: its egress (a NAT gateway, a firewall's route) is the operator's to give.
     const subnet = await ifFound(() =>
       clients.network.subnets.get(group, spec.network.virtualNetwork!, spec.network.subnet!),
     );
@@ -49,10 +52,12 @@ export async function ensureNetwork(ctx: AzureContext): Promise<AzureNetwork> {
     const name = virtualNetworkName(spec.name);
     const found = planned ? undefined : await ifFound(() => clients.network.virtualNetworks.get(group, name));
     if (found && ownerOf(found) !== clusterId) throw foreign("virtual network", name, ownerOf(found));
+    const egress = await ensureEgress(ctx, group);
     const subnet = {
       name: SUBNET_NAME,
       addressPrefix: spec.network.cidr,
       defaultOutboundAccess: spec.network.internet === true,
+      ...(egress.natGatewayId ? { natGateway: { id: egress.natGatewayId } } : {}),
     };
     const same =
       found &&
@@ -61,7 +66,8 @@ export async function ensureNetwork(ctx: AzureContext): Promise<AzureNetwork> {
         (s) =>
           s.name === SUBNET_NAME &&
           s.addressPrefix === subnet.addressPrefix &&
-          (s.defaultOutboundAccess ?? true) === subnet.defaultOutboundAccess,
+          (s.defaultOutboundAccess ?? true) === subnet.defaultOutboundAccess &&
+          sameId(s.natGateway?.id, egress.natGatewayId),
       );
     if (!same)
       await rec.make(
@@ -75,6 +81,8 @@ export async function ensureNetwork(ctx: AzureContext): Promise<AzureNetwork> {
           })),
         undefined,
       );
+    // Only once the subnet no longer names the gateway may it go.
+    await egress.retire();
     subnetId = `${base}/virtualNetworks/${name}/subnets/${SUBNET_NAME}`;
   }
   const roleGroupIds = {} as Record<Role, string>;

@@ -1,9 +1,17 @@
-/** What the Microsoft.Network models (network.ts, network-security.ts) share. */
+/** What the Microsoft.Network models (network.ts, network-security.ts, network-egress.ts) share. */
 import { randomUUID } from "node:crypto";
 import { armError, type ArmFake, type ArmRequest, type ArmResponse } from "./arm-fake";
-import { isUnder, resourceNotFound } from "./arm-models";
+import {
+  groupId,
+  isUnder,
+  locationConflict,
+  normalizeLocation,
+  resourceNotFound,
+  type GroupGuard,
+} from "./arm-models";
 import { parseCidr, type Cidr } from "./ipv4";
 import type { JsonObject } from "./openapi";
+import { checkTags } from "./resource-groups";
 
 export type ProvisioningState = "Updating" | "Succeeded" | "Deleting";
 
@@ -85,3 +93,30 @@ export const invalidReference = (referenced: string, by: string): ArmResponse =>
 /** Tells a refusal from a checked value (whose schema has no numeric `status`). */
 export const isRefusal = (value: object): value is ArmResponse =>
   typeof (value as { status?: unknown }).status === "number";
+
+/** The fields of a new or replaced top-level resource, or the refusal of its PUT. */
+export function topLevel(
+  state: { groups?: GroupGuard },
+  req: ArmRequest,
+  type: string,
+  existing: NetworkResource | undefined,
+): NetworkResource | ArmResponse {
+  const { subscriptionId, resourceGroupName: group } = req.params as Record<string, string>;
+  const body = req.body as JsonObject;
+  const refused = state.groups?.requireGroup(subscriptionId, group) ?? checkTags(body.tags);
+  if (refused) return refused;
+  const name = req.path.split("/").pop()!;
+  const location = normalizeLocation(String(body.location ?? ""));
+  if (existing && existing.location !== location)
+    return locationConflict(existing.name, existing.location, location, group);
+  return {
+    id: existing?.id ?? `${groupId(subscriptionId, group)}/providers/${type}/${name}`,
+    name: existing?.name ?? name,
+    location,
+    ...(body.tags ? { tags: body.tags as Record<string, string> } : {}),
+    etag: newEtag(),
+    resourceGuid: existing?.resourceGuid ?? randomUUID(),
+    provisioningState: "Updating",
+    properties: {},
+  };
+}

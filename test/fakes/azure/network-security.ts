@@ -5,9 +5,8 @@
  * only in the single prefix, ports as `*`, `n` or `n-m`. The six default rules are answered on every group;
  * a group a subnet uses cannot be deleted.
  */
-import { randomUUID } from "node:crypto";
 import { armError, type ArmFake, type ArmRequest, type ArmResponse } from "./arm-fake";
-import { groupId, key, locationConflict, normalizeLocation } from "./arm-models";
+import { key } from "./arm-models";
 import { parseAddress, parseCidr } from "./ipv4";
 import type { NetworkState } from "./network";
 import {
@@ -18,11 +17,11 @@ import {
   newEtag,
   notFound,
   renderResource,
+  topLevel,
   type NetworkResource,
   type ProvisioningState,
 } from "./network-common";
 import type { Json, JsonObject } from "./openapi";
-import { checkTags } from "./resource-groups";
 
 const NSG = "Microsoft.Network/networkSecurityGroups";
 const ASG = "Microsoft.Network/applicationSecurityGroups";
@@ -81,33 +80,6 @@ export function installNetworkSecurity(fake: ArmFake, state: NetworkState): void
   listOperations(fake, ["ApplicationSecurityGroups_List", "ApplicationSecurityGroups_ListAll"], () =>
     [...state.applicationSecurityGroups.values()].map((asg) => renderResource(asg, ASG, {})),
   );
-}
-
-/** The fields of a new or replaced top-level resource, or the refusal of its PUT. */
-function topLevel(
-  state: NetworkState,
-  req: ArmRequest,
-  type: string,
-  existing: NetworkResource | undefined,
-): NetworkResource | ArmResponse {
-  const { subscriptionId, resourceGroupName: group } = req.params as Record<string, string>;
-  const body = req.body as JsonObject;
-  const refused = state.groups?.requireGroup(subscriptionId, group) ?? checkTags(body.tags);
-  if (refused) return refused;
-  const name = req.path.split("/").pop()!;
-  const location = normalizeLocation(String(body.location ?? ""));
-  if (existing && existing.location !== location)
-    return locationConflict(existing.name, existing.location, location, group);
-  return {
-    id: existing?.id ?? `${groupId(subscriptionId, group)}/providers/${type}/${name}`,
-    name: existing?.name ?? name,
-    location,
-    ...(body.tags ? { tags: body.tags as Record<string, string> } : {}),
-    etag: newEtag(),
-    resourceGuid: existing?.resourceGuid ?? randomUUID(),
-    provisioningState: "Updating",
-    properties: {},
-  };
 }
 
 function putApplicationSecurityGroup(fake: ArmFake, state: NetworkState, req: ArmRequest): ArmResponse {

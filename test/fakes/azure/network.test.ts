@@ -9,6 +9,8 @@ const RG = `/subscriptions/${SUB}/resourceGroups/rg`;
 const NSG_ID = `${RG}/providers/Microsoft.Network/networkSecurityGroups/kb-nsg`;
 const VNET_ID = `${RG}/providers/Microsoft.Network/virtualNetworks/kb-vnet`;
 const NODES = `${VNET_ID}/subnets/nodes`;
+const IP_ID = `${RG}/providers/Microsoft.Network/publicIPAddresses/kb-egress`;
+const NAT_ID = `${RG}/providers/Microsoft.Network/natGateways/kb-egress`;
 
 let fake: ArmFake;
 let groups: ResourceGroupsState;
@@ -51,6 +53,36 @@ const vnet = (subnets: { name: string; prefix: string; nsg?: string }[], space =
       addressPrefix: s.prefix,
       ...(s.nsg ? { networkSecurityGroup: { id: s.nsg } } : {}),
     })),
+  });
+
+const address = (name = "kb-egress", zones?: string[]) =>
+  client.publicIPAddresses.beginCreateOrUpdateAndWait("rg", name, {
+    location: "westeurope",
+    sku: { name: "Standard" },
+    publicIPAllocationMethod: "Static",
+    ...(zones ? { zones } : {}),
+  });
+const natGateway = (ips: string[] = [IP_ID], name = "kb-egress", zones?: string[]) =>
+  client.natGateways.beginCreateOrUpdateAndWait("rg", name, {
+    location: "westeurope",
+    sku: { name: "Standard" },
+    idleTimeoutInMinutes: 4,
+    publicIpAddresses: ips.map((id) => ({ id })),
+    ...(zones ? { zones } : {}),
+  });
+/** The network with subnet `nodes`, going out through `nat` when given. */
+const vnetWithNat = (nat?: string) =>
+  client.virtualNetworks.beginCreateOrUpdateAndWait("rg", "kb-vnet", {
+    location: "westeurope",
+    addressSpace: { addressPrefixes: ["10.0.0.0/16"] },
+    subnets: [
+      {
+        name: "nodes",
+        addressPrefix: "10.0.0.0/24",
+        defaultOutboundAccess: false,
+        ...(nat ? { natGateway: { id: nat } } : {}),
+      },
+    ],
   });
 
 test("the pinned client (@azure/arm-network 33.5.0) sends the described api-version", async () => {
@@ -330,7 +362,128 @@ test("resources need their group, and go with it", async () => {
   ).toMatchObject({ status: 404, code: "ResourceGroupNotFound" });
   await nsg();
   await vnet([{ name: "nodes", prefix: "10.0.0.0/24", nsg: NSG_ID }]);
+  await address();
+  await natGateway();
   groups.remove(SUB, "rg");
-  expect(state.virtualNetworks.size + state.securityGroups.size).toBe(0);
+  expect(
+    state.virtualNetworks.size +
+      state.securityGroups.size +
+      state.natGateways.size +
+      state.publicIpAddresses.size,
+  ).toBe(0);
+  expect(fake.violations).toEqual([]);
+});
+
+test("a NAT gateway with a Standard static address, on a subnet, as Azure answers them", async () => {
+  const ip = await address();
+  expect(ip).toMatchObject({
+    id: IP_ID,
+    sku: { name: "Standard", tier: "Regional" },
+    publicIPAllocationMethod: "Static",
+    publicIPAddressVersion: "IPv4",
+    ipAddress: expect.stringMatching(/^\d+\.\d+\.\d+\.\d+$/),
+    provisioningState: "Succeeded",
+  });
+  const nat = await natGateway();
+  expect(nat).toMatchObject({
+    id: NAT_ID,
+    sku: { name: "Standard" },
+    idleTimeoutInMinutes: 4,
+    publicIpAddresses: [{ id: IP_ID }],
+    provisioningState: "Succeeded",
+  });
+  expect(nat.zones).toBeUndefined();
+  const network = await vnetWithNat(NAT_ID);
+  expect(network.subnets?.[0]?.natGateway).toEqual({ id: NAT_ID });
+  expect((await client.natGateways.get("rg", "kb-egress")).subnets).toEqual([{ id: NODES }]);
+  const held = await client.publicIPAddresses.get("rg", "kb-egress");
+  expect(held.natGateway?.id).toBe(NAT_ID);
+  // The address stays what it was through an update.
+  expect((await address()).ipAddress).toBe(ip.ipAddress);
+  const listed: string[] = [];
+  for await (const n of client.natGateways.list("rg")) listed.push(n.name!);
+  for await (const p of client.publicIPAddresses.list("rg")) listed.push(p.name!);
+  expect(listed).toEqual(["kb-egress", "kb-egress"]);
+  expect(fake.violations).toEqual([]);
+});
+
+test("public IP addresses Azure refuses: Basic (the API's default SKU), Standard but not Static", async () => {
+  const put = (body: Parameters<typeof client.publicIPAddresses.beginCreateOrUpdateAndWait>[2]) =>
+    failure(
+      client.publicIPAddresses.beginCreateOrUpdateAndWait("rg", "ip", { location: "westeurope", ...body }),
+    );
+  expect(await put({})).toMatchObject({ status: 400, code: "IPv4BasicSkuPublicIpCountLimitReached" });
+  expect(await put({ sku: { name: "Basic" }, publicIPAllocationMethod: "Static" })).toMatchObject({
+    status: 400,
+    code: "IPv4BasicSkuPublicIpCountLimitReached",
+  });
+  const mustBeStatic = { status: 400, code: "StandardSkuPublicIPAddressesMustBeStatic" };
+  expect(await put({ sku: { name: "Standard" } })).toMatchObject(mustBeStatic);
+  expect(await put({ sku: { name: "Standard" }, publicIPAllocationMethod: "Dynamic" })).toMatchObject(
+    mustBeStatic,
+  );
+  expect(state.publicIpAddresses.size).toBe(0);
+  expect(fake.violations).toEqual([]);
+});
+
+test("NAT gateways Azure refuses: missing or taken addresses, several zones, an address of another zone", async () => {
+  await address();
+  await address("zonal", ["2"]);
+  const zonalId = IP_ID.replace(/kb-egress$/, "zonal");
+  expect(await failure(natGateway([`${IP_ID}-missing`]))).toMatchObject({
+    status: 400,
+    code: "InvalidResourceReference",
+  });
+  expect(await failure(natGateway([IP_ID], "kb-nat", ["1", "2"]))).toMatchObject({
+    status: 400,
+    code: "NatGatewayZonesInvalid",
+  });
+  const mismatch = { status: 400, code: "NatGatewayPublicIpZoneMismatch" };
+  expect(await failure(natGateway([zonalId]))).toMatchObject(mismatch);
+  expect(await failure(natGateway([zonalId], "kb-nat", ["1"]))).toMatchObject(mismatch);
+  await natGateway([zonalId], "zonal", ["2"]);
+  await natGateway();
+  expect(await failure(natGateway([IP_ID], "other"))).toMatchObject({
+    status: 400,
+    code: "PublicIPAddressInUse",
+    message: expect.stringContaining(`already allocated to resource ${NAT_ID}`),
+  });
+  // A subnet may name only a gateway that exists.
+  expect(await failure(vnetWithNat(`${NAT_ID}-missing`))).toMatchObject({
+    status: 400,
+    code: "InvalidResourceReference",
+  });
+  expect([...state.natGateways.values()].map((n) => n.name).sort()).toEqual(["kb-egress", "zonal"]);
+  expect(fake.violations).toEqual([]);
+});
+
+test("a NAT gateway on a subnet, and its address, are deleted only once let go", async () => {
+  await address();
+  await natGateway();
+  await vnetWithNat(NAT_ID);
+  expect(await failure(client.publicIPAddresses.beginDeleteAndWait("rg", "kb-egress"))).toMatchObject({
+    status: 400,
+    code: "PublicIPAddressCannotBeDeleted",
+    message: expect.stringContaining(`still allocated to resource ${NAT_ID}`),
+  });
+  expect(await failure(client.natGateways.beginDeleteAndWait("rg", "kb-egress"))).toMatchObject({
+    status: 400,
+    code: "CannotDeleteNatGatewayAssociatedToSubnet",
+  });
+  // The network's PUT without the gateway lets go of it; so does deleting the network.
+  await vnetWithNat();
+  expect((await client.natGateways.get("rg", "kb-egress")).subnets).toBeUndefined();
+  await vnetWithNat(NAT_ID);
+  await client.virtualNetworks.beginDeleteAndWait("rg", "kb-vnet");
+  await client.natGateways.beginDeleteAndWait("rg", "kb-egress");
+  expect((await client.publicIPAddresses.get("rg", "kb-egress")).natGateway).toBeUndefined();
+  await client.publicIPAddresses.beginDeleteAndWait("rg", "kb-egress");
+  expect(state.natGateways.size + state.publicIpAddresses.size).toBe(0);
+  // Deleting what is gone is 204.
+  await client.natGateways.beginDeleteAndWait("rg", "kb-egress");
+  await client.publicIPAddresses.beginDeleteAndWait("rg", "kb-egress");
+  expect(fake.log.filter((l) => l.method === "DELETE").map((l) => l.status)).toEqual([
+    400, 400, 202, 202, 202, 204, 204,
+  ]);
   expect(fake.violations).toEqual([]);
 });

@@ -1,8 +1,10 @@
 /**
  * Virtual networks and subnets (Microsoft.Network 2024-05-01), with network security groups and
- * application security groups in network-security.ts. Writes are long-running as in Azure: the resource
+ * application security groups in network-security.ts, public IP addresses and NAT gateways in
+ * network-egress.ts. Writes are long-running as in Azure: the resource
  * reads Updating until the client polls its Azure-AsyncOperation to Succeeded. Subnets must lie inside the
- * address space without overlapping, may name only existing NSGs of their region, and a subnet another
+ * address space without overlapping, may name only existing NSGs and NAT gateways of their region, and a
+ * subnet another
  * model uses (`state.subnetUsers`) can be neither deleted nor renumbered, nor can its network be deleted.
  */
 import { randomUUID } from "node:crypto";
@@ -20,6 +22,7 @@ import {
   type NetworkResource,
   type ProvisioningState,
 } from "./network-common";
+import { installNetworkEgress, type NatGateway, type PublicIp } from "./network-egress";
 import { installNetworkSecurity, type SecurityGroup } from "./network-security";
 import type { Json, JsonObject } from "./openapi";
 import { checkTags } from "./resource-groups";
@@ -30,6 +33,8 @@ export const NETWORK_SPECS = [
   `${NETWORK}/virtualNetwork.json`,
   `${NETWORK}/networkSecurityGroup.json`,
   `${NETWORK}/applicationSecurityGroup.json`,
+  `${NETWORK}/publicIpAddress.json`,
+  `${NETWORK}/natGateway.json`,
 ];
 const VNET = "Microsoft.Network/virtualNetworks";
 
@@ -47,12 +52,15 @@ export interface VirtualNetwork extends NetworkResource {
 
 export type { NetworkResource, ProvisioningState } from "./network-common";
 export type { SecurityGroup, SecurityRule } from "./network-security";
+export type { NatGateway, PublicIp } from "./network-egress";
 
 export class NetworkState {
   readonly groups?: GroupGuard;
   readonly virtualNetworks = new Map<string, VirtualNetwork>();
   readonly securityGroups = new Map<string, SecurityGroup>();
   readonly applicationSecurityGroups = new Map<string, NetworkResource>();
+  readonly publicIpAddresses = new Map<string, PublicIp>();
+  readonly natGateways = new Map<string, NatGateway>();
   /**
    * Who uses a subnet, asked before it is deleted or renumbered: other models (scale set NICs, private
    * endpoints) register a function answering the ids of their resources in the subnet.
@@ -62,7 +70,13 @@ export class NetworkState {
   constructor(options: { groups?: GroupGuard } = {}) {
     this.groups = options.groups;
     this.groups?.onGroupDeleted((group) => {
-      for (const map of [this.virtualNetworks, this.securityGroups, this.applicationSecurityGroups])
+      for (const map of [
+        this.virtualNetworks,
+        this.securityGroups,
+        this.applicationSecurityGroups,
+        this.publicIpAddresses,
+        this.natGateways,
+      ])
         for (const [id, resource] of map) if (isUnder(resource.id, group)) map.delete(id);
     });
   }
@@ -82,11 +96,14 @@ export class NetworkState {
 
   /** The subnets whose networkSecurityGroup is this one. */
   subnetsUsing(nsgId: string): string[] {
+    return this.subnetsWith("networkSecurityGroup", nsgId);
+  }
+
+  /** The subnets whose `field` (a reference to another resource) names `id`. */
+  subnetsWith(field: "networkSecurityGroup" | "natGateway", id: string): string[] {
     return [...this.virtualNetworks.values()]
       .flatMap((vnet) => vnet.subnets)
-      .filter(
-        (s) => key(String((s.properties.networkSecurityGroup as JsonObject | undefined)?.id)) === key(nsgId),
-      )
+      .filter((s) => key(String((s.properties[field] as JsonObject | undefined)?.id)) === key(id))
       .map((s) => s.id);
   }
 }
@@ -112,6 +129,7 @@ export function installNetwork(fake: ArmFake, state = new NetworkState()): Netwo
     return vnet ? { status: 200, body: { value: vnet.subnets.map(renderSubnet) } } : notFound(req, VNET);
   });
   installNetworkSecurity(fake, state);
+  installNetworkEgress(fake, state);
   return state;
 }
 
@@ -276,6 +294,12 @@ function checkSubnet(
     if (!nsg || nsg.location !== vnet.location) return invalidReference(nsgId, id);
     // A client may send a whole NSG it read; the subnet keeps (and answers) only its id.
     normalized.networkSecurityGroup = { id: nsg.id };
+  }
+  if (properties.natGateway) {
+    const natId = String((properties.natGateway as JsonObject).id);
+    const nat = state.natGateways.get(key(natId));
+    if (!nat || nat.location !== vnet.location) return invalidReference(natId, id);
+    normalized.natGateway = { id: nat.id };
   }
   for (const policy of ["privateEndpointNetworkPolicies", "privateLinkServiceNetworkPolicies"]) {
     if (properties[policy] === undefined) continue;
