@@ -7,7 +7,7 @@ import { stringify } from "yaml";
 import { loadCloudSpec } from "../../src/cluster/load";
 import { azureClients, type AzureClients } from "../../src/launch/azure/clients";
 import { applyAzureCluster } from "../../src/launch/azure/cluster";
-import { LAUNCH_GATE_SECRET } from "../../src/launch/azure/desired";
+import { LAUNCH_GATE_SECRET, OWNER_TAG } from "../../src/launch/azure/desired";
 import { destroyAzureCluster } from "../../src/launch/azure/destroy";
 import { resolveAzureInputs } from "../../src/launch/azure/inputs";
 import { ChangeRecorder } from "../../src/launch/changes";
@@ -65,23 +65,27 @@ export function addImage(cloud: AzureCloud, id = IMAGE_ID, tags: Record<string, 
   });
 }
 
-/** What a new master's launch-ready does once it votes and serves: a version of the gate's secret tagged with its vmId. */
+/**
+ * What a new master's launch-ready does once it votes and serves: a version of its own cluster's gate
+ * secret (the vault with the VM's owner tag), tagged with its vmId.
+ */
 export function mastersPassTheGate(cloud: AzureCloud): (vm: FlexVm) => void {
   return (vm) => {
     if (!vm.name.includes("-masters_")) return;
-    for (const vault of cloud.keyVault.vaults.values()) {
-      const secret = vault.secrets.get(LAUNCH_GATE_SECRET);
-      if (!secret || vault.deleted) continue;
-      const now = Math.floor(Date.now() / 1000);
-      secret.versions.push({
-        version: randomBytes(16).toString("hex"),
-        value: "ready",
-        tags: { vmId: vm.vmId },
-        enabled: true,
-        created: now,
-        updated: now,
-      });
-    }
+    const vault = [...cloud.keyVault.vaults.values()].find(
+      (v) =>
+        !v.deleted &&
+        (v.resource.tags as Record<string, string> | undefined)?.[OWNER_TAG] === vm.tags[OWNER_TAG],
+    );
+    const now = Math.floor(Date.now() / 1000);
+    vault?.secrets.get(LAUNCH_GATE_SECRET)?.versions.push({
+      version: randomBytes(16).toString("hex"),
+      value: "ready",
+      tags: { vmId: vm.vmId },
+      enabled: true,
+      created: now,
+      updated: now,
+    });
   };
 }
 

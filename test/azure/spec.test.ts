@@ -102,19 +102,18 @@ test.each<[string, Record<string, unknown>, RegExp]>([
   expect(problems(azureClusterYaml(override))).toMatch(expected);
 });
 
-test("the CLI validates an Azure spec; plan, apply and destroy say the launcher is not there yet (exit 2), touching nothing", () => {
+test("the CLI validates an Azure spec; without a subscription in the file or the environment, plan exits 2 naming it", () => {
   const path = writeSpec(azureClusterYaml(), mkdtempSync(join(dir, "cli-")));
   const valid = runCli("kubebake", ["cluster", "validate", "-f", path]);
   expect(valid.code).toBe(0);
   expect(valid.stdout).toMatch(/valid \(cluster demo on azure westeurope\)/);
-  for (const command of ["plan", "apply", "destroy"]) {
-    const result = runCli("kubebake", ["cluster", command, "-f", path]);
-    expect({ command, code: result.code }).toEqual({ command, code: 2 });
-    expect(result.stderr).toMatch(
-      /cloud: azure clusters can be validated but not yet planned, applied or destroyed/,
-    );
-    expect(result.stderr).not.toMatch(/\n\s+at /);
-  }
+  const unnamed = writeSpec(azureClusterYaml({ subscription: undefined }), mkdtempSync(join(dir, "cli-")));
+  const result = runCli("kubebake", ["cluster", "plan", "-f", unnamed], { AZURE_SUBSCRIPTION_ID: "" });
+  expect(result.code).toBe(2);
+  expect(result.stderr).toMatch(
+    /subscription: expected a subscription id in the cluster file or in AZURE_SUBSCRIPTION_ID/,
+  );
+  expect(result.stderr).not.toMatch(/\n\s+at /);
 });
 
 test("the documented Azure example is valid", () => {

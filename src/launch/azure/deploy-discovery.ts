@@ -29,7 +29,7 @@ import { packageRoot } from "../../util/package-root";
 import { isPlanned } from "../changes";
 import { foreign } from "../ownership";
 import { ifFound, statusOf, type AzureContext } from "./context";
-import { OWNER_TAG, resourceGroupName, tagsFor } from "./desired";
+import { CLUSTER_TAG, OWNER_TAG, resourceGroupName, tagsFor } from "./desired";
 import {
   DISCOVERY_EVENT_TYPES,
   DISCOVERY_FUNCTIONS,
@@ -566,10 +566,36 @@ async function waitForFunction(ctx: AzureContext, app: FunctionApp, fn: string):
   );
 }
 
+/** Gives the cluster's system topic to the cluster `heir`: its owner tag, without this cluster's name. */
+async function handOverTopic(ctx: AzureContext, topic: Topic, heir: string): Promise<void> {
+  const topics = ctx.clients.eventGrid.systemTopics;
+  await ctx.rec.make(
+    { action: "update", kind: "event-grid-topic", name: topic.name, detail: `owner ${heir}, which uses it` },
+    async () => {
+      const current = await topics.get(topic.group, topic.name);
+      const { [CLUSTER_TAG]: _cluster, ...tags } = current.tags ?? {};
+      void _cluster;
+      await topics.beginCreateOrUpdateAndWait(
+        topic.group,
+        topic.name,
+        {
+          location: current.location,
+          source: current.source,
+          topicType: current.topicType,
+          tags: { ...tags, [OWNER_TAG]: heir },
+        },
+        polled(ctx),
+      );
+    },
+    undefined,
+  );
+}
+
 /**
  * Deletes what ensureAzureDiscovery made, the cluster's only, in dependency order: the event
- * subscription, the system topic (if kubebake made it and nobody else subscribes to it), the function app,
- * its plan, the storage account (its container and package go with it). Absent parts are skipped.
+ * subscription, the system topic (if kubebake made it and nobody else subscribes to it; a cluster that still
+ * does gets it), the function app, its plan, the storage account (its container and package go with it).
+ * Absent parts are skipped.
  */
 export async function removeAzureDiscovery(ctx: AzureContext): Promise<void> {
   const { clients, inputs, rec, clusterId } = ctx;
@@ -588,11 +614,17 @@ export async function removeAzureDiscovery(ctx: AzureContext): Promise<void> {
         undefined,
       );
     if (topic.owner === clusterId) {
-      const others: string[] = [];
+      const others: EventSubscription[] = [];
       for await (const s of subscriptions.listBySystemTopic(topic.group, topic.name))
-        if (s.name !== name) others.push(s.name!);
-      if (others.length > 0)
-        rec.info(`Event Grid: system topic ${topic.name} kept: it still delivers to ${others.join(", ")}`);
+        if (s.name !== name) others.push(s);
+      // Another cluster of the group subscribes to it (one topic per source): the topic becomes that
+      // cluster's, so nothing keeps this cluster's id and the last cluster to go deletes it.
+      const heir = others.map(labelledOwner).find((owner) => owner !== undefined);
+      if (heir) await handOverTopic(ctx, topic, heir);
+      else if (others.length > 0)
+        rec.info(
+          `Event Grid: system topic ${topic.name} kept: it still delivers to ${others.map((s) => s.name).join(", ")}`,
+        );
       else
         await rec.make(
           { action: "delete", kind: "event-grid-topic", name: topic.name },

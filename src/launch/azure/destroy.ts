@@ -100,7 +100,7 @@ export async function destroyAzureCluster(base: AzureDestroyContext): Promise<vo
   if (deleted?.properties?.tags?.[OWNER_TAG] === clusterId)
     await rec.make(
       { action: "delete", kind: "deleted-key-vault", name: vault, detail: "purged" },
-      () => clients.keyVault.vaults.purgeDeleted(vault, spec.location),
+      () => clients.keyVault.vaults.purgeDeleted(vault, spec.location, { updateIntervalInMs: base.pollMs }),
       undefined,
     );
 

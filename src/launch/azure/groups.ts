@@ -80,7 +80,15 @@ export async function ensureScaleSet(
   const profile = machineProfile(spec, role, links, userData(spec, role, facts), sshKey);
   const identity = { type: "UserAssigned" as const, userAssignedIdentities: { [links.identityId]: {} } };
   const model = createHash("sha256")
-    .update(JSON.stringify({ profile, identity, zones: spec.network.zones ?? [] }))
+    // The VM size too: a member keeps the size it was made with, so a new size is a rollout.
+    .update(
+      JSON.stringify({
+        profile,
+        identity,
+        zones: spec.network.zones ?? [],
+        vmSize: spec.groups[role].vmSize,
+      }),
+    )
     .digest("hex")
     .slice(0, 16);
   const { min, max } = role === "minions" ? spec.groups.minions : { min: 0, max: Infinity };
@@ -89,8 +97,10 @@ export async function ensureScaleSet(
     role === "masters" || current === undefined
       ? capacityOf(spec, role)
       : Math.min(Math.max(current, min), max);
+  // A scale set Azure left Failed is written again, whatever it holds.
   const same =
     found &&
+    found.provisioningState !== "Failed" &&
     found.tags?.[MODEL_TAG] === model &&
     found.sku?.name === spec.groups[role].vmSize &&
     found.sku?.capacity === capacity;

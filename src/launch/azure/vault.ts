@@ -63,24 +63,29 @@ export async function ensureVault(ctx: AzureContext): Promise<ClusterVault> {
   if (deleted && !recover)
     await rec.make(
       { action: "delete", kind: "deleted-key-vault", name, detail: "purged: an earlier cluster's" },
-      () => clients.keyVault.vaults.purgeDeleted(name, spec.location),
+      () => clients.keyVault.vaults.purgeDeleted(name, spec.location, { updateIntervalInMs: ctx.pollMs }),
       undefined,
     );
   const made = await rec.make<{ properties: { vaultUri?: string } }>(
     { action: recover ? "update" : "create", kind: "key-vault", name, detail: recover ? "recovered" : "" },
     () =>
-      clients.keyVault.vaults.createOrUpdate(group, name, {
-        location: spec.location,
-        tags: tagsFor(spec, "vault", clusterId),
-        properties: {
-          tenantId: inputs.tenant,
-          sku: { family: "A", name: "standard" },
-          // Azure RBAC: access per secret by role assignment, no access policies.
-          enableRbacAuthorization: true,
-          softDeleteRetentionInDays: 7,
-          ...(recover ? { createMode: "recover" as const } : {}),
+      clients.keyVault.vaults.createOrUpdate(
+        group,
+        name,
+        {
+          location: spec.location,
+          tags: tagsFor(spec, "vault", clusterId),
+          properties: {
+            tenantId: inputs.tenant,
+            sku: { family: "A", name: "standard" },
+            // Azure RBAC: access per secret by role assignment, no access policies.
+            enableRbacAuthorization: true,
+            softDeleteRetentionInDays: 7,
+            ...(recover ? { createMode: "recover" as const } : {}),
+          },
         },
-      }),
+        { updateIntervalInMs: ctx.pollMs },
+      ),
     { properties: { vaultUri: `https://${name}.vault.azure.net/` } },
   );
   return { name, id, uri: made.properties.vaultUri!, planned: rec.dryRun };

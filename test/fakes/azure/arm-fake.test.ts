@@ -254,6 +254,35 @@ describe("the ARM fake keeps state the way ARM does", () => {
     expect(compute.store.all()).toEqual([]);
   });
 
+  test("a test wraps an operation's handler; a dropped answer keeps the effect and cuts the connection", async () => {
+    const created = compute.fake.handler("Images_CreateOrUpdate")!;
+    compute.fake.on("Images_CreateOrUpdate", async (request) => ({
+      ...(await created(request)),
+      dropAnswer: true,
+    }));
+    await expect(send("PUT", `${IMAGE}?api-version=${V}`, imageBody)).rejects.toThrow(/socket hang up/);
+    expect(compute.store.get(IMAGE)).toBeDefined();
+    expect(compute.fake.log.at(-1)).toEqual({
+      method: "PUT",
+      path: IMAGE,
+      operationId: "Images_CreateOrUpdate",
+      status: 201,
+    });
+    expect(compute.fake.handler("Images_Frobnicate")).toBeUndefined();
+  });
+
+  test("the next operation of a call a test fails ends Failed; the one after succeeds", async () => {
+    compute.fake.failNextOperation("Images_CreateOrUpdate", { code: "Injected", message: "injected" });
+    const endOf = async () => {
+      const created = await send("PUT", `${IMAGE}?api-version=${V}`, imageBody);
+      const statusUrl = new URL(String(created.headers["azure-asyncoperation"]));
+      await send("GET", statusUrl.pathname + statusUrl.search);
+      return (await send("GET", statusUrl.pathname + statusUrl.search)).body;
+    };
+    expect(await endOf()).toMatchObject({ status: "Failed", error: { code: "Injected" } });
+    expect(await endOf()).toMatchObject({ status: "Succeeded" });
+  });
+
   test("the fake's own answers are checked against the response schema", async () => {
     const fake = await ArmFake.start([
       "compute/resource-manager/Microsoft.Compute/ComputeRP/stable/2024-07-01/image.json",

@@ -28,6 +28,8 @@ export interface ArmResponse {
   status: number;
   body?: Json;
   headers?: Record<string, string>;
+  /** Lose the answer: the handler's effect stays, the connection is cut before any byte is sent. */
+  dropAnswer?: boolean;
 }
 
 export type Handler = (request: ArmRequest) => ArmResponse | Promise<ArmResponse>;
@@ -89,6 +91,7 @@ export class ArmFake {
   private readonly handlers = new Map<string, Handler>();
   private readonly throttles = new Map<string, { times: number; retryAfter: number }>();
   private readonly operations = new Map<string, AsyncOperation>();
+  private readonly failures = new Map<string, Outcome>();
   private readonly server: Server;
 
   private constructor(specFiles: string[], violations: string[]) {
@@ -122,6 +125,19 @@ export class ArmFake {
     return this;
   }
 
+  /** The handler registered for an operation, so that a test can wrap it (a fault at its nth call). */
+  handler(operationId: string): Handler | undefined {
+    return this.handlers.get(operationId);
+  }
+
+  /**
+   * The next asynchronous operation a call of `operationId` starts ends Failed with `error`; its effect is
+   * the model's to decide (most apply it: the work was done, its success is what the caller never learns).
+   */
+  failNextOperation(operationId: string, error: { code: string; message: string }): void {
+    this.failures.set(operationId, { status: "Failed", error });
+  }
+
   /** The next `times` calls of an operation get 429 Too Many Requests with Retry-After, as ARM throttles. */
   throttle(operationId: string, times: number, retryAfterSeconds = 1): void {
     this.throttles.set(operationId, { times, retryAfter: retryAfterSeconds });
@@ -140,7 +156,9 @@ export class ArmFake {
     result?: () => Json,
   ): Record<string, string> {
     const id = randomUUID();
-    this.operations.set(id, { polls: 0, outcome, finish, done: false, result });
+    const failure = this.failures.get(request.operation.operationId);
+    this.failures.delete(request.operation.operationId);
+    this.operations.set(id, { polls: 0, outcome: failure ?? outcome, finish, done: false, result });
     const namespace = /\/providers\/([^/]+)\//i.exec(request.path)?.[1] ?? "Microsoft.Resources";
     const subscription = request.params.subscriptionId ?? "00000000-0000-0000-0000-000000000000";
     const url = `${this.endpoint}/subscriptions/${subscription}/providers/${namespace}/locations/local/operations/${id}?api-version=${request.operation.apiVersion}`;
@@ -191,6 +209,10 @@ export class ArmFake {
       } else answer = await this.dispatch(checked.request!);
     }
     this.log.push({ method: req.method ?? "GET", path, operationId, status: answer.status });
+    if (answer.dropAnswer) {
+      res.socket?.destroy();
+      return;
+    }
     const body = answer.body === undefined ? "" : JSON.stringify(answer.body);
     res.writeHead(answer.status, {
       ...(body ? { "Content-Type": "application/json; charset=utf-8" } : {}),
