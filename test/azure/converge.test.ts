@@ -119,3 +119,14 @@ test("a rollout stops when a new master never passes the gate, and the next appl
   const live = cloud.vmss.vms.filter((vm) => vm.provisioningState !== "Deleting");
   expect(live.every((vm) => vm.imageId === next)).toBe(true);
 });
+
+test("members without the model tag are judged by their image and size: not replaced again and again", async () => {
+  const path = writeSpec(azureClusterYaml());
+  await apply(cloud, path);
+  for (const vm of cloud.vmss.vms) vm.tags = {};
+  expect((await apply(cloud, path)).rec.changes).toEqual([]);
+  const next = IMAGE_ID.replace(/kubebake-1$/, "kubebake-2");
+  addImage(cloud, next);
+  const rolled = await apply(cloud, writeSpec(azureClusterYaml({ image: { id: next } })));
+  expect(rolled.rec.changes.filter((c) => c.kind === "instances")).toHaveLength(5);
+});

@@ -7,7 +7,9 @@
  *
  * A member's model is the scale set's `kubebake:model` tag as it was when the member was made (Azure
  * copies the scale set's tags to its members): the hash of what kubebake sent. Custom data is never
- * answered back by Azure, so the hash is the only way to see that it changed.
+ * answered back by Azure, so the hash is the only way to see that it changed. A member without the tag
+ * (not verified against Azure: should it not copy tags) is judged by what it does answer, its image and
+ * size, so that it is never replaced again and again.
  */
 import { createHash, generateKeyPairSync } from "node:crypto";
 import type { Role } from "../../discover/names";
@@ -35,6 +37,8 @@ interface Member {
   name: string;
   vmId?: string;
   model?: string;
+  image?: string;
+  vmSize?: string;
   provisioning?: string;
   power?: string;
 }
@@ -56,13 +60,25 @@ function unusableKey(): string {
 const rolloutBatch = (ctx: AzureContext, role: Role, size: number) =>
   role === "masters" ? 1 : Math.max(1, Math.floor((size * ctx.inputs.spec.rollout.batchPercent) / 100));
 
-/** The role's scale set, made or brought to the spec; answers the hash of its model. */
+/** What a member made from the scale set's current model is. */
+export interface ScaleSetModel {
+  hash: string;
+  image: string;
+  vmSize: string;
+}
+
+const onModel = (member: Member, model: ScaleSetModel) =>
+  member.model !== undefined
+    ? member.model === model.hash
+    : member.image?.toLowerCase() === model.image.toLowerCase() && member.vmSize === model.vmSize;
+
+/** The role's scale set, made or brought to the spec; answers its model. */
 export async function ensureScaleSet(
   ctx: AzureContext,
   role: Role,
   links: ScaleSetLinks,
   facts: RoleFacts,
-): Promise<string> {
+): Promise<ScaleSetModel> {
   const { clients, inputs, rec, clusterId } = ctx;
   const { spec } = inputs;
   const group = resourceGroupName(spec);
@@ -104,7 +120,8 @@ export async function ensureScaleSet(
     found.tags?.[MODEL_TAG] === model &&
     found.sku?.name === spec.groups[role].vmSize &&
     found.sku?.capacity === capacity;
-  if (same) return model;
+  const wanted = { hash: model, image: links.image, vmSize: spec.groups[role].vmSize };
+  if (same) return wanted;
   await rec.make(
     {
       action: found ? "update" : "create",
@@ -126,7 +143,7 @@ export async function ensureScaleSet(
       })),
     undefined,
   );
-  return model;
+  return wanted;
 }
 
 async function members(ctx: AzureContext, role: Role): Promise<Member[]> {
@@ -144,6 +161,8 @@ async function members(ctx: AzureContext, role: Role): Promise<Member[]> {
       name: vm.name!,
       vmId: vm.vmId,
       model: vm.tags?.[MODEL_TAG],
+      image: vm.storageProfile?.imageReference?.id,
+      vmSize: vm.hardwareProfile?.vmSize,
       provisioning: status("ProvisioningState/") ?? vm.provisioningState?.toLowerCase(),
       power: status("PowerState/"),
     });
@@ -161,7 +180,7 @@ const leaving = (m: Member) => m.provisioning === "deleting";
 export async function rollOut(
   ctx: AzureContext,
   role: Role,
-  model: string,
+  model: ScaleSetModel,
   vault: ClusterVault,
 ): Promise<void> {
   const { clients, inputs, rec, clusterId } = ctx;
@@ -169,7 +188,7 @@ export async function rollOut(
   const group = resourceGroupName(spec);
   const name = scaleSetName(spec.name, role);
   const current = isPlanned(clusterId) ? [] : await members(ctx, role).catch(() => []);
-  const stale = current.filter((m) => !leaving(m) && m.model !== model);
+  const stale = current.filter((m) => !leaving(m) && !onModel(m, model));
   const live = current.filter((m) => !leaving(m)).length;
   const batch = rolloutBatch(ctx, role, Math.max(live, 1));
   if (rec.dryRun) {
@@ -207,7 +226,7 @@ export async function rollOut(
           async () => {
             const after = await members(ctx, role);
             const fresh = after.filter((m) => !before.has(m.name));
-            if (fresh.length < now.length || !fresh.every((m) => running(m) && m.model === model))
+            if (fresh.length < now.length || !fresh.every((m) => running(m) && onModel(m, model)))
               return false;
             if (role !== "masters") return true;
             const ready = await gatePassed(ctx, vault);
@@ -217,7 +236,7 @@ export async function rollOut(
       },
       undefined,
     );
-    left = (await members(ctx, role)).filter((m) => !leaving(m) && m.model !== model);
+    left = (await members(ctx, role)).filter((m) => !leaving(m) && !onModel(m, model));
   }
 }
 

@@ -4,15 +4,13 @@
  * which azurite refuses over plain http), and the storage accounts the test names (AZURITE_ACCOUNTS), so a
  * client holding only a TokenCredential works as it does against Azure.
  */
-import { spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { closeSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { connect, createServer } from "node:net";
-import { tmpdir } from "node:os";
+import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import type { TokenCredential } from "@azure/core-auth";
 import { BlobServiceClient, type StoragePipelineOptions } from "@azure/storage-blob";
 import { FAKE_TENANT_ID } from "./arm-models";
+import { spawnAzurite } from "../../azurite-process";
 import { localCertificate } from "./tls";
 
 export interface Azurite {
@@ -51,58 +49,24 @@ export const tokenCredential: TokenCredential = {
   },
 };
 
-const freePort = () =>
-  new Promise<number>((resolve, reject) => {
-    const server = createServer();
-    server.once("error", reject);
-    server.listen(0, "127.0.0.1", () => {
-      const { port } = server.address() as { port: number };
-      server.close(() => resolve(port));
-    });
-  });
-
-const accepts = (port: number) =>
-  new Promise<boolean>((resolve) => {
-    const socket = connect(port, "127.0.0.1");
-    socket.once("connect", () => (socket.destroy(), resolve(true)));
-    socket.once("error", () => resolve(false));
-  });
-
 /** Starts azurite-blob with the given storage accounts (each with a random key nobody uses). */
 export async function startAzurite(options: { accounts?: string[] } = {}): Promise<Azurite> {
-  const port = await freePort();
-  const dir = mkdtempSync(join(tmpdir(), "kubebake-azurite-"));
   const { key, cert } = localCertificate();
-  writeFileSync(join(dir, "key.pem"), key, { mode: 0o600 });
-  writeFileSync(join(dir, "cert.pem"), cert);
   const accounts = ["devstoreaccount1", ...(options.accounts ?? [])]
     .map((name) => `${name}:${randomBytes(64).toString("base64")}`)
     .join(";");
-  // The log goes to a file, never a pipe nobody drains.
-  const logPath = join(dir, "azurite.log");
-  const log = openSync(logPath, "w");
-  const args = [
-    ...["--blobHost", "127.0.0.1", "--blobPort", String(port)],
-    ...["--cert", join(dir, "cert.pem"), "--key", join(dir, "key.pem"), "--oauth", "basic"],
-    ...["--inMemoryPersistence", "--silent", "--disableTelemetry", "--skipApiVersionCheck"],
-  ];
-  const child = spawn(join(__dirname, "../../../node_modules/.bin/azurite-blob"), args, {
-    cwd: dir,
-    env: { ...process.env, AZURITE_ACCOUNTS: accounts },
-    stdio: ["ignore", log, log],
-  });
-  closeSync(log);
-  const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
-  for (let waited = 0; !(await accepts(port)); waited += 100) {
-    if (child.exitCode !== null || waited > 20_000) {
-      child.kill();
-      const output = readFileSync(logPath, "utf8");
-      rmSync(dir, { recursive: true, force: true });
-      throw new Error(`azurite-blob did not start: ${output}`);
-    }
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  const origin = `https://127.0.0.1:${port}`;
+  const azurite = await spawnAzurite(
+    (dir) => {
+      writeFileSync(join(dir, "key.pem"), key, { mode: 0o600 });
+      writeFileSync(join(dir, "cert.pem"), cert);
+      return [
+        ...["--cert", join(dir, "cert.pem"), "--key", join(dir, "key.pem"), "--oauth", "basic"],
+        ...["--inMemoryPersistence", "--silent"],
+      ];
+    },
+    { AZURITE_ACCOUNTS: accounts },
+  );
+  const origin = `https://127.0.0.1:${azurite.port}`;
   // tlsOptions is passed through to the core pipeline (StoragePipelineOptions does not declare it).
   const clientOptions: StoragePipelineOptions & { tlsOptions: { ca: string } } = { tlsOptions: { ca: cert } };
   return {
@@ -110,10 +74,6 @@ export async function startAzurite(options: { accounts?: string[] } = {}): Promi
     ca: cert,
     blobEndpoint: (account) => `${origin}/${account}/`,
     service: (account) => new BlobServiceClient(`${origin}/${account}`, tokenCredential, clientOptions),
-    async stop() {
-      child.kill("SIGTERM");
-      await exited;
-      rmSync(dir, { recursive: true, force: true });
-    },
+    stop: azurite.stop,
   };
 }
