@@ -36,10 +36,9 @@ import { ensureIdentities } from "../../src/launch/azure/identity";
 import { ensureNetwork } from "../../src/launch/azure/network";
 import { silentProgress } from "../../src/util/progress";
 import { BUILT_IN_ROLES } from "../fakes/azure/authorization";
-import { startAzurite, tokenCredential, type Azurite } from "../fakes/azure/azurite";
-import { connectAzurite, emptyAzurite } from "../fakes/azure/functions-host";
-import { startAzureCloud, type AzureCloud } from "../fakes/azure/cloud";
-import { azureClusterYaml, IMAGE_ID, SUBSCRIPTION, TENANT } from "./fixture";
+import { tokenCredential, type Azurite } from "../fakes/azure/azurite";
+import type { AzureCloud } from "../fakes/azure/cloud";
+import { azureClusterYaml, IMAGE_ID, SUBSCRIPTION, TENANT, useAzureCloud } from "./fixture";
 
 const GROUP = "kubebake-demo";
 const GROUP_ID = `/subscriptions/${SUBSCRIPTION}/resourceGroups/${GROUP}`;
@@ -69,24 +68,16 @@ function variant(name: string, index: (source: string) => string): string {
 
 const digestOf = (path: string) => createHash("sha256").update(readFileSync(path)).digest("hex");
 
+const azure = useAzureCloud([ACCOUNT]);
 let azurite: Azurite;
 let cloud: AzureCloud;
-beforeAll(async () => {
+beforeAll(() => {
   if (!existsSync(azureDiscoveryBundle()))
     throw new Error(`${azureDiscoveryBundle()} is missing: run node scripts/build.mjs`);
-  azurite = await startAzurite({ accounts: [ACCOUNT] });
-}, 60_000);
-afterAll(async () => {
-  await azurite?.stop();
 });
-beforeEach(async () => {
-  cloud = await startAzureCloud();
-  connectAzurite(cloud, azurite);
-});
-afterEach(async () => {
-  expect(cloud.fake.violations).toEqual([]);
-  await cloud.stop();
-  await emptyAzurite(azurite, ACCOUNT);
+beforeEach(() => {
+  cloud = azure.cloud();
+  azurite = azure.azurite();
 });
 
 /** The launch steps before discovery, then discovery, as a plan (dryRun) or an apply. */

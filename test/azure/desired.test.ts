@@ -2,13 +2,35 @@
 import { azureClusterSpecSchema } from "../../src/cluster/schema";
 import { parse } from "yaml";
 import {
+  DISCOVERY_EVENT_TYPES,
+  DISCOVERY_LINUX_FX_VERSION,
   discoveryAppSettings,
+  discoveryEventSubscriptionName,
   discoveryFunctionAppName,
+  discoveryPlanName,
   discoveryStorageAccountName,
+  discoveryTopicName,
+  ownerLabel,
+  PACKAGE_CONTAINER,
+  packageBlobName,
+  RESOURCE_GROUPS_TOPIC_TYPE,
+  VM_OPERATIONS,
 } from "../../src/launch/azure/discovery-desired";
 import {
   assignmentName,
   capacityOf,
+  egressAddressName,
+  IDENTITIES,
+  identityName,
+  natGatewayName,
+  ownsResourceGroup,
+  privateZoneName,
+  roleGroupName,
+  scaleSetName,
+  securityGroupName,
+  SUBNET_NAME,
+  virtualNetworkName,
+  zoneLinkName,
   LAUNCH_GATE_SECRET,
   machineProfile,
   secretGrants,
@@ -251,4 +273,100 @@ test("discovery's global names fit Azure's rules and differ between clusters of 
     AZURE_CLIENT_ID: "c-1",
   });
   expect(Object.keys(settings).filter((k) => /KEY|CONNECTION|PASSWORD/i.test(k))).toEqual([]);
+});
+
+test("each rule's sources and targets: the roles that need the port, nobody else", () => {
+  const rules = securityRules(
+    specOf({ network: { apiAccess: ["198.51.100.0/24", "192.0.2.0/24"], sshAccess: ["192.0.2.0/24"] } }),
+  );
+  const shape = (r: (typeof rules)[number]) =>
+    `${r.name}: ${"roles" in r.from ? r.from.roles.join("+") : r.from.prefixes.join("+")} -> ${Array.isArray(r.to) ? r.to.join("+") : r.to}`;
+  expect(rules.map(shape)).toEqual([
+    "api-from-nodes: masters+minions -> masters",
+    "etcd: masters -> masters",
+    "kubelet: masters+minions -> minions",
+    "flannel: minions -> minions",
+    "api-operators: 192.0.2.0/24+198.51.100.0/24 -> masters",
+    "ssh: 192.0.2.0/24 -> masters+minions",
+    "deny-other-virtual-network: VirtualNetwork -> VirtualNetwork",
+  ]);
+  expect(rules.every((r) => r.what.length > 10)).toBe(true);
+  // Sorted copies: the spec's own lists are left as written.
+  const spec = specOf({ network: { sshAccess: ["198.51.100.0/24", "192.0.2.0/24"] } });
+  securityRules(spec);
+  expect(spec.network.sshAccess).toEqual(["198.51.100.0/24", "192.0.2.0/24"]);
+});
+
+test("the names of a cluster's resources", () => {
+  expect([
+    virtualNetworkName("demo"),
+    SUBNET_NAME,
+    securityGroupName("demo"),
+    natGatewayName("demo"),
+    egressAddressName("demo"),
+    roleGroupName("demo", "minions"),
+    scaleSetName("demo", "masters"),
+    IDENTITIES.map((i) => identityName("demo", i)).join(" "),
+    privateZoneName("demo", "k8s"),
+    zoneLinkName("demo"),
+    discoveryPlanName("demo"),
+    PACKAGE_CONTAINER,
+    packageBlobName("ab12"),
+    discoveryTopicName("demo"),
+    discoveryEventSubscriptionName("demo"),
+    ownerLabel("kb-1"),
+  ]).toEqual([
+    "kubebake-demo",
+    "nodes",
+    "kubebake-demo-nodes",
+    "kubebake-demo-egress",
+    "kubebake-demo-egress",
+    "kubebake-demo-minions",
+    "kubebake-demo-masters",
+    "kubebake-demo-masters kubebake-demo-minions kubebake-demo-dns",
+    "demo.k8s",
+    "kubebake-demo-nodes",
+    "kubebake-demo-dns",
+    "dns-discovery",
+    "dns-discovery-azure-ab12.zip",
+    "kubebake-demo-events",
+    "kubebake-demo-vms",
+    "kubebake:owner=kb-1",
+  ]);
+  expect(ownsResourceGroup(specOf())).toBe(true);
+  expect(ownsResourceGroup(specOf({ resourceGroup: "platform-rg" }))).toBe(false);
+  expect(vaultName(SUBSCRIPTION, specOf({ name: "ab-" + "c".repeat(20) }))).not.toMatch(/--/);
+  // Scope is compared without case, as Azure does.
+  expect(assignmentName("/subscriptions/S/resourceGroups/RG", "r", "p")).toBe(
+    assignmentName("/subscriptions/s/resourcegroups/rg", "r", "p"),
+  );
+});
+
+test("what discovery listens to, and the host's own settings", () => {
+  expect(RESOURCE_GROUPS_TOPIC_TYPE).toBe("Microsoft.Resources.ResourceGroups");
+  expect(DISCOVERY_EVENT_TYPES).toEqual([
+    "Microsoft.Resources.ResourceWriteSuccess",
+    "Microsoft.Resources.ResourceDeleteSuccess",
+  ]);
+  expect(VM_OPERATIONS).toEqual([
+    "Microsoft.Compute/virtualMachines/write",
+    "Microsoft.Compute/virtualMachines/delete",
+  ]);
+  expect(DISCOVERY_LINUX_FX_VERSION).toBe("Node|22");
+  const settings = discoveryAppSettings({
+    spec: specOf(),
+    subscription: SUBSCRIPTION,
+    discoveryDomain: "k8s",
+    zoneId: "/zone",
+    identity: { id: "/id", clientId: "c-1" },
+    storageAccount: "kbdemo",
+    packageUrl: "https://p",
+  });
+  expect(settings).toMatchObject({
+    FUNCTIONS_EXTENSION_VERSION: "~4",
+    FUNCTIONS_WORKER_RUNTIME: "node",
+    AzureWebJobsStorage__accountName: "kbdemo",
+    AZURE_SUBSCRIPTION_ID: SUBSCRIPTION,
+    DISCOVERY_DOMAIN: "k8s",
+  });
 });

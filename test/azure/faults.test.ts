@@ -16,17 +16,16 @@ import { formatChange } from "../../src/launch/changes";
 import { PKI_FILE_NAMES } from "../../src/launch/pki-files";
 import { azureClusterSpecSchema } from "../../src/cluster/schema";
 import { armError, type ArmFake } from "../fakes/azure/arm-fake";
-import { startAzurite, type Azurite } from "../fakes/azure/azurite";
-import { startAzureCloud, type AzureCloud } from "../fakes/azure/cloud";
-import { connectAzurite, emptyAzurite } from "../fakes/azure/functions-host";
+import { type AzureCloud } from "../fakes/azure/cloud";
+import { emptyAzurite } from "../fakes/azure/functions-host";
 import {
-  addImage,
   apply,
   azureClusterYaml,
   clientsOf,
   destroy,
-  mastersPassTheGate,
+  startTestCloud,
   SUBSCRIPTION,
+  useAzurite,
   writeSpec,
 } from "./fixture";
 
@@ -46,7 +45,7 @@ const ACCOUNT = discoveryStorageAccountName(SUBSCRIPTION, azureClusterSpecSchema
 const GROUP_ID = `/subscriptions/${SUBSCRIPTION}/resourceGroups/kubebake-demo`;
 const READS = /_(Get\w*|List\w*|CheckNameAvailability)$/;
 
-/** The launch's clients without retries, and with Key Vault's long-running calls polled at once. */
+/** The launch's clients without retries (one fault must be met, not retried away). */
 function testClients(cloud: AzureCloud): AzureClients {
   const clients = clientsOf(cloud);
   const { resources, network, msi, authorization, privateDns, compute, keyVault, web, storage, eventGrid } =
@@ -65,39 +64,19 @@ function testClients(cloud: AzureCloud): AzureClients {
   ];
   for (const client of all) client.pipeline.removePolicy({ name: "defaultRetryPolicy" });
   clients.calls.length = 0;
-  const vaults = keyVault.vaults;
-  const atOnce = { updateIntervalInMs: 1 };
-  const polledAtOnce: typeof vaults = {
-    ...vaults,
-    createOrUpdate: (group, name, body, options) =>
-      vaults.createOrUpdate(group, name, body, { ...options, ...atOnce }),
-    purgeDeleted: (name, location, options) => vaults.purgeDeleted(name, location, { ...options, ...atOnce }),
-  };
-  const keyVaultPolledAtOnce = new Proxy(keyVault, {
-    get: (target, key, receiver) => (key === "vaults" ? polledAtOnce : Reflect.get(target, key, receiver)),
-  });
-  return { ...clients, keyVault: keyVaultPolledAtOnce };
+  return clients;
 }
 
-let azurite: Azurite;
-beforeAll(async () => {
-  azurite = await startAzurite({ accounts: [ACCOUNT] });
-}, 60_000);
-afterAll(async () => {
-  await azurite?.stop();
-});
+const azurite = useAzurite([ACCOUNT]);
 
 /** A fresh fake Azure (as useAzureCloud's), for the body of `run`. */
 async function withCloud<T>(run: (cloud: AzureCloud, clients: AzureClients) => Promise<T>): Promise<T> {
-  const cloud = await startAzureCloud();
-  connectAzurite(cloud, azurite);
-  addImage(cloud);
-  cloud.vmss.onBoot = mastersPassTheGate(cloud);
+  const cloud = await startTestCloud(azurite());
   try {
     return await run(cloud, testClients(cloud));
   } finally {
     await cloud.stop();
-    await emptyAzurite(azurite, ACCOUNT);
+    await emptyAzurite(azurite(), ACCOUNT);
   }
 }
 

@@ -123,31 +123,49 @@ export async function settle(cloud: AzureCloud): Promise<void> {
   ]);
 }
 
-/**
- * The hooks of a launch test file: azurite for the file (the function's package and host storage, with the
- * storage account of cluster `demo`), a fresh fake Azure per test holding the image, whose new masters
- * pass the launch gate; every test ends without a violation of the descriptions.
- */
-export function useAzureCloud(): { cloud: () => AzureCloud } {
+/** The storage accounts (of the discovery function) of clusters named in a test. */
+export const accountOf = (name = "demo", resourceGroup?: string) =>
+  discoveryStorageAccountName(
+    SUBSCRIPTION,
+    azureClusterSpecSchema.parse(azureClusterYaml({ name, ...(resourceGroup ? { resourceGroup } : {}) })),
+  );
+
+/** azurite for a test file (started before its tests, stopped after), with these storage accounts. */
+export function useAzurite(accounts = [accountOf()]): () => Azurite {
   let azurite: Azurite | undefined;
-  let cloud: AzureCloud | undefined;
-  const account = discoveryStorageAccountName(SUBSCRIPTION, azureClusterSpecSchema.parse(azureClusterYaml()));
   beforeAll(async () => {
-    azurite = await startAzurite({ accounts: [account] });
+    azurite = await startAzurite({ accounts });
   }, 60_000);
   afterAll(async () => {
     await azurite?.stop();
   });
+  return () => azurite!;
+}
+
+/** A fresh fake Azure whose blobs are azurite's, holding the image; its new masters pass the launch gate. */
+export async function startTestCloud(azurite: Azurite): Promise<AzureCloud> {
+  const cloud = await startAzureCloud();
+  connectAzurite(cloud, azurite);
+  addImage(cloud);
+  cloud.vmss.onBoot = mastersPassTheGate(cloud);
+  return cloud;
+}
+
+/**
+ * The hooks of a launch test file: azurite for the file (the function's package and host storage, with
+ * the storage accounts of the clusters it names), a fresh test cloud per test; every test ends without a
+ * violation of the descriptions, and azurite's containers emptied.
+ */
+export function useAzureCloud(accounts = [accountOf()]): { cloud: () => AzureCloud; azurite: () => Azurite } {
+  const azurite = useAzurite(accounts);
+  let cloud: AzureCloud | undefined;
   beforeEach(async () => {
-    cloud = await startAzureCloud();
-    connectAzurite(cloud, azurite!);
-    addImage(cloud);
-    cloud.vmss.onBoot = mastersPassTheGate(cloud);
+    cloud = await startTestCloud(azurite());
   });
   afterEach(async () => {
     expect(cloud!.fake.violations).toEqual([]);
     await cloud!.stop();
-    await emptyAzurite(azurite!, account);
+    for (const account of accounts) await emptyAzurite(azurite(), account);
   });
-  return { cloud: () => cloud! };
+  return { cloud: () => cloud!, azurite };
 }

@@ -5,53 +5,34 @@
  * resource group each keep their own id tag, and destroying one leaves the group, its other tags and the
  * other cluster alone.
  */
-import { azureClusterSpecSchema } from "../../src/cluster/schema";
 import { ExitCode, KubebakeError } from "../../src/errors";
 import { CLUSTER_TAG, OWNER_TAG } from "../../src/launch/azure/desired";
-import { discoveryStorageAccountName, ownerLabel } from "../../src/launch/azure/discovery-desired";
+import { ownerLabel } from "../../src/launch/azure/discovery-desired";
 import { clusterIdTag } from "../../src/launch/azure/group";
 import { formatChange } from "../../src/launch/changes";
-import { startAzurite, type Azurite } from "../fakes/azure/azurite";
-import { startAzureCloud, type AzureCloud } from "../fakes/azure/cloud";
-import { connectAzurite, emptyAzurite } from "../fakes/azure/functions-host";
+import { type AzureCloud } from "../fakes/azure/cloud";
 import {
-  addImage,
+  accountOf,
   apply,
   azureClusterYaml,
   clientsOf,
   destroy,
-  mastersPassTheGate,
   SUBSCRIPTION,
+  useAzureCloud,
   writeSpec,
 } from "./fixture";
 
 const specOf = (name: string, resourceGroup?: string) =>
   azureClusterYaml({ name, ...(resourceGroup ? { resourceGroup } : {}) });
-const accountOf = (name: string, resourceGroup?: string) =>
-  discoveryStorageAccountName(SUBSCRIPTION, azureClusterSpecSchema.parse(specOf(name, resourceGroup)));
 const ACCOUNTS = [
   ...["demo", "other"].map((name) => accountOf(name)),
   ...["demo", "other"].map((name) => accountOf(name, "platform")),
 ];
 
-let azurite: Azurite;
+const azure = useAzureCloud(ACCOUNTS);
 let cloud: AzureCloud;
-beforeAll(async () => {
-  azurite = await startAzurite({ accounts: ACCOUNTS });
-}, 60_000);
-afterAll(async () => {
-  await azurite?.stop();
-});
-beforeEach(async () => {
-  cloud = await startAzureCloud();
-  connectAzurite(cloud, azurite);
-  addImage(cloud);
-  cloud.vmss.onBoot = mastersPassTheGate(cloud);
-});
-afterEach(async () => {
-  expect(cloud.fake.violations).toEqual([]);
-  await cloud.stop();
-  for (const account of ACCOUNTS) await emptyAzurite(azurite, account);
+beforeEach(() => {
+  cloud = azure.cloud();
 });
 
 type Tags = Record<string, string> | undefined;

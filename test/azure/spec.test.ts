@@ -123,3 +123,65 @@ test("the documented Azure example is valid", () => {
   expect(spec.groups.masters).toEqual({ count: 3, vmSize: "Standard_D2s_v5" });
   expect(spec.network.zones).toEqual(["1", "2", "3"]);
 });
+
+const IMAGE = "/subscriptions/s/resourceGroups/g/providers/Microsoft.Compute/images/i";
+test.each<[string, Record<string, unknown>, string]>([
+  ["subscription", { subscription: "x00000000-0000-4000-8000-000000000001" }, "subscription"],
+  ["subscription", { subscription: "00000000-0000-4000-8000-000000000001x" }, "subscription"],
+  ["resourceGroup", { resourceGroup: "rg." }, "resourceGroup"],
+  ["resourceGroup", { resourceGroup: "a b" }, "resourceGroup"],
+  ["vmSize", { groups: groups({ vmSize: "xStandard_D2s_v5" }) }, "groups.masters.vmSize"],
+  ["vmSize", { groups: groups({ vmSize: "Standard_D2s_v5 " }) }, "groups.masters.vmSize"],
+  ["location", { location: "west europe" }, "location"],
+  ["location", { location: "West" }, "location"],
+  ["tag", { tags: { "kubebake:x": "y" } }, "tags.kubebake:x"],
+  ["tag", { tags: { Name: "y" } }, "tags.Name"],
+  ["tag", { tags: { "windows-x": "y" } }, "tags.windows-x"],
+  [
+    "virtualNetwork",
+    { resourceGroup: "rg", network: { virtualNetwork: "-v", subnet: "s1" } },
+    "network.virtualNetwork",
+  ],
+  [
+    "virtualNetwork",
+    { resourceGroup: "rg", network: { virtualNetwork: "v-", subnet: "s1" } },
+    "network.virtualNetwork",
+  ],
+  [
+    "virtualNetwork",
+    { resourceGroup: "rg", network: { virtualNetwork: "v" + "x".repeat(64), subnet: "s1" } },
+    "network.virtualNetwork",
+  ],
+  ["subnet", { resourceGroup: "rg", network: { virtualNetwork: "v1", subnet: "s/1" } }, "network.subnet"],
+  [
+    "subnet",
+    { resourceGroup: "rg", network: { virtualNetwork: "v1", subnet: "s" + "x".repeat(80) } },
+    "network.subnet",
+  ],
+  ["image id", { image: { id: `x${IMAGE}` } }, "image.id"],
+  ["image id", { image: { id: `${IMAGE}/versions/1` } }, "image.id"],
+  ["sshPublicKey", { sshPublicKey: "x ssh-ed25519 AAAA" }, "sshPublicKey"],
+  ["sshPublicKey", { sshPublicKey: "ssh-ed25519 AA AA\nmore" }, "sshPublicKey"],
+  ["sshPublicKey", { sshPublicKey: "ecdsa-sha2-nistpX AAAA" }, "sshPublicKey"],
+  ["tag value", { tags: { team: "x".repeat(257) } }, "tags.team"],
+  ["cidr", { network: { cidr: "10.0.0.0/7" } }, "network.cidr"],
+  ["cidr", { network: { cidr: "10.0.0.0/25" } }, "network.cidr"],
+])("%s: %j is refused", (_, override, field) => {
+  expect(problems(azureClusterYaml(override))).toContain(`${field}:`);
+});
+
+test.each<[string, Record<string, unknown>]>([
+  ["a subscription in capitals", { subscription: "ABCDEF00-0000-4000-8000-000000000001" }],
+  ["a group with dots and brackets", { resourceGroup: "my.rg(1)" }],
+  ["a basic VM size", { groups: groups({ vmSize: "Basic_A1" }) }],
+  ["a location with digits", { location: "westus2" }],
+  ["a one-letter location", { location: "w" }],
+  ["the widest address space", { network: { cidr: "10.0.0.0/8" } }],
+  ["the narrowest address space", { network: { cidr: "10.0.0.0/24" } }],
+  ["an existing network", { resourceGroup: "rg", network: { virtualNetwork: "v.1_x", subnet: "s-1" } }],
+  ["a two-letter network", { resourceGroup: "rg", network: { virtualNetwork: "v1", subnet: "s1" } }],
+  ["an ECDSA key with a comment", { sshPublicKey: "ecdsa-sha2-nistp256 AAAA+/= me@host" }],
+  ["a tag of one's own", { tags: { "my-azure": "x", Names: "y" } }],
+])("%s is accepted", (_, override) => {
+  expect(() => loadCloudSpec(write(azureClusterYaml(override)), "azure")).not.toThrow();
+});
