@@ -6,6 +6,7 @@
  */
 import { formatChange } from "../../src/launch/changes";
 import { LAUNCH_GATE_SECRET, OWNER_TAG } from "../../src/launch/azure/desired";
+import { BUILT_IN_ROLES } from "../fakes/azure/authorization";
 import type { AzureCloud } from "../fakes/azure/cloud";
 import {
   addImage,
@@ -129,4 +130,33 @@ test("members without the model tag are judged by their image and size: not repl
   addImage(cloud, next);
   const rolled = await apply(cloud, writeSpec(azureClusterYaml({ image: { id: next } })));
   expect(rolled.rec.changes.filter((c) => c.kind === "instances")).toHaveLength(5);
+});
+
+test("what each identity may do after an apply: its grants, at their scopes, and nothing more", async () => {
+  const path = writeSpec(azureClusterYaml());
+  await apply(cloud, path);
+  const principal = (name: string) => cloud.msi.all().find((i) => i.name === name)!.principalId;
+  const roles = Object.fromEntries(Object.entries(BUILT_IN_ROLES).map(([name, id]) => [id, name]));
+  const grants = (identity: string) =>
+    cloud.rbac
+      .forPrincipal(principal(`kubebake-demo-${identity}`))
+      .map((a) => `${roles[a.roleDefinitionId.split("/").pop()!]} ${a.scope.split("/").slice(-2).join("/")}`)
+      .sort();
+  expect(grants("minions")).toEqual([
+    "Key Vault Secrets User secrets/pki-bootstrap-token",
+    "Key Vault Secrets User secrets/pki-ca-crt",
+  ]);
+  const masters = grants("masters");
+  expect(masters).toContain("Reader resourceGroups/kubebake-demo");
+  expect(masters).toContain("Key Vault Secrets Officer secrets/launch-ready");
+  expect(masters).toContain("Key Vault Secrets Officer secrets/pki-bootstrap-token");
+  expect(masters).toContain("Key Vault Secrets User secrets/pki-ca-key");
+  expect(masters.filter((g) => /admin/.test(g))).toEqual([]);
+  // Reader on the group, Officer on two secrets, User on the ten a master fetches.
+  expect(masters).toHaveLength(1 + 2 + 10);
+  expect(grants("dns")).toEqual([
+    "Private DNS Zone Contributor privateDnsZones/demo.k8s",
+    "Reader resourceGroups/kubebake-demo",
+    expect.stringMatching(/^Storage Blob Data Owner storageAccounts\/kbdemo[0-9a-f]{10}$/),
+  ]);
 });
