@@ -267,6 +267,11 @@ test("discovery's global names fit Azure's rules and differ between clusters of 
     WEBSITE_RUN_FROM_PACKAGE_BLOB_MI_RESOURCE_ID: "/id",
     AzureWebJobsStorage__credential: "managedidentity",
     AzureWebJobsStorage__clientId: "c-1",
+    AzureWebJobsStorage__accountName: "kbdemo",
+    FUNCTIONS_EXTENSION_VERSION: "~4",
+    FUNCTIONS_WORKER_RUNTIME: "node",
+    AZURE_SUBSCRIPTION_ID: SUBSCRIPTION,
+    DISCOVERY_DOMAIN: "k8s",
     CLUSTER_NAME: "demo",
     HOSTED_ZONE_ID: "/zone",
     AZURE_RESOURCE_GROUP: "kubebake-demo",
@@ -342,7 +347,7 @@ test("the names of a cluster's resources", () => {
   );
 });
 
-test("what discovery listens to, and the host's own settings", () => {
+test("what discovery listens to, and the runtime", () => {
   expect(RESOURCE_GROUPS_TOPIC_TYPE).toBe("Microsoft.Resources.ResourceGroups");
   expect(DISCOVERY_EVENT_TYPES).toEqual([
     "Microsoft.Resources.ResourceWriteSuccess",
@@ -353,20 +358,4 @@ test("what discovery listens to, and the host's own settings", () => {
     "Microsoft.Compute/virtualMachines/delete",
   ]);
   expect(DISCOVERY_LINUX_FX_VERSION).toBe("Node|22");
-  const settings = discoveryAppSettings({
-    spec: specOf(),
-    subscription: SUBSCRIPTION,
-    discoveryDomain: "k8s",
-    zoneId: "/zone",
-    identity: { id: "/id", clientId: "c-1" },
-    storageAccount: "kbdemo",
-    packageUrl: "https://p",
-  });
-  expect(settings).toMatchObject({
-    FUNCTIONS_EXTENSION_VERSION: "~4",
-    FUNCTIONS_WORKER_RUNTIME: "node",
-    AzureWebJobsStorage__accountName: "kbdemo",
-    AZURE_SUBSCRIPTION_ID: SUBSCRIPTION,
-    DISCOVERY_DOMAIN: "k8s",
-  });
 });

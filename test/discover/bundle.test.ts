@@ -2,6 +2,7 @@ import { mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { unzipSync } from "fflate";
 import { repoRoot } from "../helpers";
+import { rebundled } from "./rebundle";
 
 // global-setup builds dist/ (the CLI and this bundle) before the tests.
 const bundle = join(repoRoot, "dist", "lambdas", "dns-discovery.zip");
@@ -28,15 +29,5 @@ test("the discovery bundle is one small index.js that loads and exports the hand
 });
 
 test("the bundle is reproducible: building twice gives the same bytes (and so the same CodeSha256)", () => {
-  const { spawnSync } = require("node:child_process") as typeof import("node:child_process");
-  // Bundled again into memory (not over dist/, which other tests are using), in another time zone.
-  const script =
-    "import('./scripts/bundle-lambda.mjs').then(async (m) => process.stdout.write(Buffer.from(await m.bundleDiscovery()).toString('base64')))";
-  const result = spawnSync("node", ["-e", script], {
-    cwd: repoRoot,
-    encoding: "utf8",
-    env: { ...process.env, TZ: "Pacific/Auckland" },
-  });
-  expect(result.status).toBe(0);
-  expect(Buffer.from(result.stdout, "base64").equals(readFileSync(bundle))).toBe(true);
+  expect(rebundled("bundleDiscovery").equals(readFileSync(bundle))).toBe(true);
 });
