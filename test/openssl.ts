@@ -21,6 +21,8 @@ export interface Signed {
   sans?: string;
   /** the issuer's address (Authority Information Access, "CA Issuers"), if any */
   aia?: string;
+  /** an intermediate CA's certificate (basic constraints and key usage) instead of a leaf's usage */
+  isCa?: boolean;
 }
 
 /** A P-256 key and a certificate request for it: `${name}.key` and `${name}.csr` in `dir`. */
@@ -50,12 +52,15 @@ export function certificateRequest(dir: string, name: string, subject: string, s
 export function signCertificate(
   dir: string,
   name: string,
-  { subject, ca, usage = "clientAuth", sans, aia }: Signed,
+  { subject, ca, usage = "clientAuth", sans, aia, isCa }: Signed,
 ) {
   certificateRequest(dir, name, subject);
+  const role = isCa
+    ? "basicConstraints=critical,CA:true\nkeyUsage=critical,keyCertSign,cRLSign\n"
+    : `extendedKeyUsage=${usage}\n`;
   writeFileSync(
     join(dir, `${name}.ext`),
-    `extendedKeyUsage=${usage}\n${sans ? `subjectAltName=${sans}\n` : ""}${aia ? `authorityInfoAccess=caIssuers;URI:${aia}\n` : ""}`,
+    `${role}${sans ? `subjectAltName=${sans}\n` : ""}${aia ? `authorityInfoAccess=caIssuers;URI:${aia}\n` : ""}`,
   );
   openssl(
     [

@@ -21,7 +21,7 @@ import { installKeyVault, KEYVAULT_SPECS } from "./fakes/azure/keyvault";
 import { localCertificate } from "./fakes/azure/tls";
 import { GoogleApiFake, googleError } from "./fakes/gcp/fake";
 import { repoRoot, tempDir } from "./helpers";
-import { certificateRequest, openssl, signCertificate } from "./openssl";
+import { openssl, signCertificate } from "./openssl";
 
 // Each cloud provider's node-side script, run against a local fake of its metadata and secret services.
 const work = tempDir("providers");
@@ -563,28 +563,7 @@ function azureCa(name: string, subject: string, issuer?: string, aia?: string) {
     );
     return;
   }
-  certificateRequest(azure.pki, name, subject);
-  writeFileSync(
-    join(azure.pki, `${name}.ext`),
-    `basicConstraints=critical,CA:true\nkeyUsage=critical,keyCertSign,cRLSign\n${aia ? `authorityInfoAccess=caIssuers;URI:${aia}\n` : ""}`,
-  );
-  openssl(
-    [
-      ...[
-        "x509",
-        "-req",
-        "-in",
-        `${name}.csr`,
-        "-CA",
-        `${issuer}.crt`,
-        "-CAkey",
-        `${issuer}.key`,
-        "-CAcreateserial",
-      ],
-      ...["-days", "2", "-sha256", "-extfile", `${name}.ext`, "-out", `${name}.crt`],
-    ],
-    azure.pki,
-  );
+  signCertificate(azure.pki, name, { subject, ca: issuer, aia, isCa: true });
 }
 
 /** Microsoft's PKI, played here: what a master trusts, IMDS's signer, and impostors. */
